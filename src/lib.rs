@@ -1,0 +1,9 @@
+//! mfa-proxy: a RADIUS second-factor authentication proxy.
+//!
+//! The layout follows the design (`ARCHITECTURE.md`): [`radius`] is the wire,
+//! [`engine`] the sans-IO core, [`io`] the tokio shell that moves bytes,
+//! [`config`] the `proxy.toml` contract.
+
+#![forbid(unsafe_code)]
+
+pub mod radius;
