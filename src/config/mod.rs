@@ -1,0 +1,991 @@
+//! `proxy.toml`: the contract administrators edit.
+//!
+//! Parsing is two steps. Serde reads the file into raw structs with
+//! `deny_unknown_fields`, keeping addresses and durations as text; then
+//! [`validate`] turns them into typed values and, on the first problem, names
+//! the key (`upstream[1].timeout`) and says what is wrong. Secret values never
+//! appear in an error, even when the file is malformed around them.
+
+mod secret;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub use secret::Secret;
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub server: Server,
+    pub proxy: Proxy,
+    pub clients: Vec<Client>,
+    pub upstreams: Vec<Upstream>,
+    /// Things that work but that an administrator should hear about.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub name: String,
+    pub auth_listen: Vec<SocketAddr>,
+    pub acct_listen: Vec<SocketAddr>,
+    /// A FreeRADIUS-format dictionary to load instead of the built-in one.
+    pub dictionary: Option<PathBuf>,
+}
+
+/// How the next upstream is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Always the first live upstream in file order.
+    Failover,
+    /// Live upstreams in turn.
+    RoundRobin,
+}
+
+/// What the NAS hears when no upstream answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Nothing, so the NAS fails over to its next RADIUS server.
+    Drop,
+    /// An Access-Reject (accounting is never answered without an upstream).
+    Reject,
+}
+
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    pub selection: Selection,
+    pub when_all_down: WhenAllDown,
+    pub dedup_window: Duration,
+    pub dedup_max_entries: usize,
+    pub upstream_sockets: u16,
+    pub check_interval: Duration,
+    pub dead_after: u32,
+    pub alive_after: u32,
+    pub revive_after: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub name: String,
+    pub network: IpNet,
+    pub secret: Secret,
+    pub require_message_authenticator: bool,
+}
+
+/// How an upstream's health is probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// RFC 5997 Status-Server probes.
+    StatusServer,
+    /// No probes (Microsoft NPS does not answer Status-Server): a dead
+    /// upstream is tried again after `revive_after`.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub address: SocketAddr,
+    pub acct_address: Option<SocketAddr>,
+    pub secret: Secret,
+    pub timeout: Duration,
+    pub retries: u8,
+    pub require_message_authenticator: bool,
+    pub health_check: HealthCheck,
+}
+
+/// A configuration problem. Every variant names where it is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("`{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+// ---- raw, as written -------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    proxy: RawProxy,
+    #[serde(default)]
+    client: Vec<RawClient>,
+    #[serde(default)]
+    upstream: Vec<RawUpstream>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_name")]
+    name: String,
+    #[serde(default)]
+    auth_listen: Vec<String>,
+    #[serde(default)]
+    acct_listen: Vec<String>,
+    dictionary: Option<PathBuf>,
+}
+
+fn default_name() -> String {
+    "mfa-proxy".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    #[serde(default = "d_selection")]
+    selection: String,
+    #[serde(default = "d_when_all_down")]
+    when_all_down: String,
+    #[serde(default = "d_dedup_window")]
+    dedup_window: String,
+    #[serde(default = "d_dedup_max")]
+    dedup_max_entries: u64,
+    #[serde(default = "d_sockets")]
+    upstream_sockets: u64,
+    #[serde(default = "d_check_interval")]
+    check_interval: String,
+    #[serde(default = "d_dead_after")]
+    dead_after: u64,
+    #[serde(default = "d_alive_after")]
+    alive_after: u64,
+    #[serde(default = "d_revive_after")]
+    revive_after: String,
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        RawProxy {
+            selection: d_selection(),
+            when_all_down: d_when_all_down(),
+            dedup_window: d_dedup_window(),
+            dedup_max_entries: d_dedup_max(),
+            upstream_sockets: d_sockets(),
+            check_interval: d_check_interval(),
+            dead_after: d_dead_after(),
+            alive_after: d_alive_after(),
+            revive_after: d_revive_after(),
+        }
+    }
+}
+
+fn d_selection() -> String {
+    "failover".into()
+}
+fn d_when_all_down() -> String {
+    "drop".into()
+}
+fn d_dedup_window() -> String {
+    "30s".into()
+}
+fn d_dedup_max() -> u64 {
+    100_000
+}
+fn d_sockets() -> u64 {
+    8
+}
+fn d_check_interval() -> String {
+    "10s".into()
+}
+fn d_dead_after() -> u64 {
+    3
+}
+fn d_alive_after() -> u64 {
+    2
+}
+fn d_revive_after() -> String {
+    "60s".into()
+}
+fn d_true() -> bool {
+    true
+}
+fn d_timeout() -> String {
+    "3s".into()
+}
+fn d_retries() -> u64 {
+    2
+}
+fn d_health() -> String {
+    "status-server".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    name: Option<String>,
+    address: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    #[serde(default = "d_true")]
+    require_message_authenticator: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    name: Option<String>,
+    address: Option<String>,
+    acct_address: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    #[serde(default = "d_timeout")]
+    timeout: String,
+    #[serde(default = "d_retries")]
+    retries: u64,
+    #[serde(default = "d_true")]
+    require_message_authenticator: bool,
+    #[serde(default = "d_health")]
+    health_check: String,
+}
+
+/// The three ways to give a secret; exactly one must be used.
+struct RawSecret {
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+}
+
+// ---- loading -----------------------------------------------------------------
+
+/// Keys whose values must never be echoed back in an error.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.trim().trim_matches('"');
+    k == "secret" || k == "key" || k.ends_with("_secret") || k.ends_with("password")
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative `secret_file`
+    /// paths are resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` names it in errors and anchors
+    /// relative paths.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(&e, text, path))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        validate(raw, base, &|name| std::env::var(name).ok())
+    }
+
+    /// A summary for `mfa-proxy check`: listeners, clients and upstreams,
+    /// never a secret.
+    pub fn summary(&self) -> Summary<'_> {
+        Summary(self)
+    }
+}
+
+fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
+    let line = e.span().map_or(0, |s| {
+        text[..s.start.min(text.len())].matches('\n').count() + 1
+    });
+    let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let key = line_text.split('=').next().unwrap_or("");
+    let message = if line_text.contains('=') && is_secret_key(key) {
+        // The parser's message may quote the value: say only what to do.
+        format!("`{}` must be a quoted string", key.trim())
+    } else {
+        e.message().to_owned()
+    };
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
+}
+
+type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+    let mut warnings = Vec::new();
+    let server = validate_server(raw.server)?;
+    let proxy = validate_proxy(raw.proxy)?;
+
+    if raw.client.is_empty() {
+        return Err(invalid(
+            "client",
+            "at least one [[client]] is needed: no NAS could talk to the proxy",
+        ));
+    }
+    let mut clients: Vec<Client> = Vec::new();
+    for (i, c) in raw.client.into_iter().enumerate() {
+        let key = format!("client[{i}]");
+        let name = required_name(c.name, &key)?;
+        if clients.iter().any(|o| o.name == name) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("\"{name}\" is used by another client"),
+            ));
+        }
+        let addr = c.address.ok_or_else(|| {
+            invalid(
+                format!("{key}.address"),
+                "missing: give an IP address or CIDR range",
+            )
+        })?;
+        let network = parse_network(&addr).map_err(|p| invalid(format!("{key}.address"), p))?;
+        if let Some(o) = clients.iter().find(|o| o.network == network) {
+            return Err(invalid(
+                format!("{key}.address"),
+                format!("{network} is already the address of client \"{}\"", o.name),
+            ));
+        }
+        let secret = resolve_secret(
+            RawSecret {
+                secret: c.secret,
+                secret_file: c.secret_file,
+                secret_env: c.secret_env,
+            },
+            &key,
+            base,
+            env,
+        )?;
+        if secret.len() < 16 {
+            warnings.push(format!(
+                "{key} (\"{name}\"): the shared secret is shorter than 16 characters; use a long random secret (RFC 2865 §3)"
+            ));
+        }
+        if !c.require_message_authenticator {
+            warnings.push(format!(
+                "{key} (\"{name}\"): require_message_authenticator = false leaves this NAS open to BlastRADIUS (CVE-2024-3596); enable it once the NAS signs its requests"
+            ));
+        }
+        clients.push(Client {
+            name,
+            network,
+            secret,
+            require_message_authenticator: c.require_message_authenticator,
+        });
+    }
+
+    if raw.upstream.is_empty() {
+        return Err(invalid(
+            "upstream",
+            "at least one [[upstream]] is needed: the first factor goes there",
+        ));
+    }
+    let mut upstreams: Vec<Upstream> = Vec::new();
+    for (i, u) in raw.upstream.into_iter().enumerate() {
+        let key = format!("upstream[{i}]");
+        let name = required_name(u.name, &key)?;
+        if upstreams.iter().any(|o| o.name == name) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("\"{name}\" is used by another upstream"),
+            ));
+        }
+        let a = u.address.ok_or_else(|| {
+            invalid(
+                format!("{key}.address"),
+                "missing: give IP:port, e.g. \"10.0.0.5:1812\"",
+            )
+        })?;
+        let address =
+            parse_upstream_addr(&a, 1812).map_err(|p| invalid(format!("{key}.address"), p))?;
+        let acct_address = u
+            .acct_address
+            .map(|a| {
+                parse_upstream_addr(&a, 1813).map_err(|p| invalid(format!("{key}.acct_address"), p))
+            })
+            .transpose()?;
+        for other in &upstreams {
+            if other.address == address {
+                return Err(invalid(
+                    format!("{key}.address"),
+                    format!(
+                        "{address} is already the address of upstream \"{}\"",
+                        other.name
+                    ),
+                ));
+            }
+        }
+        let timeout = parse_duration(
+            &u.timeout,
+            &format!("{key}.timeout"),
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        )?;
+        let retries = bounded(u.retries, &format!("{key}.retries"), 0, 10)? as u8;
+        let health_check = match u.health_check.as_str() {
+            "status-server" => HealthCheck::StatusServer,
+            "none" => HealthCheck::None,
+            other => {
+                return Err(invalid(
+                    format!("{key}.health_check"),
+                    format!("\"{other}\" is not one of \"status-server\", \"none\""),
+                ));
+            }
+        };
+        let secret = resolve_secret(
+            RawSecret {
+                secret: u.secret,
+                secret_file: u.secret_file,
+                secret_env: u.secret_env,
+            },
+            &key,
+            base,
+            env,
+        )?;
+        if !u.require_message_authenticator {
+            warnings.push(format!(
+                "{key} (\"{name}\"): require_message_authenticator = false accepts unsigned replies (BlastRADIUS, CVE-2024-3596); enable it once the server is patched"
+            ));
+        }
+        upstreams.push(Upstream {
+            name,
+            address,
+            acct_address,
+            secret,
+            timeout,
+            retries,
+            require_message_authenticator: u.require_message_authenticator,
+            health_check,
+        });
+    }
+    if !server.acct_listen.is_empty() && upstreams.iter().all(|u| u.acct_address.is_none()) {
+        warnings.push(
+            "server.acct_listen is set but no [[upstream]] has an acct_address: accounting requests will be dropped".to_owned(),
+        );
+    }
+    Ok(Config {
+        server,
+        proxy,
+        clients,
+        upstreams,
+        warnings,
+    })
+}
+
+fn validate_server(s: RawServer) -> Result<Server, ConfigError> {
+    if s.name.trim().is_empty() {
+        return Err(invalid("server.name", "must not be empty"));
+    }
+    if s.auth_listen.is_empty() {
+        return Err(invalid(
+            "server.auth_listen",
+            "at least one address is needed, e.g. [\"0.0.0.0:1812\"]",
+        ));
+    }
+    let mut seen = Vec::new();
+    let mut parse_all = |key: &str, list: Vec<String>| -> Result<Vec<SocketAddr>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, a) in list.iter().enumerate() {
+            let k = format!("{key}[{i}]");
+            let addr: SocketAddr = a.parse().map_err(|_| {
+                invalid(
+                    &k,
+                    format!("\"{a}\" is not IP:port, e.g. \"0.0.0.0:1812\" or \"[::]:1812\""),
+                )
+            })?;
+            if seen.contains(&addr) {
+                return Err(invalid(&k, format!("{addr} is listed twice")));
+            }
+            seen.push(addr);
+            out.push(addr);
+        }
+        Ok(out)
+    };
+    let auth_listen = parse_all("server.auth_listen", s.auth_listen)?;
+    let acct_listen = parse_all("server.acct_listen", s.acct_listen)?;
+    Ok(Server {
+        name: s.name,
+        auth_listen,
+        acct_listen,
+        dictionary: s.dictionary,
+    })
+}
+
+fn validate_proxy(p: RawProxy) -> Result<Proxy, ConfigError> {
+    let selection = match p.selection.as_str() {
+        "failover" => Selection::Failover,
+        "round-robin" => Selection::RoundRobin,
+        other => {
+            return Err(invalid(
+                "proxy.selection",
+                format!("\"{other}\" is not one of \"failover\", \"round-robin\""),
+            ));
+        }
+    };
+    let when_all_down = match p.when_all_down.as_str() {
+        "drop" => WhenAllDown::Drop,
+        "reject" => WhenAllDown::Reject,
+        other => {
+            return Err(invalid(
+                "proxy.when_all_down",
+                format!("\"{other}\" is not one of \"drop\", \"reject\""),
+            ));
+        }
+    };
+    Ok(Proxy {
+        selection,
+        when_all_down,
+        dedup_window: parse_duration(
+            &p.dedup_window,
+            "proxy.dedup_window",
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        )?,
+        dedup_max_entries: bounded(
+            p.dedup_max_entries,
+            "proxy.dedup_max_entries",
+            16,
+            10_000_000,
+        )? as usize,
+        upstream_sockets: bounded(p.upstream_sockets, "proxy.upstream_sockets", 1, 64)? as u16,
+        check_interval: parse_duration(
+            &p.check_interval,
+            "proxy.check_interval",
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )?,
+        dead_after: bounded(p.dead_after, "proxy.dead_after", 1, 100)? as u32,
+        alive_after: bounded(p.alive_after, "proxy.alive_after", 1, 100)? as u32,
+        revive_after: parse_duration(
+            &p.revive_after,
+            "proxy.revive_after",
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )?,
+    })
+}
+
+fn required_name(name: Option<String>, key: &str) -> Result<String, ConfigError> {
+    match name {
+        Some(n) if !n.trim().is_empty() => Ok(n),
+        Some(_) => Err(invalid(format!("{key}.name"), "must not be empty")),
+        None => Err(invalid(
+            format!("{key}.name"),
+            "missing: every entry needs a name for logs",
+        )),
+    }
+}
+
+fn bounded(v: u64, key: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(invalid(key, format!("{v} is outside {min}..={max}")))
+    }
+}
+
+/// Parses `"30s"`, `"1500ms"`, `"2m"` and checks the bounds.
+pub fn parse_duration(
+    s: &str,
+    key: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(s.trim()).map_err(|_| {
+        invalid(
+            key,
+            format!(
+                "\"{s}\" is not a duration; write a number and a unit, e.g. \"30s\" or \"500ms\""
+            ),
+        )
+    })?;
+    if d < min || d > max {
+        return Err(invalid(
+            key,
+            format!(
+                "{} is outside {}..={}",
+                humantime::format_duration(d),
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_network(s: &str) -> Result<IpNet, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip.to_canonical()));
+    }
+    let net: IpNet = s.parse().map_err(|_| {
+        format!("\"{s}\" is not an IP address or CIDR range, e.g. \"10.0.0.1\" or \"10.0.0.0/24\"")
+    })?;
+    if net.trunc() != net {
+        return Err(format!(
+            "\"{s}\" has host bits set; did you mean \"{}\"?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+fn parse_upstream_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        if a.port() == 0 {
+            return Err(format!("\"{s}\" has port 0"));
+        }
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    Err(format!(
+        "\"{s}\" is not IP:port, e.g. \"10.0.0.5:{default_port}\" (host names are not resolved, so a DNS failure cannot stop logins)"
+    ))
+}
+
+fn resolve_secret(
+    raw: RawSecret,
+    key: &str,
+    base: &Path,
+    env: EnvLookup<'_>,
+) -> Result<Secret, ConfigError> {
+    let secret = match (raw.secret, raw.secret_file, raw.secret_env) {
+        (Some(s), None, None) => Secret::new(s.into_bytes()),
+        (None, Some(f), None) => {
+            let path = if f.is_absolute() { f } else { base.join(f) };
+            let text = std::fs::read(&path).map_err(|e| {
+                invalid(
+                    format!("{key}.secret_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let trimmed = text
+                .strip_suffix(b"\r\n")
+                .or_else(|| text.strip_suffix(b"\n"))
+                .unwrap_or(&text);
+            Secret::new(trimmed.to_vec())
+        }
+        (None, None, Some(var)) => {
+            let v = env(&var).ok_or_else(|| {
+                invalid(
+                    format!("{key}.secret_env"),
+                    format!("environment variable {var} is not set"),
+                )
+            })?;
+            Secret::new(v.into_bytes())
+        }
+        (None, None, None) => {
+            return Err(invalid(
+                format!("{key}.secret"),
+                "missing: give secret, secret_file or secret_env",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                format!("{key}.secret"),
+                "give exactly one of secret, secret_file, secret_env",
+            ));
+        }
+    };
+    if secret.is_empty() {
+        return Err(invalid(format!("{key}.secret"), "must not be empty"));
+    }
+    Ok(secret)
+}
+
+/// See [`Config::summary`].
+#[derive(Debug)]
+pub struct Summary<'a>(&'a Config);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        writeln!(f, "server \"{}\"", c.server.name)?;
+        for a in &c.server.auth_listen {
+            writeln!(f, "  listen auth {a}")?;
+        }
+        for a in &c.server.acct_listen {
+            writeln!(f, "  listen acct {a}")?;
+        }
+        writeln!(
+            f,
+            "proxy: {:?} selection, when all upstreams are down: {:?}, duplicate window {}",
+            c.proxy.selection,
+            c.proxy.when_all_down,
+            humantime::format_duration(c.proxy.dedup_window)
+        )?;
+        writeln!(f, "clients ({}):", c.clients.len())?;
+        for cl in &c.clients {
+            writeln!(
+                f,
+                "  {:<16} {:<20} message-authenticator {}",
+                cl.name,
+                cl.network.to_string(),
+                if cl.require_message_authenticator {
+                    "required"
+                } else {
+                    "optional"
+                }
+            )?;
+        }
+        writeln!(f, "upstreams ({}):", c.upstreams.len())?;
+        for u in &c.upstreams {
+            let acct = u.acct_address.map_or("-".to_owned(), |a| a.to_string());
+            writeln!(
+                f,
+                "  {:<16} auth {:<22} acct {:<22} timeout {} retries {} health {:?}",
+                u.name,
+                u.address.to_string(),
+                acct,
+                humantime::format_duration(u.timeout),
+                u.retries,
+                u.health_check
+            )?;
+        }
+        for w in &c.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+name = "t"
+auth_listen = ["127.0.0.1:1812", "[::1]:1812"]
+acct_listen = ["127.0.0.1:1813"]
+
+[[client]]
+name = "vpn"
+address = "10.1.0.0/16"
+secret = "a-long-shared-secret-xyz"
+
+[[upstream]]
+name = "nps1"
+address = "10.0.0.5:1812"
+acct_address = "10.0.0.5:1813"
+secret = "upstream-secret-is-long"
+timeout = "2s"
+retries = 1
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn parses_and_defaults() {
+        let c = load(GOOD).expect("valid");
+        assert_eq!(c.server.auth_listen.len(), 2);
+        assert_eq!(c.clients[0].network.to_string(), "10.1.0.0/16");
+        assert!(c.clients[0].require_message_authenticator);
+        assert_eq!(c.upstreams[0].timeout, Duration::from_secs(2));
+        assert_eq!(c.upstreams[0].health_check, HealthCheck::StatusServer);
+        assert_eq!(c.proxy.selection, Selection::Failover);
+        assert_eq!(c.proxy.dedup_window, Duration::from_secs(30));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    fn expect_err(text: &str, key: &str, words: &str) {
+        let e = load(text).expect_err("must fail").to_string();
+        assert!(
+            e.contains(key) && e.contains(words),
+            "wanted `{key}` and {words:?} in: {e}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        expect_err(
+            &GOOD.replace("timeout = \"2s\"", "timeout = \"2 parsecs\""),
+            "upstream[0].timeout",
+            "not a duration",
+        );
+        expect_err(
+            &GOOD.replace("timeout = \"2s\"", "timeout = \"90s\""),
+            "upstream[0].timeout",
+            "outside",
+        );
+        expect_err(
+            &GOOD.replace("retries = 1", "retries = 11"),
+            "upstream[0].retries",
+            "outside 0..=10",
+        );
+        expect_err(
+            &GOOD.replace("10.1.0.0/16", "10.1.0.1/16"),
+            "client[0].address",
+            "host bits",
+        );
+        expect_err(
+            &GOOD.replace("10.1.0.0/16", "vpn.example"),
+            "client[0].address",
+            "not an IP",
+        );
+        expect_err(
+            &GOOD.replace("10.0.0.5:1812\"", "nps.example:1812\""),
+            "upstream[0].address",
+            "not IP:port",
+        );
+        expect_err(
+            &GOOD.replace("\"127.0.0.1:1813\"", "\"127.0.0.1:1812\""),
+            "server.acct_listen[0]",
+            "twice",
+        );
+        expect_err(
+            &GOOD.replace("name = \"vpn\"\n", ""),
+            "client[0].name",
+            "missing",
+        );
+        expect_err(
+            &GOOD.replace("secret = \"a-long-shared-secret-xyz\"", ""),
+            "client[0].secret",
+            "missing",
+        );
+        expect_err(
+            &GOOD.replace(
+                "secret = \"a-long-shared-secret-xyz\"",
+                "secret = \"x\"\nsecret_env = \"X\"",
+            ),
+            "client[0].secret",
+            "exactly one",
+        );
+        expect_err(
+            &GOOD.replace("secret = \"a-long-shared-secret-xyz\"", "secret = \"\""),
+            "client[0].secret",
+            "empty",
+        );
+        expect_err(
+            &GOOD.replace(
+                "secret = \"a-long-shared-secret-xyz\"",
+                "secret_env = \"MFA_TEST_UNSET_VAR\"",
+            ),
+            "client[0].secret_env",
+            "not set",
+        );
+        expect_err(
+            &GOOD.replace(
+                "secret = \"a-long-shared-secret-xyz\"",
+                "secret_file = \"/nonexistent/x\"",
+            ),
+            "client[0].secret_file",
+            "cannot read",
+        );
+        expect_err(
+            &format!("{GOOD}\n[proxy]\nselection = \"random\"\n"),
+            "proxy.selection",
+            "not one of",
+        );
+        expect_err(
+            &format!("{GOOD}\n[proxy]\nupstream_sockets = 0\n"),
+            "proxy.upstream_sockets",
+            "outside",
+        );
+        expect_err(
+            &GOOD.replace("retries = 1", "health_check = \"ping\""),
+            "upstream[0].health_check",
+            "not one of",
+        );
+        let two_clients = format!(
+            "{GOOD}\n[[client]]\nname = \"vpn2\"\naddress = \"10.1.0.0/16\"\nsecret = \"s\"\n"
+        );
+        expect_err(
+            &two_clients,
+            "client[1].address",
+            "already the address of client \"vpn\"",
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_give_the_line() {
+        let e = load(&GOOD.replace("retries = 1", "retrys = 1"))
+            .expect_err("unknown")
+            .to_string();
+        assert!(e.contains("test.toml, line") && e.contains("retrys"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        // An unquoted secret is a syntax error on a line that holds it.
+        let text = GOOD.replace("\"a-long-shared-secret-xyz\"", "a-long-shared-secret-xyz");
+        let e = load(&text).expect_err("syntax").to_string();
+        assert!(!e.contains("a-long-shared-secret-xyz"), "{e}");
+        assert!(e.contains("quoted string"), "{e}");
+        let text = GOOD.replace("\"a-long-shared-secret-xyz\"", "123456789");
+        let e = load(&text).expect_err("type").to_string();
+        assert!(!e.contains("123456789"), "{e}");
+        // And never in Debug or the summary.
+        let c = load(GOOD).expect("valid");
+        let all = format!("{c:?}\n{}", c.summary());
+        assert!(
+            !all.contains("a-long-shared-secret-xyz") && !all.contains("upstream-secret-is-long")
+        );
+    }
+
+    #[test]
+    fn secret_sources() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("s.txt"), "from-a-file-secret\n").expect("write");
+        let text = GOOD.replace(
+            "secret = \"a-long-shared-secret-xyz\"",
+            "secret_file = \"s.txt\"",
+        );
+        let c = Config::from_toml(&text, &dir.path().join("proxy.toml")).expect("valid");
+        assert_eq!(c.clients[0].secret.expose(), b"from-a-file-secret");
+        let raw: RawConfig = toml::from_str(&GOOD.replace(
+            "secret = \"a-long-shared-secret-xyz\"",
+            "secret_env = \"S\"",
+        ))
+        .expect("toml");
+        let c = validate(raw, Path::new("."), &|v| {
+            (v == "S").then(|| "env-secret".to_owned())
+        })
+        .expect("valid");
+        assert_eq!(c.clients[0].secret.expose(), b"env-secret");
+    }
+
+    #[test]
+    fn warnings_for_weak_settings() {
+        let text = GOOD.replace("a-long-shared-secret-xyz", "short").replace(
+            "retries = 1",
+            "retries = 1\nrequire_message_authenticator = false",
+        );
+        let c = load(&text).expect("valid");
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("shorter than 16")));
+        assert!(c.warnings.iter().any(|w| w.contains("BlastRADIUS")));
+    }
+
+    #[test]
+    fn every_shipped_config_file_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let c = Config::load(&root.join("proxy.toml")).expect("shipped proxy.toml is valid");
+        assert!(!c.clients.is_empty());
+    }
+
+    #[test]
+    fn ipv4_mapped_client_addresses_are_canonical() {
+        let c = load(&GOOD.replace("10.1.0.0/16", "::ffff:10.1.2.3")).expect("valid");
+        assert_eq!(c.clients[0].network.to_string(), "10.1.2.3/32");
+    }
+}
