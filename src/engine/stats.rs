@@ -1,0 +1,130 @@
+//! Counters. Every drop has a reason and every reason a counter, so an
+//! administrator can tell a wrong secret from a flood from a dead upstream.
+
+use std::fmt;
+
+macro_rules! counters {
+    ($($variant:ident => $name:literal,)*) => {
+        /// One thing the engine counts.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Counter { $($variant,)* }
+
+        impl Counter {
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
+
+            /// A stable snake_case name, for logs and metrics.
+            pub fn name(self) -> &'static str {
+                match self { $(Counter::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+counters! {
+    // From NAS clients.
+    RequestsReceived => "requests_received",
+    AccessRequests => "access_requests",
+    AccountingRequests => "accounting_requests",
+    StatusServerAnswered => "status_server_answered",
+    DuplicateResent => "duplicate_resent",
+    DropUnknownClient => "drop_unknown_client",
+    DropMalformed => "drop_malformed",
+    DropOversized => "drop_oversized",
+    DropUnexpectedCode => "drop_unexpected_code",
+    DropMissingMessageAuthenticator => "drop_missing_message_authenticator",
+    DropBadMessageAuthenticator => "drop_bad_message_authenticator",
+    DropBlastRadiusProxyState => "drop_blastradius_proxy_state",
+    DropBadRequestAuthenticator => "drop_bad_request_authenticator",
+    DropBadUserPassword => "drop_bad_user_password",
+    DropDuplicateInFlight => "drop_duplicate_in_flight",
+    DropDedupFull => "drop_dedup_full",
+    DropNoUpstream => "drop_no_upstream",
+    DropIdsExhausted => "drop_ids_exhausted",
+    DropTooLargeToForward => "drop_too_large_to_forward",
+    RejectAllUpstreamsDown => "reject_all_upstreams_down",
+    // To and from upstreams.
+    UpstreamRequests => "upstream_requests",
+    UpstreamRetransmits => "upstream_retransmits",
+    UpstreamTimeouts => "upstream_timeouts",
+    UpstreamFailovers => "upstream_failovers",
+    UpstreamProbes => "upstream_probes",
+    UpstreamReplies => "upstream_replies",
+    UpstreamDropUnknownSource => "upstream_drop_unknown_source",
+    UpstreamDropMalformed => "upstream_drop_malformed",
+    UpstreamDropUnmatched => "upstream_drop_unmatched",
+    UpstreamDropUnexpectedCode => "upstream_drop_unexpected_code",
+    UpstreamDropBadAuthenticator => "upstream_drop_bad_authenticator",
+    UpstreamDropMissingMessageAuthenticator => "upstream_drop_missing_message_authenticator",
+    UpstreamDropBadMessageAuthenticator => "upstream_drop_bad_message_authenticator",
+    UpstreamDropProxyStateMismatch => "upstream_drop_proxy_state_mismatch",
+    UpstreamDropBadEncryptedAttribute => "upstream_drop_bad_encrypted_attribute",
+    UpstreamDropReplyTooLarge => "upstream_drop_reply_too_large",
+    // To NAS clients.
+    RepliesAccept => "replies_accept",
+    RepliesReject => "replies_reject",
+    RepliesChallenge => "replies_challenge",
+    RepliesAccounting => "replies_accounting",
+}
+
+/// Per-upstream figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamStats {
+    pub requests: u64,
+    pub replies: u64,
+    pub timeouts: u64,
+    pub alive: bool,
+    /// Sum and count of round-trip times, in microseconds, of first tries.
+    pub rtt_sum_us: u64,
+    pub rtt_count: u64,
+}
+
+/// All counters of one engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    counts: Vec<u64>,
+    pub upstreams: Vec<UpstreamStats>,
+}
+
+impl Stats {
+    pub(crate) fn new(upstreams: usize) -> Stats {
+        Stats {
+            counts: vec![0; Counter::ALL.len()],
+            upstreams: vec![
+                UpstreamStats {
+                    alive: true,
+                    ..UpstreamStats::default()
+                };
+                upstreams
+            ],
+        }
+    }
+
+    pub(crate) fn inc(&mut self, c: Counter) {
+        self.counts[c as usize] += 1;
+    }
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counts[c as usize]
+    }
+
+    /// Every counter with its name, in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
+        Counter::ALL.iter().map(|&c| (c, self.get(c)))
+    }
+}
+
+impl fmt::Display for Stats {
+    /// The non-zero counters, `name=value` separated by spaces.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (c, v) in self.iter().filter(|(_, v)| *v > 0) {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            write!(f, "{}={v}", c.name())?;
+        }
+        Ok(())
+    }
+}
