@@ -8,4 +8,5 @@
 
 pub mod config;
 pub mod engine;
+pub mod io;
 pub mod radius;

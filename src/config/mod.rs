@@ -509,7 +509,7 @@ fn validate_server(s: RawServer) -> Result<Server, ConfigError> {
                     format!("\"{a}\" is not IP:port, e.g. \"0.0.0.0:1812\" or \"[::]:1812\""),
                 )
             })?;
-            if seen.contains(&addr) {
+            if addr.port() != 0 && seen.contains(&addr) {
                 return Err(invalid(&k, format!("{addr} is listed twice")));
             }
             seen.push(addr);

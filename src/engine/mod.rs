@@ -733,9 +733,16 @@ impl Engine {
             warn!(upstream = %up.name, "reply with a bad Response Authenticator: wrong shared secret or forged");
             return self.stats.inc(Counter::UpstreamDropBadAuthenticator);
         }
+        // An Accounting-Response to an Accounting-Request is signed over a
+        // zero authenticator; every other response over the request's.
+        let ma_auth = if p.code() == Code::ACCOUNTING_RESPONSE && pending.nas.is_some() {
+            [0; AUTH_LEN]
+        } else {
+            pending.auth
+        };
         match p.message_authenticator_offset() {
             Some(off) => {
-                if !crypto::verify_message_authenticator(p.as_bytes(), off, &pending.auth, secret) {
+                if !crypto::verify_message_authenticator(p.as_bytes(), off, &ma_auth, secret) {
                     return self.stats.inc(Counter::UpstreamDropBadMessageAuthenticator);
                 }
             }
@@ -811,7 +818,11 @@ impl Engine {
         let built = (|| -> Result<Vec<u8>, RewriteError> {
             b.push_message_authenticator()?;
             rw.copy(p, &mut b, ours)?;
-            Ok(b.finish_response(client.secret.expose(), req.authenticator()))
+            Ok(if p.code() == Code::ACCOUNTING_RESPONSE {
+                b.finish_accounting_response(client.secret.expose(), req.authenticator())
+            } else {
+                b.finish_response(client.secret.expose(), req.authenticator())
+            })
         })();
         let reply: Arc<[u8]> = match built {
             Ok(v) => v.into(),

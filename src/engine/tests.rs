@@ -143,7 +143,11 @@ fn answer(t: &Transmit, code: Code, attrs: &[(u8, Vec<u8>)]) -> Vec<u8> {
     for ps in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
         b.push_raw(ps.raw(&p)).expect("fits");
     }
-    b.finish_response(UP_SECRET, p.authenticator())
+    if code == Code::ACCOUNTING_RESPONSE && p.code() == Code::ACCOUNTING_REQUEST {
+        b.finish_accounting_response(UP_SECRET, p.authenticator())
+    } else {
+        b.finish_response(UP_SECRET, p.authenticator())
+    }
 }
 
 fn upstream_index(t: &Transmit) -> usize {

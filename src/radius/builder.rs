@@ -158,6 +158,22 @@ impl PacketBuilder {
         self.buf[4..HEADER_LEN].copy_from_slice(&a);
         self.buf
     }
+
+    /// Finishes an Accounting-Response to an Accounting-Request. Its
+    /// Message-Authenticator, like the request's, is computed over a zero
+    /// authenticator (as FreeRADIUS and radclient do); the Response
+    /// Authenticator then covers the request's authenticator.
+    pub fn finish_accounting_response(
+        mut self,
+        secret: &[u8],
+        request_auth: &Authenticator,
+    ) -> Vec<u8> {
+        self.set_length();
+        self.sign_message_authenticator(&[0; AUTH_LEN], secret);
+        let a = crypto::packet_authenticator(&self.buf, request_auth, secret);
+        self.buf[4..HEADER_LEN].copy_from_slice(&a);
+        self.buf
+    }
 }
 
 #[cfg(test)]

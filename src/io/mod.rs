@@ -1,0 +1,314 @@
+//! The tokio shell around the engine: it owns the sockets and the clock and
+//! only moves bytes.
+//!
+//! One task polls every socket directly (no per-packet channels or tasks):
+//! each wake drains the readable sockets into the engine, runs what is due,
+//! and flushes what the engine wants sent.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::engine::{Engine, Family, SocketRef, Stats, Transmit};
+use crate::radius::MAX_PACKET_LEN;
+use crate::radius::dict::Dictionary;
+
+/// Socket buffer size asked of the kernel (it may grant less).
+const SOCKET_BUFFER: usize = 4 << 20;
+/// Datagrams read from one socket before the others get a turn.
+const BATCH: usize = 64;
+
+/// Requests from outside the loop.
+#[derive(Debug)]
+pub enum Command {
+    Stats(oneshot::Sender<Stats>),
+}
+
+/// Sockets bound and an engine ready to run.
+#[derive(Debug)]
+pub struct Bound {
+    engine: Engine,
+    listeners: Vec<std::net::UdpSocket>,
+    upstream: Vec<std::net::UdpSocket>,
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Best effort: the kernel caps these at net.core.[rw]mem_max.
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+impl Bound {
+    /// Binds every listener and upstream socket the configuration needs.
+    pub fn bind(config: &Config, dictionary: Arc<Dictionary>) -> io::Result<Bound> {
+        let mut seed = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut seed);
+        let engine = Engine::new(config, dictionary, seed, Instant::now());
+        let listeners = engine
+            .listeners()
+            .iter()
+            .map(|(a, _)| {
+                udp_socket(*a)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let upstream = engine
+            .upstream_sockets()
+            .iter()
+            .map(|f| {
+                udp_socket(match f {
+                    Family::V4 => SocketAddr::from(([0, 0, 0, 0], 0)),
+                    Family::V6 => SocketAddr::from(([0u16; 8], 0)),
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Bound {
+            engine,
+            listeners,
+            upstream,
+        })
+    }
+
+    /// The addresses the listeners are bound to (useful with port 0).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// Runs until `shutdown` completes, then returns the final counters.
+    /// Must be called within a tokio runtime.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+        mut commands: Option<mpsc::UnboundedReceiver<Command>>,
+    ) -> io::Result<Stats> {
+        let to_tokio = |v: Vec<std::net::UdpSocket>| {
+            v.into_iter()
+                .map(UdpSocket::from_std)
+                .collect::<io::Result<Vec<_>>>()
+        };
+        let mut shell = Shell {
+            engine: self.engine,
+            listeners: to_tokio(self.listeners)?,
+            upstream: to_tokio(self.upstream)?,
+            buf: vec![0u8; MAX_PACKET_LEN + 1].into_boxed_slice(),
+            sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            backlog: VecDeque::new(),
+        };
+        let mut shutdown = std::pin::pin!(shutdown);
+        std::future::poll_fn(|cx| {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if let Some(rx) = commands.as_mut() {
+                while let Poll::Ready(cmd) = rx.poll_recv(cx) {
+                    match cmd {
+                        Some(Command::Stats(reply)) => {
+                            let _ = reply.send(shell.engine.stats());
+                        }
+                        None => {
+                            commands = None;
+                            break;
+                        }
+                    }
+                }
+            }
+            shell.poll(cx);
+            Poll::Pending
+        })
+        .await;
+        let stats = shell.engine.stats();
+        info!(%stats, "stopped");
+        Ok(stats)
+    }
+}
+
+struct Shell {
+    engine: Engine,
+    listeners: Vec<UdpSocket>,
+    upstream: Vec<UdpSocket>,
+    buf: Box<[u8]>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    backlog: VecDeque<Transmit>,
+}
+
+impl Shell {
+    fn poll(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let mut progressed = self.flush(cx);
+            let now = Instant::now();
+            for (i, sock) in self.listeners.iter().enumerate() {
+                progressed |= drain(sock, cx, &mut self.buf, |from, data| {
+                    self.engine.handle_nas(now, i as u16, from, data);
+                });
+            }
+            for (i, sock) in self.upstream.iter().enumerate() {
+                progressed |= drain(sock, cx, &mut self.buf, |from, data| {
+                    self.engine.handle_upstream(now, i as u16, from, data);
+                });
+            }
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+                progressed = true;
+            }
+            progressed |= self.flush(cx);
+            if !progressed {
+                break;
+            }
+        }
+        if let Some(t) = self.engine.poll_timeout() {
+            self.sleep.as_mut().reset(tokio::time::Instant::from_std(t));
+            if self.sleep.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+        }
+    }
+
+    /// Sends what is queued. Returns whether anything was sent.
+    fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut sent = false;
+        while let Some(t) = self
+            .backlog
+            .pop_front()
+            .or_else(|| self.engine.poll_transmit())
+        {
+            let sock = match t.socket {
+                SocketRef::Listener(i) => &self.listeners[usize::from(i)],
+                SocketRef::Upstream(i) => &self.upstream[usize::from(i)],
+            };
+            match sock.poll_send_to(cx, &t.payload, t.to) {
+                Poll::Ready(Ok(_)) => sent = true,
+                Poll::Ready(Err(e)) => debug!(to = %t.to, error = %e, "send failed"),
+                Poll::Pending => {
+                    // Woken when writable; keep the order.
+                    self.backlog.push_front(t);
+                    break;
+                }
+            }
+        }
+        sent
+    }
+}
+
+/// Reads up to [`BATCH`] datagrams from `sock`. A datagram longer than the
+/// RADIUS maximum arrives as 4097 octets, which the codec rejects.
+fn drain(
+    sock: &UdpSocket,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    mut f: impl FnMut(SocketAddr, &[u8]),
+) -> bool {
+    let mut any = false;
+    for _ in 0..BATCH {
+        let mut rb = ReadBuf::new(buf);
+        match sock.poll_recv_from(cx, &mut rb) {
+            Poll::Ready(Ok(from)) => {
+                any = true;
+                f(from, rb.filled());
+            }
+            Poll::Ready(Err(e)) => {
+                // ICMP errors surface here on some systems; nothing to read.
+                debug!(error = %e, "receive failed");
+                any = true;
+            }
+            Poll::Pending => break,
+        }
+    }
+    any
+}
+
+/// A proxy running on its own thread, for tests and embedding.
+#[derive(Debug)]
+pub struct Running {
+    /// Listener addresses, auth first then accounting, as configured.
+    pub listen_addrs: Vec<SocketAddr>,
+    commands: mpsc::UnboundedSender<Command>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<Stats>>>,
+}
+
+impl Running {
+    /// Binds and starts the proxy on a new thread.
+    pub fn spawn(config: &Config, dictionary: Arc<Dictionary>) -> io::Result<Running> {
+        let bound = Bound::bind(config, dictionary)?;
+        let listen_addrs = bound.listen_addrs();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("mfa-proxy".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(bound.run(
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    Some(rx),
+                ))
+            })?;
+        Ok(Running {
+            listen_addrs,
+            commands: tx,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Stats(tx))
+            .expect("proxy thread is running");
+        rx.blocking_recv().expect("proxy thread answers")
+    }
+
+    /// Stops the proxy and returns its final counters.
+    pub fn stop(mut self) -> io::Result<Stats> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<Stats> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("proxy thread panicked"))),
+            None => Err(io::Error::other("already stopped")),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            if let Err(e) = self.shutdown() {
+                warn!(error = %e, "proxy thread ended with an error");
+            }
+        }
+    }
+}

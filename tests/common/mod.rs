@@ -1,0 +1,336 @@
+//! Shared integration-test harness: a real FreeRADIUS as the upstream,
+//! radclient and eapol_test as the NAS, mfa-proxy running in-process.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mfa_proxy::config::Config;
+use mfa_proxy::io::Running;
+use mfa_proxy::radius::dict::Dictionary;
+
+pub const NAS_SECRET: &str = "nas-shared-secret-0123456789";
+pub const UPSTREAM_SECRET: &str = "upstream-secret-0123456789";
+
+/// Whether an external tool is installed. Under CI a missing tool fails the
+/// test instead of skipping it.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args([
+            "-c",
+            &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{tool} is required in CI but is not installed");
+        }
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A FreeRADIUS 3 server started from a copy of the system configuration,
+/// with our own virtual servers, clients and users.
+pub struct FreeRadius {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub auth: SocketAddr,
+    pub acct: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+pub const USERS: &str = r#"
+alice	Cleartext-Password := "alice-pass"
+	Reply-Message := "Hello alice",
+	Tunnel-Type := VLAN,
+	Tunnel-Medium-Type := IEEE-802,
+	Tunnel-Private-Group-Id := "42",
+	Tunnel-Password := "tunnel-secret"
+
+bob	Cleartext-Password := "bob-pass"
+"#;
+
+impl FreeRadius {
+    /// Starts FreeRADIUS trusting 127.0.0.1 with `secret`.
+    pub fn start(secret: &str) -> FreeRadius {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("raddb");
+        let ok = Command::new("cp")
+            .args(["-rL", "/etc/freeradius/3.0"])
+            .arg(&conf)
+            .status()
+            .expect("cp")
+            .success();
+        assert!(ok, "copy /etc/freeradius/3.0");
+        let logdir = dir.path().join("log");
+        std::fs::create_dir_all(logdir.join("radacct")).expect("logdir");
+        let radiusd = std::fs::read_to_string(conf.join("radiusd.conf")).expect("radiusd.conf");
+        let radiusd: String = radiusd
+            .lines()
+            .map(|l| {
+                let t = l.trim_start();
+                if t.starts_with("user = ") || t.starts_with("group = ") {
+                    String::new()
+                } else if t.starts_with("raddbdir = ") {
+                    format!("raddbdir = {}", conf.display())
+                } else if t.starts_with("logdir = ") {
+                    format!("logdir = {}", logdir.display())
+                } else if t.starts_with("run_dir = ") {
+                    format!("run_dir = {}", dir.path().display())
+                } else if t.starts_with("auth = no") {
+                    "auth = yes".to_owned()
+                } else if t.starts_with("max_requests = ") {
+                    "max_requests = 65536".to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(conf.join("radiusd.conf"), radiusd).expect("write radiusd.conf");
+
+        let (auth_port, acct_port) = (free_port(), free_port());
+        for e in std::fs::read_dir(conf.join("sites-enabled")).expect("sites") {
+            std::fs::remove_file(e.expect("entry").path()).expect("rm site");
+        }
+        std::fs::write(
+            conf.join("sites-enabled/test"),
+            format!(
+                r#"
+server default {{
+listen {{
+	type = auth
+	ipaddr = 127.0.0.1
+	port = {auth_port}
+}}
+listen {{
+	type = acct
+	ipaddr = 127.0.0.1
+	port = {acct_port}
+}}
+authorize {{
+	preprocess
+	chap
+	mschap
+	eap {{
+		ok = return
+	}}
+	files
+	pap
+}}
+authenticate {{
+	Auth-Type PAP {{
+		pap
+	}}
+	Auth-Type CHAP {{
+		chap
+	}}
+	Auth-Type MS-CHAP {{
+		mschap
+	}}
+	eap
+}}
+preacct {{
+	preprocess
+}}
+accounting {{
+	detail
+	ok
+}}
+post-auth {{
+	Post-Auth-Type REJECT {{
+		attr_filter.access_reject
+	}}
+}}
+}}
+server inner-tunnel {{
+authorize {{
+	chap
+	mschap
+	eap {{
+		ok = return
+	}}
+	files
+	pap
+}}
+authenticate {{
+	Auth-Type PAP {{
+		pap
+	}}
+	Auth-Type CHAP {{
+		chap
+	}}
+	Auth-Type MS-CHAP {{
+		mschap
+	}}
+	eap
+}}
+post-auth {{
+}}
+}}
+"#
+            ),
+        )
+        .expect("write site");
+        std::fs::write(
+            conf.join("clients.conf"),
+            format!("client localhost {{\n\tipaddr = 127.0.0.1\n\tsecret = {secret}\n\trequire_message_authenticator = no\n}}\n"),
+        )
+        .expect("clients.conf");
+        std::fs::write(conf.join("mods-config/files/authorize"), USERS).expect("users");
+
+        let mut child = Command::new("freeradius")
+            .args(["-f", "-l", "stdout", "-d"])
+            .arg(&conf)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start freeradius");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let log = log.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("Ready to process requests") {
+                        let _ = tx.send(());
+                    }
+                    let mut l = log.lock().expect("log");
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let mut fr = FreeRadius {
+            child,
+            dir,
+            auth: SocketAddr::from(([127, 0, 0, 1], auth_port)),
+            acct: SocketAddr::from(([127, 0, 0, 1], acct_port)),
+            log,
+        };
+        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = fr.child.kill();
+            panic!("FreeRADIUS did not start:\n{}", fr.log());
+        }
+        fr
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// How many "Login OK" lines the server has logged for `user`.
+    pub fn logins_ok(&self, user: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("Login OK") && l.contains(&format!("[{user}")))
+            .count()
+    }
+
+    /// How many authentication requests the server has logged for `user`.
+    pub fn auth_attempts(&self, user: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| {
+                (l.contains("Login OK") || l.contains("Login incorrect"))
+                    && l.contains(&format!("[{user}"))
+            })
+            .count()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A proxy configuration with one NAS client on 127.0.0.1 and the given
+/// upstreams (auth, acct) sharing [`UPSTREAM_SECRET`].
+pub fn proxy_config(upstreams: &[(SocketAddr, SocketAddr)], extra: &str) -> Config {
+    let mut t = format!(
+        "[server]\nname = \"test\"\nauth_listen = [\"127.0.0.1:0\"]\nacct_listen = [\"127.0.0.1:0\"]\n{extra}\n\
+         [[client]]\nname = \"nas\"\naddress = \"127.0.0.1\"\nsecret = \"{NAS_SECRET}\"\n"
+    );
+    for (i, (auth, acct)) in upstreams.iter().enumerate() {
+        t.push_str(&format!(
+            "[[upstream]]\nname = \"up{i}\"\naddress = \"{auth}\"\nacct_address = \"{acct}\"\nsecret = \"{UPSTREAM_SECRET}\"\n\
+             timeout = \"500ms\"\nretries = 1\nrequire_message_authenticator = false\nhealth_check = \"none\"\n"
+        ));
+    }
+    Config::from_toml(&t, Path::new("test.toml")).expect("test config is valid")
+}
+
+pub fn start_proxy(config: &Config) -> Running {
+    Running::spawn(config, Arc::new(Dictionary::builtin())).expect("start proxy")
+}
+
+/// Runs radclient against `to`, feeding `input` (attribute lines), and
+/// returns its output.
+pub fn radclient(to: SocketAddr, kind: &str, secret: &str, input: &str, args: &[&str]) -> Output {
+    let mut child = Command::new("radclient")
+        .args(args)
+        .arg(to.to_string())
+        .arg(kind)
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run radclient");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("radclient output")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
