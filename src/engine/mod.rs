@@ -741,11 +741,12 @@ impl Engine {
             pending.auth
         };
         match p.message_authenticator_offset() {
-            Some(off) => {
-                if !crypto::verify_message_authenticator(p.as_bytes(), off, &ma_auth, secret) {
-                    return self.stats.inc(Counter::UpstreamDropBadMessageAuthenticator);
-                }
+            Some(off)
+                if !crypto::verify_message_authenticator(p.as_bytes(), off, &ma_auth, secret) =>
+            {
+                return self.stats.inc(Counter::UpstreamDropBadMessageAuthenticator);
             }
+            Some(_) => {}
             None if up.require_message_authenticator && p.code() != Code::ACCOUNTING_RESPONSE => {
                 return self
                     .stats

@@ -307,7 +307,7 @@ mod tests {
         );
         for n in [0usize, 15, 17, 144] {
             assert_eq!(
-                unhide_password(&vec![1; n], b"s", &a).unwrap_err(),
+                unhide_password(&vec![1; n], b"s", &a).expect_err("must fail"),
                 CryptoError::BadHiddenLength(n)
             );
         }
@@ -338,11 +338,11 @@ mod tests {
             Err(CryptoError::PlaintextTooLong(240))
         );
         assert_eq!(
-            salt_decrypt(&[0x80; 17], b"s", &a).unwrap_err(),
+            salt_decrypt(&[0x80; 17], b"s", &a).expect_err("must fail"),
             CryptoError::BadSaltedLength(17)
         );
         assert_eq!(
-            salt_decrypt(&[0x00; 18], b"s", &a).unwrap_err(),
+            salt_decrypt(&[0x00; 18], b"s", &a).expect_err("must fail"),
             CryptoError::BadSalt
         );
     }

@@ -370,27 +370,27 @@ mod tests {
     fn rejects_every_length_error() {
         let good = hex(RFC2865_REQUEST);
         assert_eq!(
-            Packet::parse(&good[..19]).unwrap_err(),
+            Packet::parse(&good[..19]).expect_err("must fail"),
             DecodeError::TooShort(19)
         );
         assert_eq!(
-            Packet::parse(&vec![0u8; 4097]).unwrap_err(),
+            Packet::parse(&vec![0u8; 4097]).expect_err("must fail"),
             DecodeError::Oversized(4097)
         );
         let mut b = good.clone();
         b[2..4].copy_from_slice(&19u16.to_be_bytes());
         assert_eq!(
-            Packet::parse(&b).unwrap_err(),
+            Packet::parse(&b).expect_err("must fail"),
             DecodeError::BadLength { declared: 19 }
         );
         b[2..4].copy_from_slice(&4097u16.to_be_bytes());
         assert_eq!(
-            Packet::parse(&b).unwrap_err(),
+            Packet::parse(&b).expect_err("must fail"),
             DecodeError::BadLength { declared: 4097 }
         );
         b[2..4].copy_from_slice(&57u16.to_be_bytes());
         assert_eq!(
-            Packet::parse(&b).unwrap_err(),
+            Packet::parse(&b).expect_err("must fail"),
             DecodeError::Truncated {
                 declared: 57,
                 received: 56
@@ -401,7 +401,7 @@ mod tests {
             let mut b = good.clone();
             b[21] = bad_len;
             assert_eq!(
-                Packet::parse(&b).unwrap_err(),
+                Packet::parse(&b).expect_err("must fail"),
                 DecodeError::AttributeTooShort {
                     offset: 20,
                     len: bad_len.into()
@@ -412,7 +412,7 @@ mod tests {
         let mut b = good.clone();
         b[51] = 7;
         assert_eq!(
-            Packet::parse(&b).unwrap_err(),
+            Packet::parse(&b).expect_err("must fail"),
             DecodeError::AttributeOverrun { offset: 50 }
         );
         // A lone type octet at the end.
@@ -420,7 +420,7 @@ mod tests {
         b.push(1);
         b[2..4].copy_from_slice(&57u16.to_be_bytes());
         assert_eq!(
-            Packet::parse(&b).unwrap_err(),
+            Packet::parse(&b).expect_err("must fail"),
             DecodeError::AttributeOverrun { offset: 56 }
         );
     }
@@ -433,7 +433,7 @@ mod tests {
         let l = b.len() as u16;
         b[2..4].copy_from_slice(&l.to_be_bytes());
         assert_eq!(
-            Packet::parse(&b).unwrap_err(),
+            Packet::parse(&b).expect_err("must fail"),
             DecodeError::BadMessageAuthenticatorLength { len: 17 }
         );
         let mut b = hex(RFC2865_REQUEST);
@@ -444,7 +444,7 @@ mod tests {
         let l = b.len() as u16;
         b[2..4].copy_from_slice(&l.to_be_bytes());
         assert_eq!(
-            Packet::parse(&b).unwrap_err(),
+            Packet::parse(&b).expect_err("must fail"),
             DecodeError::DuplicateMessageAuthenticator
         );
     }
