@@ -34,6 +34,11 @@ use rewrite::{CryptTable, RewriteError, Rewriter, Side};
 pub use stats::{Counter, Stats, UpstreamStats};
 use upstream::{Health, IdPool, Transition};
 
+/// How often expired answers are swept from the duplicate cache. Lookups
+/// expire entries too, so an answer is never served past its window by more
+/// than this.
+const DEDUP_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Which socket a datagram leaves from: a NAS-facing listener or one of the
 /// upstream-facing sockets, by index in the order the engine lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -134,6 +139,8 @@ pub struct Engine {
     dictionary: Arc<Dictionary>,
     proxy_state_tag: [u8; 4],
     proxy_state_seq: u32,
+    /// Earliest time the duplicate cache is swept again.
+    next_sweep: Instant,
     stats: Stats,
 }
 
@@ -205,6 +212,7 @@ impl Engine {
             rng,
             proxy_state_tag,
             proxy_state_seq: 0,
+            next_sweep: now,
             stats: Stats::new(config.upstreams.len()),
         }
     }
@@ -242,12 +250,22 @@ impl Engine {
         self.out.pop_front()
     }
 
-    /// When [`Engine::handle_timeout`] must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When [`Engine::handle_timeout`] must next be called. Timers of
+    /// requests already answered are discarded here, so they never cause a
+    /// wake-up; cached answers are swept at most once a second.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((_, timer, key))) = self.timers.peek() {
+            match self.pending.get(&key) {
+                Some(p) if p.timer == timer => break,
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
         let mut next = self.timers.peek().map(|Reverse((t, _, _))| *t);
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(t) = self.dedup.next_expiry() {
-            consider(t);
+            consider(t.max(self.next_sweep));
         }
         for u in &self.upstreams {
             match u.cfg.health_check {
@@ -888,7 +906,10 @@ impl Engine {
                 _ => {}
             }
         }
-        self.dedup.expire(now);
+        if now >= self.next_sweep {
+            self.dedup.expire(now);
+            self.next_sweep = now + DEDUP_SWEEP;
+        }
         for u in 0..self.upstreams.len() {
             match self.upstreams[u].cfg.health_check {
                 HealthCheck::StatusServer => {

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Side-by-side PAP proxying benchmark: mfa-proxy vs FreeRADIUS 3.2 as a plain
+# proxy, both in front of the same fast stand-in upstream, driven by the same
+# load generator. Prints one table row per measurement; see BENCHMARKS.md.
+#   bash benches/compare.sh [SECONDS] [SOAK_SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+SOAK=${2:-60}
+NAS_SECRET=bench-nas-secret-0123456789
+UP_SECRET=bench-upstream-secret-0123456789
+UP=127.0.0.1:21812 MFA=127.0.0.1:21813 FR=127.0.0.1:21814
+
+cargo build --release --quiet
+cargo build --release --quiet --bench loadgen
+LOADGEN=$(ls -t target/release/deps/loadgen-* | grep -v '\.d$' | head -1)
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$LOADGEN" upstream "$UP" "$UP_SECRET" & pids+=($!)
+
+cat > "$work/proxy.toml" <<TOML
+[server]
+auth_listen = ["$MFA"]
+[[client]]
+name = "bench"
+address = "127.0.0.1"
+secret = "$NAS_SECRET"
+[[upstream]]
+name = "standin"
+address = "$UP"
+secret = "$UP_SECRET"
+health_check = "none"
+TOML
+RUST_LOG=warn target/release/mfa-proxy serve --config "$work/proxy.toml" 2>"$work/mfa.log" & MFA_PID=$!; pids+=($MFA_PID)
+
+# FreeRADIUS as a plain proxy to the same upstream.
+cp -rL /etc/freeradius/3.0 "$work/raddb"
+sed -i -e '/^\s*user = /d' -e '/^\s*group = /d' \
+  -e "s|^\s*raddbdir = .*|raddbdir = $work/raddb|" -e "s|^\s*logdir = .*|logdir = $work|" \
+  -e "s|^\s*run_dir = .*|run_dir = $work|" "$work/raddb/radiusd.conf"
+rm -f "$work/raddb/sites-enabled/"* "$work/raddb/mods-enabled/"*
+cat > "$work/raddb/sites-enabled/bench" <<CONF
+server default {
+listen {
+	type = auth
+	ipaddr = ${FR%:*}
+	port = ${FR#*:}
+}
+authorize {
+	update control {
+		&Proxy-To-Realm := "bench"
+	}
+}
+authenticate {
+}
+}
+CONF
+cat > "$work/raddb/proxy.conf" <<CONF
+proxy server {
+	default_fallback = no
+}
+home_server standin {
+	type = auth
+	ipaddr = ${UP%:*}
+	port = ${UP#*:}
+	secret = $UP_SECRET
+	response_window = 5
+	status_check = none
+}
+home_server_pool standin_pool {
+	type = fail-over
+	home_server = standin
+}
+realm bench {
+	auth_pool = standin_pool
+	nostrip
+}
+CONF
+printf 'client bench {\n\tipaddr = 127.0.0.1\n\tsecret = %s\n}\n' "$NAS_SECRET" > "$work/raddb/clients.conf"
+freeradius -f -l "$work/fr.log" -d "$work/raddb" & FR_PID=$!; pids+=($FR_PID)
+sleep 3
+kill -0 "$FR_PID" || { cat "$work/fr.log"; exit 1; }
+
+run() { "$LOADGEN" load "$@"; }
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+
+echo "== direct to the stand-in upstream (baseline)"
+run "$UP" "$UP_SECRET" window 64 "$SECS"
+for who in mfa-proxy freeradius; do
+  if [ $who = mfa-proxy ]; then T=$MFA P=$MFA_PID; else T=$FR P=$FR_PID; fi
+  echo "== $who"
+  max=$(run "$T" "$NAS_SECRET" window 64 "$SECS" "$P"); echo "max rate:      $max"
+  rate=$(echo "$max" | field rate); half=$(( ${rate%.*} / 2 ))
+  echo "cpu @5000/s:   $(run "$T" "$NAS_SECRET" rate 5000 "$SECS" "$P")"
+  echo "latency @half: $(run "$T" "$NAS_SECRET" rate "$half" "$SECS" "$P")"
+  echo "direct @half:  $(run "$UP" "$UP_SECRET" rate "$half" "$SECS")"
+  echo "soak ${SOAK}s:      $(run "$T" "$NAS_SECRET" rate "$half" "$SOAK" "$P")"
+done

@@ -1,0 +1,247 @@
+//! Load generator and fast stand-in upstream for BENCHMARKS.md.
+//!
+//!   cargo bench --bench loadgen -- upstream ADDR SECRET
+//!       answers every Access-Request with a signed Access-Accept, echoing
+//!       Proxy-State (a RADIUS server that costs almost nothing).
+//!   cargo bench --bench loadgen -- load TARGET SECRET MODE N SECONDS [PID]
+//!       MODE "rate": N requests per second, open loop;
+//!       MODE "window": N requests in flight, closed loop (maximum rate).
+//!       Prints achieved rate, latency p50/p99, and with PID the CPU time of
+//!       that process per answered request and its resident memory.
+//!
+//! Every request has a fresh authenticator, so no proxy can answer it from
+//! its duplicate cache.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
+
+const SOCKETS: usize = 4;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.first().map(String::as_str) {
+        Some("upstream") => upstream(args[1].parse().expect("ADDR"), args[2].as_bytes()),
+        Some("load") => load(&args[1..]),
+        _ => eprintln!("usage: see the comment at the top of benches/loadgen.rs"),
+    }
+}
+
+fn upstream(addr: SocketAddr, secret: &[u8]) {
+    let s = UdpSocket::bind(addr).expect("bind upstream");
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok((n, from)) = s.recv_from(&mut buf) else {
+            continue;
+        };
+        let Ok(p) = Packet::parse(&buf[..n]) else {
+            continue;
+        };
+        let code = match p.code() {
+            Code::ACCESS_REQUEST | Code::STATUS_SERVER => Code::ACCESS_ACCEPT,
+            Code::ACCOUNTING_REQUEST => Code::ACCOUNTING_RESPONSE,
+            _ => continue,
+        };
+        let mut b = PacketBuilder::new(code, p.identifier(), &[0; 16]);
+        let _ = b.push_message_authenticator();
+        let _ = b.push(attr::REPLY_MESSAGE, b"ok");
+        for a in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+            let _ = b.push_raw(a.raw(&p));
+        }
+        let reply = b.finish_response(secret, p.authenticator());
+        let _ = s.send_to(&reply, from);
+    }
+}
+
+fn proc_cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+}
+
+fn proc_rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn request(id: u8, seq: u64, secret: &[u8]) -> Vec<u8> {
+    let mut auth = [0u8; 16];
+    auth[..8].copy_from_slice(&seq.to_be_bytes());
+    auth[8..].copy_from_slice(&0x6d66_612d_7072_6f78u64.to_be_bytes());
+    let mut b = PacketBuilder::new(Code::ACCESS_REQUEST, id, &auth);
+    let _ = b.push_message_authenticator();
+    let _ = b.push(attr::USER_NAME, b"bench-user");
+    let _ = b.push(
+        attr::USER_PASSWORD,
+        &crypto::hide_password(b"bench-password", secret, &auth).expect("hide"),
+    );
+    let _ = b.push(attr::NAS_IP_ADDRESS, &[127, 0, 0, 1]);
+    let _ = b.push(5, &7u32.to_be_bytes());
+    b.finish_request(secret)
+}
+
+fn load(args: &[String]) {
+    let target: SocketAddr = args[0].parse().expect("TARGET");
+    let secret = args[1].clone().into_bytes();
+    let mode = args[2].clone();
+    let n: u64 = args[3].parse().expect("N");
+    let seconds: u64 = args[4].parse().expect("SECONDS");
+    let pid = args.get(5).cloned();
+
+    let start = Instant::now();
+    let sockets: Vec<Arc<UdpSocket>> = (0..SOCKETS)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+            Arc::new(s)
+        })
+        .collect();
+    // Send time (ns since start, 0 = free) per socket and identifier.
+    let sent_at: Arc<Vec<AtomicU64>> =
+        Arc::new((0..SOCKETS * 256).map(|_| AtomicU64::new(0)).collect());
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let warmup = Duration::from_secs(1);
+
+    let receivers: Vec<_> = sockets
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let (s, sent_at, in_flight, stop) =
+                (s.clone(), sent_at.clone(), in_flight.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut answered = 0u64;
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((len, _)) = s.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    if len < 20 {
+                        continue;
+                    }
+                    let slot = &sent_at[si * 256 + usize::from(buf[1])];
+                    let t = slot.swap(0, Ordering::AcqRel);
+                    if t == 0 {
+                        continue;
+                    }
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                    let now = start.elapsed().as_nanos() as u64;
+                    if Duration::from_nanos(t) >= warmup {
+                        answered += 1;
+                        lat.push(now - t);
+                    }
+                }
+                (answered, lat)
+            })
+        })
+        .collect();
+
+    let measure_from = start + warmup;
+    let end = measure_from + Duration::from_secs(seconds);
+    let mut cpu0 = None;
+    let mut seq = 0u64;
+    let mut sent = 0u64;
+    let mut next_id = [0u8; SOCKETS];
+    let interval = if mode == "rate" {
+        Duration::from_secs_f64(1.0 / n as f64)
+    } else {
+        Duration::ZERO
+    };
+    let mut next_send = Instant::now();
+    let rss_before = pid.as_deref().map(proc_rss_kib);
+    while Instant::now() < end {
+        if cpu0.is_none() && Instant::now() >= measure_from {
+            cpu0 = pid.as_deref().map(proc_cpu_ticks);
+        }
+        if mode == "rate" {
+            let now = Instant::now();
+            if now < next_send {
+                if next_send - now > Duration::from_micros(200) {
+                    std::thread::sleep(next_send - now - Duration::from_micros(100));
+                }
+                continue;
+            }
+            next_send += interval;
+        } else if in_flight.load(Ordering::Acquire) >= n {
+            std::hint::spin_loop();
+            continue;
+        }
+        let si = (seq as usize) % SOCKETS;
+        // Find a free identifier on this socket (a lost packet's slot is
+        // reclaimed after a second).
+        let now_ns = start.elapsed().as_nanos() as u64;
+        let mut id = None;
+        for k in 0..=255u8 {
+            let cand = next_id[si].wrapping_add(k);
+            let slot = &sent_at[si * 256 + usize::from(cand)];
+            let t = slot.load(Ordering::Acquire);
+            if t == 0 || now_ns.saturating_sub(t) > 1_000_000_000 {
+                if t != 0 {
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                }
+                id = Some(cand);
+                break;
+            }
+        }
+        let Some(id) = id else { continue };
+        next_id[si] = id.wrapping_add(1);
+        let pkt = request(id, seq, &secret);
+        seq += 1;
+        sent_at[si * 256 + usize::from(id)]
+            .store(start.elapsed().as_nanos().max(1) as u64, Ordering::Release);
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        if sockets[si].send_to(&pkt, target).is_ok() && Instant::now() >= measure_from {
+            sent += 1;
+        }
+    }
+    let cpu1 = pid.as_deref().map(proc_cpu_ticks);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = 0;
+    let mut lat = Vec::new();
+    for r in receivers {
+        let (a, l) = r.join().expect("receiver");
+        answered += a;
+        lat.extend(l);
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let rate = answered as f64 / seconds as f64;
+    print!(
+        "mode={mode} n={n} sent={sent} answered={answered} rate={rate:.0}/s p50={:.1}us p99={:.1}us",
+        pct(0.50),
+        pct(0.99)
+    );
+    if let (Some(pid), Some(c0), Some(c1)) = (pid.as_deref(), cpu0, cpu1) {
+        let hz = 100.0; // USER_HZ on Linux
+        let cpu_s = (c1 - c0) as f64 / hz;
+        print!(
+            " cpu={cpu_s:.2}s cpu_per_req={:.1}us rss_before={}KiB rss_after={}KiB",
+            cpu_s * 1e6 / answered.max(1) as f64,
+            rss_before.unwrap_or(0),
+            proc_rss_kib(pid)
+        );
+    }
+    println!();
+}
