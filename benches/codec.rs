@@ -21,18 +21,25 @@ fn request(id: u8, seq: u64) -> Vec<u8> {
     let mut b = PacketBuilder::new(Code::ACCESS_REQUEST, id, &auth);
     let _ = b.push_message_authenticator();
     let _ = b.push(attr::USER_NAME, b"bench-user");
-    let _ = b.push(attr::USER_PASSWORD, &crypto::hide_password(b"bench-password", NAS, &auth).expect("hide"));
+    let _ = b.push(
+        attr::USER_PASSWORD,
+        &crypto::hide_password(b"bench-password", NAS, &auth).expect("hide"),
+    );
     let _ = b.push(attr::NAS_IP_ADDRESS, &[127, 0, 0, 1]);
     b.finish_request(NAS)
 }
 
 fn codec(c: &mut Criterion) {
     let pkt = request(1, 1);
-    c.bench_function("parse access-request", |b| b.iter(|| Packet::parse(black_box(&pkt)).map(|p| p.len())));
+    c.bench_function("parse access-request", |b| {
+        b.iter(|| Packet::parse(black_box(&pkt)).map(|p| p.len()))
+    });
     let p = Packet::parse(&pkt).expect("valid");
     let off = p.message_authenticator_offset().expect("MA");
     c.bench_function("verify message-authenticator", |b| {
-        b.iter(|| crypto::verify_message_authenticator(black_box(&pkt), off, p.authenticator(), NAS))
+        b.iter(|| {
+            crypto::verify_message_authenticator(black_box(&pkt), off, p.authenticator(), NAS)
+        })
     });
 }
 
@@ -44,7 +51,12 @@ fn engine(c: &mut Criterion) {
         String::from_utf8_lossy(UP)
     );
     let config = Config::from_toml(&toml, Path::new("bench.toml")).expect("valid");
-    let mut e = Engine::new(&config, Arc::new(Dictionary::builtin()), [1; 32], Instant::now());
+    let mut e = Engine::new(
+        &config,
+        Arc::new(Dictionary::builtin()),
+        [1; 32],
+        Instant::now(),
+    );
     let nas = "127.0.0.1:5000".parse().expect("addr");
     let mut seq = 0u64;
     c.bench_function("engine: one proxied PAP request, both directions", |b| {
@@ -60,7 +72,9 @@ fn engine(c: &mut Criterion) {
                 let _ = r.push_raw(a.raw(&p));
             }
             let reply = r.finish_response(UP, p.authenticator());
-            let SocketRef::Upstream(s) = fwd.socket else { unreachable!("upstream socket") };
+            let SocketRef::Upstream(s) = fwd.socket else {
+                unreachable!("upstream socket")
+            };
             e.handle_upstream(now, s, fwd.to, &reply);
             black_box(e.poll_transmit().expect("answered"));
         })

@@ -94,7 +94,9 @@ for who in mfa-proxy freeradius; do
   echo "== $who"
   max=$(run "$T" "$NAS_SECRET" window 64 "$SECS" "$P"); echo "max rate:      $max"
   rate=$(echo "$max" | field rate); half=$(( ${rate%.*} / 2 ))
-  echo "cpu @5000/s:   $(run "$T" "$NAS_SECRET" rate 5000 "$SECS" "$P")"
+  for r in 5000 10000 20000; do
+    echo "cpu @${r}/s:  $(run "$T" "$NAS_SECRET" rate "$r" "$SECS" "$P")"
+  done
   echo "latency @half: $(run "$T" "$NAS_SECRET" rate "$half" "$SECS" "$P")"
   echo "direct @half:  $(run "$UP" "$UP_SECRET" rate "$half" "$SECS")"
   echo "soak ${SOAK}s:      $(run "$T" "$NAS_SECRET" rate "$half" "$SOAK" "$P")"

@@ -213,3 +213,69 @@ fn accounting_is_relayed() {
     assert!(String::from_utf8_lossy(&detail.stdout).contains("sess-1"));
     assert_eq!(proxy.stats().get(Counter::RepliesAccounting), 1);
 }
+
+#[test]
+fn chap_works_through_the_proxy() {
+    if !(have("freeradius") && have("radclient")) {
+        return;
+    }
+    // CHAP without CHAP-Challenge uses the NAS's Request Authenticator, which
+    // the proxy replaces: it must add the challenge explicitly.
+    let fr = FreeRadius::start(UPSTREAM_SECRET);
+    let proxy = start_proxy(&proxy_config(&[(fr.auth, fr.acct)], ""));
+    let o = radclient(
+        proxy.listen_addrs[0],
+        "auth",
+        NAS_SECRET,
+        "User-Name = bob\nCHAP-Password = bob-pass\nMessage-Authenticator = 0x00\n",
+        &["-x", "-r", "1", "-t", "3"],
+    );
+    assert!(
+        text(&o).contains("Received Access-Accept"),
+        "{}\n{}",
+        text(&o),
+        fr.log()
+    );
+}
+
+/// The value radclient prints for `attr` in its reply.
+fn reply_value(out: &str, attr: &str) -> Option<String> {
+    out.lines()
+        .skip_while(|l| !l.contains("Received"))
+        .find(|l| l.trim_start().starts_with(attr))
+        .map(|l| l.trim().to_owned())
+}
+
+#[test]
+fn ms_chap_mppe_keys_are_reencrypted_for_the_nas() {
+    if !(have("freeradius") && have("radclient")) {
+        return;
+    }
+    // MS-CHAPv1 MPPE keys depend only on the password, so the NAS must see
+    // the same plaintext through the proxy as directly from the server.
+    let fr = FreeRadius::start(UPSTREAM_SECRET);
+    let proxy = start_proxy(&proxy_config(&[(fr.auth, fr.acct)], ""));
+    let input = "User-Name = bob\nMS-CHAP-Password = bob-pass\nMessage-Authenticator = 0x00\n";
+    let direct = text(&radclient(
+        fr.auth,
+        "auth",
+        UPSTREAM_SECRET,
+        input,
+        &["-x", "-r", "1", "-t", "3"],
+    ));
+    let via = text(&radclient(
+        proxy.listen_addrs[0],
+        "auth",
+        NAS_SECRET,
+        input,
+        &["-x", "-r", "1", "-t", "3"],
+    ));
+    assert!(
+        direct.contains("Received Access-Accept"),
+        "{direct}\n{}",
+        fr.log()
+    );
+    assert!(via.contains("Received Access-Accept"), "{via}");
+    let key_direct = reply_value(&direct, "MS-CHAP-MPPE-Keys").expect("server sends MPPE keys");
+    assert_eq!(reply_value(&via, "MS-CHAP-MPPE-Keys"), Some(key_direct));
+}
