@@ -97,7 +97,11 @@ for who in mfa-proxy freeradius; do
   for r in 5000 10000 20000; do
     echo "cpu @${r}/s:  $(run "$T" "$NAS_SECRET" rate "$r" "$SECS" "$P")"
   done
-  echo "latency @half: $(run "$T" "$NAS_SECRET" rate "$half" "$SECS" "$P")"
-  echo "direct @half:  $(run "$UP" "$UP_SECRET" rate "$half" "$SECS")"
+  # Latency is noisy on a shared 2-core machine: three runs, each printed;
+  # BENCHMARKS.md reports the median p99.
+  for i in 1 2 3; do
+    echo "latency @half: $(run "$T" "$NAS_SECRET" rate "$half" "$SECS" "$P")"
+    echo "direct @half:  $(run "$UP" "$UP_SECRET" rate "$half" "$SECS")"
+  done
   echo "soak ${SOAK}s:      $(run "$T" "$NAS_SECRET" rate "$half" "$SOAK" "$P")"
 done

@@ -279,3 +279,26 @@ fn ms_chap_mppe_keys_are_reencrypted_for_the_nas() {
     let key_direct = reply_value(&direct, "MS-CHAP-MPPE-Keys").expect("server sends MPPE keys");
     assert_eq!(reply_value(&via, "MS-CHAP-MPPE-Keys"), Some(key_direct));
 }
+
+#[test]
+fn ipv6_listener_and_client() {
+    if !(have("freeradius") && have("radclient")) {
+        return;
+    }
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "IPv6 loopback is needed in CI");
+        return;
+    }
+    let fr = FreeRadius::start(UPSTREAM_SECRET);
+    let t = format!(
+        "[server]\nauth_listen = [\"[::1]:0\"]\n[[client]]\nname = \"v6\"\naddress = \"::1\"\nsecret = \"{NAS_SECRET}\"\n\
+         [[upstream]]\nname = \"fr\"\naddress = \"{}\"\nsecret = \"{UPSTREAM_SECRET}\"\nrequire_message_authenticator = false\nhealth_check = \"none\"\n",
+        fr.auth
+    );
+    let config = mfa_proxy::config::Config::from_toml(&t, std::path::Path::new("v6.toml")).expect("valid");
+    let proxy = start_proxy(&config);
+    let to = proxy.listen_addrs[0];
+    assert!(to.is_ipv6());
+    let o = radclient(to, "auth", NAS_SECRET, PAP_ALICE, &["-x", "-r", "1", "-t", "3"]);
+    assert!(text(&o).contains("Received Access-Accept"), "{}", text(&o));
+}
