@@ -9,4 +9,5 @@
 pub mod config;
 pub mod engine;
 pub mod io;
+pub mod mfa;
 pub mod radius;

@@ -286,7 +286,11 @@ fn ipv6_listener_and_client() {
         return;
     }
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "IPv6 loopback is needed in CI");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "IPv6 loopback is needed in CI"
+        );
         return;
     }
     let fr = FreeRadius::start(UPSTREAM_SECRET);
@@ -295,10 +299,17 @@ fn ipv6_listener_and_client() {
          [[upstream]]\nname = \"fr\"\naddress = \"{}\"\nsecret = \"{UPSTREAM_SECRET}\"\nrequire_message_authenticator = false\nhealth_check = \"none\"\n",
         fr.auth
     );
-    let config = mfa_proxy::config::Config::from_toml(&t, std::path::Path::new("v6.toml")).expect("valid");
+    let config =
+        mfa_proxy::config::Config::from_toml(&t, std::path::Path::new("v6.toml")).expect("valid");
     let proxy = start_proxy(&config);
     let to = proxy.listen_addrs[0];
     assert!(to.is_ipv6());
-    let o = radclient(to, "auth", NAS_SECRET, PAP_ALICE, &["-x", "-r", "1", "-t", "3"]);
+    let o = radclient(
+        to,
+        "auth",
+        NAS_SECRET,
+        PAP_ALICE,
+        &["-x", "-r", "1", "-t", "3"],
+    );
     assert!(text(&o).contains("Received Access-Accept"), "{}", text(&o));
 }
