@@ -21,13 +21,7 @@ fn pap_accept_and_reject_through_the_proxy() {
     let proxy = start_proxy(&proxy_config(&[(fr.auth, fr.acct)], ""));
     let to = proxy.listen_addrs[0];
 
-    let o = radclient(
-        to,
-        "auth",
-        NAS_SECRET,
-        PAP_ALICE,
-        &["-x", "-r", "1", "-t", "3"],
-    );
+    let o = login_alice(to);
     let out = text(&o);
     assert!(
         out.contains("Received Access-Accept"),
@@ -304,12 +298,6 @@ fn ipv6_listener_and_client() {
     let proxy = start_proxy(&config);
     let to = proxy.listen_addrs[0];
     assert!(to.is_ipv6());
-    let o = radclient(
-        to,
-        "auth",
-        NAS_SECRET,
-        PAP_ALICE,
-        &["-x", "-r", "1", "-t", "3"],
-    );
+    let o = login_alice(to);
     assert!(text(&o).contains("Received Access-Accept"), "{}", text(&o));
 }
