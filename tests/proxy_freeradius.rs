@@ -12,6 +12,17 @@ use mfa_proxy::engine::Counter;
 const PAP_ALICE: &str =
     "User-Name = alice\nUser-Password = alice-pass\nMessage-Authenticator = 0x00\n";
 
+/// A signed PAP login as alice, the way a NAS sends it.
+fn login_alice(to: std::net::SocketAddr) -> std::process::Output {
+    radclient(
+        to,
+        "auth",
+        NAS_SECRET,
+        PAP_ALICE,
+        &["-x", "-r", "1", "-t", "3"],
+    )
+}
+
 #[test]
 fn pap_accept_and_reject_through_the_proxy() {
     if !(have("freeradius") && have("radclient")) {
