@@ -11,3 +11,4 @@ pub mod engine;
 pub mod io;
 pub mod mfa;
 pub mod radius;
+pub mod store;

@@ -1,0 +1,249 @@
+//! Everything that must survive a restart or be shared between proxies:
+//! users, OATH tokens and their replay state, lockout counters, blocks,
+//! one-time bypasses and the audit trail.
+//!
+//! One trait, [`Store`], with an SQLite backend ([`SqliteStore`]); a
+//! PostgreSQL backend implements the same trait. Every method is a short
+//! blocking call meant for a worker thread, never the packet path. Every
+//! method that decides something (a code's step was unused, a bypass was
+//! still there) does it atomically in the database, so two proxies, or two
+//! concurrent answers, cannot both win.
+
+mod seal;
+mod sqlite;
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::mfa::ResultCode;
+use crate::mfa::otp::{Algorithm, TotpParams};
+pub use seal::SeedKey;
+pub use sqlite::SqliteStore;
+
+/// Unix time in seconds. Callers pass it in, so the store never reads a
+/// clock and tests can move time.
+pub type UnixTime = i64;
+
+/// A store failure. Values never appear in it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(String),
+    #[error("file: {0}")]
+    Io(String),
+    #[error("the seed key file is not 64 hexadecimal digits")]
+    BadKeyFile,
+    #[error("a sealed seed does not open with this key file (wrong key, or tampered data)")]
+    SealBroken,
+    #[error("no user named \"{0}\"")]
+    NoSuchUser(String),
+    #[error("a user named \"{0}\" already exists")]
+    UserExists(String),
+    #[error("token serial \"{0}\" is already assigned")]
+    SerialTaken(String),
+    #[error("the database schema is version {found}, newer than this program's {supported}")]
+    SchemaTooNew { found: i64, supported: i64 },
+}
+
+impl StoreError {
+    pub(crate) fn io(e: std::io::Error) -> StoreError {
+        StoreError::Io(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// A user's default second factor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    Push,
+    Call,
+    Sms,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::Push => "push",
+            Method::Call => "call",
+            Method::Sms => "sms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "totp" => Method::Totp,
+            "push" => Method::Push,
+            "call" => Method::Call,
+            "sms" => Method::Sms,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub method: Method,
+    /// An argon2id PHC string, for `[primary] mode = "local"`.
+    pub password_hash: Option<String>,
+    pub created_at: UnixTime,
+    pub blocked_until: Option<UnixTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    Totp,
+    Hotp,
+}
+
+/// An OATH token as stored; the seed stays sealed until [`Store::token_seed`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: i64,
+    pub user: String,
+    pub kind: TokenKind,
+    pub serial: Option<String>,
+    pub params: TotpParams,
+    /// HOTP: the next unused counter.
+    pub counter: u64,
+    /// TOTP: the last accepted time step.
+    pub last_step: Option<u64>,
+    /// Pending until the user proves the token shows the right code.
+    pub active: bool,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("kind", &self.kind)
+            .field("serial", &self.serial)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an administrator records when blocking, unblocking or bypassing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub user: String,
+    pub action: String,
+    pub reason: String,
+    pub at: UnixTime,
+    pub until: Option<UnixTime>,
+}
+
+/// The lockout policy (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Denials that lock the account.
+    pub denials: u32,
+    /// Seconds after the first denial of a run when the count restarts.
+    pub reset_after: i64,
+    /// Seconds a lockout lasts.
+    pub unblock_after: i64,
+}
+
+/// One line of the audit trail (SPEC §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub at: UnixTime,
+    pub user: String,
+    pub result: ResultCode,
+    pub accepted: bool,
+    pub mode: String,
+    pub server: String,
+    pub client: String,
+    pub client_ip: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The store's contract. See the module documentation.
+pub trait Store: Send + Sync + fmt::Debug {
+    fn add_user(&self, user: &User) -> Result<(), StoreError>;
+    fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Adds a token (pending unless `active`); returns its id.
+    fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;
+    fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError>;
+    fn token_seed(&self, token: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+    fn activate_token(&self, id: i64) -> Result<(), StoreError>;
+    fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError>;
+    /// Records `step` as used if it is newer than the last one used, in one
+    /// atomic statement. `false` means another request used it (or a newer
+    /// one) first.
+    fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError>;
+
+    /// Counts a denial; returns `Some(until)` when this denial locks the user.
+    fn record_denial(
+        &self,
+        user: &str,
+        now: UnixTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<UnixTime>, StoreError>;
+    fn clear_denials(&self, user: &str) -> Result<(), StoreError>;
+    fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
+
+    fn block(
+        &self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
+    fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError>;
+    fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
+    fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    fn add_bypass(
+        &self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Uses up a bypass still valid at `now`, atomically. `true` if there was one.
+    fn take_bypass(&self, user: &str, now: UnixTime) -> Result<bool, StoreError>;
+    fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    fn append_audit(&self, rec: &AuditRecord) -> Result<(), StoreError>;
+    fn audit(
+        &self,
+        user: Option<&str>,
+        since: Option<UnixTime>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+impl Algorithm {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Algorithm> {
+        Some(match s {
+            "SHA1" => Algorithm::Sha1,
+            "SHA256" => Algorithm::Sha256,
+            "SHA512" => Algorithm::Sha512,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,759 @@
+//! The embedded SQLite backend: one file, WAL, numbered migrations.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use super::*;
+
+/// Migrations, in order; `schema_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY COLLATE NOCASE,
+    email         TEXT,
+    phone         TEXT,
+    method        TEXT NOT NULL DEFAULT 'totp',
+    password_hash TEXT,
+    created_at    INTEGER NOT NULL,
+    blocked_until INTEGER
+);
+CREATE TABLE tokens (
+    id         INTEGER PRIMARY KEY,
+    user       TEXT NOT NULL COLLATE NOCASE REFERENCES users(name) ON DELETE CASCADE,
+    kind       TEXT NOT NULL,
+    serial     TEXT UNIQUE,
+    seed       BLOB NOT NULL,
+    algorithm  TEXT NOT NULL,
+    digits     INTEGER NOT NULL,
+    step       INTEGER NOT NULL,
+    counter    INTEGER NOT NULL DEFAULT 0,
+    last_step  INTEGER,
+    active     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tokens_user ON tokens(user);
+CREATE TABLE lockouts (
+    user         TEXT PRIMARY KEY COLLATE NOCASE,
+    denials      INTEGER NOT NULL,
+    first_denial INTEGER NOT NULL,
+    locked_until INTEGER
+);
+CREATE TABLE block_history (
+    id     INTEGER PRIMARY KEY,
+    user   TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    until  INTEGER
+);
+CREATE TABLE bypasses (
+    id         INTEGER PRIMARY KEY,
+    user       TEXT NOT NULL COLLATE NOCASE,
+    reason     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    until      INTEGER NOT NULL,
+    used_at    INTEGER
+);
+CREATE TABLE audit (
+    id        INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    user      TEXT NOT NULL,
+    result    TEXT NOT NULL,
+    accepted  INTEGER NOT NULL,
+    mode      TEXT NOT NULL,
+    server    TEXT NOT NULL,
+    client    TEXT NOT NULL,
+    client_ip TEXT,
+    reason    TEXT
+);
+CREATE INDEX audit_user_at ON audit(user, at);
+"#];
+
+/// SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    key: SeedKey,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path, key: SeedKey) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(StoreError::io)?;
+        }
+        Self::init(Connection::open(path)?, key)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory(key: SeedKey) -> Result<SqliteStore, StoreError> {
+        Self::init(Connection::open_in_memory()?, key)
+    }
+
+    fn init(conn: Connection, key: SeedKey) -> Result<SqliteStore, StoreError> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let version: i64 = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported,
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.execute("DELETE FROM schema_version", [])?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            key,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent:
+        // every statement is atomic. Carry on with the connection.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let method: String = r.get(3)?;
+    Ok(User {
+        name: r.get(0)?,
+        email: r.get(1)?,
+        phone: r.get(2)?,
+        method: Method::parse(&method).unwrap_or(Method::Totp),
+        password_hash: r.get(4)?,
+        created_at: r.get(5)?,
+        blocked_until: r.get(6)?,
+    })
+}
+
+const USER_COLS: &str = "name, email, phone, method, password_hash, created_at, blocked_until";
+
+fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+    let kind: String = r.get(2)?;
+    let alg: String = r.get(4)?;
+    let last: Option<i64> = r.get(8)?;
+    Ok(Token {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        kind: if kind == "hotp" {
+            TokenKind::Hotp
+        } else {
+            TokenKind::Totp
+        },
+        serial: r.get(3)?,
+        params: TotpParams {
+            algorithm: Algorithm::parse(&alg).unwrap_or(Algorithm::Sha1),
+            digits: r.get(5)?,
+            step: r.get::<_, i64>(6)? as u64,
+        },
+        counter: r.get::<_, i64>(7)? as u64,
+        last_step: last.map(|s| s as u64),
+        active: r.get(9)?,
+    })
+}
+
+const TOKEN_COLS: &str =
+    "id, user, kind, serial, algorithm, digits, step, counter, last_step, active";
+
+impl Store for SqliteStore {
+    fn add_user(&self, u: &User) -> Result<(), StoreError> {
+        let r = self.conn().execute(
+            "INSERT INTO users (name, email, phone, method, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![u.name, u.email, u.phone, u.method.as_str(), u.password_hash, u.created_at],
+        );
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::UserExists(u.name.clone()))
+            }
+            r => r.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    fn update_user(&self, u: &User) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5 WHERE name = ?1",
+            params![u.name, u.email, u.phone, u.method.as_str(), u.password_hash],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchUser(u.name.clone()));
+        }
+        Ok(())
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM users WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
+                [name],
+                user_from_row,
+            )
+            .optional()?)
+    }
+
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY name"))?;
+        let rows = st.query_map([], user_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
+        let sealed = self.key.seal(&t.user.to_lowercase(), seed);
+        let c = self.conn();
+        let exists: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+            [&t.user],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(StoreError::NoSuchUser(t.user.clone()));
+        }
+        let r = c.execute(
+            "INSERT INTO tokens (user, kind, serial, seed, algorithm, digits, step, counter, last_step, active)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                t.user,
+                if t.kind == TokenKind::Hotp { "hotp" } else { "totp" },
+                t.serial,
+                sealed,
+                t.params.algorithm.as_str(),
+                t.params.digits,
+                t.params.step as i64,
+                t.counter as i64,
+                t.last_step.map(|s| s as i64),
+                t.active
+            ],
+        );
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::SerialTaken(
+                    t.serial.clone().unwrap_or_default(),
+                ))
+            }
+            r => r.map(|_| c.last_insert_rowid()).map_err(Into::into),
+        }
+    }
+
+    fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([user], token_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn token_seed(&self, t: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let sealed: Vec<u8> =
+            self.conn()
+                .query_row("SELECT seed FROM tokens WHERE id = ?1", [t.id], |r| {
+                    r.get(0)
+                })?;
+        self.key.open(&t.user.to_lowercase(), &sealed)
+    }
+
+    fn activate_token(&self, id: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE tokens SET active = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError> {
+        let k = if kind == TokenKind::Hotp {
+            "hotp"
+        } else {
+            "totp"
+        };
+        self.conn().execute(
+            "DELETE FROM tokens WHERE user = ?1 AND kind = ?2 AND active = 0",
+            params![user, k],
+        )?;
+        Ok(())
+    }
+
+    fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
+        let s = step as i64;
+        let n = self.conn().execute(
+            "UPDATE tokens SET last_step = ?2, counter = MAX(counter, ?2 + 1)
+             WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            params![id, s],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn record_denial(
+        &self,
+        user: &str,
+        now: UnixTime,
+        p: &LockoutPolicy,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        let c = self.conn();
+        let tx = c.unchecked_transaction()?;
+        let row: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT denials, first_denial FROM lockouts WHERE user = ?1",
+                [user],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (denials, first) = match row {
+            Some((d, f)) if now < f + p.reset_after => (d + 1, f),
+            _ => (1, now),
+        };
+        let locked = (denials >= i64::from(p.denials)).then_some(now + p.unblock_after);
+        tx.execute(
+            "INSERT INTO lockouts (user, denials, first_denial, locked_until) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(user) DO UPDATE SET denials = ?2, first_denial = ?3,
+                 locked_until = COALESCE(?4, locked_until)",
+            params![user, if locked.is_some() { 0 } else { denials }, first, locked],
+        )?;
+        tx.commit()?;
+        Ok(locked)
+    }
+
+    fn clear_denials(&self, user: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE lockouts SET denials = 0 WHERE user = ?1", [user])?;
+        Ok(())
+    }
+
+    fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        let until: Option<Option<i64>> = self
+            .conn()
+            .query_row(
+                "SELECT locked_until FROM lockouts WHERE user = ?1",
+                [user],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(until.flatten().filter(|&u| u > now))
+    }
+
+    fn block(
+        &self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        let c = self.conn();
+        let tx = c.unchecked_transaction()?;
+        if tx.execute(
+            "UPDATE users SET blocked_until = ?2 WHERE name = ?1",
+            params![user, until],
+        )? == 0
+        {
+            return Err(StoreError::NoSuchUser(user.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO block_history (user, action, reason, at, until) VALUES (?1, 'block', ?2, ?3, ?4)",
+            params![user, reason, now, until],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError> {
+        let c = self.conn();
+        let tx = c.unchecked_transaction()?;
+        if tx.execute(
+            "UPDATE users SET blocked_until = NULL WHERE name = ?1",
+            [user],
+        )? == 0
+        {
+            return Err(StoreError::NoSuchUser(user.to_owned()));
+        }
+        tx.execute(
+            "UPDATE lockouts SET locked_until = NULL, denials = 0 WHERE user = ?1",
+            [user],
+        )?;
+        tx.execute(
+            "INSERT INTO block_history (user, action, reason, at) VALUES (?1, 'unblock', ?2, ?3)",
+            params![user, reason, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        let until: Option<Option<i64>> = self
+            .conn()
+            .query_row(
+                "SELECT blocked_until FROM users WHERE name = ?1",
+                [user],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(until.flatten().filter(|&u| u > now))
+    }
+
+    fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        let c = self.conn();
+        let mut st =
+            c.prepare("SELECT user, action, reason, at, until FROM block_history ORDER BY at, id")?;
+        let rows = st.query_map([], |r| {
+            Ok(HistoryEntry {
+                user: r.get(0)?,
+                action: r.get(1)?,
+                reason: r.get(2)?,
+                at: r.get(3)?,
+                until: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_bypass(
+        &self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        let c = self.conn();
+        let exists: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+            [user],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(StoreError::NoSuchUser(user.to_owned()));
+        }
+        c.execute(
+            "INSERT INTO bypasses (user, reason, created_at, until) VALUES (?1, ?2, ?3, ?4)",
+            params![user, reason, now, until],
+        )?;
+        Ok(())
+    }
+
+    fn take_bypass(&self, user: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE bypasses SET used_at = ?2 WHERE id = (
+                 SELECT id FROM bypasses WHERE user = ?1 AND used_at IS NULL AND until > ?2 ORDER BY id LIMIT 1)",
+            params![user, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT user, CASE WHEN used_at IS NULL THEN 'granted' ELSE 'used' END, reason, created_at, until
+             FROM bypasses ORDER BY created_at, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(HistoryEntry {
+                user: r.get(0)?,
+                action: r.get(1)?,
+                reason: r.get(2)?,
+                at: r.get(3)?,
+                until: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn append_audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![a.at, a.user, a.result.as_str(), a.accepted, a.mode, a.server, a.client, a.client_ip, a.reason],
+        )?;
+        Ok(())
+    }
+
+    fn audit(
+        &self,
+        user: Option<&str>,
+        since: Option<UnixTime>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT at, user, result, accepted, mode, server, client, client_ip, reason FROM audit
+             WHERE (?1 IS NULL OR user = ?1 COLLATE NOCASE) AND (?2 IS NULL OR at >= ?2) ORDER BY at, id",
+        )?;
+        let rows = st.query_map(params![user, since], |r| {
+            let result: String = r.get(2)?;
+            Ok(AuditRecord {
+                at: r.get(0)?,
+                user: r.get(1)?,
+                result: ResultCode::parse(&result).unwrap_or(ResultCode::FailedServerError),
+                accepted: r.get(3)?,
+                mode: r.get(4)?,
+                server: r.get(5)?,
+                client: r.get(6)?,
+                client_ip: r.get(7)?,
+                reason: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> SqliteStore {
+        SqliteStore::in_memory(SeedKey::from_bytes(&[1; 32])).expect("open")
+    }
+
+    fn user(name: &str) -> User {
+        User {
+            name: name.into(),
+            email: Some(format!("{name}@example.org")),
+            phone: None,
+            method: Method::Totp,
+            password_hash: None,
+            created_at: 1000,
+            blocked_until: None,
+        }
+    }
+
+    fn totp(user: &str) -> Token {
+        Token {
+            id: 0,
+            user: user.into(),
+            kind: TokenKind::Totp,
+            serial: None,
+            params: TotpParams::default(),
+            counter: 0,
+            last_step: None,
+            active: false,
+        }
+    }
+
+    #[test]
+    fn users_crud_and_case_insensitive_names() {
+        let s = store();
+        s.add_user(&user("Alice")).expect("add");
+        assert!(matches!(
+            s.add_user(&user("alice")),
+            Err(StoreError::UserExists(_))
+        ));
+        let mut u = s.user("ALICE").expect("query").expect("found");
+        assert_eq!(u.name, "Alice");
+        u.phone = Some("+15551234567".into());
+        u.method = Method::Sms;
+        s.update_user(&u).expect("update");
+        assert_eq!(
+            s.user("alice").expect("q").expect("found").method,
+            Method::Sms
+        );
+        assert_eq!(s.users().expect("list").len(), 1);
+        assert!(s.remove_user("alice").expect("rm"));
+        assert!(!s.remove_user("alice").expect("rm"));
+        assert!(matches!(s.update_user(&u), Err(StoreError::NoSuchUser(_))));
+    }
+
+    #[test]
+    fn seeds_are_sealed_and_steps_claimed_once() {
+        let s = store();
+        s.add_user(&user("bob")).expect("add");
+        let id = s
+            .add_token(&totp("bob"), b"twenty-byte-seed-xyz")
+            .expect("token");
+        let t = &s.tokens("bob").expect("tokens")[0];
+        assert!(!t.active);
+        assert_eq!(&s.token_seed(t).expect("seed")[..], b"twenty-byte-seed-xyz");
+        // The stored blob is not the seed.
+        let raw: Vec<u8> = s
+            .conn()
+            .query_row("SELECT seed FROM tokens WHERE id = ?1", [id], |r| r.get(0))
+            .expect("raw");
+        assert!(!raw.windows(8).any(|w| w == b"twenty-b"));
+        s.activate_token(id).expect("activate");
+        assert!(s.claim_step(id, 100).expect("claim"));
+        assert!(
+            !s.claim_step(id, 100).expect("claim"),
+            "the same step twice"
+        );
+        assert!(!s.claim_step(id, 99).expect("claim"), "an older step");
+        assert!(s.claim_step(id, 101).expect("claim"));
+        assert_eq!(s.tokens("bob").expect("t")[0].last_step, Some(101));
+        assert!(matches!(
+            s.add_token(&totp("nobody"), b"x"),
+            Err(StoreError::NoSuchUser(_))
+        ));
+    }
+
+    #[test]
+    fn concurrent_claims_of_one_step_have_one_winner() {
+        // Separate connections to one file, as two proxies or two workers.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("race.db");
+        let s = SqliteStore::open(&p, SeedKey::from_bytes(&[3; 32])).expect("open");
+        s.add_user(&user("race")).expect("add");
+        let id = s.add_token(&totp("race"), b"seed").expect("token");
+        let winners: usize = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let p = p.clone();
+                    sc.spawn(move || {
+                        let s = SqliteStore::open(&p, SeedKey::from_bytes(&[3; 32])).expect("open");
+                        usize::from(s.claim_step(id, 777).expect("claim"))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).sum()
+        });
+        assert_eq!(winners, 1);
+    }
+
+    #[test]
+    fn hardware_serials_belong_to_one_user() {
+        let s = store();
+        s.add_user(&user("a")).expect("add");
+        s.add_user(&user("b")).expect("add");
+        let mut t = totp("a");
+        t.serial = Some("1234567".into());
+        s.add_token(&t, b"k").expect("first");
+        t.user = "b".into();
+        assert!(matches!(
+            s.add_token(&t, b"k"),
+            Err(StoreError::SerialTaken(_))
+        ));
+    }
+
+    #[test]
+    fn lockout_counts_resets_and_unlocks() {
+        let s = store();
+        let p = LockoutPolicy {
+            denials: 3,
+            reset_after: 600,
+            unblock_after: 1800,
+        };
+        assert_eq!(s.record_denial("u", 0, &p).expect("d"), None);
+        assert_eq!(s.record_denial("u", 10, &p).expect("d"), None);
+        // The run restarts after reset_after.
+        assert_eq!(s.record_denial("u", 700, &p).expect("d"), None);
+        assert_eq!(s.record_denial("u", 710, &p).expect("d"), None);
+        assert_eq!(s.record_denial("u", 720, &p).expect("d"), Some(2520));
+        assert_eq!(s.locked_until("u", 721).expect("l"), Some(2520));
+        assert_eq!(
+            s.locked_until("u", 2520).expect("l"),
+            None,
+            "unlocked automatically"
+        );
+    }
+
+    #[test]
+    fn block_unblock_and_history() {
+        let s = store();
+        s.add_user(&user("c")).expect("add");
+        s.block("c", "lost phone", 100, 100 + 90 * 86400)
+            .expect("block");
+        assert_eq!(
+            s.blocked_until("c", 200).expect("b"),
+            Some(100 + 90 * 86400)
+        );
+        s.unblock("c", "found it", 300).expect("unblock");
+        assert_eq!(s.blocked_until("c", 400).expect("b"), None);
+        let h = s.block_history().expect("history");
+        assert_eq!(
+            h.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["block", "unblock"]
+        );
+        assert_eq!(h[0].reason, "lost phone");
+        assert!(matches!(
+            s.block("zed", "x", 0, 1),
+            Err(StoreError::NoSuchUser(_))
+        ));
+    }
+
+    #[test]
+    fn bypass_is_used_once_and_expires() {
+        let s = store();
+        s.add_user(&user("d")).expect("add");
+        s.add_bypass("d", "travel", 100, 400).expect("bypass");
+        assert!(!s.take_bypass("d", 400).expect("t"), "expired");
+        s.add_bypass("d", "again", 500, 800).expect("bypass");
+        assert!(s.take_bypass("d", 600).expect("t"));
+        assert!(!s.take_bypass("d", 601).expect("t"), "only once");
+        let h = s.bypass_history().expect("h");
+        assert_eq!(
+            h.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["granted", "used"]
+        );
+    }
+
+    #[test]
+    fn audit_round_trip_and_filters() {
+        let s = store();
+        for (at, user, result) in [
+            (10, "a", ResultCode::SuccessOathCodeVerified),
+            (20, "b", ResultCode::FailedOathCodeIncorrect),
+        ] {
+            s.append_audit(&AuditRecord {
+                at,
+                user: user.into(),
+                result,
+                accepted: result == ResultCode::SuccessOathCodeVerified,
+                mode: "totp".into(),
+                server: "s1".into(),
+                client: "vpn".into(),
+                client_ip: Some("192.0.2.7".into()),
+                reason: None,
+            })
+            .expect("append");
+        }
+        assert_eq!(s.audit(None, None).expect("all").len(), 2);
+        assert_eq!(
+            s.audit(Some("B"), None).expect("b")[0].result,
+            ResultCode::FailedOathCodeIncorrect
+        );
+        assert_eq!(s.audit(None, Some(15)).expect("since").len(), 1);
+    }
+
+    #[test]
+    fn survives_reopen_and_refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("mfa.db");
+        {
+            let s = SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])).expect("open");
+            s.add_user(&user("persist")).expect("add");
+            s.block("persist", "r", 0, 10_000).expect("block");
+        }
+        let s = SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])).expect("reopen");
+        assert_eq!(s.blocked_until("persist", 5).expect("b"), Some(10_000));
+        s.conn()
+            .execute("UPDATE schema_version SET version = 99", [])
+            .expect("bump");
+        drop(s);
+        assert!(matches!(
+            SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+}
