@@ -171,6 +171,17 @@ fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     })
 }
 
+/// Columns: user, action, reason, at, until.
+fn history_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        user: r.get(0)?,
+        action: r.get(1)?,
+        reason: r.get(2)?,
+        at: r.get(3)?,
+        until: r.get(4)?,
+    })
+}
+
 const TOKEN_COLS: &str =
     "id, user, kind, serial, algorithm, digits, step, counter, last_step, active";
 
@@ -422,15 +433,7 @@ impl Store for SqliteStore {
         let c = self.conn();
         let mut st =
             c.prepare("SELECT user, action, reason, at, until FROM block_history ORDER BY at, id")?;
-        let rows = st.query_map([], |r| {
-            Ok(HistoryEntry {
-                user: r.get(0)?,
-                action: r.get(1)?,
-                reason: r.get(2)?,
-                at: r.get(3)?,
-                until: r.get(4)?,
-            })
-        })?;
+        let rows = st.query_map([], history_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -472,15 +475,7 @@ impl Store for SqliteStore {
             "SELECT user, CASE WHEN used_at IS NULL THEN 'granted' ELSE 'used' END, reason, created_at, until
              FROM bypasses ORDER BY created_at, id",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok(HistoryEntry {
-                user: r.get(0)?,
-                action: r.get(1)?,
-                reason: r.get(2)?,
-                at: r.get(3)?,
-                until: r.get(4)?,
-            })
-        })?;
+        let rows = st.query_map([], history_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
