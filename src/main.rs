@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 use mfa_proxy::config::Config;
 use mfa_proxy::io::Bound;
 use mfa_proxy::radius::dict::Dictionary;
+use mfa_proxy::store::{SeedKey, SqliteStore, Store};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,122 @@ enum Command {
         #[arg(long, default_value = "proxy.toml")]
         config: PathBuf,
     },
+    /// Manage users.
+    User {
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+    /// Enroll and activate authenticator apps.
+    Totp {
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: TotpCmd,
+    },
+    /// Block a user's second factor (every attempt is denied).
+    Block {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        /// How long, e.g. "90d" (the default) or "12h".
+        #[arg(long = "for", default_value = "90d")]
+        duration: String,
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Lift a block or a lockout.
+    Unblock {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Let a user's next login through without a second factor, once.
+    Bypass {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        /// How long the bypass waits to be used, e.g. "300s".
+        #[arg(long = "for", default_value = "300s")]
+        duration: String,
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Reports from the store.
+    Report {
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table, global = true)]
+        format: ReportFormat,
+        #[command(subcommand)]
+        which: ReportCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; --password-stdin reads a local password (for primary mode "local").
+    Add {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    Show {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    /// Import users from CSV with the header name,email,phone.
+    Import {
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TotpCmd {
+    /// Make a new secret and show it as an otpauth:// URI and QR code.
+    Enroll {
+        name: String,
+        /// Also write the QR code to this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Activate the pending secret with the code the app shows.
+    Activate { name: String, code: String },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Every recorded login.
+    Signins {
+        #[arg(long)]
+        user: Option<String>,
+        /// A time (RFC 3339) or how long ago, e.g. "24h".
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Block and unblock history.
+    Blocked,
+    /// Bypasses granted and used.
+    Bypassed,
+    /// Users registered for MFA and not, with their methods.
+    Users,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,7 +172,198 @@ fn main() -> ExitCode {
             init_logging(log_format);
             serve(&config)
         }
+        other => match admin(other) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(AdminFailure::Config(e)) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+            Err(AdminFailure::Command(e)) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+enum AdminFailure {
+    Config(String),
+    Command(String),
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn open_store(config: &Path) -> Result<(Config, SqliteStore), AdminFailure> {
+    let config = Config::load(config).map_err(|e| AdminFailure::Config(e.to_string()))?;
+    let key = SeedKey::load_or_create(&config.store.key_file)
+        .map_err(|e| AdminFailure::Command(format!("{}: {e}", config.store.key_file.display())))?;
+    let store = SqliteStore::open(&config.store.path, key)
+        .map_err(|e| AdminFailure::Command(format!("{}: {e}", config.store.path.display())))?;
+    Ok((config, store))
+}
+
+fn duration_secs(s: &str, what: &str) -> Result<i64, AdminFailure> {
+    humantime::parse_duration(s)
+        .map(|d| d.as_secs() as i64)
+        .map_err(|_| {
+            AdminFailure::Command(format!(
+                "{what}: \"{s}\" is not a duration, e.g. \"90d\" or \"300s\""
+            ))
+        })
+}
+
+fn admin(cmd: Command) -> Result<(), AdminFailure> {
+    use mfa_proxy::cli;
+    let fail = |e: cli::AdminError| AdminFailure::Command(e.to_string());
+    let now = unix_now();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        Command::User { config, action } => {
+            let (_, store) = open_store(&config)?;
+            match action {
+                UserCmd::Add {
+                    name,
+                    email,
+                    phone,
+                    password_stdin,
+                } => {
+                    let password = if password_stdin {
+                        let mut line = zeroize::Zeroizing::new(String::new());
+                        std::io::stdin()
+                            .read_line(&mut line)
+                            .map_err(|e| AdminFailure::Command(e.to_string()))?;
+                        let trimmed =
+                            zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+                        Some(trimmed)
+                    } else {
+                        None
+                    };
+                    cli::user_add(&store, &name, email, phone, password, now).map_err(fail)?;
+                    println!("added {name}");
+                }
+                UserCmd::List => cli::user_list(&store, &mut out).map_err(fail)?,
+                UserCmd::Show { name } => {
+                    cli::user_show(&store, &name, now, &mut out).map_err(fail)?
+                }
+                UserCmd::Remove { name } => {
+                    if !store.remove_user(&name).map_err(|e| fail(e.into()))? {
+                        return Err(AdminFailure::Command(format!("no user named \"{name}\"")));
+                    }
+                    println!("removed {name}");
+                }
+                UserCmd::Import { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| AdminFailure::Command(format!("{}: {e}", file.display())))?;
+                    let (n, errors) = cli::user_import(&store, &text, now).map_err(fail)?;
+                    println!("imported {n} users");
+                    if errors.lines().count() > 1 {
+                        let err_file = file.with_extension("errors.csv");
+                        std::fs::write(&err_file, errors)
+                            .map_err(|e| AdminFailure::Command(e.to_string()))?;
+                        println!("rows with errors were written to {}", err_file.display());
+                    }
+                }
+            }
+        }
+        Command::Totp { config, action } => {
+            let (cfg, store) = open_store(&config)?;
+            match action {
+                TotpCmd::Enroll { name, svg } => {
+                    let e = cli::totp_enroll(&store, &name, &cfg.server.name).map_err(fail)?;
+                    println!("Scan this with the authenticator app, then run:");
+                    println!("  mfa-proxy totp activate {name} <code shown by the app>");
+                    println!("{}", cli::qr_terminal(&e.uri).map_err(fail)?);
+                    println!("{}", e.uri.as_str());
+                    if let Some(p) = svg {
+                        std::fs::write(&p, cli::qr_svg(&e.uri).map_err(fail)?)
+                            .map_err(|e| AdminFailure::Command(format!("{}: {e}", p.display())))?;
+                        println!("QR code written to {}", p.display());
+                    }
+                }
+                TotpCmd::Activate { name, code } => {
+                    cli::totp_activate(&store, &name, &code, now as u64, 1).map_err(fail)?;
+                    println!("activated the authenticator app of {name}");
+                }
+            }
+        }
+        Command::Block {
+            name,
+            reason,
+            duration,
+            config,
+        } => {
+            let (_, store) = open_store(&config)?;
+            let until = now + duration_secs(&duration, "--for")?;
+            store
+                .block(&name, &reason, now, until)
+                .map_err(|e| fail(e.into()))?;
+            println!("blocked {name}");
+        }
+        Command::Unblock {
+            name,
+            reason,
+            config,
+        } => {
+            let (_, store) = open_store(&config)?;
+            store
+                .unblock(&name, &reason, now)
+                .map_err(|e| fail(e.into()))?;
+            println!("unblocked {name}");
+        }
+        Command::Bypass {
+            name,
+            reason,
+            duration,
+            config,
+        } => {
+            let (_, store) = open_store(&config)?;
+            let until = now + duration_secs(&duration, "--for")?;
+            store
+                .add_bypass(&name, &reason, now, until)
+                .map_err(|e| fail(e.into()))?;
+            println!("the next login of {name} within {duration} skips the second factor");
+        }
+        Command::Report {
+            config,
+            format,
+            which,
+        } => {
+            let (_, store) = open_store(&config)?;
+            let format = match format {
+                ReportFormat::Table => cli::Format::Table,
+                ReportFormat::Csv => cli::Format::Csv,
+                ReportFormat::Json => cli::Format::Json,
+            };
+            match which {
+                ReportCmd::Signins { user, since } => {
+                    let since = match since {
+                        None => None,
+                        Some(s) => Some(match humantime::parse_rfc3339_weak(&s) {
+                            Ok(t) => t
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs() as i64),
+                            Err(_) => now - duration_secs(&s, "--since")?,
+                        }),
+                    };
+                    cli::report_signins(&store, user.as_deref(), since, format, &mut out)
+                        .map_err(fail)?;
+                }
+                ReportCmd::Blocked => {
+                    cli::report_blocked(&store, format, &mut out).map_err(fail)?
+                }
+                ReportCmd::Bypassed => {
+                    cli::report_bypassed(&store, format, &mut out).map_err(fail)?
+                }
+                ReportCmd::Users => cli::report_users(&store, format, &mut out).map_err(fail)?,
+            }
+        }
+        Command::Serve { .. } | Command::Check { .. } => unreachable!("handled in main"),
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

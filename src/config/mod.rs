@@ -25,8 +25,17 @@ pub struct Config {
     pub proxy: Proxy,
     pub clients: Vec<Client>,
     pub upstreams: Vec<Upstream>,
+    pub store: StoreConfig,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
+}
+
+/// Where persistent state lives. Relative paths are resolved against the
+/// configuration file's directory.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Clone, Debug)]
@@ -138,6 +147,33 @@ struct RawConfig {
     client: Vec<RawClient>,
     #[serde(default)]
     upstream: Vec<RawUpstream>,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default = "d_store_path")]
+    path: PathBuf,
+    #[serde(default = "d_key_file")]
+    key_file: PathBuf,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            path: d_store_path(),
+            key_file: d_key_file(),
+        }
+    }
+}
+
+fn d_store_path() -> PathBuf {
+    "data/mfa.db".into()
+}
+fn d_key_file() -> PathBuf {
+    "data/seed.key".into()
 }
 
 #[derive(Deserialize)]
@@ -479,11 +515,17 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
             "server.acct_listen is set but no [[upstream]] has an acct_address: accounting requests will be dropped".to_owned(),
         );
     }
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let store = StoreConfig {
+        path: resolve(raw.store.path),
+        key_file: resolve(raw.store.key_file),
+    };
     Ok(Config {
         server,
         proxy,
         clients,
         upstreams,
+        store,
         warnings,
     })
 }

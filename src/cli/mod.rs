@@ -1,0 +1,657 @@
+//! The administrator's verbs: users, tokens, block, bypass, reports. Each
+//! works on a [`Store`] and writes its output to a writer, so `serve` picks
+//! up the change on the next login and the verbs are testable without a
+//! terminal.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use crate::mfa::otp::{self, TotpParams, Verdict};
+use crate::store::{
+    AuditRecord, HistoryEntry, Method, Store, StoreError, Token, TokenKind, UnixTime, User,
+};
+
+/// An administrative command failed; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn invalid(s: impl Into<String>) -> AdminError {
+    AdminError::Invalid(s.into())
+}
+
+/// User names: printable, no spaces or control characters, 1..=253 octets
+/// (they travel in User-Name).
+pub fn check_user_name(name: &str) -> Result<(), AdminError> {
+    if name.is_empty()
+        || name.len() > 253
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid(format!(
+            "\"{}\" is not a valid user name: 1 to 253 characters, no spaces or control characters",
+            name.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Phone numbers: `+`, then digits with the country code (SPEC §3).
+pub fn check_phone(phone: &str) -> Result<(), AdminError> {
+    let digits = phone.strip_prefix('+').unwrap_or(phone);
+    if digits.len() < 7 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(format!(
+            "\"{}\" is not a phone number: write digits with the country code, e.g. +15551234567",
+            phone.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// An argon2id hash of a password, for `[primary] mode = "local"`.
+pub fn hash_password(password: &[u8]) -> Result<String, AdminError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| invalid(format!("salt: {e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| invalid(format!("password hashing failed: {e}")))
+}
+
+pub fn user_add(
+    store: &dyn Store,
+    name: &str,
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<Zeroizing<String>>,
+    now: UnixTime,
+) -> Result<(), AdminError> {
+    check_user_name(name)?;
+    if let Some(p) = &phone {
+        check_phone(p)?;
+    }
+    let password_hash = match password {
+        Some(p) if p.is_empty() => {
+            return Err(invalid("the password read from standard input is empty"));
+        }
+        Some(p) => Some(hash_password(p.as_bytes())?),
+        None => None,
+    };
+    store.add_user(&User {
+        name: name.to_owned(),
+        email,
+        phone,
+        method: Method::Totp,
+        password_hash,
+        created_at: now,
+        blocked_until: None,
+    })?;
+    Ok(())
+}
+
+/// Imports users from CSV with the header `name,email,phone` (email and phone
+/// may be empty). Good rows are imported; the rest come back as an error CSV.
+pub fn user_import(
+    store: &dyn Store,
+    csv: &str,
+    now: UnixTime,
+) -> Result<(usize, String), AdminError> {
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap_or("").trim().to_ascii_lowercase();
+    if header.replace(' ', "") != "name,email,phone" {
+        return Err(invalid(
+            "the first line must be the header: name,email,phone",
+        ));
+    }
+    let mut imported = 0;
+    let mut errors = String::from("line,name,error\n");
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let opt = |s: Option<&&str>| s.filter(|s| !s.is_empty()).map(|s| (*s).to_owned());
+        let r = if f.len() != 3 {
+            Err(invalid("expected 3 fields"))
+        } else {
+            user_add(store, f[0], opt(f.get(1)), opt(f.get(2)), None, now)
+        };
+        match r {
+            Ok(()) => imported += 1,
+            Err(e) => {
+                let _ = writeln!(
+                    errors,
+                    "{},{},\"{}\"",
+                    i + 2,
+                    f.first().unwrap_or(&""),
+                    e.to_string().replace('"', "'")
+                );
+            }
+        }
+    }
+    Ok((imported, errors))
+}
+
+fn show_time(t: UnixTime) -> String {
+    u64::try_from(t)
+        .ok()
+        .map(|s| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+            .to_string()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn methods(store: &dyn Store, name: &str) -> Result<String, AdminError> {
+    let tokens = store.tokens(name)?;
+    let mut m: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            let kind = if t.kind == TokenKind::Hotp {
+                "hotp"
+            } else {
+                "totp"
+            };
+            let serial = t
+                .serial
+                .as_deref()
+                .map(|s| format!(" #{s}"))
+                .unwrap_or_default();
+            format!("{kind}{serial}{}", if t.active { "" } else { " (pending)" })
+        })
+        .collect();
+    if m.is_empty() {
+        m.push("none".into());
+    }
+    Ok(m.join(", "))
+}
+
+pub fn user_list(store: &dyn Store, out: &mut dyn Write) -> Result<(), AdminError> {
+    writeln!(
+        out,
+        "{:<24} {:<28} {:<16} methods",
+        "name", "email", "phone"
+    )?;
+    for u in store.users()? {
+        writeln!(
+            out,
+            "{:<24} {:<28} {:<16} {}",
+            u.name,
+            u.email.as_deref().unwrap_or("-"),
+            u.phone.as_deref().unwrap_or("-"),
+            methods(store, &u.name)?
+        )?;
+    }
+    Ok(())
+}
+
+pub fn user_show(
+    store: &dyn Store,
+    name: &str,
+    now: UnixTime,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let u = store
+        .user(name)?
+        .ok_or_else(|| StoreError::NoSuchUser(name.to_owned()))?;
+    writeln!(out, "name:      {}", u.name)?;
+    writeln!(out, "email:     {}", u.email.as_deref().unwrap_or("-"))?;
+    writeln!(out, "phone:     {}", u.phone.as_deref().unwrap_or("-"))?;
+    writeln!(out, "method:    {}", u.method.as_str())?;
+    writeln!(
+        out,
+        "password:  {}",
+        if u.password_hash.is_some() {
+            "set (local)"
+        } else {
+            "none"
+        }
+    )?;
+    writeln!(out, "tokens:    {}", methods(store, &u.name)?)?;
+    writeln!(out, "created:   {}", show_time(u.created_at))?;
+    match store.blocked_until(&u.name, now)? {
+        Some(t) => writeln!(out, "blocked:   until {}", show_time(t))?,
+        None => writeln!(out, "blocked:   no")?,
+    }
+    if let Some(t) = store.locked_until(&u.name, now)? {
+        writeln!(out, "locked:    until {}", show_time(t))?;
+    }
+    Ok(())
+}
+
+/// A new TOTP enrollment: the `otpauth://` URI for the user's app.
+#[derive(Debug)]
+pub struct Enrollment {
+    pub uri: Zeroizing<String>,
+}
+
+/// Makes a 160-bit secret, stores it pending, and returns the URI.
+pub fn totp_enroll(store: &dyn Store, name: &str, issuer: &str) -> Result<Enrollment, AdminError> {
+    let user = store
+        .user(name)?
+        .ok_or_else(|| StoreError::NoSuchUser(name.to_owned()))?;
+    let mut seed = Zeroizing::new([0u8; 20]);
+    rand::rng().fill_bytes(seed.as_mut());
+    let params = TotpParams::default();
+    store.remove_pending_tokens(&user.name, TokenKind::Totp)?;
+    store.add_token(
+        &Token {
+            id: 0,
+            user: user.name.clone(),
+            kind: TokenKind::Totp,
+            serial: None,
+            params,
+            counter: 0,
+            last_step: None,
+            active: false,
+        },
+        seed.as_ref(),
+    )?;
+    let secret = Zeroizing::new(base32::encode(
+        base32::Alphabet::Rfc4648 { padding: false },
+        seed.as_ref(),
+    ));
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let uri = Zeroizing::new(format!(
+        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={}&period={}",
+        enc(issuer),
+        enc(&user.name),
+        secret.as_str(),
+        enc(issuer),
+        params.digits,
+        params.step
+    ));
+    Ok(Enrollment { uri })
+}
+
+/// Activates the user's pending TOTP secret once `code` proves the app shows
+/// the right code.
+pub fn totp_activate(
+    store: &dyn Store,
+    name: &str,
+    code: &str,
+    unix_now: u64,
+    window: u8,
+) -> Result<(), AdminError> {
+    let pending: Vec<Token> = store
+        .tokens(name)?
+        .into_iter()
+        .filter(|t| !t.active && t.kind == TokenKind::Totp)
+        .collect();
+    let Some(t) = pending.last() else {
+        return Err(invalid(format!(
+            "{name} has no pending TOTP secret: run `mfa-proxy totp enroll {name}` first"
+        )));
+    };
+    let seed = store.token_seed(t)?;
+    match otp::verify_totp(&t.params, &seed, code.trim(), unix_now, window, None) {
+        Verdict::Valid { step } => {
+            store.activate_token(t.id)?;
+            store.claim_step(t.id, step)?;
+            Ok(())
+        }
+        _ => Err(invalid(
+            "that is not the code the app shows now; check the phone's clock and try the next code",
+        )),
+    }
+}
+
+/// A QR code of `text` for a terminal, two rows of modules per line.
+pub fn qr_terminal(text: &str) -> Result<String, AdminError> {
+    let code =
+        qrcode::QrCode::new(text.as_bytes()).map_err(|e| invalid(format!("QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .build())
+}
+
+/// The same QR code as an SVG document.
+pub fn qr_svg(text: &str) -> Result<String, AdminError> {
+    let code =
+        qrcode::QrCode::new(text.as_bytes()).map_err(|e| invalid(format!("QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .build())
+}
+
+/// Output formats of the reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Writes rows under `headers` in the chosen format.
+fn write_rows(
+    out: &mut dyn Write,
+    format: Format,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> Result<(), AdminError> {
+    match format {
+        Format::Table => {
+            let widths: Vec<usize> = headers
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    rows.iter()
+                        .map(|r| r[i].len())
+                        .max()
+                        .unwrap_or(0)
+                        .max(h.len())
+                })
+                .collect();
+            let line = |cells: Vec<&str>| -> String {
+                cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
+            };
+            writeln!(out, "{}", line(headers.to_vec()))?;
+            for r in rows {
+                writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+            }
+        }
+        Format::Csv => {
+            writeln!(out, "{}", headers.join(","))?;
+            for r in rows {
+                writeln!(
+                    out,
+                    "{}",
+                    r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",")
+                )?;
+            }
+        }
+        Format::Json => {
+            for r in rows {
+                let fields: Vec<String> = headers
+                    .iter()
+                    .zip(r)
+                    .map(|(h, v)| format!("{}:{}", json_str(h), json_str(v)))
+                    .collect();
+                writeln!(out, "{{{}}}", fields.join(","))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn report_signins(
+    store: &dyn Store,
+    user: Option<&str>,
+    since: Option<UnixTime>,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let rows: Vec<Vec<String>> = store
+        .audit(user, since)?
+        .into_iter()
+        .map(|a: AuditRecord| {
+            vec![
+                show_time(a.at),
+                a.user,
+                a.result.as_str().to_owned(),
+                if a.accepted { "accept" } else { "reject" }.to_owned(),
+                a.mode,
+                a.client,
+                a.client_ip.unwrap_or_default(),
+                a.server,
+                a.reason.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    write_rows(
+        out,
+        format,
+        &[
+            "time",
+            "user",
+            "result",
+            "decision",
+            "mode",
+            "client",
+            "client_ip",
+            "server",
+            "reason",
+        ],
+        &rows,
+    )
+}
+
+fn history_rows(h: Vec<HistoryEntry>) -> Vec<Vec<String>> {
+    h.into_iter()
+        .map(|e| {
+            vec![
+                show_time(e.at),
+                e.user,
+                e.action,
+                e.reason,
+                e.until.map(show_time).unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+pub fn report_blocked(
+    store: &dyn Store,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    write_rows(
+        out,
+        format,
+        &["time", "user", "action", "reason", "until"],
+        &history_rows(store.block_history()?),
+    )
+}
+
+pub fn report_bypassed(
+    store: &dyn Store,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    write_rows(
+        out,
+        format,
+        &["time", "user", "state", "reason", "until"],
+        &history_rows(store.bypass_history()?),
+    )
+}
+
+pub fn report_users(
+    store: &dyn Store,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let mut rows = Vec::new();
+    for u in store.users()? {
+        let registered = store.tokens(&u.name)?.iter().any(|t| t.active) || u.phone.is_some();
+        rows.push(vec![
+            u.name.clone(),
+            if registered {
+                "registered"
+            } else {
+                "not registered"
+            }
+            .to_owned(),
+            u.method.as_str().to_owned(),
+            methods(store, &u.name)?,
+        ]);
+    }
+    write_rows(
+        out,
+        format,
+        &["user", "mfa", "default_method", "methods"],
+        &rows,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SeedKey, SqliteStore};
+
+    fn store() -> SqliteStore {
+        SqliteStore::in_memory(SeedKey::from_bytes(&[4; 32])).expect("open")
+    }
+
+    #[test]
+    fn enroll_then_activate_with_the_apps_code() {
+        let s = store();
+        user_add(&s, "alice", Some("alice@example.org".into()), None, None, 0).expect("add");
+        let e = totp_enroll(&s, "alice", "mfa-proxy test").expect("enroll");
+        assert!(
+            e.uri
+                .starts_with("otpauth://totp/mfa-proxy%20test:alice?secret="),
+            "{}",
+            e.uri.as_str()
+        );
+        let secret = e
+            .uri
+            .split("secret=")
+            .nth(1)
+            .and_then(|r| r.split('&').next())
+            .expect("secret");
+        let seed =
+            base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32");
+        assert_eq!(seed.len(), 20, "160-bit secret");
+        let now = 1_800_000_000;
+        assert!(
+            totp_activate(&s, "alice", "000000", now, 1).is_err()
+                || otp::totp_code(&TotpParams::default(), &seed, now) == "000000"
+        );
+        let code = otp::totp_code(&TotpParams::default(), &seed, now);
+        totp_activate(&s, "alice", &code, now, 1).expect("activates");
+        let t = &s.tokens("alice").expect("tokens")[0];
+        assert!(t.active);
+        assert_eq!(
+            t.last_step,
+            Some(now / 30),
+            "the activation code cannot be used again"
+        );
+        assert!(
+            totp_activate(&s, "alice", &code, now, 1).is_err(),
+            "nothing pending any more"
+        );
+        assert!(qr_terminal(&e.uri).expect("qr").lines().count() > 10);
+        assert!(qr_svg(&e.uri).expect("svg").starts_with("<?xml"));
+    }
+
+    #[test]
+    fn validation_and_import_report_errors() {
+        let s = store();
+        assert!(user_add(&s, "has space", None, None, None, 0).is_err());
+        assert!(user_add(&s, "bob", None, Some("555-1234".into()), None, 0).is_err());
+        let (n, errors) = user_import(
+            &s,
+            "name,email,phone\nhelga@contoso.com,helga@contoso.com,+4930123456\nbad name,,\nhelga@contoso.com,,\nkim,,+821012345678\n",
+            0,
+        )
+        .expect("import");
+        assert_eq!(n, 2);
+        assert_eq!(errors.lines().count(), 3, "{errors}");
+        assert!(
+            errors.contains("3,bad name") && errors.contains("4,helga@contoso.com"),
+            "{errors}"
+        );
+        assert!(user_import(&s, "user,mail\n", 0).is_err());
+    }
+
+    #[test]
+    fn local_password_is_an_argon2id_hash() {
+        let s = store();
+        user_add(
+            &s,
+            "carol",
+            None,
+            None,
+            Some(Zeroizing::new("s3cret-pw".into())),
+            0,
+        )
+        .expect("add");
+        let h = s
+            .user("carol")
+            .expect("q")
+            .expect("found")
+            .password_hash
+            .expect("hash");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(!h.contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn reports_in_three_formats() {
+        let s = store();
+        user_add(&s, "dave", None, Some("+15551234567".into()), None, 0).expect("add");
+        s.block("dave", "lost, phone", 10, 20).expect("block");
+        let mut out = Vec::new();
+        report_blocked(&s, Format::Csv, &mut out).expect("csv");
+        let csv = String::from_utf8(out).expect("utf8");
+        assert!(csv.contains("\"lost, phone\""), "{csv}");
+        let mut out = Vec::new();
+        report_users(&s, Format::Json, &mut out).expect("json");
+        let json = String::from_utf8(out).expect("utf8");
+        assert!(
+            json.contains("\"user\":\"dave\"") && json.contains("\"mfa\":\"registered\""),
+            "{json}"
+        );
+        let mut out = Vec::new();
+        report_signins(&s, None, None, Format::Table, &mut out).expect("table");
+        assert!(String::from_utf8(out).expect("utf8").starts_with("time"));
+    }
+}

@@ -1,0 +1,183 @@
+//! The administrator's verbs, run as the real binary against a store in a
+//! temporary directory.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            workspace().join("proxy.toml"),
+            dir.path().join("proxy.toml"),
+        )
+        .expect("copy config");
+        Site { dir }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("proxy.toml"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        if let Some(s) = stdin {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(s.as_bytes())
+                .expect("write");
+        }
+        c.wait_with_output().expect("wait")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args, None);
+        assert!(o.status.success(), "{args:?} failed: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+#[test]
+fn enroll_activate_block_bypass_and_report() {
+    let site = Site::new();
+    site.ok(&["user", "add", "alice", "--email", "alice@example.org"]);
+    let enroll = site.ok(&[
+        "totp",
+        "enroll",
+        "alice",
+        "--svg",
+        site.dir.path().join("qr.svg").to_str().expect("utf8"),
+    ]);
+    let uri = enroll
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .expect("uri printed");
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .and_then(|r| r.split('&').next())
+        .expect("secret");
+    let seed =
+        base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32");
+    assert!(
+        std::fs::read_to_string(site.dir.path().join("qr.svg"))
+            .expect("svg")
+            .contains("<svg")
+    );
+
+    // A wrong code does not activate; the right one does.
+    let o = site.run(&["totp", "activate", "alice", "000000"], None);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let code = totp_code(&TotpParams::default(), &seed, now);
+    if code != "000000" {
+        assert!(!o.status.success());
+    }
+    site.ok(&["totp", "activate", "alice", &code]);
+    assert!(
+        site.ok(&["user", "show", "alice"])
+            .contains("tokens:    totp")
+    );
+
+    // The key file exists with mode 0600, and the database does not hold the seed.
+    use std::os::unix::fs::PermissionsExt;
+    let key = site.dir.path().join("data/seed.key");
+    assert_eq!(
+        std::fs::metadata(&key)
+            .expect("key file")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let db = std::fs::read(site.dir.path().join("data/mfa.db")).expect("db");
+    assert!(!db.windows(seed.len()).any(|w| w == seed.as_slice()));
+
+    site.ok(&["block", "alice", "--reason", "phone stolen"]);
+    assert!(
+        site.ok(&["user", "show", "alice"])
+            .contains("blocked:   until")
+    );
+    site.ok(&["unblock", "alice", "--reason", "phone found"]);
+    site.ok(&[
+        "bypass",
+        "alice",
+        "--for",
+        "300s",
+        "--reason",
+        "forgot phone",
+    ]);
+    let blocked = site.ok(&["report", "blocked", "--format", "csv"]);
+    assert!(
+        blocked.contains("alice,block,phone stolen")
+            && blocked.contains("alice,unblock,phone found"),
+        "{blocked}"
+    );
+    assert!(site.ok(&["report", "bypassed"]).contains("forgot phone"));
+    let users = site.ok(&["report", "users", "--format", "json"]);
+    assert!(users.contains("\"mfa\":\"registered\""), "{users}");
+
+    // Import: good rows in, bad rows reported.
+    let csv = site.dir.path().join("users.csv");
+    std::fs::write(&csv, "name,email,phone\nbob,,+15551234567\nbad name,,\n").expect("csv");
+    assert!(
+        site.ok(&["user", "import", csv.to_str().expect("utf8")])
+            .contains("imported 1 users")
+    );
+    assert!(
+        std::fs::read_to_string(site.dir.path().join("users.errors.csv"))
+            .expect("errors")
+            .contains("bad name")
+    );
+    assert!(site.ok(&["user", "list"]).contains("bob"));
+    site.ok(&["user", "remove", "bob"]);
+    assert!(!site.run(&["user", "remove", "bob"], None).status.success());
+}
+
+#[test]
+fn local_password_from_stdin_and_bad_input() {
+    let site = Site::new();
+    let o = site.run(
+        &["user", "add", "carol", "--password-stdin"],
+        Some("pa55word\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        site.ok(&["user", "show", "carol"])
+            .contains("password:  set (local)")
+    );
+    let o = site.run(&["user", "add", "dan", "--phone", "12ab"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("not a phone number"),
+        "{}",
+        text(&o)
+    );
+    let o = site.run(&["block", "nobody", "--reason", "x"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("no user named"),
+        "{}",
+        text(&o)
+    );
+    let o = site.run(&["bypass", "carol", "--reason", "x", "--for", "soon"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("not a duration"),
+        "{}",
+        text(&o)
+    );
+}
