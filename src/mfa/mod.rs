@@ -3,6 +3,7 @@
 //! records.
 
 pub mod otp;
+pub mod policy;
 pub mod result;
 
 pub use result::ResultCode;

@@ -1,0 +1,318 @@
+//! The store side of a login: what the engine asks, answered by a worker
+//! thread against the [`Store`]. Everything that must be atomic (using a
+//! bypass, claiming a code's time step, counting a denial) happens here, in
+//! the database.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use super::otp::{self, Verdict};
+use crate::store::{AuditRecord, LockoutPolicy, Store, StoreError, TokenKind, UnixTime};
+
+/// A question from the engine.
+pub enum StoreOp {
+    /// After the first factor: which policy applies to this user.
+    Precheck { user: String },
+    /// Check a one-time code against the user's active tokens.
+    Verify {
+        user: String,
+        code: Zeroizing<String>,
+        window: u8,
+        lockout: LockoutPolicy,
+    },
+    /// Record the outcome of a login (fire and forget).
+    Audit(AuditRecord),
+}
+
+impl fmt::Debug for StoreOp {
+    // The code is a secret: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreOp::Precheck { user } => write!(f, "Precheck({user})"),
+            StoreOp::Verify { user, .. } => write!(f, "Verify({user}, <code>)"),
+            StoreOp::Audit(a) => write!(f, "Audit({}, {})", a.user, a.result),
+        }
+    }
+}
+
+/// The answer to a [`StoreOp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreAnswer {
+    Precheck(Precheck),
+    Verify {
+        verdict: Verdict,
+        locked: bool,
+    },
+    Done,
+    /// The store failed; the engine fails closed.
+    Failed,
+}
+
+/// What policy applies to a user after the first factor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precheck {
+    /// A one-time bypass was waiting, and is now used up.
+    Bypass,
+    Blocked,
+    Locked,
+    /// Not known, or no active token.
+    Unenrolled,
+    /// Ask for a code.
+    Challenge,
+}
+
+/// Runs one job at `now` (Unix seconds).
+pub fn run(store: &dyn Store, op: &StoreOp, now: UnixTime) -> StoreAnswer {
+    match answer(store, op, now) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, op = ?op, "store failure: failing closed");
+            StoreAnswer::Failed
+        }
+    }
+}
+
+fn answer(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<StoreAnswer, StoreError> {
+    Ok(match op {
+        StoreOp::Precheck { user } => StoreAnswer::Precheck(precheck(store, user, now)?),
+        StoreOp::Verify {
+            user,
+            code,
+            window,
+            lockout,
+        } => {
+            let verdict = verify(store, user, code, *window, now)?;
+            let locked = match verdict {
+                Verdict::Valid { .. } => {
+                    store.clear_denials(user)?;
+                    false
+                }
+                _ => store.record_denial(user, now, lockout)?.is_some(),
+            };
+            StoreAnswer::Verify { verdict, locked }
+        }
+        StoreOp::Audit(rec) => {
+            store.append_audit(rec)?;
+            StoreAnswer::Done
+        }
+    })
+}
+
+fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, StoreError> {
+    if store.user(user)?.is_none() {
+        return Ok(Precheck::Unenrolled);
+    }
+    if store.blocked_until(user, now)?.is_some() {
+        return Ok(Precheck::Blocked);
+    }
+    if store.take_bypass(user, now)? {
+        return Ok(Precheck::Bypass);
+    }
+    if store.locked_until(user, now)?.is_some() {
+        return Ok(Precheck::Locked);
+    }
+    if !store.tokens(user)?.iter().any(|t| t.active) {
+        return Ok(Precheck::Unenrolled);
+    }
+    Ok(Precheck::Challenge)
+}
+
+/// Tries the code on every active token; the first that matches claims its
+/// step atomically, so of two concurrent answers with the same code only one
+/// wins (the other sees a duplicate).
+fn verify(
+    store: &dyn Store,
+    user: &str,
+    code: &str,
+    window: u8,
+    now: UnixTime,
+) -> Result<Verdict, StoreError> {
+    let unix = u64::try_from(now).unwrap_or(0);
+    let mut worst = Verdict::Incorrect;
+    for t in store.tokens(user)?.into_iter().filter(|t| t.active) {
+        let seed = store.token_seed(&t)?;
+        let v = match t.kind {
+            TokenKind::Totp => otp::verify_totp(&t.params, &seed, code, unix, window, t.last_step),
+            TokenKind::Hotp => otp::verify_hotp(
+                t.params.algorithm,
+                &seed,
+                code,
+                t.params.digits,
+                t.counter,
+                10,
+            ),
+        };
+        match v {
+            Verdict::Valid { step } => {
+                return Ok(if store.claim_step(t.id, step)? {
+                    v
+                } else {
+                    Verdict::Duplicate
+                });
+            }
+            Verdict::Duplicate | Verdict::Old => worst = v,
+            Verdict::Incorrect => {}
+        }
+    }
+    Ok(worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mfa::otp::{TotpParams, totp_code};
+    use crate::store::{Method, SeedKey, SqliteStore, Token, User};
+
+    const SEED: &[u8] = b"0123456789abcdefghij";
+
+    fn store_with_alice() -> SqliteStore {
+        let s = SqliteStore::in_memory(SeedKey::from_bytes(&[5; 32])).expect("open");
+        s.add_user(&User {
+            name: "alice".into(),
+            email: None,
+            phone: None,
+            method: Method::Totp,
+            password_hash: None,
+            created_at: 0,
+            blocked_until: None,
+        })
+        .expect("add");
+        s
+    }
+
+    fn enroll(s: &SqliteStore) {
+        let t = Token {
+            id: 0,
+            user: "alice".into(),
+            kind: TokenKind::Totp,
+            serial: None,
+            params: TotpParams::default(),
+            counter: 0,
+            last_step: None,
+            active: true,
+        };
+        s.add_token(&t, SEED).expect("token");
+    }
+
+    const LOCKOUT: LockoutPolicy = LockoutPolicy {
+        denials: 3,
+        reset_after: 600,
+        unblock_after: 1800,
+    };
+
+    fn verify_op(code: &str) -> StoreOp {
+        StoreOp::Verify {
+            user: "alice".into(),
+            code: Zeroizing::new(code.into()),
+            window: 1,
+            lockout: LOCKOUT,
+        }
+    }
+
+    #[test]
+    fn precheck_order() {
+        let s = store_with_alice();
+        let pre = |now| {
+            run(
+                &s,
+                &StoreOp::Precheck {
+                    user: "alice".into(),
+                },
+                now,
+            )
+        };
+        assert_eq!(pre(0), StoreAnswer::Precheck(Precheck::Unenrolled));
+        assert_eq!(
+            run(
+                &s,
+                &StoreOp::Precheck {
+                    user: "nobody".into()
+                },
+                0
+            ),
+            StoreAnswer::Precheck(Precheck::Unenrolled)
+        );
+        enroll(&s);
+        assert_eq!(pre(0), StoreAnswer::Precheck(Precheck::Challenge));
+        s.add_bypass("alice", "r", 0, 100).expect("bypass");
+        assert_eq!(pre(10), StoreAnswer::Precheck(Precheck::Bypass));
+        assert_eq!(
+            pre(11),
+            StoreAnswer::Precheck(Precheck::Challenge),
+            "a bypass works once"
+        );
+        s.block("alice", "r", 0, 1000).expect("block");
+        s.add_bypass("alice", "r", 0, 100).expect("bypass");
+        assert_eq!(
+            pre(20),
+            StoreAnswer::Precheck(Precheck::Blocked),
+            "a block beats a bypass"
+        );
+    }
+
+    #[test]
+    fn verify_replay_and_lockout() {
+        let s = store_with_alice();
+        enroll(&s);
+        let now: i64 = 1_900_000_000;
+        let code = totp_code(&TotpParams::default(), SEED, now as u64);
+        let step = now as u64 / 30;
+        assert_eq!(
+            run(&s, &verify_op(&code), now),
+            StoreAnswer::Verify {
+                verdict: Verdict::Valid { step },
+                locked: false
+            }
+        );
+        assert_eq!(
+            run(&s, &verify_op(&code), now),
+            StoreAnswer::Verify {
+                verdict: Verdict::Duplicate,
+                locked: false
+            }
+        );
+        let old = totp_code(&TotpParams::default(), SEED, now as u64 - 30);
+        assert_eq!(
+            run(&s, &verify_op(&old), now),
+            StoreAnswer::Verify {
+                verdict: Verdict::Old,
+                locked: false
+            }
+        );
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        assert_eq!(
+            run(&s, &verify_op(wrong), now),
+            StoreAnswer::Verify {
+                verdict: Verdict::Incorrect,
+                locked: true
+            },
+            "the third denial since the last success locks"
+        );
+        assert_eq!(
+            run(
+                &s,
+                &StoreOp::Precheck {
+                    user: "alice".into()
+                },
+                now
+            ),
+            StoreAnswer::Precheck(Precheck::Locked)
+        );
+        assert_eq!(
+            run(
+                &s,
+                &StoreOp::Precheck {
+                    user: "alice".into()
+                },
+                now + 1800
+            ),
+            StoreAnswer::Precheck(Precheck::Challenge),
+            "unlocked automatically"
+        );
+        assert!(
+            !format!("{:?}", verify_op(&code)).contains(&code),
+            "codes never print"
+        );
+    }
+}
