@@ -45,7 +45,7 @@ fn codec(c: &mut Criterion) {
 
 fn engine(c: &mut Criterion) {
     let toml = format!(
-        "[server]\nauth_listen = [\"127.0.0.1:1812\"]\n[[client]]\nname = \"nas\"\naddress = \"127.0.0.1\"\nsecret = \"{}\"\n\
+        "[server]\nauth_listen = [\"127.0.0.1:1812\"]\n[mfa]\nenabled = false\n[[client]]\nname = \"nas\"\naddress = \"127.0.0.1\"\nsecret = \"{}\"\n\
          [[upstream]]\nname = \"up\"\naddress = \"127.0.0.2:1812\"\nsecret = \"{}\"\nhealth_check = \"none\"\n",
         String::from_utf8_lossy(NAS),
         String::from_utf8_lossy(UP)

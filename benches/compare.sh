@@ -24,6 +24,8 @@ trap cleanup EXIT
 cat > "$work/proxy.toml" <<TOML
 [server]
 auth_listen = ["$MFA"]
+[mfa]
+enabled = false
 [[client]]
 name = "bench"
 address = "127.0.0.1"

@@ -197,12 +197,16 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+fn open_store_for(config: &Config) -> Result<SqliteStore, String> {
+    let key = SeedKey::load_or_create(&config.store.key_file)
+        .map_err(|e| format!("{}: {e}", config.store.key_file.display()))?;
+    SqliteStore::open(&config.store.path, key)
+        .map_err(|e| format!("{}: {e}", config.store.path.display()))
+}
+
 fn open_store(config: &Path) -> Result<(Config, SqliteStore), AdminFailure> {
     let config = Config::load(config).map_err(|e| AdminFailure::Config(e.to_string()))?;
-    let key = SeedKey::load_or_create(&config.store.key_file)
-        .map_err(|e| AdminFailure::Command(format!("{}: {e}", config.store.key_file.display())))?;
-    let store = SqliteStore::open(&config.store.path, key)
-        .map_err(|e| AdminFailure::Command(format!("{}: {e}", config.store.path.display())))?;
+    let store = open_store_for(&config).map_err(AdminFailure::Command)?;
     Ok((config, store))
 }
 
@@ -441,7 +445,18 @@ fn serve(path: &Path) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let bound = match Bound::bind(&config, dictionary) {
+        let store: Option<Arc<dyn Store>> = if config.mfa.enabled {
+            match open_store_for(&config) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    error!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            None
+        };
+        let bound = match Bound::bind(&config, dictionary, store) {
             Ok(b) => b,
             Err(e) => {
                 error!("{e}");

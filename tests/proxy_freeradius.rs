@@ -300,7 +300,7 @@ fn ipv6_listener_and_client() {
     }
     let fr = FreeRadius::start(UPSTREAM_SECRET);
     let t = format!(
-        "[server]\nauth_listen = [\"[::1]:0\"]\n[[client]]\nname = \"v6\"\naddress = \"::1\"\nsecret = \"{NAS_SECRET}\"\n\
+        "[server]\nauth_listen = [\"[::1]:0\"]\n[mfa]\nenabled = false\n[[client]]\nname = \"v6\"\naddress = \"::1\"\nsecret = \"{NAS_SECRET}\"\n\
          [[upstream]]\nname = \"fr\"\naddress = \"{}\"\nsecret = \"{UPSTREAM_SECRET}\"\nrequire_message_authenticator = false\nhealth_check = \"none\"\n",
         fr.auth
     );

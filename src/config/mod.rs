@@ -26,8 +26,34 @@ pub struct Config {
     pub clients: Vec<Client>,
     pub upstreams: Vec<Upstream>,
     pub store: StoreConfig,
+    pub mfa: Mfa,
+    pub lockout: crate::store::LockoutPolicy,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
+}
+
+/// What happens to a user with no second factor registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unenrolled {
+    Reject,
+    /// Let them in after the first factor (logged).
+    Accept,
+}
+
+/// The second factor by one-time code.
+#[derive(Clone, Debug)]
+pub struct Mfa {
+    /// Off: a plain proxy (every upstream answer relayed as it is).
+    pub enabled: bool,
+    pub unenrolled: Unenrolled,
+    pub challenge_timeout: Duration,
+    pub max_attempts: u32,
+    /// `password<sep>code` in User-Password; `None` when disabled ("").
+    pub inline_separator: Option<String>,
+    pub reject_delay: Duration,
+    pub totp_window: u8,
+    pub prompt: String,
+    pub retry_prompt: String,
 }
 
 /// Where persistent state lives. Relative paths are resolved against the
@@ -149,6 +175,58 @@ struct RawConfig {
     upstream: Vec<RawUpstream>,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    mfa: RawMfa,
+    #[serde(default)]
+    lockout: RawLockout,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMfa {
+    enabled: bool,
+    unenrolled: String,
+    challenge_timeout: String,
+    max_attempts: u64,
+    inline_separator: String,
+    reject_delay: String,
+    totp_window: u64,
+    prompt: String,
+    retry_prompt: String,
+}
+
+impl Default for RawMfa {
+    fn default() -> Self {
+        RawMfa {
+            enabled: true,
+            unenrolled: "reject".into(),
+            challenge_timeout: "120s".into(),
+            max_attempts: 3,
+            inline_separator: ",".into(),
+            reject_delay: "1s".into(),
+            totp_window: 1,
+            prompt: "Enter the code from your authenticator app".into(),
+            retry_prompt: "Wrong code. Enter the code from your authenticator app".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLockout {
+    denials: u64,
+    reset_after: String,
+    unblock_after: String,
+}
+
+impl Default for RawLockout {
+    fn default() -> Self {
+        RawLockout {
+            denials: 10,
+            reset_after: "10m".into(),
+            unblock_after: "30m".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -515,6 +593,27 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
             "server.acct_listen is set but no [[upstream]] has an acct_address: accounting requests will be dropped".to_owned(),
         );
     }
+    let mfa = validate_mfa(raw.mfa)?;
+    let lockout = crate::store::LockoutPolicy {
+        denials: bounded(raw.lockout.denials, "lockout.denials", 1, 1000)? as u32,
+        reset_after: parse_duration(
+            &raw.lockout.reset_after,
+            "lockout.reset_after",
+            Duration::from_secs(1),
+            Duration::from_secs(86400 * 30),
+        )?
+        .as_secs() as i64,
+        unblock_after: parse_duration(
+            &raw.lockout.unblock_after,
+            "lockout.unblock_after",
+            Duration::from_secs(1),
+            Duration::from_secs(86400 * 365),
+        )?
+        .as_secs() as i64,
+    };
+    if mfa.enabled && mfa.unenrolled == Unenrolled::Accept {
+        warnings.push("mfa.unenrolled = \"accept\": users without a registered second factor log in with a password alone".to_owned());
+    }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
     let store = StoreConfig {
         path: resolve(raw.store.path),
@@ -526,7 +625,58 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         clients,
         upstreams,
         store,
+        mfa,
+        lockout,
         warnings,
+    })
+}
+
+fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
+    let unenrolled = match m.unenrolled.as_str() {
+        "reject" => Unenrolled::Reject,
+        "accept" => Unenrolled::Accept,
+        other => {
+            return Err(invalid(
+                "mfa.unenrolled",
+                format!("\"{other}\" is not one of \"reject\", \"accept\""),
+            ));
+        }
+    };
+    let sep = m.inline_separator;
+    if sep.chars().any(|c| c.is_ascii_digit()) || sep.len() > 8 {
+        return Err(invalid(
+            "mfa.inline_separator",
+            "must be at most 8 characters and contain no digits (codes are digits)",
+        ));
+    }
+    for (key, text) in [
+        ("mfa.prompt", &m.prompt),
+        ("mfa.retry_prompt", &m.retry_prompt),
+    ] {
+        if text.is_empty() || text.len() > 253 {
+            return Err(invalid(key, "must be 1 to 253 octets (one Reply-Message)"));
+        }
+    }
+    Ok(Mfa {
+        enabled: m.enabled,
+        unenrolled,
+        challenge_timeout: parse_duration(
+            &m.challenge_timeout,
+            "mfa.challenge_timeout",
+            Duration::from_secs(10),
+            Duration::from_secs(600),
+        )?,
+        max_attempts: bounded(m.max_attempts, "mfa.max_attempts", 1, 10)? as u32,
+        inline_separator: (!sep.is_empty()).then_some(sep),
+        reject_delay: parse_duration(
+            &m.reject_delay,
+            "mfa.reject_delay",
+            Duration::ZERO,
+            Duration::from_secs(10),
+        )?,
+        totp_window: bounded(m.totp_window, "mfa.totp_window", 0, 10)? as u8,
+        prompt: m.prompt,
+        retry_prompt: m.retry_prompt,
     })
 }
 

@@ -11,6 +11,7 @@
 
 mod clients;
 mod dedup;
+mod login;
 mod rewrite;
 mod stats;
 mod upstream;
@@ -30,6 +31,7 @@ use crate::radius::dict::Dictionary;
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
 use clients::ClientTable;
 use dedup::{DedupCache, DedupKey, Lookup};
+pub use login::StoreJob;
 use rewrite::{CryptTable, RewriteError, Rewriter, Side};
 pub use stats::{Counter, Stats, UpstreamStats};
 use upstream::{Health, IdPool, Transition};
@@ -95,6 +97,10 @@ struct NasRequest {
     request: Vec<u8>,
     /// Upstreams already tried, as a bit set.
     tried: u64,
+    /// The password to send upstream instead of the NAS's, when the NAS's
+    /// carried an inline one-time code.
+    password: Option<config::Secret>,
+    inline_code: Option<config::Secret>,
 }
 
 #[derive(Debug)]
@@ -141,6 +147,7 @@ pub struct Engine {
     proxy_state_seq: u32,
     /// Earliest time the duplicate cache is swept again.
     next_sweep: Instant,
+    logins: login::Logins,
     stats: Stats,
 }
 
@@ -186,6 +193,8 @@ impl Engine {
             .collect();
         let mut proxy_state_tag = [0u8; 4];
         rng.fill_bytes(&mut proxy_state_tag);
+        let mut state_tag = [0u8; 4];
+        rng.fill_bytes(&mut state_tag);
         Engine {
             proxy: config.proxy.clone(),
             listeners,
@@ -213,6 +222,7 @@ impl Engine {
             proxy_state_tag,
             proxy_state_seq: 0,
             next_sweep: now,
+            logins: login::Logins::new(config, state_tag),
             stats: Stats::new(config.upstreams.len()),
         }
     }
@@ -266,6 +276,9 @@ impl Engine {
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(t) = self.dedup.next_expiry() {
             consider(t.max(self.next_sweep));
+        }
+        if let Some(t) = self.logins.next_timeout() {
+            consider(t);
         }
         for u in &self.upstreams {
             match u.cfg.health_check {
@@ -380,6 +393,11 @@ impl Engine {
             }
         }
         self.stats.inc(Counter::AccessRequests);
+        if self.logins.cfg.enabled {
+            if let Some(state) = p.find(attr::STATE).filter(|s| self.logins.is_ours(s.value)) {
+                return self.challenge_answer(now, listener, from, client, p, state.value);
+            }
+        }
         self.new_request(now, listener, from, client, p);
     }
 
@@ -443,14 +461,31 @@ impl Engine {
                 return;
             }
         }
-        let nas = NasRequest {
+        let mut nas = NasRequest {
             client,
             listener,
             from,
             dedup: key,
             request: p.as_bytes().to_vec(),
             tried: 0,
+            password: None,
+            inline_code: None,
         };
+        if let (true, Some(sep), Some(pw)) = (
+            self.logins.cfg.enabled && p.code() == Code::ACCESS_REQUEST && !p.has(attr::STATE),
+            self.logins.cfg.inline_separator.as_deref(),
+            p.find(attr::USER_PASSWORD),
+        ) {
+            let secret = self.clients.get(client).secret.expose();
+            if let Some((password, code)) =
+                crypto::unhide_password(pw.value, secret, p.authenticator())
+                    .ok()
+                    .and_then(|plain| login::split_inline(&plain, sep))
+            {
+                nas.password = Some(password);
+                nas.inline_code = Some(code);
+            }
+        }
         self.forward(now, nas);
     }
 
@@ -596,9 +631,20 @@ impl Engine {
                 },
                 rng: &mut self.rng,
             };
+            let password = nas.password.as_ref();
             let build = || -> Result<Vec<u8>, RewriteError> {
                 b.push_message_authenticator()?;
-                rw.copy(&p, &mut b, None)?;
+                rw.copy(&p, &mut b, |a: &crate::radius::Attr<'_>| {
+                    password.is_none() || a.typ != attr::USER_PASSWORD
+                })?;
+                if let Some(pw) = password {
+                    let hidden = crypto::hide_password(pw.expose(), up.secret.expose(), &auth)
+                        .map_err(|_| RewriteError::BadEncrypted {
+                            vendor: 0,
+                            typ: attr::USER_PASSWORD,
+                        })?;
+                    b.push(attr::USER_PASSWORD, &hidden)?;
+                }
                 // CHAP without CHAP-Challenge uses the Request Authenticator
                 // as the challenge (RFC 2865 §2.2), which we replace.
                 if p.has(attr::CHAP_PASSWORD) && !p.has(attr::CHAP_CHALLENGE) {
@@ -819,6 +865,12 @@ impl Engine {
         nas: NasRequest,
     ) {
         let req = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
+        if self.logins.cfg.enabled
+            && p.code() == Code::ACCESS_ACCEPT
+            && req.code() == Code::ACCESS_REQUEST
+        {
+            return self.start_login(now, u, p, upstream_auth, nas);
+        }
         let client = self.clients.get(nas.client);
         let mut b =
             PacketBuilder::with_capacity(p.code(), req.identifier(), &[0; AUTH_LEN], p.len() + 18);
@@ -836,7 +888,9 @@ impl Engine {
         };
         let built = (|| -> Result<Vec<u8>, RewriteError> {
             b.push_message_authenticator()?;
-            rw.copy(p, &mut b, ours)?;
+            rw.copy(p, &mut b, |a: &crate::radius::Attr<'_>| {
+                Some(a.offset) != ours
+            })?;
             Ok(if p.code() == Code::ACCOUNTING_RESPONSE {
                 b.finish_accounting_response(client.secret.expose(), req.authenticator())
             } else {
@@ -906,6 +960,7 @@ impl Engine {
                 _ => {}
             }
         }
+        self.login_timeouts(now);
         if now >= self.next_sweep {
             self.dedup.expire(now);
             self.next_sweep = now + DEDUP_SWEEP;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use rand::RngCore;
 
 use crate::radius::dict::{Dictionary, Encrypt};
-use crate::radius::{Authenticator, EncodeError, Packet, PacketBuilder, attr, crypto};
+use crate::radius::{Attr, Authenticator, EncodeError, Packet, PacketBuilder, attr, crypto};
 
 /// Which attributes are encrypted, by (vendor, type).
 #[derive(Clone, Debug)]
@@ -105,16 +105,16 @@ pub(crate) struct Rewriter<'a, R: RngCore> {
 }
 
 impl<R: RngCore> Rewriter<'_, R> {
-    /// Copies the attributes of `p` into `b`, skipping the
-    /// Message-Authenticator and the attribute at offset `skip`.
+    /// Copies the attributes of `p` for which `keep` holds into `b`; the
+    /// Message-Authenticator is never copied.
     pub(crate) fn copy(
         &mut self,
         p: &Packet<'_>,
         b: &mut PacketBuilder,
-        skip: Option<usize>,
+        keep: impl Fn(&Attr<'_>) -> bool,
     ) -> Result<(), RewriteError> {
         for a in p.attributes() {
-            if a.typ == attr::MESSAGE_AUTHENTICATOR || Some(a.offset) == skip {
+            if a.typ == attr::MESSAGE_AUTHENTICATOR || !keep(&a) {
                 continue;
             }
             if a.typ == attr::VENDOR_SPECIFIC {
@@ -241,8 +241,8 @@ mod tests {
             },
             rng: &mut rng,
         };
-        let reply_skip = p.find(attr::REPLY_MESSAGE).map(|a| a.offset);
-        rw.copy(&p, &mut out, reply_skip).expect("rewrites");
+        rw.copy(&p, &mut out, |a: &Attr<'_>| a.typ != attr::REPLY_MESSAGE)
+            .expect("rewrites");
         let out = out.finish_response(sb, &ab);
         let q = Packet::parse(&out).expect("valid");
         let types: Vec<u8> = q.attributes().map(|a| a.typ).collect();
@@ -300,7 +300,7 @@ mod tests {
             rng: &mut rng,
         };
         assert_eq!(
-            rw.copy(&p, &mut out, None),
+            rw.copy(&p, &mut out, |_: &Attr<'_>| true),
             Err(RewriteError::BadEncrypted {
                 vendor: 0,
                 typ: attr::TUNNEL_PASSWORD

@@ -65,6 +65,12 @@ counters! {
     RepliesReject => "replies_reject",
     RepliesChallenge => "replies_challenge",
     RepliesAccounting => "replies_accounting",
+    // The second factor.
+    MfaChallenges => "mfa_challenges",
+    MfaAccepts => "mfa_accepts",
+    MfaRejects => "mfa_rejects",
+    MfaTimeouts => "mfa_timeouts",
+    MfaStoreFailures => "mfa_store_failures",
 }
 
 /// Per-upstream figures.

@@ -27,7 +27,7 @@ fn up_acct_addr(i: usize) -> SocketAddr {
 
 fn config(upstreams: usize, extra_proxy: &str, client_extra: &str, upstream_extra: &str) -> Config {
     let mut t = format!(
-        "[server]\nauth_listen = [\"127.0.0.1:1812\"]\nacct_listen = [\"127.0.0.1:1813\"]\n[proxy]\n{extra_proxy}\n\
+        "[server]\nauth_listen = [\"127.0.0.1:1812\"]\nacct_listen = [\"127.0.0.1:1813\"]\n[mfa]\nenabled = false\n[proxy]\n{extra_proxy}\n\
          [[client]]\nname = \"nas\"\naddress = \"127.0.0.1\"\nsecret = \"{}\"\n{client_extra}\n",
         String::from_utf8_lossy(NAS_SECRET)
     );

@@ -21,9 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::engine::{Engine, Family, SocketRef, Stats, Transmit};
+use crate::engine::{Engine, Family, SocketRef, Stats, StoreJob, Transmit};
+use crate::mfa::policy::{self, StoreAnswer};
 use crate::radius::MAX_PACKET_LEN;
 use crate::radius::dict::Dictionary;
+use crate::store::Store;
 
 /// Socket buffer size asked of the kernel (it may grant less).
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -42,6 +44,51 @@ pub struct Bound {
     engine: Engine,
     listeners: Vec<std::net::UdpSocket>,
     upstream: Vec<std::net::UdpSocket>,
+    store: Option<Arc<dyn Store>>,
+}
+
+/// Jobs to the store workers, and their answers back.
+type StoreChannels = (
+    std::sync::mpsc::Sender<StoreJob>,
+    mpsc::UnboundedReceiver<(u64, StoreAnswer)>,
+);
+
+/// Threads that run store jobs, so no database call ever stalls the loop.
+const STORE_WORKERS: usize = 2;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Starts the store workers; jobs go in, `(id, answer)` comes out.
+fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
+    let (job_tx, job_rx) = std::sync::mpsc::channel::<StoreJob>();
+    let (ans_tx, ans_rx) = mpsc::unbounded_channel();
+    let job_rx = Arc::new(std::sync::Mutex::new(job_rx));
+    for i in 0..STORE_WORKERS {
+        let (store, job_rx, ans_tx) = (store.clone(), job_rx.clone(), ans_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("store-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let answer = policy::run(store.as_ref(), &job.op, unix_now());
+                    if ans_tx.send((job.id, answer)).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start a store worker");
+        }
+    }
+    (job_tx, ans_rx)
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -59,7 +106,18 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 impl Bound {
     /// Binds every listener and upstream socket the configuration needs.
-    pub fn bind(config: &Config, dictionary: Arc<Dictionary>) -> io::Result<Bound> {
+    /// With the second factor enabled, `store` is required.
+    pub fn bind(
+        config: &Config,
+        dictionary: Arc<Dictionary>,
+        store: Option<Arc<dyn Store>>,
+    ) -> io::Result<Bound> {
+        if config.mfa.enabled && store.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the second factor is enabled but no store was opened",
+            ));
+        }
         let mut seed = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut seed);
         let engine = Engine::new(config, dictionary, seed, Instant::now());
@@ -85,6 +143,7 @@ impl Bound {
             engine,
             listeners,
             upstream,
+            store,
         })
     }
 
@@ -115,6 +174,7 @@ impl Bound {
             buf: vec![0u8; MAX_PACKET_LEN + 1].into_boxed_slice(),
             sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             backlog: VecDeque::new(),
+            store: self.store.map(store_workers),
         };
         let mut shutdown = std::pin::pin!(shutdown);
         std::future::poll_fn(|cx| {
@@ -151,6 +211,7 @@ struct Shell {
     buf: Box<[u8]>,
     sleep: Pin<Box<tokio::time::Sleep>>,
     backlog: VecDeque<Transmit>,
+    store: Option<StoreChannels>,
 }
 
 impl Shell {
@@ -171,6 +232,17 @@ impl Shell {
             if self.engine.poll_timeout().is_some_and(|t| t <= now) {
                 self.engine.handle_timeout(now);
                 progressed = true;
+            }
+            if let Some((jobs, answers)) = self.store.as_mut() {
+                while let Some(job) = self.engine.poll_store_job() {
+                    if jobs.send(job).is_err() {
+                        warn!("store workers are gone");
+                    }
+                }
+                while let Poll::Ready(Some((id, answer))) = answers.poll_recv(cx) {
+                    self.engine.handle_store(now, id, answer);
+                    progressed = true;
+                }
             }
             progressed |= self.flush(cx);
             if !progressed {
@@ -250,8 +322,12 @@ pub struct Running {
 
 impl Running {
     /// Binds and starts the proxy on a new thread.
-    pub fn spawn(config: &Config, dictionary: Arc<Dictionary>) -> io::Result<Running> {
-        let bound = Bound::bind(config, dictionary)?;
+    pub fn spawn(
+        config: &Config,
+        dictionary: Arc<Dictionary>,
+        store: Option<Arc<dyn Store>>,
+    ) -> io::Result<Running> {
+        let bound = Bound::bind(config, dictionary, store)?;
         let listen_addrs = bound.listen_addrs();
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();

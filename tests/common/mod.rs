@@ -284,6 +284,12 @@ impl Drop for FreeRadius {
 /// A proxy configuration with one NAS client on 127.0.0.1 and the given
 /// upstreams (auth, acct) sharing [`UPSTREAM_SECRET`].
 pub fn proxy_config(upstreams: &[(SocketAddr, SocketAddr)], extra: &str) -> Config {
+    // A plain proxy unless the test configures the second factor.
+    let extra = if extra.contains("[mfa]") {
+        extra.to_owned()
+    } else {
+        format!("[mfa]\nenabled = false\n{extra}")
+    };
     let mut t = format!(
         "[server]\nname = \"test\"\nauth_listen = [\"127.0.0.1:0\"]\nacct_listen = [\"127.0.0.1:0\"]\n{extra}\n\
          [[client]]\nname = \"nas\"\naddress = \"127.0.0.1\"\nsecret = \"{NAS_SECRET}\"\n"
@@ -298,7 +304,7 @@ pub fn proxy_config(upstreams: &[(SocketAddr, SocketAddr)], extra: &str) -> Conf
 }
 
 pub fn start_proxy(config: &Config) -> Running {
-    Running::spawn(config, Arc::new(Dictionary::builtin())).expect("start proxy")
+    Running::spawn(config, Arc::new(Dictionary::builtin()), None).expect("start proxy")
 }
 
 /// Runs radclient against `to`, feeding `input` (attribute lines), and
