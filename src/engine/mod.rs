@@ -1065,3 +1065,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_mfa;
