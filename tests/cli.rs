@@ -21,7 +21,9 @@ fn check_accepts_the_shipped_config_without_printing_secrets() {
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(
-        out.contains("listen auth 127.0.0.1:1812") && out.contains("nps1") && out.contains("OK"),
+        out.contains("listen auth 127.0.0.1:1812")
+            && out.contains("primary: local")
+            && out.contains("OK"),
         "{out}"
     );
     assert!(!out.contains("testing123"), "a secret was printed:\n{out}");
@@ -31,7 +33,10 @@ fn check_accepts_the_shipped_config_without_printing_secrets() {
 fn check_names_the_bad_key_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
-    let bad = shipped.replace("timeout = \"3s\"", "timeout = \"3 fortnights\"");
+    let bad = shipped.replace(
+        "challenge_timeout = \"120s\"",
+        "challenge_timeout = \"3 fortnights\"",
+    );
     let p = dir.path().join("proxy.toml");
     std::fs::write(&p, bad).expect("write");
     let o = bin()
@@ -42,7 +47,7 @@ fn check_names_the_bad_key_and_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     let out = text(&o);
     assert!(
-        out.contains("upstream[0].timeout") && out.contains("not a duration"),
+        out.contains("mfa.challenge_timeout") && out.contains("not a duration"),
         "{out}"
     );
     assert!(!out.contains("testing123"), "{out}");
@@ -55,7 +60,10 @@ fn serve_runs_and_stops_on_sigterm() {
     let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
     let conf = shipped
         .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{auth}\"]"))
-        .replace("127.0.0.1:1813\"]", &format!("127.0.0.1:{acct}\"]"));
+        .replace(
+            "# acct_listen = [\"127.0.0.1:1813\"]",
+            &format!("acct_listen = [\"127.0.0.1:{acct}\"]"),
+        );
     let p = dir.path().join("proxy.toml");
     std::fs::write(&p, conf).expect("write");
     let child = bin()

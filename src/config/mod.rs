@@ -28,8 +28,18 @@ pub struct Config {
     pub store: StoreConfig,
     pub mfa: Mfa,
     pub lockout: crate::store::LockoutPolicy,
+    pub primary: Primary,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
+}
+
+/// Who checks the first factor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Primary {
+    /// The upstream RADIUS servers (NPS).
+    Upstream,
+    /// argon2id password hashes in the store, for labs and small sites.
+    Local,
 }
 
 /// What happens to a user with no second factor registered.
@@ -179,6 +189,27 @@ struct RawConfig {
     mfa: RawMfa,
     #[serde(default)]
     lockout: RawLockout,
+    #[serde(default)]
+    primary: RawPrimary,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrimary {
+    #[serde(default = "d_primary_mode")]
+    mode: String,
+}
+
+impl Default for RawPrimary {
+    fn default() -> Self {
+        RawPrimary {
+            mode: d_primary_mode(),
+        }
+    }
+}
+
+fn d_primary_mode() -> String {
+    "upstream".into()
 }
 
 #[derive(Deserialize)]
@@ -504,10 +535,20 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         });
     }
 
-    if raw.upstream.is_empty() {
+    let primary = match raw.primary.mode.as_str() {
+        "upstream" => Primary::Upstream,
+        "local" => Primary::Local,
+        other => {
+            return Err(invalid(
+                "primary.mode",
+                format!("\"{other}\" is not one of \"upstream\", \"local\""),
+            ));
+        }
+    };
+    if raw.upstream.is_empty() && primary == Primary::Upstream {
         return Err(invalid(
             "upstream",
-            "at least one [[upstream]] is needed: the first factor goes there",
+            "at least one [[upstream]] is needed: the first factor goes there (or set [primary] mode = \"local\")",
         ));
     }
     let mut upstreams: Vec<Upstream> = Vec::new();
@@ -588,6 +629,12 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
             health_check,
         });
     }
+    if primary == Primary::Local && !raw.mfa.enabled {
+        return Err(invalid(
+            "mfa.enabled",
+            "must be true with [primary] mode = \"local\": local passwords live in the store",
+        ));
+    }
     if !server.acct_listen.is_empty() && upstreams.iter().all(|u| u.acct_address.is_none()) {
         warnings.push(
             "server.acct_listen is set but no [[upstream]] has an acct_address: accounting requests will be dropped".to_owned(),
@@ -627,6 +674,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         store,
         mfa,
         lockout,
+        primary,
         warnings,
     })
 }
@@ -910,6 +958,15 @@ impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.0;
         writeln!(f, "server \"{}\"", c.server.name)?;
+        writeln!(
+            f,
+            "primary: {}, second factor: {}",
+            match c.primary {
+                Primary::Upstream => "upstream",
+                Primary::Local => "local",
+            },
+            if c.mfa.enabled { "on" } else { "off" }
+        )?;
         for a in &c.server.auth_listen {
             writeln!(f, "  listen auth {a}")?;
         }

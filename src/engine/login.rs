@@ -50,8 +50,17 @@ struct Current {
     dedup: DedupKey,
 }
 
+#[derive(Debug)]
+struct UpstreamAccept {
+    bytes: Vec<u8>,
+    upstream: usize,
+    auth: Authenticator,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Local first factor: the password is being checked.
+    Password,
     Precheck,
     Verify,
     Challenged([u8; STATE_LEN]),
@@ -62,10 +71,9 @@ struct Login {
     user: String,
     client: usize,
     current: Current,
-    /// The upstream's Access-Accept and what it was keyed with.
-    accept: Vec<u8>,
-    upstream: usize,
-    upstream_auth: Authenticator,
+    /// The upstream's Access-Accept and what it was keyed with; `None` when
+    /// the first factor was checked locally.
+    accept: Option<UpstreamAccept>,
     eap: bool,
     inline_code: Option<crate::config::Secret>,
     inline: bool,
@@ -204,9 +212,11 @@ impl Engine {
             client: nas.client,
             client_ip: client_ip(&req),
             eap: req.has(attr::EAP_MESSAGE),
-            accept: reply.as_bytes().to_vec(),
-            upstream,
-            upstream_auth: *upstream_auth,
+            accept: Some(UpstreamAccept {
+                bytes: reply.as_bytes().to_vec(),
+                upstream,
+                auth: *upstream_auth,
+            }),
             inline: nas.inline_code.is_some(),
             inline_code: nas.inline_code.take(),
             attempts: 0,
@@ -245,6 +255,60 @@ impl Engine {
         self.store_job(Some(id), StoreOp::Precheck { user });
     }
 
+    /// `[primary] mode = "local"`: the password is checked by the store,
+    /// then the login continues as after an upstream Access-Accept.
+    pub(super) fn local_first_factor(&mut self, now: Instant, mut nas: NasRequest) {
+        let req = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
+        let secret = self.clients.get(nas.client).secret.expose();
+        let password = nas.password.take().or_else(|| {
+            req.find(attr::USER_PASSWORD)
+                .and_then(|a| crypto::unhide_password(a.value, secret, req.authenticator()).ok())
+                .map(|p| crate::config::Secret::new(p.to_vec()))
+        });
+        let login = Login {
+            user: user_name(&req).unwrap_or_default(),
+            client: nas.client,
+            client_ip: client_ip(&req),
+            eap: req.has(attr::EAP_MESSAGE),
+            accept: None,
+            inline: nas.inline_code.is_some(),
+            inline_code: nas.inline_code.take(),
+            attempts: 0,
+            deadline: None,
+            phase: Phase::Password,
+            current: Current {
+                listener: nas.listener,
+                from: nas.from,
+                request: std::mem::take(&mut nas.request),
+                dedup: nas.dedup,
+            },
+        };
+        let id = self.logins.id();
+        let Some(password) = password.filter(|_| !login.user.is_empty()) else {
+            return self.finish(
+                now,
+                id,
+                login,
+                false,
+                ResultCode::ConfigIssue,
+                Some("local mode checks PAP passwords only"),
+            );
+        };
+        if self.logins.len() >= MAX_LOGINS {
+            return self.finish(
+                now,
+                id,
+                login,
+                false,
+                ResultCode::FailedAuthenticationThrottled,
+                Some("too many logins in progress"),
+            );
+        }
+        let user = login.user.clone();
+        self.logins.logins.insert(id, login);
+        self.store_job(Some(id), StoreOp::Password { user, password });
+    }
+
     /// The store answered job `id`.
     pub fn handle_store(&mut self, now: Instant, id: u64, answer: StoreAnswer) {
         let Some(lid) = self.logins.jobs.remove(&id) else {
@@ -255,6 +319,13 @@ impl Engine {
         };
         let max = self.logins.cfg.max_attempts;
         match (login.phase, answer) {
+            (Phase::Password, StoreAnswer::Password(true)) => {
+                login.phase = Phase::Precheck;
+                let user = login.user.clone();
+                self.logins.logins.insert(lid, login);
+                self.store_job(Some(lid), StoreOp::Precheck { user });
+            }
+            (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(now, login),
             (Phase::Precheck, StoreAnswer::Precheck(pc)) => match pc {
                 Precheck::Bypass => self.finish(
                     now,
@@ -478,9 +549,7 @@ impl Engine {
                 client,
                 client_ip: client_ip(p),
                 eap: false,
-                accept: Vec::new(),
-                upstream: 0,
-                upstream_auth: [0; AUTH_LEN],
+                accept: None,
                 inline: false,
                 inline_code: None,
                 attempts: 0,
@@ -549,9 +618,12 @@ impl Engine {
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let client = self.clients.get(login.client);
-        let built = if accept {
+        let built = if let (true, None) = (accept, &login.accept) {
+            // A local first factor: nothing to relay but the Proxy-States.
+            Some(self.local_reply(login.client, &req, Code::ACCESS_ACCEPT))
+        } else if let (true, Some(ua)) = (accept, &login.accept) {
             let upstream =
-                Packet::parse(&login.accept).expect("stored replies were validated on arrival");
+                Packet::parse(&ua.bytes).expect("stored replies were validated on arrival");
             let mut b = PacketBuilder::with_capacity(
                 Code::ACCESS_ACCEPT,
                 req.identifier(),
@@ -561,8 +633,8 @@ impl Engine {
             let mut rw = Rewriter {
                 crypt: &self.crypt,
                 from: Side {
-                    secret: self.upstreams[login.upstream].cfg.secret.expose(),
-                    auth: &login.upstream_auth,
+                    secret: self.upstreams[ua.upstream].cfg.secret.expose(),
+                    auth: &ua.auth,
                 },
                 to: Side {
                     secret: client.secret.expose(),
@@ -610,17 +682,32 @@ impl Engine {
             "login"
         );
         self.store_job(None, StoreOp::Audit(record));
-        let Some(reply) = built else { return };
+        if let Some(reply) = built {
+            self.send_final(now, &login.current, reply, accepted);
+        }
+    }
+
+    /// A wrong local password: a delayed reject, like the upstream's would
+    /// be, and no second-factor record (the first factor failed).
+    fn reject_first_factor(&mut self, now: Instant, login: Login) {
+        info!(target: "audit", user = %login.user, decision = "reject", reason = "wrong password", "login");
+        let req = Packet::parse(&login.current.request)
+            .expect("stored requests were validated on arrival");
+        let reply = self.local_reply(login.client, &req, Code::ACCESS_REJECT);
+        self.send_final(now, &login.current, reply, false);
+    }
+
+    /// Sends a login's last answer; rejects wait `reject_delay` plus jitter.
+    fn send_final(&mut self, now: Instant, current: &Current, reply: Vec<u8>, accepted: bool) {
         let tx = Transmit {
-            socket: SocketRef::Listener(login.current.listener),
-            to: login.current.from,
+            socket: SocketRef::Listener(current.listener),
+            to: current.from,
             payload: reply.into(),
         };
         if accepted {
             self.stats.inc(Counter::MfaAccepts);
             self.stats.inc(Counter::RepliesAccept);
-            self.dedup
-                .answer(login.current.dedup, tx.payload.clone(), now);
+            self.dedup.answer(current.dedup, tx.payload.clone(), now);
             self.out.push_back(tx);
             return;
         }
@@ -628,8 +715,7 @@ impl Engine {
         self.stats.inc(Counter::RepliesReject);
         let delay = self.logins.cfg.reject_delay;
         if delay.is_zero() {
-            self.dedup
-                .answer(login.current.dedup, tx.payload.clone(), now);
+            self.dedup.answer(current.dedup, tx.payload.clone(), now);
             self.out.push_back(tx);
             return;
         }
@@ -639,7 +725,7 @@ impl Engine {
         self.logins
             .delayed
             .push(Reverse((now + delay + jitter, id)));
-        self.logins.delayed_tx.insert(id, (tx, login.current.dedup));
+        self.logins.delayed_tx.insert(id, (tx, current.dedup));
     }
 
     /// Sends delayed rejects and expires unanswered challenges.

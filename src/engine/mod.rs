@@ -148,6 +148,7 @@ pub struct Engine {
     /// Earliest time the duplicate cache is swept again.
     next_sweep: Instant,
     logins: login::Logins,
+    primary: config::Primary,
     stats: Stats,
 }
 
@@ -223,6 +224,7 @@ impl Engine {
             proxy_state_seq: 0,
             next_sweep: now,
             logins: login::Logins::new(config, state_tag),
+            primary: config.primary,
             stats: Stats::new(config.upstreams.len()),
         }
     }
@@ -486,6 +488,9 @@ impl Engine {
                 nas.inline_code = Some(code);
             }
         }
+        if self.primary == config::Primary::Local && p.code() == Code::ACCESS_REQUEST {
+            return self.local_first_factor(now, nas);
+        }
         self.forward(now, nas);
     }
 
@@ -532,6 +537,9 @@ impl Engine {
     /// turn; dead ones only when nothing live is left untried.
     fn choose(&mut self, accounting: bool, tried: u64) -> Option<usize> {
         let n = self.upstreams.len();
+        if n == 0 {
+            return None;
+        }
         let start = match self.proxy.selection {
             Selection::Failover => 0,
             Selection::RoundRobin => {

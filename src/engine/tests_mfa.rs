@@ -471,3 +471,44 @@ fn lockout_after_denials() {
         Some(Some("too many wrong codes".into()))
     );
 }
+
+#[test]
+fn local_primary_mode_checks_the_password_then_the_code() {
+    let t = format!(
+        "[server]\nname = \"local\"\nauth_listen = [\"127.0.0.1:1812\"]\n[primary]\nmode = \"local\"\n[mfa]\nreject_delay = \"1s\"\n\
+         [[client]]\nname = \"nas\"\naddress = \"127.0.0.0/24\"\nsecret = \"{}\"\n",
+        String::from_utf8_lossy(NAS)
+    );
+    let config = Config::from_toml(&t, Path::new("local.toml")).expect("valid without upstreams");
+    let mut s = Sim::new("");
+    s.e = Engine::new(&config, Arc::new(Dictionary::builtin()), [4; 32], s.now);
+    let mut u = s.store.user("alice").expect("q").expect("found");
+    u.password_hash = Some(crate::cli::hash_password(b"pw").expect("hash"));
+    s.store.update_user(&u).expect("update");
+
+    let r = s.login(1000, 1, "alice", "pw", None);
+    let state = state_of(&r[0]);
+    let r = s.login(1000, 2, "alice", &s.code(), Some(&state));
+    let acc = parse(&r[0]);
+    assert_eq!(acc.code(), Code::ACCESS_ACCEPT);
+    assert!(crypto::verify_packet_authenticator(
+        &r[0].payload,
+        &[2 ^ 0xe8; 16],
+        NAS
+    ));
+    assert_eq!(
+        acc.find(attr::PROXY_STATE).map(|a| a.value),
+        Some(&[2u8][..])
+    );
+
+    // A wrong password: a delayed reject and no second-factor record.
+    let records = s.audit.len();
+    assert!(s.login(1000, 3, "alice", "nope", None).is_empty());
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(s.audit.len(), records);
+    // Unknown users look the same.
+    assert!(s.login(1000, 4, "mallory", "pw", None).is_empty());
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+}

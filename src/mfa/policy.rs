@@ -23,6 +23,11 @@ pub enum StoreOp {
     },
     /// Record the outcome of a login (fire and forget).
     Audit(AuditRecord),
+    /// `[primary] mode = "local"`: check the user's password.
+    Password {
+        user: String,
+        password: crate::config::Secret,
+    },
 }
 
 impl fmt::Debug for StoreOp {
@@ -32,6 +37,7 @@ impl fmt::Debug for StoreOp {
             StoreOp::Precheck { user } => write!(f, "Precheck({user})"),
             StoreOp::Verify { user, .. } => write!(f, "Verify({user}, <code>)"),
             StoreOp::Audit(a) => write!(f, "Audit({}, {})", a.user, a.result),
+            StoreOp::Password { user, .. } => write!(f, "Password({user}, <password>)"),
         }
     }
 }
@@ -44,6 +50,7 @@ pub enum StoreAnswer {
         verdict: Verdict,
         locked: bool,
     },
+    Password(bool),
     Done,
     /// The store failed; the engine fails closed.
     Failed,
@@ -93,10 +100,36 @@ fn answer(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<StoreAnswer,
             StoreAnswer::Verify { verdict, locked }
         }
         StoreOp::Audit(rec) => {
-            store.append_audit(rec)?;
+            let mut rec = rec.clone();
+            if rec.at == 0 {
+                rec.at = now;
+            }
+            store.append_audit(&rec)?;
             StoreAnswer::Done
         }
+        StoreOp::Password { user, password } => {
+            let hash = store.user(user)?.and_then(|u| u.password_hash);
+            StoreAnswer::Password(check_password(hash.as_deref(), password.expose()))
+        }
     })
+}
+
+/// A hash of a random password, checked when the user has none, so an
+/// unknown user costs the same time as a wrong password.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$2ipzOm0nnbhzi+1SmbmAoU3cB9nLGOqL2nykq5lvLpo";
+
+fn check_password(hash: Option<&str>, password: &[u8]) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let (phc, real) = match hash {
+        Some(h) => (h, true),
+        None => (DUMMY_HASH, false),
+    };
+    let ok = PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password, &h)
+            .is_ok()
+    });
+    ok && real
 }
 
 fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, StoreError> {
@@ -208,6 +241,31 @@ mod tests {
             window: 1,
             lockout: LOCKOUT,
         }
+    }
+
+    #[test]
+    fn local_passwords() {
+        let s = store_with_alice();
+        let mut u = s.user("alice").expect("q").expect("found");
+        u.password_hash = Some(crate::cli::hash_password(b"right").expect("hash"));
+        s.update_user(&u).expect("update");
+        let check = |user: &str, pw: &str| {
+            run(
+                &s,
+                &StoreOp::Password {
+                    user: user.into(),
+                    password: crate::config::Secret::new(pw.as_bytes().to_vec()),
+                },
+                0,
+            )
+        };
+        assert_eq!(check("alice", "right"), StoreAnswer::Password(true));
+        assert_eq!(check("alice", "wrong"), StoreAnswer::Password(false));
+        assert_eq!(check("nobody", "right"), StoreAnswer::Password(false));
+        assert!(
+            argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash parses, so it costs a real verification"
+        );
     }
 
     #[test]
