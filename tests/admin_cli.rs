@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
@@ -24,24 +24,7 @@ impl Site {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
-            .args(args)
-            .arg("--config")
-            .arg(self.dir.path().join("proxy.toml"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run");
-        if let Some(s) = stdin {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(s.as_bytes())
-                .expect("write");
-        }
-        c.wait_with_output().expect("wait")
+        run_bin(self.dir.path(), args, stdin)
     }
 
     fn ok(&self, args: &[&str]) -> String {

@@ -11,24 +11,7 @@ use common::*;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 
 fn bin(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
-        .args(args)
-        .arg("--config")
-        .arg(dir.join("proxy.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
-    if let Some(s) = stdin {
-        use std::io::Write;
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(s.as_bytes())
-            .expect("write");
-    }
-    let o = c.wait_with_output().expect("wait");
+    let o = run_bin(dir, args, stdin);
     assert!(o.status.success(), "{args:?}: {}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -83,6 +83,52 @@ struct Login {
     phase: Phase,
 }
 
+impl Login {
+    /// A login answering `current`.
+    fn new(
+        client: usize,
+        current: Current,
+        accept: Option<UpstreamAccept>,
+        inline_code: Option<crate::config::Secret>,
+        phase: Phase,
+    ) -> Login {
+        let req =
+            Packet::parse(&current.request).expect("stored requests were validated on arrival");
+        Login {
+            user: user_name(&req).unwrap_or_default(),
+            client,
+            client_ip: client_ip(&req),
+            eap: req.has(attr::EAP_MESSAGE),
+            accept,
+            inline: inline_code.is_some(),
+            inline_code,
+            attempts: 0,
+            deadline: None,
+            phase,
+            current,
+        }
+    }
+
+    /// A login for a proxied NAS request; also returns the password the NAS
+    /// sent before an inline code, if any.
+    fn from_nas(
+        mut nas: NasRequest,
+        accept: Option<UpstreamAccept>,
+        phase: Phase,
+    ) -> (Login, Option<crate::config::Secret>) {
+        let current = Current {
+            listener: nas.listener,
+            from: nas.from,
+            request: std::mem::take(&mut nas.request),
+            dedup: nas.dedup,
+        };
+        (
+            Login::new(nas.client, current, accept, nas.inline_code.take(), phase),
+            nas.password.take(),
+        )
+    }
+}
+
 /// The engine's second-factor state.
 #[derive(Debug)]
 pub(super) struct Logins {
@@ -204,31 +250,55 @@ impl Engine {
         upstream: usize,
         reply: &Packet<'_>,
         upstream_auth: &Authenticator,
-        mut nas: NasRequest,
+        nas: NasRequest,
     ) {
-        let req = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
-        let login = Login {
-            user: user_name(&req).unwrap_or_default(),
-            client: nas.client,
-            client_ip: client_ip(&req),
-            eap: req.has(attr::EAP_MESSAGE),
-            accept: Some(UpstreamAccept {
-                bytes: reply.as_bytes().to_vec(),
-                upstream,
-                auth: *upstream_auth,
-            }),
-            inline: nas.inline_code.is_some(),
-            inline_code: nas.inline_code.take(),
-            attempts: 0,
-            deadline: None,
-            phase: Phase::Precheck,
-            current: Current {
-                listener: nas.listener,
-                from: nas.from,
-                request: std::mem::take(&mut nas.request),
-                dedup: nas.dedup,
-            },
+        let accept = UpstreamAccept {
+            bytes: reply.as_bytes().to_vec(),
+            upstream,
+            auth: *upstream_auth,
         };
+        let (login, _) = Login::from_nas(nas, Some(accept), Phase::Precheck);
+        let op = StoreOp::Precheck {
+            user: login.user.clone(),
+        };
+        self.begin(now, login, op);
+    }
+
+    /// `[primary] mode = "local"`: the password is checked by the store,
+    /// then the login continues as after an upstream Access-Accept.
+    pub(super) fn local_first_factor(&mut self, now: Instant, nas: NasRequest) {
+        let secret = self.clients.get(nas.client).secret.clone();
+        let (login, password) = Login::from_nas(nas, None, Phase::Password);
+        let req = Packet::parse(&login.current.request)
+            .expect("stored requests were validated on arrival");
+        let password = password.or_else(|| {
+            req.find(attr::USER_PASSWORD)
+                .and_then(|a| {
+                    crypto::unhide_password(a.value, secret.expose(), req.authenticator()).ok()
+                })
+                .map(|p| crate::config::Secret::new(p.to_vec()))
+        });
+        let Some(password) = password else {
+            let id = self.logins.id();
+            return self.finish(
+                now,
+                id,
+                login,
+                false,
+                ResultCode::ConfigIssue,
+                Some("local mode checks PAP passwords only"),
+            );
+        };
+        let op = StoreOp::Password {
+            user: login.user.clone(),
+            password,
+        };
+        self.begin(now, login, op);
+    }
+
+    /// Registers a new login and sends its first store job, unless it
+    /// cannot be served.
+    fn begin(&mut self, now: Instant, login: Login, op: StoreOp) {
         let id = self.logins.id();
         if login.user.is_empty() {
             return self.finish(
@@ -250,63 +320,8 @@ impl Engine {
                 Some("too many logins in progress"),
             );
         }
-        let user = login.user.clone();
         self.logins.logins.insert(id, login);
-        self.store_job(Some(id), StoreOp::Precheck { user });
-    }
-
-    /// `[primary] mode = "local"`: the password is checked by the store,
-    /// then the login continues as after an upstream Access-Accept.
-    pub(super) fn local_first_factor(&mut self, now: Instant, mut nas: NasRequest) {
-        let req = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
-        let secret = self.clients.get(nas.client).secret.expose();
-        let password = nas.password.take().or_else(|| {
-            req.find(attr::USER_PASSWORD)
-                .and_then(|a| crypto::unhide_password(a.value, secret, req.authenticator()).ok())
-                .map(|p| crate::config::Secret::new(p.to_vec()))
-        });
-        let login = Login {
-            user: user_name(&req).unwrap_or_default(),
-            client: nas.client,
-            client_ip: client_ip(&req),
-            eap: req.has(attr::EAP_MESSAGE),
-            accept: None,
-            inline: nas.inline_code.is_some(),
-            inline_code: nas.inline_code.take(),
-            attempts: 0,
-            deadline: None,
-            phase: Phase::Password,
-            current: Current {
-                listener: nas.listener,
-                from: nas.from,
-                request: std::mem::take(&mut nas.request),
-                dedup: nas.dedup,
-            },
-        };
-        let id = self.logins.id();
-        let Some(password) = password.filter(|_| !login.user.is_empty()) else {
-            return self.finish(
-                now,
-                id,
-                login,
-                false,
-                ResultCode::ConfigIssue,
-                Some("local mode checks PAP passwords only"),
-            );
-        };
-        if self.logins.len() >= MAX_LOGINS {
-            return self.finish(
-                now,
-                id,
-                login,
-                false,
-                ResultCode::FailedAuthenticationThrottled,
-                Some("too many logins in progress"),
-            );
-        }
-        let user = login.user.clone();
-        self.logins.logins.insert(id, login);
-        self.store_job(Some(id), StoreOp::Password { user, password });
+        self.store_job(Some(id), op);
     }
 
     /// The store answered job `id`.
@@ -544,19 +559,7 @@ impl Engine {
         let Some((lid, mut login)) = found else {
             // Ours, but used already or expired.
             let lid = self.logins.id();
-            let login = Login {
-                user: user_name(p).unwrap_or_default(),
-                client,
-                client_ip: client_ip(p),
-                eap: false,
-                accept: None,
-                inline: false,
-                inline_code: None,
-                attempts: 0,
-                deadline: None,
-                phase: Phase::Verify,
-                current,
-            };
+            let login = Login::new(client, current, None, None, Phase::Verify);
             return self.finish(
                 now,
                 lid,

@@ -340,3 +340,25 @@ pub fn text(o: &Output) -> String {
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Runs the `mfa-proxy` binary with `args`, then `--config <dir>/proxy.toml`,
+/// feeding `stdin`.
+pub fn run_bin(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("proxy.toml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mfa-proxy");
+    if let Some(s) = stdin {
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write stdin");
+    }
+    c.wait_with_output().expect("wait for mfa-proxy")
+}
