@@ -9,7 +9,7 @@ SECS=${1:-10}
 SOAK=${2:-60}
 NAS_SECRET=bench-nas-secret-0123456789
 UP_SECRET=bench-upstream-secret-0123456789
-UP=127.0.0.1:21812 MFA=127.0.0.1:21813 FR=127.0.0.1:21814
+UP=127.0.0.1:21812 MFA=127.0.0.1:21813 FR=127.0.0.1:21814 MFA2=127.0.0.1:21815
 
 cargo build --release --quiet
 cargo build --release --quiet --bench loadgen
@@ -89,6 +89,28 @@ kill -0 "$FR_PID" || { cat "$work/fr.log"; exit 1; }
 run() { "$LOADGEN" load "$@"; }
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 
+# The same proxy with the second factor on, in front of the same upstream,
+# with 100,000 users enrolled.
+mkdir -p "$work/mfa"
+"$LOADGEN" populate "$work/mfa" 100000
+cat > "$work/mfa/proxy.toml" <<TOML
+[server]
+auth_listen = ["$MFA2"]
+[store]
+path = "mfa.db"
+key_file = "seed.key"
+[[client]]
+name = "bench"
+address = "127.0.0.1"
+secret = "$NAS_SECRET"
+[[upstream]]
+name = "standin"
+address = "$UP"
+secret = "$UP_SECRET"
+health_check = "none"
+TOML
+RUST_LOG=warn target/release/mfa-proxy serve --config "$work/mfa/proxy.toml" 2>"$work/mfa.log" & MFA2_PID=$!; pids+=($MFA2_PID)
+
 echo "== direct to the stand-in upstream (baseline)"
 run "$UP" "$UP_SECRET" window 64 "$SECS"
 for who in mfa-proxy freeradius; do
@@ -107,3 +129,10 @@ for who in mfa-proxy freeradius; do
   done
   echo "soak ${SOAK}s:      $(run "$T" "$NAS_SECRET" rate "$half" "$SOAK" "$P")"
 done
+
+echo "== mfa-proxy with TOTP logins (100,000 users enrolled)"
+echo "rss idle:      $(grep VmRSS /proc/$MFA2_PID/status)"
+echo "max logins:    $(MFA_USER_OFFSET=0 "$LOADGEN" mfa "$MFA2" "$NAS_SECRET" window 64 "$SECS" 100000 "$MFA2_PID")"
+# Users 20,000 onwards, second login this step (the maximum run wraps at most 1.2 x 100,000).
+echo "1000 logins/s: $(MFA_USER_OFFSET=120000 "$LOADGEN" mfa "$MFA2" "$NAS_SECRET" rate 1000 "$SECS" 100000 "$MFA2_PID")"
+echo "rss after:     $(grep VmRSS /proc/$MFA2_PID/status)"

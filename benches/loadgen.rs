@@ -3,6 +3,11 @@
 //!   cargo bench --bench loadgen -- upstream ADDR SECRET
 //!       answers every Access-Request with a signed Access-Accept, echoing
 //!       Proxy-State (a RADIUS server that costs almost nothing).
+//!   cargo bench --bench loadgen -- populate DIR USERS
+//!       enrolls users u0..u{USERS-1} with TOTP tokens in DIR/mfa.db.
+//!   cargo bench --bench loadgen -- mfa TARGET SECRET MODE N SECONDS USERS [PID]
+//!       complete two-round TOTP logins (MODE, N as for load); prints logins
+//!       per second and p50/p99 of each round.
 //!   cargo bench --bench loadgen -- load TARGET SECRET MODE N SECONDS [PID]
 //!       MODE "rate": N requests per second, open loop;
 //!       MODE "window": N requests in flight, closed loop (maximum rate).
@@ -29,6 +34,11 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("upstream") => upstream(args[1].parse().expect("ADDR"), args[2].as_bytes()),
         Some("load") => load(&args[1..]),
+        Some("populate") => populate(
+            std::path::Path::new(&args[1]),
+            args[2].parse().expect("USERS"),
+        ),
+        Some("mfa") => mfa(&args[1..]),
         _ => eprintln!("usage: see the comment at the top of benches/loadgen.rs"),
     }
 }
@@ -239,6 +249,312 @@ fn load(args: &[String]) {
         print!(
             " cpu={cpu_s:.2}s cpu_per_req={:.1}us rss_before={}KiB rss_after={}KiB",
             cpu_s * 1e6 / answered.max(1) as f64,
+            rss_before.unwrap_or(0),
+            proc_rss_kib(pid)
+        );
+    }
+    println!();
+}
+
+/// The TOTP seed of bench user `i`: 20 bytes, derived from the index.
+fn seed_for(i: u64) -> Vec<u8> {
+    format!("bench-seed-{i:09}").into_bytes()
+}
+
+fn populate(dir: &std::path::Path, users: u64) {
+    use mfa_proxy::mfa::otp::TotpParams;
+    use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
+    let key = SeedKey::load_or_create(&dir.join("seed.key")).expect("key");
+    let store = SqliteStore::open(&dir.join("mfa.db"), key).expect("store");
+    let start = Instant::now();
+    for i in 0..users {
+        let name = format!("u{i}");
+        store
+            .add_user(&User {
+                name: name.clone(),
+                email: None,
+                phone: None,
+                method: Method::Totp,
+                password_hash: None,
+                created_at: 0,
+                blocked_until: None,
+            })
+            .expect("user");
+        let t = Token {
+            id: 0,
+            user: name,
+            kind: TokenKind::Totp,
+            serial: None,
+            params: TotpParams::default(),
+            counter: 0,
+            last_step: None,
+            active: true,
+        };
+        store.add_token(&t, &seed_for(i)).expect("token");
+    }
+    println!(
+        "populated {users} users in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn mfa_request(
+    id: u8,
+    seq: u64,
+    user: u64,
+    password: &[u8],
+    state: Option<&[u8]>,
+    secret: &[u8],
+) -> Vec<u8> {
+    let mut auth = [0u8; 16];
+    auth[..8].copy_from_slice(&seq.to_be_bytes());
+    auth[8..].copy_from_slice(&user.to_be_bytes());
+    let mut b = PacketBuilder::new(Code::ACCESS_REQUEST, id, &auth);
+    let _ = b.push_message_authenticator();
+    let _ = b.push(attr::USER_NAME, format!("u{user}").as_bytes());
+    let _ = b.push(
+        attr::USER_PASSWORD,
+        &crypto::hide_password(password, secret, &auth).expect("hide"),
+    );
+    if let Some(s) = state {
+        let _ = b.push(attr::STATE, s);
+    }
+    b.finish_request(secret)
+}
+
+/// Per socket and identifier: when sent (ns since start, 0 = free), which
+/// round (1, 2) and which user.
+struct Slots {
+    sent: Vec<AtomicU64>,
+    what: Vec<AtomicU64>,
+    next: Vec<AtomicU64>,
+}
+
+impl Slots {
+    fn new() -> Slots {
+        Slots {
+            sent: (0..SOCKETS * 256).map(|_| AtomicU64::new(0)).collect(),
+            what: (0..SOCKETS * 256).map(|_| AtomicU64::new(0)).collect(),
+            next: (0..SOCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Claims a free identifier on socket `si` (a slot is reclaimed after 5 s).
+    fn claim(&self, si: usize, now_ns: u64, round: u64, user: u64) -> Option<u8> {
+        for _ in 0..256 {
+            let id = (self.next[si].fetch_add(1, Ordering::AcqRel) % 256) as u8;
+            let slot = &self.sent[si * 256 + usize::from(id)];
+            let t = slot.load(Ordering::Acquire);
+            if (t == 0 || now_ns.saturating_sub(t) > 5_000_000_000)
+                && slot
+                    .compare_exchange(t, now_ns.max(1), Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                self.what[si * 256 + usize::from(id)].store(round << 48 | user, Ordering::Release);
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+fn mfa(args: &[String]) {
+    use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+    let target: SocketAddr = args[0].parse().expect("TARGET");
+    let secret = args[1].clone().into_bytes();
+    let mode = args[2].clone();
+    let n: u64 = args[3].parse().expect("N");
+    let seconds: u64 = args[4].parse().expect("SECONDS");
+    let users: u64 = args[5].parse().expect("USERS");
+    let pid = args.get(6).cloned();
+    let start = Instant::now();
+    let sockets: Vec<Arc<UdpSocket>> = (0..SOCKETS)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+            Arc::new(s)
+        })
+        .collect();
+    let slots = Arc::new(Slots::new());
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let seq = Arc::new(AtomicU64::new(0));
+    let warmup = Duration::from_secs(1);
+    let receivers: Vec<_> = sockets
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let (s, slots, in_flight, stop, seq, secret) = (
+                s.clone(),
+                slots.clone(),
+                in_flight.clone(),
+                stop.clone(),
+                seq.clone(),
+                secret.clone(),
+            );
+            std::thread::spawn(move || {
+                let (mut r1, mut r2, mut done, mut failed) = (Vec::new(), Vec::new(), 0u64, 0u64);
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((len, _)) = s.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let Ok(p) = Packet::parse(&buf[..len]) else {
+                        continue;
+                    };
+                    let k = si * 256 + usize::from(p.identifier());
+                    let t = slots.sent[k].swap(0, Ordering::AcqRel);
+                    if t == 0 {
+                        continue;
+                    }
+                    let what = slots.what[k].load(Ordering::Acquire);
+                    let (round, user) = (what >> 48, what & 0xffff_ffff_ffff);
+                    let now = start.elapsed().as_nanos() as u64;
+                    let measured = Duration::from_nanos(t) >= warmup;
+                    match (round, p.code()) {
+                        (1, Code::ACCESS_CHALLENGE) => {
+                            if measured {
+                                r1.push(now - t);
+                            }
+                            let state = p
+                                .find(attr::STATE)
+                                .map(|a| a.value.to_vec())
+                                .unwrap_or_default();
+                            // A user's second login in a step uses the next step's code
+                            // (inside the ±1 window, newer than the one used).
+                            let (wrap, user) = (user >> 40, user & 0xff_ffff_ffff);
+                            let code = totp_code(
+                                &TotpParams::default(),
+                                &seed_for(user),
+                                unix_now() + 30 * wrap,
+                            );
+                            let user = user | wrap << 40;
+                            if let Some(id) = slots.claim(si, now, 2, user) {
+                                let pkt = mfa_request(
+                                    id,
+                                    seq.fetch_add(1, Ordering::AcqRel),
+                                    user & 0xff_ffff_ffff,
+                                    code.as_bytes(),
+                                    Some(&state),
+                                    &secret,
+                                );
+                                let _ = s.send_to(&pkt, target);
+                            }
+                        }
+                        (2, Code::ACCESS_ACCEPT) => {
+                            in_flight.fetch_sub(1, Ordering::AcqRel);
+                            if measured {
+                                r2.push(now - t);
+                                done += 1;
+                            }
+                        }
+                        _ => {
+                            in_flight.fetch_sub(1, Ordering::AcqRel);
+                            failed += 1;
+                        }
+                    }
+                }
+                (r1, r2, done, failed)
+            })
+        })
+        .collect();
+    let measure_from = start + warmup;
+    let end = measure_from + Duration::from_secs(seconds);
+    let interval = if mode == "rate" {
+        Duration::from_secs_f64(1.0 / n as f64)
+    } else {
+        Duration::ZERO
+    };
+    let mut next_send = Instant::now();
+    // Each user can log in once per 30 s step: consecutive runs start where
+    // the previous one stopped (MFA_USER_OFFSET).
+    let mut user: u64 = std::env::var("MFA_USER_OFFSET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let first_user = user;
+    let mut cpu0 = None;
+    let rss_before = pid.as_deref().map(proc_rss_kib);
+    while Instant::now() < end {
+        if cpu0.is_none() && Instant::now() >= measure_from {
+            cpu0 = pid.as_deref().map(proc_cpu_ticks);
+        }
+        if mode == "rate" {
+            let now = Instant::now();
+            if now < next_send {
+                std::thread::sleep((next_send - now).min(Duration::from_micros(200)));
+                continue;
+            }
+            next_send += interval;
+        } else if in_flight.load(Ordering::Acquire) >= n {
+            std::thread::sleep(Duration::from_micros(50));
+            continue;
+        }
+        let wrap = user / users;
+        if wrap > 1 {
+            // Every user has logged in twice this step: no valid code is left.
+            break;
+        }
+        let si = (user as usize) % SOCKETS;
+        let Some(id) = slots.claim(
+            si,
+            start.elapsed().as_nanos() as u64,
+            1,
+            user % users | wrap << 40,
+        ) else {
+            continue;
+        };
+        let pkt = mfa_request(
+            id,
+            seq.fetch_add(1, Ordering::AcqRel),
+            user % users,
+            b"bench-password",
+            None,
+            &secret,
+        );
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        let _ = sockets[si].send_to(&pkt, target);
+        user += 1;
+    }
+    let cpu1 = pid.as_deref().map(proc_cpu_ticks);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (mut r1, mut r2, mut done, mut failed) = (Vec::new(), Vec::new(), 0, 0);
+    for r in receivers {
+        let (a, b, d, f) = r.join().expect("receiver");
+        r1.extend(a);
+        r2.extend(b);
+        done += d;
+        failed += f;
+    }
+    let pct = |v: &mut Vec<u64>, p: f64| {
+        v.sort_unstable();
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    print!(
+        "mode={mode} n={n} started={} logins={done} failed={failed} rate={:.0}/s round1 p50={:.1}us p99={:.1}us round2 p50={:.1}us p99={:.1}us",
+        user - first_user,
+        done as f64 / seconds as f64,
+        pct(&mut r1, 0.5),
+        pct(&mut r1, 0.99),
+        pct(&mut r2, 0.5),
+        pct(&mut r2, 0.99)
+    );
+    if let (Some(pid), Some(c0), Some(c1)) = (pid.as_deref(), cpu0, cpu1) {
+        let cpu_s = (c1 - c0) as f64 / 100.0;
+        print!(
+            " cpu={cpu_s:.2}s cpu_per_login={:.1}us rss_before={}KiB rss_after={}KiB",
+            cpu_s * 1e6 / done.max(1) as f64,
             rss_before.unwrap_or(0),
             proc_rss_kib(pid)
         );
