@@ -356,7 +356,8 @@ impl Slots {
                     .compare_exchange(t, now_ns.max(1), Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             {
-                self.what[si * 256 + usize::from(id)].store(round << 48 | user, Ordering::Release);
+                self.what[si * 256 + usize::from(id)]
+                    .store((round << 48) | user, Ordering::Release);
                 return Some(id);
             }
         }
@@ -435,7 +436,7 @@ fn mfa(args: &[String]) {
                                 &seed_for(user),
                                 unix_now() + 30 * wrap,
                             );
-                            let user = user | wrap << 40;
+                            let user = user | (wrap << 40);
                             if let Some(id) = slots.claim(si, now, 2, user) {
                                 let pkt = mfa_request(
                                     id,
@@ -507,7 +508,7 @@ fn mfa(args: &[String]) {
             si,
             start.elapsed().as_nanos() as u64,
             1,
-            user % users | wrap << 40,
+            (user % users) | (wrap << 40),
         ) else {
             continue;
         };
