@@ -271,7 +271,7 @@ impl Store for SqliteStore {
         if !exists {
             return Err(StoreError::NoSuchUser(t.user.clone()));
         }
-        let r = x(&c, 
+        let r = x(&c,
             "INSERT INTO tokens (user, kind, serial, seed, algorithm, digits, step, counter, last_step, active)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
@@ -372,7 +372,7 @@ impl Store for SqliteStore {
             _ => (1, now),
         };
         let locked = (denials >= i64::from(p.denials)).then_some(now + p.unblock_after);
-        x(&tx, 
+        x(&tx,
             "INSERT INTO lockouts (user, denials, first_denial, locked_until) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(user) DO UPDATE SET denials = ?2, first_denial = ?3,
                  locked_until = COALESCE(?4, locked_until)",
@@ -522,7 +522,7 @@ impl Store for SqliteStore {
         if !any {
             return Ok(false);
         }
-        let n = x(&c, 
+        let n = x(&c,
             "UPDATE bypasses SET used_at = ?2 WHERE id = (
                  SELECT id FROM bypasses WHERE user = ?1 AND used_at IS NULL AND until > ?2 ORDER BY id LIMIT 1)",
             params![user, now],
@@ -541,7 +541,7 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
-        x(&self.conn(), 
+        x(&self.conn(),
             "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![a.at, a.user, a.result.as_str(), a.accepted, a.mode, a.server, a.client, a.client_ip, a.reason],
