@@ -18,7 +18,7 @@ use rand::{Rng, RngCore};
 use tracing::info;
 use zeroize::Zeroizing;
 
-use super::dedup::{DedupKey, Lookup};
+use super::dedup::DedupKey;
 use super::rewrite::{Rewriter, Side};
 use super::{Counter, Engine, NasRequest, SocketRef, Transmit};
 use crate::config;
@@ -517,33 +517,9 @@ impl Engine {
         p: &Packet<'_>,
         state: &[u8],
     ) {
-        let key = DedupKey {
-            listener,
-            from,
-            identifier: p.identifier(),
-            authenticator: *p.authenticator(),
+        let Some(key) = self.admit(now, listener, from, p) else {
+            return;
         };
-        match self.dedup.lookup(key, now) {
-            Lookup::New => {}
-            Lookup::InFlight => {
-                return self.drop_nas(
-                    Counter::DropDuplicateInFlight,
-                    from,
-                    "retransmission of a request in flight",
-                );
-            }
-            Lookup::Full => {
-                return self.drop_nas(Counter::DropDedupFull, from, "duplicate cache full");
-            }
-            Lookup::Answered(reply) => {
-                self.stats.inc(Counter::DuplicateResent);
-                return self.out.push_back(Transmit {
-                    socket: SocketRef::Listener(listener),
-                    to: from,
-                    payload: reply,
-                });
-            }
-        }
         let current = Current {
             listener,
             from,

@@ -426,14 +426,16 @@ impl Engine {
         self.new_request(now, listener, from, client, p);
     }
 
-    fn new_request(
+    /// Duplicate detection for a NAS request: `Some(key)` when it is new
+    /// (and now recorded in flight); otherwise the duplicate has been dropped
+    /// or answered from the cache.
+    fn admit(
         &mut self,
         now: Instant,
         listener: u16,
         from: SocketAddr,
-        client: usize,
         p: &Packet<'_>,
-    ) {
+    ) -> Option<DedupKey> {
         let key = DedupKey {
             listener,
             from,
@@ -441,16 +443,18 @@ impl Engine {
             authenticator: *p.authenticator(),
         };
         match self.dedup.lookup(key, now) {
-            Lookup::New => {}
+            Lookup::New => Some(key),
             Lookup::InFlight => {
-                return self.drop_nas(
+                self.drop_nas(
                     Counter::DropDuplicateInFlight,
                     from,
                     "retransmission of a request in flight",
                 );
+                None
             }
             Lookup::Full => {
-                return self.drop_nas(Counter::DropDedupFull, from, "duplicate cache full");
+                self.drop_nas(Counter::DropDedupFull, from, "duplicate cache full");
+                None
             }
             Lookup::Answered(reply) => {
                 self.stats.inc(Counter::DuplicateResent);
@@ -460,9 +464,22 @@ impl Engine {
                     to: from,
                     payload: reply,
                 });
-                return;
+                None
             }
         }
+    }
+
+    fn new_request(
+        &mut self,
+        now: Instant,
+        listener: u16,
+        from: SocketAddr,
+        client: usize,
+        p: &Packet<'_>,
+    ) {
+        let Some(key) = self.admit(now, listener, from, p) else {
+            return;
+        };
         let mut nas = NasRequest {
             client,
             listener,

@@ -126,6 +126,17 @@ impl SqliteStore {
         })
     }
 
+    /// A time column for `user` (`sql` selects it), if set and after `now`.
+    fn until_in_future(
+        &self,
+        sql: &str,
+        user: &str,
+        now: UnixTime,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        let until: Option<Option<i64>> = q(&self.conn(), sql, [user], |r| r.get(0)).optional()?;
+        Ok(until.flatten().filter(|&u| u > now))
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent:
         // every statement is atomic. Carry on with the connection.
@@ -403,14 +414,11 @@ impl Store for SqliteStore {
     }
 
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        let until: Option<Option<i64>> = q(
-            &self.conn(),
+        self.until_in_future(
             "SELECT locked_until FROM lockouts WHERE user = ?1",
-            [user],
-            |r| r.get(0),
+            user,
+            now,
         )
-        .optional()?;
-        Ok(until.flatten().filter(|&u| u > now))
     }
 
     fn block(
@@ -465,14 +473,7 @@ impl Store for SqliteStore {
     }
 
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        let until: Option<Option<i64>> = q(
-            &self.conn(),
-            "SELECT blocked_until FROM users WHERE name = ?1",
-            [user],
-            |r| r.get(0),
-        )
-        .optional()?;
-        Ok(until.flatten().filter(|&u| u > now))
+        self.until_in_future("SELECT blocked_until FROM users WHERE name = ?1", user, now)
     }
 
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
