@@ -87,13 +87,25 @@ impl Sim {
     }
 
     /// Runs every queued store job, as the worker would.
+    /// Like the worker, everything queued goes in one batch.
     fn pump(&mut self) {
-        while let Some(job) = self.e.poll_store_job() {
-            if let StoreOp::Audit(a) = &job.op {
-                self.audit.push(a.clone());
+        loop {
+            let jobs: Vec<_> = std::iter::from_fn(|| self.e.poll_store_job()).collect();
+            if jobs.is_empty() {
+                return;
             }
-            let answer = policy::run(&self.store, &job.op, self.unix);
-            self.e.handle_store(self.now, job.id, answer);
+            for job in &jobs {
+                if let StoreOp::Audit(a) = &job.op {
+                    self.audit.push(a.clone());
+                }
+            }
+            let (ids, ops): (Vec<u64>, Vec<_>) = jobs.into_iter().map(|j| (j.id, j.op)).unzip();
+            for (id, answer) in ids
+                .into_iter()
+                .zip(policy::run_batch(&self.store, &ops, self.unix))
+            {
+                self.e.handle_store(self.now, id, answer);
+            }
         }
     }
 

@@ -56,6 +56,9 @@ type StoreChannels = (
 /// Threads that run store jobs, so no database call ever stalls the loop.
 const STORE_WORKERS: usize = 2;
 
+/// The most jobs one store transaction takes.
+const STORE_BATCH: usize = 64;
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -72,15 +75,28 @@ fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
         let spawned = std::thread::Builder::new()
             .name(format!("store-{i}"))
             .spawn(move || {
+                let mut jobs = Vec::with_capacity(STORE_BATCH);
                 loop {
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    let answer = policy::run(store.as_ref(), &job.op, unix_now());
-                    if ans_tx.send((job.id, answer)).is_err() {
-                        return;
+                    // Wait for one job, then take whatever else is queued:
+                    // under load one wake-up and one commit serve many logins.
+                    {
+                        let Ok(rx) = job_rx.lock() else { return };
+                        let Ok(first) = rx.recv() else { return };
+                        jobs.push(first);
+                        while jobs.len() < STORE_BATCH {
+                            match rx.try_recv() {
+                                Ok(job) => jobs.push(job),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    let (ids, ops): (Vec<u64>, Vec<_>) =
+                        jobs.drain(..).map(|j: StoreJob| (j.id, j.op)).unzip();
+                    let answers = policy::run_batch(store.as_ref(), &ops, unix_now());
+                    for pair in ids.into_iter().zip(answers) {
+                        if ans_tx.send(pair).is_err() {
+                            return;
+                        }
                     }
                 }
             });

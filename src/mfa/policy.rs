@@ -69,19 +69,59 @@ pub enum Precheck {
     Challenge,
 }
 
-/// Runs one job at `now` (Unix seconds).
+/// Runs one job at `now` (Unix seconds): a batch of one.
 pub fn run(store: &dyn Store, op: &StoreOp, now: UnixTime) -> StoreAnswer {
-    match answer(store, op, now) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, op = ?op, "store failure: failing closed");
-            StoreAnswer::Failed
-        }
-    }
+    run_batch(store, std::slice::from_ref(op), now)
+        .pop()
+        .unwrap_or(StoreAnswer::Failed)
 }
 
-fn answer(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<StoreAnswer, StoreError> {
-    Ok(match op {
+/// Runs a burst of jobs in one store transaction and answers them in order.
+/// Password hashes are read inside it but checked after it, so the slow
+/// argon2 work never holds the database. If the commit fails, every job in
+/// the burst fails closed, because none of what it wrote was kept.
+pub fn run_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<StoreAnswer> {
+    let mut staged: Vec<Result<Staged, StoreError>> = Vec::with_capacity(ops.len());
+    let committed = store.batch(&mut || {
+        staged.clear();
+        staged.extend(ops.iter().map(|op| stage(store, op, now)));
+    });
+    if let Err(e) = committed {
+        tracing::error!(error = %e, jobs = ops.len(), "store commit failed: failing closed");
+        return vec![StoreAnswer::Failed; ops.len()];
+    }
+    ops.iter()
+        .zip(staged)
+        .map(|(op, s)| match s {
+            Ok(Staged::Answer(a)) => a,
+            Ok(Staged::Hash(hash)) => match op {
+                StoreOp::Password { password, .. } => {
+                    StoreAnswer::Password(check_password(hash.as_deref(), password.expose()))
+                }
+                _ => StoreAnswer::Failed,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, op = ?op, "store failure: failing closed");
+                StoreAnswer::Failed
+            }
+        })
+        .collect()
+}
+
+/// A job's part inside the transaction.
+enum Staged {
+    Answer(StoreAnswer),
+    /// A password job: the stored hash, checked once the transaction is over.
+    Hash(Option<String>),
+}
+
+fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, StoreError> {
+    let answer = match op {
+        StoreOp::Password { user, .. } => {
+            return Ok(Staged::Hash(
+                store.user(user)?.and_then(|u| u.password_hash),
+            ));
+        }
         StoreOp::Precheck { user } => StoreAnswer::Precheck(precheck(store, user, now)?),
         StoreOp::Verify {
             user,
@@ -107,11 +147,8 @@ fn answer(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<StoreAnswer,
             store.append_audit(&rec)?;
             StoreAnswer::Done
         }
-        StoreOp::Password { user, password } => {
-            let hash = store.user(user)?.and_then(|u| u.password_hash);
-            StoreAnswer::Password(check_password(hash.as_deref(), password.expose()))
-        }
-    })
+    };
+    Ok(Staged::Answer(answer))
 }
 
 /// A hash of a random password, checked when the user has none, so an
@@ -241,6 +278,37 @@ mod tests {
             window: 1,
             lockout: LOCKOUT,
         }
+    }
+
+    #[test]
+    fn one_code_twice_in_one_batch_is_valid_once() {
+        let s = store_with_alice();
+        enroll(&s);
+        let now = 1_700_000_000;
+        let code = totp_code(&TotpParams::default(), SEED, now as u64);
+        let answers = run_batch(&s, &[verify_op(&code), verify_op(&code)], now);
+        assert!(matches!(
+            answers[0],
+            StoreAnswer::Verify {
+                verdict: Verdict::Valid { .. },
+                locked: false
+            }
+        ));
+        assert_eq!(
+            answers[1],
+            StoreAnswer::Verify {
+                verdict: Verdict::Duplicate,
+                locked: false
+            }
+        );
+        // Committed: the step stays used for the next batch too.
+        assert!(matches!(
+            run_batch(&s, &[verify_op(&code)], now)[0],
+            StoreAnswer::Verify {
+                verdict: Verdict::Duplicate,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -172,6 +172,16 @@ pub struct AuditRecord {
 
 /// The store's contract. See the module documentation.
 pub trait Store: Send + Sync + fmt::Debug {
+    /// Runs `f` as one transaction where the backend has them, so a burst of
+    /// logins costs one commit. Statements inside succeed or fail one by one
+    /// as usual; an `Err` here means the commit itself failed and nothing
+    /// `f` wrote is kept. Batches never nest, and while one runs no other
+    /// thread may use this store outside a batch.
+    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        f();
+        Ok(())
+    }
+
     fn add_user(&self, user: &User) -> Result<(), StoreError>;
     fn update_user(&self, user: &User) -> Result<(), StoreError>;
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;

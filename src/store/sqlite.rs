@@ -75,6 +75,9 @@ CREATE INDEX audit_user_at ON audit(user, at);
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Held for the whole of a [`Store::batch`]; the connection lock is
+    /// taken per statement inside it.
+    batch: Mutex<()>,
     key: SeedKey,
 }
 
@@ -122,6 +125,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            batch: Mutex::new(()),
             key,
         })
     }
@@ -141,6 +145,25 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave SQLite inconsistent:
         // every statement is atomic. Carry on with the connection.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs `f` all or nothing. A savepoint rather than a transaction, so it
+/// nests inside a [`Store::batch`].
+fn atomic<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    x(c, "SAVEPOINT atomic", [])?;
+    match f(c) {
+        Ok(v) => {
+            x(c, "RELEASE atomic", [])?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK TO atomic; RELEASE atomic");
+            Err(e)
+        }
     }
 }
 
@@ -214,6 +237,22 @@ const TOKEN_COLS: &str =
     "id, user, kind, serial, algorithm, digits, step, counter, last_step, active";
 
 impl Store for SqliteStore {
+    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        let _one_at_a_time = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        // IMMEDIATE takes the write lock now, under the busy timeout, rather
+        // than failing at the first write if the admin CLI holds it.
+        self.conn().execute_batch("BEGIN IMMEDIATE")?;
+        f();
+        let c = self.conn();
+        match c.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        }
+    }
+
     fn add_user(&self, u: &User) -> Result<(), StoreError> {
         let r = x(
             &self.conn(),
@@ -369,28 +408,27 @@ impl Store for SqliteStore {
         now: UnixTime,
         p: &LockoutPolicy,
     ) -> Result<Option<UnixTime>, StoreError> {
-        let c = self.conn();
-        let tx = c.unchecked_transaction()?;
-        let row: Option<(i64, i64)> = q(
-            &tx,
-            "SELECT denials, first_denial FROM lockouts WHERE user = ?1",
-            [user],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-        let (denials, first) = match row {
-            Some((d, f)) if now < f + p.reset_after => (d + 1, f),
-            _ => (1, now),
-        };
-        let locked = (denials >= i64::from(p.denials)).then_some(now + p.unblock_after);
-        x(&tx,
+        atomic(&self.conn(), |tx| {
+            let row: Option<(i64, i64)> = q(
+                tx,
+                "SELECT denials, first_denial FROM lockouts WHERE user = ?1",
+                [user],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+            let (denials, first) = match row {
+                Some((d, f)) if now < f + p.reset_after => (d + 1, f),
+                _ => (1, now),
+            };
+            let locked = (denials >= i64::from(p.denials)).then_some(now + p.unblock_after);
+            x(tx,
             "INSERT INTO lockouts (user, denials, first_denial, locked_until) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(user) DO UPDATE SET denials = ?2, first_denial = ?3,
                  locked_until = COALESCE(?4, locked_until)",
             params![user, if locked.is_some() { 0 } else { denials }, first, locked],
         )?;
-        tx.commit()?;
-        Ok(locked)
+            Ok(locked)
+        })
     }
 
     fn clear_denials(&self, user: &str) -> Result<(), StoreError> {
@@ -428,48 +466,46 @@ impl Store for SqliteStore {
         now: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError> {
-        let c = self.conn();
-        let tx = c.unchecked_transaction()?;
-        if x(
-            &tx,
-            "UPDATE users SET blocked_until = ?2 WHERE name = ?1",
-            params![user, until],
-        )? == 0
-        {
-            return Err(StoreError::NoSuchUser(user.to_owned()));
-        }
-        x(
-            &tx,
-            "INSERT INTO block_history (user, action, reason, at, until) VALUES (?1, 'block', ?2, ?3, ?4)",
-            params![user, reason, now, until],
-        )?;
-        tx.commit()?;
-        Ok(())
+        atomic(&self.conn(), |tx| {
+            if x(
+                tx,
+                "UPDATE users SET blocked_until = ?2 WHERE name = ?1",
+                params![user, until],
+            )? == 0
+            {
+                return Err(StoreError::NoSuchUser(user.to_owned()));
+            }
+            x(
+                tx,
+                "INSERT INTO block_history (user, action, reason, at, until) VALUES (?1, 'block', ?2, ?3, ?4)",
+                params![user, reason, now, until],
+            )?;
+            Ok(())
+        })
     }
 
     fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError> {
-        let c = self.conn();
-        let tx = c.unchecked_transaction()?;
-        if x(
-            &tx,
-            "UPDATE users SET blocked_until = NULL WHERE name = ?1",
-            [user],
-        )? == 0
-        {
-            return Err(StoreError::NoSuchUser(user.to_owned()));
-        }
-        x(
-            &tx,
-            "UPDATE lockouts SET locked_until = NULL, denials = 0 WHERE user = ?1",
-            [user],
-        )?;
-        x(
-            &tx,
-            "INSERT INTO block_history (user, action, reason, at) VALUES (?1, 'unblock', ?2, ?3)",
-            params![user, reason, now],
-        )?;
-        tx.commit()?;
-        Ok(())
+        atomic(&self.conn(), |tx| {
+            if x(
+                tx,
+                "UPDATE users SET blocked_until = NULL WHERE name = ?1",
+                [user],
+            )? == 0
+            {
+                return Err(StoreError::NoSuchUser(user.to_owned()));
+            }
+            x(
+                tx,
+                "UPDATE lockouts SET locked_until = NULL, denials = 0 WHERE user = ?1",
+                [user],
+            )?;
+            x(
+                tx,
+                "INSERT INTO block_history (user, action, reason, at) VALUES (?1, 'unblock', ?2, ?3)",
+                params![user, reason, now],
+            )?;
+            Ok(())
+        })
     }
 
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
