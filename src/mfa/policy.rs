@@ -170,22 +170,20 @@ fn check_password(hash: Option<&str>, password: &[u8]) -> bool {
 }
 
 fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, StoreError> {
-    if store.user(user)?.is_none() {
+    let Some(state) = store.login_state(user, now)? else {
         return Ok(Precheck::Unenrolled);
-    }
-    if store.blocked_until(user, now)?.is_some() {
-        return Ok(Precheck::Blocked);
-    }
-    if store.take_bypass(user, now)? {
-        return Ok(Precheck::Bypass);
-    }
-    if store.locked_until(user, now)?.is_some() {
-        return Ok(Precheck::Locked);
-    }
-    if !store.tokens(user)?.iter().any(|t| t.active) {
-        return Ok(Precheck::Unenrolled);
-    }
-    Ok(Precheck::Challenge)
+    };
+    Ok(if state.blocked {
+        Precheck::Blocked
+    } else if state.bypass_waiting && store.take_bypass(user, now)? {
+        Precheck::Bypass
+    } else if state.locked {
+        Precheck::Locked
+    } else if !state.enrolled {
+        Precheck::Unenrolled
+    } else {
+        Precheck::Challenge
+    })
 }
 
 /// Tries the code on every active token; the first that matches claims its

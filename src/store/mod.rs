@@ -170,6 +170,17 @@ pub struct AuditRecord {
     pub reason: Option<String>,
 }
 
+/// A user's standing at the start of a login; see [`Store::login_state`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginState {
+    pub blocked: bool,
+    /// A one-time bypass may be waiting; [`Store::take_bypass`] decides.
+    pub bypass_waiting: bool,
+    pub locked: bool,
+    /// Has at least one active token.
+    pub enrolled: bool,
+}
+
 /// The store's contract. See the module documentation.
 pub trait Store: Send + Sync + fmt::Debug {
     /// Runs `f` as one transaction where the backend has them, so a burst of
@@ -218,6 +229,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<(), StoreError>;
     fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError>;
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
+    /// What a login needs to know about `user` at `now`, or `None` for an
+    /// unknown user. Backends can answer it in one query.
+    fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
+        if self.user(user)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(LoginState {
+            blocked: self.blocked_until(user, now)?.is_some(),
+            bypass_waiting: true,
+            locked: self.locked_until(user, now)?.is_some(),
+            enrolled: self.tokens(user)?.iter().any(|t| t.active),
+        }))
+    }
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
 
     fn add_bypass(

@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use super::*;
 
 /// Migrations, in order; `schema_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     name          TEXT PRIMARY KEY COLLATE NOCASE,
     email         TEXT,
@@ -69,7 +70,12 @@ CREATE TABLE audit (
     reason    TEXT
 );
 CREATE INDEX audit_user_at ON audit(user, at);
-"#];
+"#,
+    // Every login looks for a waiting bypass.
+    r#"
+CREATE INDEX bypasses_user ON bypasses(user, used_at);
+"#,
+];
 
 /// SQLite-backed [`Store`].
 #[derive(Debug)]
@@ -241,11 +247,11 @@ impl Store for SqliteStore {
         let _one_at_a_time = self.batch.lock().unwrap_or_else(|e| e.into_inner());
         // IMMEDIATE takes the write lock now, under the busy timeout, rather
         // than failing at the first write if the admin CLI holds it.
-        self.conn().execute_batch("BEGIN IMMEDIATE")?;
+        x(&self.conn(), "BEGIN IMMEDIATE", [])?;
         f();
         let c = self.conn();
-        match c.execute_batch("COMMIT") {
-            Ok(()) => Ok(()),
+        match x(&c, "COMMIT", []) {
+            Ok(_) => Ok(()),
             Err(e) => {
                 let _ = c.execute_batch("ROLLBACK");
                 Err(e.into())
@@ -508,6 +514,29 @@ impl Store for SqliteStore {
         })
     }
 
+    fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
+        // One statement instead of five: this runs for every login.
+        Ok(q(
+            &self.conn(),
+            "SELECT COALESCE(u.blocked_until > ?2, 0),
+                    EXISTS (SELECT 1 FROM bypasses b
+                            WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
+                    COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
+                    EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active)
+             FROM users u WHERE u.name = ?1",
+            params![user, now],
+            |r| {
+                Ok(LoginState {
+                    blocked: r.get(0)?,
+                    bypass_waiting: r.get(1)?,
+                    locked: r.get(2)?,
+                    enrolled: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+    }
+
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
         self.until_in_future("SELECT blocked_until FROM users WHERE name = ?1", user, now)
     }
@@ -737,6 +766,61 @@ mod tests {
             s.add_token(&t, b"k"),
             Err(StoreError::SerialTaken(_))
         ));
+    }
+
+    #[test]
+    fn login_state_in_one_query() {
+        let s = store();
+        let now = 1_000;
+        let state = |s: &SqliteStore| s.login_state("bob", now).expect("state");
+        assert_eq!(state(&s), None);
+        s.add_user(&user("bob")).expect("add");
+        let plain = LoginState {
+            blocked: false,
+            bypass_waiting: false,
+            locked: false,
+            enrolled: false,
+        };
+        assert_eq!(state(&s), Some(plain));
+        let id = s
+            .add_token(&totp("bob"), b"0123456789abcdefghij")
+            .expect("token");
+        assert_eq!(state(&s), Some(plain), "a pending token does not enroll");
+        s.activate_token(id).expect("activate");
+        let enrolled = LoginState {
+            enrolled: true,
+            ..plain
+        };
+        assert_eq!(state(&s), Some(enrolled));
+        s.add_bypass("bob", "r", now, now + 10).expect("bypass");
+        assert_eq!(
+            s.login_state("BOB", now)
+                .expect("state")
+                .map(|l| l.bypass_waiting),
+            Some(true)
+        );
+        assert!(s.take_bypass("bob", now).expect("take"));
+        assert_eq!(state(&s), Some(enrolled), "a used bypass is not waiting");
+        s.block("bob", "r", now, now + 5).expect("block");
+        assert_eq!(state(&s).map(|l| l.blocked), Some(true));
+        assert_eq!(
+            s.login_state("bob", now + 5).expect("state"),
+            Some(enrolled),
+            "expired block"
+        );
+        s.unblock("bob", "r", now).expect("unblock");
+        let p = LockoutPolicy {
+            denials: 1,
+            reset_after: 60,
+            unblock_after: 30,
+        };
+        s.record_denial("bob", now, &p).expect("deny");
+        assert_eq!(state(&s).map(|l| l.locked), Some(true));
+        assert_eq!(
+            s.login_state("bob", now + 30).expect("state"),
+            Some(enrolled),
+            "unlocked"
+        );
     }
 
     #[test]
