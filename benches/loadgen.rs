@@ -289,6 +289,7 @@ fn populate(dir: &std::path::Path, users: u64) {
             counter: 0,
             last_step: None,
             active: true,
+            model: None,
         };
         store.add_token(&t, &seed_for(i)).expect("token");
     }

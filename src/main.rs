@@ -51,6 +51,13 @@ enum Command {
         #[command(subcommand)]
         action: TotpCmd,
     },
+    /// OATH hardware tokens: import, resynchronise, remove.
+    Token {
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
     /// Block a user's second factor (every attempt is denied).
     Block {
         name: String,
@@ -128,6 +135,32 @@ enum TotpCmd {
     },
     /// Activate the pending secret with the code the app shows.
     Activate { name: String, code: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Import tokens from the vendor's CSV:
+    /// upn,serial number,secret key,time interval,manufacturer,model[,digits].
+    /// A time interval of 0 or empty means an HOTP (event) token.
+    Import {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = SecretFormatArg::Base32)]
+        secret_format: SecretFormatArg,
+    },
+    /// Resynchronise a user's HOTP token from two consecutive codes.
+    Resync {
+        name: String,
+        first: String,
+        second: String,
+    },
+    /// Remove the token with this serial number (lost or returned).
+    Remove { serial: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SecretFormatArg {
+    Base32,
+    Hex,
 }
 
 #[derive(Subcommand)]
@@ -210,6 +243,16 @@ fn open_store(config: &Path) -> Result<(Config, SqliteStore), AdminFailure> {
     Ok((config, store))
 }
 
+/// Writes the rejected rows of an import beside the file, if there are any.
+fn write_import_errors(file: &Path, errors: &str) -> Result<(), AdminFailure> {
+    if errors.lines().count() > 1 {
+        let err_file = file.with_extension("errors.csv");
+        std::fs::write(&err_file, errors).map_err(|e| AdminFailure::Command(e.to_string()))?;
+        println!("rows with errors were written to {}", err_file.display());
+    }
+    Ok(())
+}
+
 fn duration_secs(s: &str, what: &str) -> Result<i64, AdminFailure> {
     humantime::parse_duration(s)
         .map(|d| d.as_secs() as i64)
@@ -264,12 +307,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         .map_err(|e| AdminFailure::Command(format!("{}: {e}", file.display())))?;
                     let (n, errors) = cli::user_import(&store, &text, now).map_err(fail)?;
                     println!("imported {n} users");
-                    if errors.lines().count() > 1 {
-                        let err_file = file.with_extension("errors.csv");
-                        std::fs::write(&err_file, errors)
-                            .map_err(|e| AdminFailure::Command(e.to_string()))?;
-                        println!("rows with errors were written to {}", err_file.display());
-                    }
+                    write_import_errors(&file, &errors)?;
                 }
             }
         }
@@ -291,6 +329,42 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 TotpCmd::Activate { name, code } => {
                     cli::totp_activate(&store, &name, &code, now as u64, 1).map_err(fail)?;
                     println!("activated the authenticator app of {name}");
+                }
+            }
+        }
+        Command::Token { config, action } => {
+            let (_, store) = open_store(&config)?;
+            match action {
+                TokenCmd::Import {
+                    file,
+                    secret_format,
+                } => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| AdminFailure::Command(format!("{}: {e}", file.display())))?;
+                    let format = match secret_format {
+                        SecretFormatArg::Base32 => cli::SecretFormat::Base32,
+                        SecretFormatArg::Hex => cli::SecretFormat::Hex,
+                    };
+                    let (n, errors) =
+                        cli::token_import(&store, &text, format, now).map_err(fail)?;
+                    println!("imported {n} tokens");
+                    write_import_errors(&file, &errors)?;
+                }
+                TokenCmd::Resync {
+                    name,
+                    first,
+                    second,
+                } => {
+                    let serial = cli::hotp_resync(&store, &name, &first, &second).map_err(fail)?;
+                    println!("resynchronised token {serial} of {name}");
+                }
+                TokenCmd::Remove { serial } => {
+                    if !store.remove_token(&serial).map_err(|e| fail(e.into()))? {
+                        return Err(AdminFailure::Command(format!(
+                            "no token has serial {serial}"
+                        )));
+                    }
+                    println!("removed token {serial}");
                 }
             }
         }

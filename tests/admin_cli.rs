@@ -164,3 +164,40 @@ fn local_password_from_stdin_and_bad_input() {
         text(&o)
     );
 }
+
+#[test]
+fn hardware_tokens_import_resync_and_remove() {
+    let site = Site::new();
+    let csv = site.dir.path().join("tokens.csv");
+    std::fs::write(
+        &csv,
+        "upn,serial number,secret key,time interval,manufacturer,model\n\
+         helga@contoso.com,1234567,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,0,Contoso,HardwareKey\n\
+         kim@contoso.com,7654321,SECRETNOTBASE32*,30,Contoso,HardwareKey\n",
+    )
+    .expect("csv");
+    let out = site.ok(&["token", "import", csv.to_str().expect("utf8")]);
+    assert!(out.contains("imported 1 tokens"), "{out}");
+    let errors =
+        std::fs::read_to_string(site.dir.path().join("tokens.errors.csv")).expect("errors");
+    assert!(errors.contains("3,kim@contoso.com,7654321"), "{errors}");
+    assert!(!errors.contains("SECRETNOT"), "no secret in the error file");
+    let show = site.ok(&["user", "show", "helga@contoso.com"]);
+    assert!(show.contains("hotp #1234567"), "{show}");
+
+    // RFC 4226 Appendix D codes for counters 7 and 8 (the secret above).
+    let o = site.run(
+        &["token", "resync", "helga@contoso.com", "162583", "520489"],
+        None,
+    );
+    assert!(!o.status.success(), "not consecutive: {}", text(&o));
+    let out = site.ok(&["token", "resync", "helga@contoso.com", "162583", "399871"]);
+    assert!(out.contains("resynchronised token 1234567"), "{out}");
+    site.ok(&["token", "remove", "1234567"]);
+    let o = site.run(&["token", "remove", "1234567"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("no token has serial"),
+        "{}",
+        text(&o)
+    );
+}

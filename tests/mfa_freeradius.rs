@@ -38,6 +38,7 @@ fn enroll_alice(store: &SqliteStore) {
         counter: 0,
         last_step: None,
         active: true,
+        model: None,
     };
     store.add_token(&t, SEED).expect("token");
 }

@@ -114,33 +114,52 @@ pub fn user_import(
             "the first line must be the header: name,email,phone",
         ));
     }
+    Ok(import_rows(lines, 1, |f| {
+        let opt = |s: Option<&&str>| s.filter(|s| !s.is_empty()).map(|s| (*s).to_owned());
+        if f.len() != 3 {
+            return Err(invalid("expected 3 fields"));
+        }
+        user_add(store, f[0], opt(f.get(1)), opt(f.get(2)), None, now)
+    }))
+}
+
+/// Runs `row` on each non-empty CSV line after the header. Returns how many
+/// succeeded, and a CSV of the others: line number, the first `key_fields`
+/// fields (never later ones, which may be secrets), and the error.
+fn import_rows<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    key_fields: usize,
+    mut row: impl FnMut(&[&str]) -> Result<(), AdminError>,
+) -> (usize, String) {
     let mut imported = 0;
-    let mut errors = String::from("line,name,error\n");
+    let mut errors = String::from("line,key,error\n");
     for (i, line) in lines.enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let opt = |s: Option<&&str>| s.filter(|s| !s.is_empty()).map(|s| (*s).to_owned());
-        let r = if f.len() != 3 {
-            Err(invalid("expected 3 fields"))
-        } else {
-            user_add(store, f[0], opt(f.get(1)), opt(f.get(2)), None, now)
-        };
-        match r {
+        let f: Vec<&str> = line
+            .split(',')
+            .map(|f| f.trim().trim_matches('"'))
+            .collect();
+        match row(&f) {
             Ok(()) => imported += 1,
             Err(e) => {
+                let key = f
+                    .iter()
+                    .take(key_fields)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let _ = writeln!(
                     errors,
-                    "{},{},\"{}\"",
+                    "{},{key},\"{}\"",
                     i + 2,
-                    f.first().unwrap_or(&""),
                     e.to_string().replace('"', "'")
                 );
             }
         }
     }
-    Ok((imported, errors))
+    (imported, errors)
 }
 
 fn show_time(t: UnixTime) -> String {
@@ -257,6 +276,7 @@ pub fn totp_enroll(store: &dyn Store, name: &str, issuer: &str) -> Result<Enroll
             counter: 0,
             last_step: None,
             active: false,
+            model: None,
         },
         seed.as_ref(),
     )?;
@@ -284,6 +304,170 @@ pub fn totp_enroll(store: &dyn Store, name: &str, issuer: &str) -> Result<Enroll
         params.step
     ));
     Ok(Enrollment { uri })
+}
+
+/// How the `secret key` column of a token file is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretFormat {
+    /// RFC 4648 Base32, as Azure MFA expects (the default).
+    Base32,
+    Hex,
+}
+
+/// Imports OATH hardware tokens from the CSV vendors ship for Azure MFA:
+/// `upn,serial number,secret key,time interval,manufacturer,model`, with an
+/// optional last column `digits` (6 or 8, default 6). A time interval of 30
+/// or 60 makes a TOTP token; 0 or empty, an HOTP (event) token. Users missing
+/// from the store are added. Tokens are active at once: the vendor's file is
+/// the proof of possession. Good rows are imported; the rest come back as an
+/// error CSV that never contains a secret.
+pub fn token_import(
+    store: &dyn Store,
+    csv: &str,
+    format: SecretFormat,
+    now: UnixTime,
+) -> Result<(usize, String), AdminError> {
+    let mut lines = csv.lines();
+    let header: String = lines
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    let with_digits = match header.as_str() {
+        "upn,serialnumber,secretkey,timeinterval,manufacturer,model" => false,
+        "upn,serialnumber,secretkey,timeinterval,manufacturer,model,digits" => true,
+        _ => {
+            return Err(invalid(
+                "the first line must be the header: upn,serial number,secret key,time interval,manufacturer,model[,digits]",
+            ));
+        }
+    };
+    Ok(import_rows(lines, 2, |f| {
+        import_token_row(store, f, with_digits, format, now)
+    }))
+}
+
+fn import_token_row(
+    store: &dyn Store,
+    f: &[&str],
+    with_digits: bool,
+    format: SecretFormat,
+    now: UnixTime,
+) -> Result<(), AdminError> {
+    let want = if with_digits { 7 } else { 6 };
+    if f.len() != want {
+        return Err(invalid(format!(
+            "expected {want} fields, found {}",
+            f.len()
+        )));
+    }
+    let (upn, serial, secret, interval) = (f[0], f[1], f[2], f[3]);
+    check_user_name(upn)?;
+    if serial.is_empty() || serial.len() > 64 || serial.chars().any(|c| c.is_control()) {
+        return Err(invalid(
+            "the serial number must be 1 to 64 printable characters",
+        ));
+    }
+    // Never echo the secret: the error file is not a secret file.
+    let seed = Zeroizing::new(
+        match format {
+            SecretFormat::Base32 => base32::decode(
+                base32::Alphabet::Rfc4648 { padding: false },
+                &secret.to_ascii_uppercase(),
+            ),
+            SecretFormat::Hex => crate::store::seal::hex_decode(secret),
+        }
+        .ok_or_else(|| invalid(format!("the secret key is not valid {format:?}")))?,
+    );
+    if seed.len() < 10 || seed.len() > 64 {
+        return Err(invalid(format!(
+            "the secret key is {} octets; expected 10 to 64",
+            seed.len()
+        )));
+    }
+    let kind = match interval {
+        "" | "0" => TokenKind::Hotp,
+        "30" | "60" => TokenKind::Totp,
+        _ => {
+            return Err(invalid(
+                "the time interval must be 30 or 60 (TOTP), or 0 or empty (HOTP)",
+            ));
+        }
+    };
+    let digits = match f.get(6) {
+        None | Some(&"") | Some(&"6") => 6,
+        Some(&"8") => 8,
+        Some(_) => return Err(invalid("digits must be 6 or 8")),
+    };
+    let model = [f[4], f[5]]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if store.user(upn)?.is_none() {
+        user_add(store, upn, None, None, None, now)?;
+    }
+    store.add_token(
+        &Token {
+            id: 0,
+            user: upn.to_owned(),
+            kind,
+            serial: Some(serial.to_owned()),
+            params: TotpParams {
+                digits,
+                step: if kind == TokenKind::Totp {
+                    interval.parse().unwrap_or(30)
+                } else {
+                    30
+                },
+                ..TotpParams::default()
+            },
+            counter: 0,
+            last_step: None,
+            active: true,
+            model: (!model.is_empty()).then_some(model),
+        },
+        &seed,
+    )?;
+    Ok(())
+}
+
+/// Resynchronises a user's HOTP token that has drifted beyond the login
+/// look-ahead, from two consecutive codes it shows now. Returns the serial.
+pub fn hotp_resync(
+    store: &dyn Store,
+    name: &str,
+    first: &str,
+    second: &str,
+) -> Result<String, AdminError> {
+    /// How far ahead of the stored counter the codes are searched.
+    const SEARCH: u32 = 10_000;
+    for t in store
+        .tokens(name)?
+        .into_iter()
+        .filter(|t| t.active && t.kind == TokenKind::Hotp)
+    {
+        let seed = store.token_seed(&t)?;
+        let p = &t.params;
+        if let Some(c) = otp::resync_hotp(
+            p.algorithm,
+            &seed,
+            first.trim(),
+            second.trim(),
+            p.digits,
+            t.counter,
+            SEARCH,
+        ) {
+            store.claim_step(t.id, c)?;
+            return Ok(t.serial.unwrap_or_default());
+        }
+    }
+    Err(invalid(format!(
+        "no HOTP token of {name} shows these two codes in a row within {SEARCH} presses"
+    )))
 }
 
 /// Activates the user's pending TOTP secret once `code` proves the app shows
@@ -544,6 +728,7 @@ pub fn report_users(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mfa::otp::Algorithm;
     use crate::store::{SeedKey, SqliteStore};
 
     fn store() -> SqliteStore {
@@ -610,6 +795,94 @@ mod tests {
             "{errors}"
         );
         assert!(user_import(&s, "user,mail\n", 0).is_err());
+    }
+
+    #[test]
+    fn hardware_tokens_import_and_hotp_resync() {
+        let s = store();
+        user_add(&s, "helga@contoso.com", None, None, None, 0).expect("add");
+        // RFC 4226's test secret, in Base32 and in hex.
+        let b32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        let csv = format!(
+            "upn,serial number,secret key,time interval,manufacturer,model\n\
+             helga@contoso.com,1234567,{b32},60,Contoso,HardwareKey\n\
+             kim@contoso.com,7654321,{},0,Feitian,c100\n\
+             bad,111,not*base32,30,A,B\n\
+             ola@contoso.com,222,{b32},45,A,B\n\
+             ola@contoso.com,1234567,{b32},30,A,B\n\
+             ola@contoso.com,333,GEZDGNBV,30,A,B\n",
+            b32.to_lowercase()
+        );
+        let (n, errors) = token_import(&s, &csv, SecretFormat::Base32, 0).expect("import");
+        assert_eq!(n, 2, "{errors}");
+        assert_eq!(errors.lines().count(), 5, "{errors}");
+        assert!(
+            errors.contains("4,bad,111,\"the secret key is not valid Base32\""),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("time interval must be 30 or 60"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("6,ola@contoso.com,1234567"),
+            "duplicate serial: {errors}"
+        );
+        assert!(errors.contains("expected 10 to 64"), "{errors}");
+        assert!(
+            !errors.contains("GEZDGNBV"),
+            "secrets never reach the error file"
+        );
+
+        let t = &s.tokens("helga@contoso.com").expect("tokens")[0];
+        assert_eq!(
+            (t.kind, t.params.step, t.active),
+            (TokenKind::Totp, 60, true)
+        );
+        assert_eq!(t.model.as_deref(), Some("Contoso HardwareKey"));
+        assert!(
+            s.user("kim@contoso.com").expect("q").is_some(),
+            "the user was added"
+        );
+        let k = &s.tokens("kim@contoso.com").expect("tokens")[0];
+        assert_eq!((k.kind, k.counter), (TokenKind::Hotp, 0));
+
+        // The same secret in hex, with the digits column.
+        let hex_csv = "upn,serial number,secret key,time interval,manufacturer,model,digits\n\
+                       ola@contoso.com,444,3132333435363738393031323334353637383930,0,A,B,8\n";
+        assert_eq!(
+            token_import(&s, hex_csv, SecretFormat::Hex, 0)
+                .expect("hex")
+                .0,
+            1
+        );
+        assert_eq!(s.tokens("ola@contoso.com").expect("t")[0].params.digits, 8);
+        assert!(token_import(&s, "user,secret\n", SecretFormat::Base32, 0).is_err());
+
+        // RFC 4226 Appendix D: counters 500 and 501 are far beyond the
+        // look-ahead; two consecutive codes move the token there.
+        let code =
+            |c| otp::format_code(otp::hotp(Algorithm::Sha1, b"12345678901234567890", c, 6), 6);
+        assert!(hotp_resync(&s, "kim@contoso.com", &code(500), &code(502)).is_err());
+        assert_eq!(
+            hotp_resync(&s, "kim@contoso.com", &code(500), &code(501)).expect("resync"),
+            "7654321"
+        );
+        let k = &s.tokens("kim@contoso.com").expect("tokens")[0];
+        assert_eq!(k.counter, 502, "the next press is counter 502");
+        assert_eq!(
+            otp::verify_hotp(
+                Algorithm::Sha1,
+                b"12345678901234567890",
+                &code(502),
+                6,
+                k.counter,
+                10
+            ),
+            Verdict::Valid { step: 502 }
+        );
+        assert!(s.remove_token("7654321").expect("remove"));
+        assert!(!s.remove_token("7654321").expect("remove"));
     }
 
     #[test]

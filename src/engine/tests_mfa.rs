@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::mfa::ResultCode;
-use crate::mfa::otp::{TotpParams, totp_code};
+use crate::mfa::otp::{Algorithm, TotpParams, totp_code};
 use crate::mfa::policy::{self, StoreOp};
 use crate::radius::crypto;
 use crate::store::{AuditRecord, Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
@@ -64,6 +64,7 @@ impl Sim {
             counter: 0,
             last_step: None,
             active: true,
+            model: None,
         };
         store.add_token(&token, SEED).expect("token");
         Sim {
@@ -377,6 +378,39 @@ fn inline_code_skips_the_challenge() {
     assert!(r.is_empty());
     s.advance(Duration::from_secs(2));
     assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+}
+
+#[test]
+fn hardware_hotp_token_codes_work_once_each() {
+    let mut s = Sim::new("");
+    let seed = b"12345678901234567890";
+    let (n, errors) = crate::cli::token_import(
+        &s.store,
+        "upn,serial number,secret key,time interval,manufacturer,model\n\
+         bob,HW-1,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,0,Feitian,c100\n",
+        crate::cli::SecretFormat::Base32,
+        0,
+    )
+    .expect("import");
+    assert_eq!(n, 1, "{errors}");
+    let hotp =
+        |c| crate::mfa::otp::format_code(crate::mfa::otp::hotp(Algorithm::Sha1, seed, c, 6), 6);
+    // The third press (counter 2), inside the look-ahead.
+    let r = s.login(1000, 1, "bob", &format!("pw,{}", hotp(2)), None);
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
+    // The same press again is refused; the next one is accepted.
+    assert!(
+        s.login(1000, 2, "bob", &format!("pw,{}", hotp(2)), None)
+            .is_empty()
+    );
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.audit.last().map(|a| a.result),
+        Some(ResultCode::FailedOathCodeDuplicate)
+    );
+    let r = s.login(1000, 3, "bob", &format!("pw,{}", hotp(3)), None);
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
 }
 
 #[test]

@@ -80,7 +80,7 @@ fn mac_of<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
-fn format_code(code: u32, digits: u32) -> String {
+pub fn format_code(code: u32, digits: u32) -> String {
     format!("{code:0width$}", width = digits as usize)
 }
 

@@ -259,6 +259,7 @@ mod tests {
             counter: 0,
             last_step: None,
             active: true,
+            model: None,
         };
         s.add_token(&t, SEED).expect("token");
     }

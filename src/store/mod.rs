@@ -9,7 +9,7 @@
 //! still there) does it atomically in the database, so two proxies, or two
 //! concurrent answers, cannot both win.
 
-mod seal;
+pub(crate) mod seal;
 mod sqlite;
 
 use std::fmt;
@@ -121,6 +121,8 @@ pub struct Token {
     pub last_step: Option<u64>,
     /// Pending until the user proves the token shows the right code.
     pub active: bool,
+    /// Hardware tokens: manufacturer and model.
+    pub model: Option<String>,
 }
 
 impl fmt::Debug for Token {
@@ -204,6 +206,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError>;
     fn token_seed(&self, token: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError>;
     fn activate_token(&self, id: i64) -> Result<(), StoreError>;
+    /// Removes the hardware token with this serial; `false` if there is none.
+    fn remove_token(&self, serial: &str) -> Result<bool, StoreError>;
     fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError>;
     /// Records `step` as used if it is newer than the last one used, in one
     /// atomic statement. `false` means another request used it (or a newer

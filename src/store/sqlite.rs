@@ -75,6 +75,10 @@ CREATE INDEX audit_user_at ON audit(user, at);
     r#"
 CREATE INDEX bypasses_user ON bypasses(user, used_at);
 "#,
+    // Hardware tokens: manufacturer and model, as their CSV gives them.
+    r#"
+ALTER TABLE tokens ADD COLUMN model TEXT;
+"#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -225,6 +229,7 @@ fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
         counter: r.get::<_, i64>(7)? as u64,
         last_step: last.map(|s| s as u64),
         active: r.get(9)?,
+        model: r.get(10)?,
     })
 }
 
@@ -240,7 +245,7 @@ fn history_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
 }
 
 const TOKEN_COLS: &str =
-    "id, user, kind, serial, algorithm, digits, step, counter, last_step, active";
+    "id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model";
 
 impl Store for SqliteStore {
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
@@ -328,8 +333,8 @@ impl Store for SqliteStore {
             return Err(StoreError::NoSuchUser(t.user.clone()));
         }
         let r = x(&c,
-            "INSERT INTO tokens (user, kind, serial, seed, algorithm, digits, step, counter, last_step, active)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO tokens (user, kind, serial, seed, algorithm, digits, step, counter, last_step, active, model)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 t.user,
                 if t.kind == TokenKind::Hotp { "hotp" } else { "totp" },
@@ -340,7 +345,8 @@ impl Store for SqliteStore {
                 t.params.step as i64,
                 t.counter as i64,
                 t.last_step.map(|s| s as i64),
-                t.active
+                t.active,
+                t.model
             ],
         );
         match r {
@@ -372,6 +378,14 @@ impl Store for SqliteStore {
             |r| r.get(0),
         )?;
         self.key.open(&t.user.to_lowercase(), &sealed)
+    }
+
+    fn remove_token(&self, serial: &str) -> Result<bool, StoreError> {
+        Ok(x(
+            &self.conn(),
+            "DELETE FROM tokens WHERE serial = ?1",
+            [serial],
+        )? > 0)
     }
 
     fn activate_token(&self, id: i64) -> Result<(), StoreError> {
@@ -673,6 +687,7 @@ mod tests {
             counter: 0,
             last_step: None,
             active: false,
+            model: None,
         }
     }
 
