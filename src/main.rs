@@ -147,6 +147,8 @@ enum TokenCmd {
         #[arg(long, value_enum, default_value_t = SecretFormatArg::Base32)]
         secret_format: SecretFormatArg,
     },
+    /// Activate an imported token with the code it shows now.
+    Activate { serial: String, code: String },
     /// Resynchronise a user's HOTP token from two consecutive codes.
     Resync {
         name: String,
@@ -349,6 +351,11 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         cli::token_import(&store, &text, format, now).map_err(fail)?;
                     println!("imported {n} tokens");
                     write_import_errors(&file, &errors)?;
+                }
+                TokenCmd::Activate { serial, code } => {
+                    let user =
+                        cli::token_activate(&store, &serial, &code, now as u64, 1).map_err(fail)?;
+                    println!("activated token {serial} of {user}");
                 }
                 TokenCmd::Resync {
                     name,

@@ -185,7 +185,13 @@ fn hardware_tokens_import_resync_and_remove() {
     let show = site.ok(&["user", "show", "helga@contoso.com"]);
     assert!(show.contains("hotp #1234567"), "{show}");
 
-    // RFC 4226 Appendix D codes for counters 7 and 8 (the secret above).
+    // RFC 4226 Appendix D codes: counter 1 activates, 7 and 8 resynchronise.
+    let o = site.run(&["token", "activate", "1234567", "287082"], None);
+    assert!(
+        o.status.success(),
+        "counter 1 is in the look-ahead: {}",
+        text(&o)
+    );
     let o = site.run(
         &["token", "resync", "helga@contoso.com", "162583", "520489"],
         None,

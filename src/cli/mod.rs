@@ -318,9 +318,10 @@ pub enum SecretFormat {
 /// `upn,serial number,secret key,time interval,manufacturer,model`, with an
 /// optional last column `digits` (6 or 8, default 6). A time interval of 30
 /// or 60 makes a TOTP token; 0 or empty, an HOTP (event) token. Users missing
-/// from the store are added. Tokens are active at once: the vendor's file is
-/// the proof of possession. Good rows are imported; the rest come back as an
-/// error CSV that never contains a secret.
+/// from the store are added; a user holds at most [`MAX_HARDWARE_TOKENS`].
+/// Each token stays pending until [`token_activate`] sees the code it shows.
+/// Good rows are imported; the rest come back as an error CSV that never
+/// contains a secret.
 pub fn token_import(
     store: &dyn Store,
     csv: &str,
@@ -410,6 +411,16 @@ fn import_token_row(
     if store.user(upn)?.is_none() {
         user_add(store, upn, None, None, None, now)?;
     }
+    let held = store
+        .tokens(upn)?
+        .iter()
+        .filter(|t| t.serial.is_some())
+        .count();
+    if held >= MAX_HARDWARE_TOKENS {
+        return Err(invalid(format!(
+            "{upn} already holds {MAX_HARDWARE_TOKENS} hardware tokens"
+        )));
+    }
     store.add_token(
         &Token {
             id: 0,
@@ -427,12 +438,48 @@ fn import_token_row(
             },
             counter: 0,
             last_step: None,
-            active: true,
+            active: false,
             model: (!model.is_empty()).then_some(model),
         },
         &seed,
     )?;
     Ok(())
+}
+
+/// A user may hold this many hardware tokens (besides an authenticator app).
+pub const MAX_HARDWARE_TOKENS: usize = 5;
+
+/// Activates an imported hardware token once `code` is one it shows now
+/// (TOTP: within `window` steps; HOTP: within 10 presses of its counter).
+/// Returns the token's user.
+pub fn token_activate(
+    store: &dyn Store,
+    serial: &str,
+    code: &str,
+    unix_now: u64,
+    window: u8,
+) -> Result<String, AdminError> {
+    let t = store
+        .token_by_serial(serial)?
+        .ok_or_else(|| invalid(format!("no token has serial {serial}")))?;
+    let seed = store.token_seed(&t)?;
+    let p = &t.params;
+    let verdict = match t.kind {
+        TokenKind::Totp => otp::verify_totp(p, &seed, code.trim(), unix_now, window, t.last_step),
+        TokenKind::Hotp => {
+            otp::verify_hotp(p.algorithm, &seed, code.trim(), p.digits, t.counter, 10)
+        }
+    };
+    match verdict {
+        Verdict::Valid { step } => {
+            store.activate_token(t.id)?;
+            store.claim_step(t.id, step)?;
+            Ok(t.user)
+        }
+        _ => Err(invalid(
+            "that is not the code the token shows now; press it again (HOTP) or wait for the next code",
+        )),
+    }
 }
 
 /// Resynchronises a user's HOTP token that has drifted beyond the login
@@ -837,7 +884,7 @@ mod tests {
         let t = &s.tokens("helga@contoso.com").expect("tokens")[0];
         assert_eq!(
             (t.kind, t.params.step, t.active),
-            (TokenKind::Totp, 60, true)
+            (TokenKind::Totp, 60, false)
         );
         assert_eq!(t.model.as_deref(), Some("Contoso HardwareKey"));
         assert!(
@@ -845,7 +892,7 @@ mod tests {
             "the user was added"
         );
         let k = &s.tokens("kim@contoso.com").expect("tokens")[0];
-        assert_eq!((k.kind, k.counter), (TokenKind::Hotp, 0));
+        assert_eq!((k.kind, k.counter, k.active), (TokenKind::Hotp, 0, false));
 
         // The same secret in hex, with the digits column.
         let hex_csv = "upn,serial number,secret key,time interval,manufacturer,model,digits\n\
@@ -863,6 +910,22 @@ mod tests {
         // look-ahead; two consecutive codes move the token there.
         let code =
             |c| otp::format_code(otp::hotp(Algorithm::Sha1, b"12345678901234567890", c, 6), 6);
+        assert!(
+            hotp_resync(&s, "kim@contoso.com", &code(500), &code(501)).is_err(),
+            "pending"
+        );
+        assert!(
+            token_activate(&s, "7654321", &code(11), 0, 1).is_err(),
+            "beyond the look-ahead"
+        );
+        assert_eq!(
+            token_activate(&s, "7654321", &code(1), 0, 1).expect("activate"),
+            "kim@contoso.com"
+        );
+        assert!(
+            token_activate(&s, "0000", &code(2), 0, 1).is_err(),
+            "no such serial"
+        );
         assert!(hotp_resync(&s, "kim@contoso.com", &code(500), &code(502)).is_err());
         assert_eq!(
             hotp_resync(&s, "kim@contoso.com", &code(500), &code(501)).expect("resync"),
@@ -882,6 +945,22 @@ mod tests {
             Verdict::Valid { step: 502 }
         );
         assert!(s.remove_token("7654321").expect("remove"));
+        // At most five hardware tokens a user.
+        let rows: String = (0..6)
+            .map(|i| format!("max@contoso.com,M{i},{b32},30,A,B\n"))
+            .collect();
+        let (n, errors) = token_import(
+            &s,
+            &format!("upn,serial number,secret key,time interval,manufacturer,model\n{rows}"),
+            SecretFormat::Base32,
+            0,
+        )
+        .expect("import");
+        assert_eq!(n, MAX_HARDWARE_TOKENS);
+        assert!(
+            errors.contains("7,max@contoso.com,M5,\"max@contoso.com already holds 5"),
+            "{errors}"
+        );
         assert!(!s.remove_token("7654321").expect("remove"));
     }
 

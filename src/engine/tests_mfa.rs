@@ -395,6 +395,7 @@ fn hardware_hotp_token_codes_work_once_each() {
     assert_eq!(n, 1, "{errors}");
     let hotp =
         |c| crate::mfa::otp::format_code(crate::mfa::otp::hotp(Algorithm::Sha1, seed, c, 6), 6);
+    crate::cli::token_activate(&s.store, "HW-1", &hotp(0), 0, 1).expect("activate");
     // The third press (counter 2), inside the look-ahead.
     let r = s.login(1000, 1, "bob", &format!("pw,{}", hotp(2)), None);
     assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);

@@ -206,6 +206,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError>;
     fn token_seed(&self, token: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError>;
     fn activate_token(&self, id: i64) -> Result<(), StoreError>;
+    fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError>;
     /// Removes the hardware token with this serial; `false` if there is none.
     fn remove_token(&self, serial: &str) -> Result<bool, StoreError>;
     fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError>;

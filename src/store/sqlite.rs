@@ -380,6 +380,16 @@ impl Store for SqliteStore {
         self.key.open(&t.user.to_lowercase(), &sealed)
     }
 
+    fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        Ok(q(
+            &self.conn(),
+            &format!("SELECT {TOKEN_COLS} FROM tokens WHERE serial = ?1"),
+            [serial],
+            token_from_row,
+        )
+        .optional()?)
+    }
+
     fn remove_token(&self, serial: &str) -> Result<bool, StoreError> {
         Ok(x(
             &self.conn(),
