@@ -278,6 +278,7 @@ fn populate(dir: &std::path::Path, users: u64) {
                 password_hash: None,
                 created_at: 0,
                 blocked_until: None,
+                pin_hash: None,
             })
             .expect("user");
         let t = Token {

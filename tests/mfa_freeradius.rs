@@ -27,6 +27,7 @@ fn enroll_alice(store: &SqliteStore) {
             password_hash: None,
             created_at: 0,
             blocked_until: None,
+            pin_hash: None,
         })
         .expect("user");
     let t = Token {

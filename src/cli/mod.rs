@@ -46,16 +46,14 @@ pub fn check_user_name(name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Phone numbers: `+`, then digits with the country code (SPEC §3).
+/// Phone numbers: see [`crate::mfa::check_phone`].
 pub fn check_phone(phone: &str) -> Result<(), AdminError> {
-    let digits = phone.strip_prefix('+').unwrap_or(phone);
-    if digits.len() < 7 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(format!(
-            "\"{}\" is not a phone number: write digits with the country code, e.g. +15551234567",
+    crate::mfa::check_phone(phone).map_err(|_| {
+        invalid(format!(
+            "\"{}\" is not a phone number: write + and the country code, e.g. +15551234567 (an extension after x: digits , * #)",
             phone.escape_default()
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
 /// An argon2id hash of a password, for `[primary] mode = "local"`.
@@ -96,6 +94,7 @@ pub fn user_add(
         password_hash,
         created_at: now,
         blocked_until: None,
+        pin_hash: None,
     })?;
     Ok(())
 }

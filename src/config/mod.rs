@@ -29,6 +29,10 @@ pub struct Config {
     pub mfa: Mfa,
     pub lockout: crate::store::LockoutPolicy,
     pub primary: Primary,
+    /// Out-of-band delivery (push, call, SMS), in file order.
+    pub providers: Vec<Provider>,
+    /// Who hears about fraud reports.
+    pub notify: Option<Notify>,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
 }
@@ -64,6 +68,77 @@ pub struct Mfa {
     pub totp_window: u8,
     pub prompt: String,
     pub retry_prompt: String,
+    /// Asks for the code sent by SMS.
+    pub sms_prompt: String,
+    /// Asks for an OATH code after push or call was not approved.
+    pub fallback_prompt: String,
+    /// The Reply-Message of a `FAILED_PHONE_BUSY` reject.
+    pub busy_message: String,
+    pub push_timeout: Duration,
+    pub call_timeout: Duration,
+    pub sms_code_lifetime: Duration,
+    /// After an out-of-band success, the same user from the same client is
+    /// let in without a new prompt for this long (`SUCCESS_USED_CACHE`).
+    pub busy_grace: Duration,
+    pub fail_mode: FailMode,
+    /// Digits the user presses on a call (then `#`) to report fraud.
+    pub fraud_code: String,
+    /// When push or call is denied or unanswered, ask for an OATH code.
+    pub fallback_oath: bool,
+    /// Out-of-band verifications in progress, at most.
+    pub max_pending: usize,
+    /// How long a fraud report blocks the user.
+    pub fraud_block: Duration,
+}
+
+/// What happens to a login whose out-of-band verification cannot be
+/// delivered (no provider reachable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Reject (the default).
+    Closed,
+    /// Accept after the first factor alone, logged loudly.
+    Open,
+}
+
+/// How a provider delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// POST signed JSON to `url`; the result comes back to the callback URL.
+    Webhook { url: String },
+    /// Write the message or code to the server log (trials only).
+    Console,
+}
+
+/// A delivery provider for push, call and SMS.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub methods: Vec<crate::store::Method>,
+    /// HMAC-SHA256 key for requests and callbacks; a console provider
+    /// without one cannot be answered by callback.
+    pub key: Option<Secret>,
+    pub timeout: Duration,
+    pub retries: u8,
+}
+
+/// Fraud-report email.
+#[derive(Clone, Debug)]
+pub struct Notify {
+    /// SMTP relay, `host:port`.
+    pub smtp: String,
+    /// `none` (a local relay), `starttls` or `tls`.
+    pub tls: SmtpTls,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
 }
 
 /// Where persistent state lives. Relative paths are resolved against the
@@ -81,6 +156,10 @@ pub struct Server {
     pub acct_listen: Vec<SocketAddr>,
     /// A FreeRADIUS-format dictionary to load instead of the built-in one.
     pub dictionary: Option<PathBuf>,
+    /// Provider callbacks, `/healthz`, `/metrics`.
+    pub http_listen: Option<SocketAddr>,
+    /// The base of callback URLs, as providers reach `http_listen`.
+    pub public_url: Option<String>,
 }
 
 /// How the next upstream is chosen.
@@ -120,6 +199,8 @@ pub struct Client {
     pub network: IpNet,
     pub secret: Secret,
     pub require_message_authenticator: bool,
+    /// `[mfa] fail_mode` unless this client overrides it.
+    pub fail_mode: FailMode,
 }
 
 /// How an upstream's health is probed.
@@ -191,6 +272,45 @@ struct RawConfig {
     lockout: RawLockout,
     #[serde(default)]
     primary: RawPrimary,
+    #[serde(default)]
+    provider: Vec<RawProvider>,
+    notify: Option<RawNotify>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+    url: Option<String>,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+    key_env: Option<String>,
+    #[serde(default = "d_provider_timeout")]
+    timeout: String,
+    #[serde(default = "d_retries")]
+    retries: u64,
+}
+
+fn d_provider_timeout() -> String {
+    "5s".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    smtp: String,
+    #[serde(default = "d_smtp_tls")]
+    tls: String,
+    from: String,
+    to: Vec<String>,
+}
+
+fn d_smtp_tls() -> String {
+    "none".into()
 }
 
 #[derive(Deserialize)]
@@ -224,6 +344,18 @@ struct RawMfa {
     totp_window: u64,
     prompt: String,
     retry_prompt: String,
+    sms_prompt: String,
+    fallback_prompt: String,
+    busy_message: String,
+    push_timeout: String,
+    call_timeout: String,
+    sms_code_lifetime: String,
+    busy_grace: String,
+    fail_mode: String,
+    fraud_code: String,
+    fallback_oath: bool,
+    max_pending: u64,
+    fraud_block: String,
 }
 
 impl Default for RawMfa {
@@ -238,6 +370,18 @@ impl Default for RawMfa {
             totp_window: 1,
             prompt: "Enter the code from your authenticator app".into(),
             retry_prompt: "Wrong code. Enter the code from your authenticator app".into(),
+            sms_prompt: "Enter the code we sent you by text message".into(),
+            fallback_prompt: "Not approved. Enter the code from your authenticator app".into(),
+            busy_message: "A verification is already in progress for this account. Complete it on your phone, then try again".into(),
+            push_timeout: "60s".into(),
+            call_timeout: "60s".into(),
+            sms_code_lifetime: "300s".into(),
+            busy_grace: "60s".into(),
+            fail_mode: "fail_closed".into(),
+            fraud_code: "0".into(),
+            fallback_oath: true,
+            max_pending: 50_000,
+            fraud_block: "90d".into(),
         }
     }
 }
@@ -295,6 +439,8 @@ struct RawServer {
     #[serde(default)]
     acct_listen: Vec<String>,
     dictionary: Option<PathBuf>,
+    http_listen: Option<String>,
+    public_url: Option<String>,
 }
 
 fn default_name() -> String {
@@ -390,6 +536,7 @@ struct RawClient {
     secret_env: Option<String>,
     #[serde(default = "d_true")]
     require_message_authenticator: bool,
+    fail_mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -477,6 +624,8 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
     let mut warnings = Vec::new();
     let server = validate_server(raw.server)?;
     let proxy = validate_proxy(raw.proxy)?;
+    let mfa_enabled = raw.mfa.enabled;
+    let mfa = validate_mfa(raw.mfa)?;
 
     if raw.client.is_empty() {
         return Err(invalid(
@@ -527,11 +676,21 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
                 "{key} (\"{name}\"): require_message_authenticator = false leaves this NAS open to BlastRADIUS (CVE-2024-3596); enable it once the NAS signs its requests"
             ));
         }
+        let fail_mode = match c.fail_mode {
+            None => mfa.fail_mode,
+            Some(f) => parse_fail_mode(&f, &format!("{key}.fail_mode"))?,
+        };
+        if fail_mode == FailMode::Open {
+            warnings.push(format!(
+                "{key} (\"{name}\"): fail_mode = \"fail_open\": when no provider can be reached, logins through this NAS need the first factor only"
+            ));
+        }
         clients.push(Client {
             name,
             network,
             secret,
             require_message_authenticator: c.require_message_authenticator,
+            fail_mode,
         });
     }
 
@@ -629,7 +788,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
             health_check,
         });
     }
-    if primary == Primary::Local && !raw.mfa.enabled {
+    if primary == Primary::Local && !mfa_enabled {
         return Err(invalid(
             "mfa.enabled",
             "must be true with [primary] mode = \"local\": local passwords live in the store",
@@ -640,7 +799,6 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
             "server.acct_listen is set but no [[upstream]] has an acct_address: accounting requests will be dropped".to_owned(),
         );
     }
-    let mfa = validate_mfa(raw.mfa)?;
     let lockout = crate::store::LockoutPolicy {
         denials: bounded(raw.lockout.denials, "lockout.denials", 1, 1000)? as u32,
         reset_after: parse_duration(
@@ -666,6 +824,21 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         path: resolve(raw.store.path),
         key_file: resolve(raw.store.key_file),
     };
+    let providers = validate_providers(raw.provider, base, env, &mut warnings)?;
+    if !providers.is_empty() && server.http_listen.is_none() {
+        warnings.push("[[provider]] is set but server.http_listen is not: no callback can arrive, so push and call always time out".to_owned());
+    }
+    if providers
+        .iter()
+        .any(|p| matches!(p.kind, ProviderKind::Webhook { .. }))
+        && server.public_url.is_none()
+    {
+        return Err(invalid(
+            "server.public_url",
+            "missing: webhook providers need it to build callback URLs, e.g. \"https://mfa.example.org:8443\"",
+        ));
+    }
+    let notify = raw.notify.map(validate_notify).transpose()?;
     Ok(Config {
         server,
         proxy,
@@ -675,7 +848,186 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         mfa,
         lockout,
         primary,
+        providers,
+        notify,
         warnings,
+    })
+}
+
+fn parse_fail_mode(s: &str, key: &str) -> Result<FailMode, ConfigError> {
+    match s {
+        "fail_closed" => Ok(FailMode::Closed),
+        "fail_open" => Ok(FailMode::Open),
+        other => Err(invalid(
+            key,
+            format!("\"{other}\" is not one of \"fail_closed\", \"fail_open\""),
+        )),
+    }
+}
+
+fn validate_providers(
+    raw: Vec<RawProvider>,
+    base: &Path,
+    env: EnvLookup<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Provider>, ConfigError> {
+    let mut out: Vec<Provider> = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = format!("provider[{i}]");
+        let name = required_name(p.name, &key)?;
+        if out.iter().any(|o| o.name == name) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("\"{name}\" is used by another provider"),
+            ));
+        }
+        let kind = match p.kind.as_deref() {
+            Some("webhook") => {
+                let url = p.url.ok_or_else(|| {
+                    invalid(
+                        format!("{key}.url"),
+                        "missing: a webhook provider needs a URL",
+                    )
+                })?;
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(invalid(
+                        format!("{key}.url"),
+                        format!("\"{url}\" is not an http:// or https:// URL"),
+                    ));
+                }
+                if url.starts_with("http://") {
+                    warnings.push(format!("{key} (\"{name}\"): the webhook URL is plain http; phone numbers and SMS codes cross the network unencrypted"));
+                }
+                ProviderKind::Webhook { url }
+            }
+            Some("console") => {
+                warnings.push(format!("{key} (\"{name}\"): a console provider writes messages and SMS codes to the server log. It is for trials, NOT for production"));
+                ProviderKind::Console
+            }
+            Some(other) => {
+                return Err(invalid(
+                    format!("{key}.type"),
+                    format!("\"{other}\" is not one of \"webhook\", \"console\""),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    format!("{key}.type"),
+                    "missing: \"webhook\" or \"console\"",
+                ));
+            }
+        };
+        if p.methods.is_empty() {
+            return Err(invalid(
+                format!("{key}.methods"),
+                "missing: list what it delivers, e.g. [\"push\", \"call\", \"sms\"]",
+            ));
+        }
+        let mut methods = Vec::new();
+        for (j, m) in p.methods.iter().enumerate() {
+            match crate::store::Method::parse(m) {
+                Some(crate::store::Method::Totp) | None => {
+                    return Err(invalid(
+                        format!("{key}.methods[{j}]"),
+                        format!("\"{m}\" is not one of \"push\", \"call\", \"sms\""),
+                    ));
+                }
+                Some(m) => methods.push(m),
+            }
+        }
+        let has_key = p.key.is_some() || p.key_file.is_some() || p.key_env.is_some();
+        let secret = if has_key {
+            let k = resolve_secret(
+                RawSecret {
+                    secret: p.key,
+                    secret_file: p.key_file,
+                    secret_env: p.key_env,
+                },
+                &key,
+                base,
+                env,
+            )
+            .map_err(|e| match e {
+                // resolve_secret names the `secret` keys; ours are `key`.
+                ConfigError::Invalid { key, problem } => ConfigError::Invalid {
+                    key: key.replace("secret", "key"),
+                    problem: problem.replace("secret", "key"),
+                },
+                e => e,
+            })?;
+            if k.len() < 16 {
+                return Err(invalid(
+                    format!("{key}.key"),
+                    "is shorter than 16 characters; use a long random key",
+                ));
+            }
+            Some(k)
+        } else if matches!(kind, ProviderKind::Webhook { .. }) {
+            return Err(invalid(
+                format!("{key}.key"),
+                "missing: a webhook provider signs with a key (or key_file, key_env)",
+            ));
+        } else {
+            None
+        };
+        out.push(Provider {
+            name,
+            kind,
+            methods,
+            key: secret,
+            timeout: parse_duration(
+                &p.timeout,
+                &format!("{key}.timeout"),
+                Duration::from_millis(100),
+                Duration::from_secs(60),
+            )?,
+            retries: bounded(p.retries, &format!("{key}.retries"), 0, 10)? as u8,
+        });
+    }
+    Ok(out)
+}
+
+fn validate_notify(n: RawNotify) -> Result<Notify, ConfigError> {
+    if !n.smtp.contains(':') {
+        return Err(invalid(
+            "notify.smtp",
+            format!("\"{}\" is not host:port, e.g. \"127.0.0.1:25\"", n.smtp),
+        ));
+    }
+    let tls = match n.tls.as_str() {
+        "none" => SmtpTls::None,
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        other => {
+            return Err(invalid(
+                "notify.tls",
+                format!("\"{other}\" is not one of \"none\", \"starttls\", \"tls\""),
+            ));
+        }
+    };
+    let email = |s: &str| s.contains('@') && !s.contains(char::is_whitespace);
+    if !email(&n.from) {
+        return Err(invalid(
+            "notify.from",
+            format!("\"{}\" is not an email address", n.from),
+        ));
+    }
+    if n.to.is_empty() {
+        return Err(invalid("notify.to", "missing: at least one address"));
+    }
+    for (i, t) in n.to.iter().enumerate() {
+        if !email(t) {
+            return Err(invalid(
+                format!("notify.to[{i}]"),
+                format!("\"{t}\" is not an email address"),
+            ));
+        }
+    }
+    Ok(Notify {
+        smtp: n.smtp,
+        tls,
+        from: n.from,
+        to: n.to,
     })
 }
 
@@ -700,6 +1052,9 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
     for (key, text) in [
         ("mfa.prompt", &m.prompt),
         ("mfa.retry_prompt", &m.retry_prompt),
+        ("mfa.sms_prompt", &m.sms_prompt),
+        ("mfa.fallback_prompt", &m.fallback_prompt),
+        ("mfa.busy_message", &m.busy_message),
     ] {
         if text.is_empty() || text.len() > 253 {
             return Err(invalid(key, "must be 1 to 253 octets (one Reply-Message)"));
@@ -725,6 +1080,51 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
         totp_window: bounded(m.totp_window, "mfa.totp_window", 0, 10)? as u8,
         prompt: m.prompt,
         retry_prompt: m.retry_prompt,
+        sms_prompt: m.sms_prompt,
+        fallback_prompt: m.fallback_prompt,
+        busy_message: m.busy_message,
+        push_timeout: parse_duration(
+            &m.push_timeout,
+            "mfa.push_timeout",
+            Duration::from_secs(5),
+            Duration::from_secs(600),
+        )?,
+        call_timeout: parse_duration(
+            &m.call_timeout,
+            "mfa.call_timeout",
+            Duration::from_secs(5),
+            Duration::from_secs(600),
+        )?,
+        sms_code_lifetime: parse_duration(
+            &m.sms_code_lifetime,
+            "mfa.sms_code_lifetime",
+            Duration::from_secs(30),
+            Duration::from_secs(3600),
+        )?,
+        busy_grace: parse_duration(
+            &m.busy_grace,
+            "mfa.busy_grace",
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?,
+        fail_mode: parse_fail_mode(&m.fail_mode, "mfa.fail_mode")?,
+        fraud_code: {
+            if m.fraud_code.is_empty()
+                || m.fraud_code.len() > 8
+                || !m.fraud_code.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid("mfa.fraud_code", "must be 1 to 8 digits"));
+            }
+            m.fraud_code
+        },
+        fallback_oath: m.fallback_oath,
+        max_pending: bounded(m.max_pending, "mfa.max_pending", 1, 1_000_000)? as usize,
+        fraud_block: parse_duration(
+            &m.fraud_block,
+            "mfa.fraud_block",
+            Duration::from_secs(60),
+            Duration::from_secs(86400 * 3650),
+        )?,
     })
 }
 
@@ -759,11 +1159,32 @@ fn validate_server(s: RawServer) -> Result<Server, ConfigError> {
     };
     let auth_listen = parse_all("server.auth_listen", s.auth_listen)?;
     let acct_listen = parse_all("server.acct_listen", s.acct_listen)?;
+    let http_listen = s
+        .http_listen
+        .map(|a| {
+            a.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "server.http_listen",
+                    format!("\"{a}\" is not IP:port, e.g. \"127.0.0.1:8080\""),
+                )
+            })
+        })
+        .transpose()?;
+    if let Some(u) = &s.public_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) || u.ends_with('/') {
+            return Err(invalid(
+                "server.public_url",
+                format!("\"{u}\" must be an http:// or https:// base URL without a trailing /"),
+            ));
+        }
+    }
     Ok(Server {
         name: s.name,
         auth_listen,
         acct_listen,
         dictionary: s.dictionary,
+        http_listen,
+        public_url: s.public_url,
     })
 }
 

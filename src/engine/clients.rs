@@ -43,6 +43,7 @@ mod tests {
             network: net.parse().expect("net"),
             secret: Secret::new(name.as_bytes().to_vec()),
             require_message_authenticator: true,
+            fail_mode: crate::config::FailMode::Closed,
         }
     }
 

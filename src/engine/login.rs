@@ -19,14 +19,15 @@ use tracing::info;
 use zeroize::Zeroizing;
 
 use super::dedup::DedupKey;
+use super::oob::{Delivery, FraudReport, VerificationId};
 use super::rewrite::{Rewriter, Side};
 use super::{Counter, Engine, NasRequest, SocketRef, Transmit};
 use crate::config;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
-use crate::mfa::policy::{Precheck, StoreAnswer, StoreOp};
+use crate::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp};
 use crate::radius::{AUTH_LEN, Attr, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
-use crate::store::{AuditRecord, LockoutPolicy};
+use crate::store::{AuditRecord, LockoutPolicy, Method};
 
 const TAG_LEN: usize = 4;
 const STATE_LEN: usize = TAG_LEN + 16;
@@ -58,29 +59,63 @@ struct UpstreamAccept {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// Local first factor: the password is being checked.
     Password,
     Precheck,
     Verify,
     Challenged([u8; STATE_LEN]),
+    /// Push or call (or an SMS being sent): the NAS request is held.
+    OutOfBand,
+    /// A call's PIN is being checked by the store.
+    Pin,
+}
+
+/// An out-of-band verification of a login.
+pub(super) struct Oob {
+    pub(super) vid: VerificationId,
+    pub(super) method: Method,
+    pub(super) provider: usize,
+    /// The provider took it.
+    pub(super) delivered: bool,
+    pub(super) sms_code: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Oob {
+    // The SMS code is a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oob")
+            .field("method", &self.method)
+            .field("provider", &self.provider)
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
-struct Login {
-    user: String,
-    client: usize,
+pub(super) struct Login {
+    pub(super) user: String,
+    pub(super) client: usize,
     current: Current,
     /// The upstream's Access-Accept and what it was keyed with; `None` when
     /// the first factor was checked locally.
     accept: Option<UpstreamAccept>,
-    eap: bool,
+    pub(super) eap: bool,
     inline_code: Option<crate::config::Secret>,
     inline: bool,
-    attempts: u32,
-    deadline: Option<Instant>,
-    client_ip: Option<String>,
-    phase: Phase,
+    pub(super) attempts: u32,
+    pub(super) deadline: Option<Instant>,
+    pub(super) client_ip: Option<String>,
+    pub(super) phase: Phase,
+    /// From the precheck: how this user can do the second factor.
+    pub(super) profile: Option<Profile>,
+    pub(super) oob: Option<Oob>,
+    /// The challenge is a fallback after push or call.
+    pub(super) fallback: bool,
+    /// Answer a reject at once, not after `reject_delay` (BUSY).
+    immediate: bool,
+    /// Reply-Message of the final reject.
+    reply_message: Option<String>,
 }
 
 impl Login {
@@ -106,6 +141,11 @@ impl Login {
             deadline: None,
             phase,
             current,
+            profile: None,
+            oob: None,
+            fallback: false,
+            immediate: false,
+            reply_message: None,
         }
     }
 
@@ -136,14 +176,26 @@ pub(super) struct Logins {
     lockout: LockoutPolicy,
     server: String,
     tag: [u8; TAG_LEN],
-    logins: HashMap<u64, Login>,
+    pub(super) logins: HashMap<u64, Login>,
     states: HashMap<[u8; STATE_LEN], u64>,
     jobs: HashMap<u64, u64>,
     next_id: u64,
     out: VecDeque<StoreJob>,
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    pub(super) deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     delayed: BinaryHeap<Reverse<(Instant, u64)>>,
     delayed_tx: HashMap<u64, (Transmit, DedupKey)>,
+    pub(super) providers: Vec<config::Provider>,
+    pub(super) public_url: Option<String>,
+    /// Out-of-band verifications waiting for a callback or delivery.
+    pub(super) verifs: HashMap<VerificationId, u64>,
+    /// Users with a verification pending (lowercase) → login.
+    pub(super) busy: HashMap<String, u64>,
+    /// (user, client) → until when an out-of-band success lets them in.
+    pub(super) grace: HashMap<(String, usize), Instant>,
+    pub(super) deliveries: VecDeque<Delivery>,
+    pub(super) fraud: VecDeque<FraudReport>,
+    /// An instant and the Unix time then, for `expires_at` in deliveries.
+    wall: Option<(Instant, i64)>,
 }
 
 impl Logins {
@@ -161,6 +213,23 @@ impl Logins {
             deadlines: BinaryHeap::new(),
             delayed: BinaryHeap::new(),
             delayed_tx: HashMap::new(),
+            providers: config.providers.clone(),
+            public_url: config.server.public_url.clone(),
+            verifs: HashMap::new(),
+            busy: HashMap::new(),
+            grace: HashMap::new(),
+            deliveries: VecDeque::new(),
+            fraud: VecDeque::new(),
+            wall: None,
+        }
+    }
+
+    /// Unix seconds at `t`, from the anchor the shell gave.
+    pub(super) fn unix_at(&self, t: Instant) -> i64 {
+        match self.wall {
+            Some((at, unix)) if t >= at => unix + (t - at).as_secs() as i64,
+            Some((at, unix)) => unix - (at - t).as_secs() as i64,
+            None => 0,
         }
     }
 
@@ -225,6 +294,12 @@ fn result_for(v: Verdict) -> ResultCode {
 }
 
 impl Engine {
+    /// Tells the engine the wall-clock time at `now` (Unix seconds); it
+    /// never reads a clock itself. Used for `expires_at` in deliveries.
+    pub fn set_wall_clock(&mut self, now: Instant, unix: i64) {
+        self.logins.wall = Some((now, unix));
+    }
+
     pub fn poll_store_job(&mut self) -> Option<StoreJob> {
         self.logins.out.pop_front()
     }
@@ -234,7 +309,7 @@ impl Engine {
         self.logins.len()
     }
 
-    fn store_job(&mut self, login: Option<u64>, op: StoreOp) {
+    pub(super) fn store_job(&mut self, login: Option<u64>, op: StoreOp) {
         let id = self.logins.id();
         if let Some(l) = login {
             self.logins.jobs.insert(id, l);
@@ -384,7 +459,36 @@ impl Engine {
                         Some("no registered method"),
                     ),
                 },
-                Precheck::Challenge => {
+                Precheck::Ready(profile) => {
+                    let method = profile.method;
+                    login.profile = Some(profile);
+                    if self.take_grace(now, &login) {
+                        self.stats.inc(Counter::MfaUsedCache);
+                        return self.finish(
+                            now,
+                            lid,
+                            login,
+                            true,
+                            ResultCode::SuccessUsedCache,
+                            Some("verified out of band moments ago from this client"),
+                        );
+                    }
+                    if self.is_busy(&login.user) {
+                        self.stats.inc(Counter::MfaBusy);
+                        login.immediate = true;
+                        login.reply_message = Some(self.logins.cfg.busy_message.clone());
+                        return self.finish(
+                            now,
+                            lid,
+                            login,
+                            false,
+                            ResultCode::FailedPhoneBusy,
+                            Some("authentication already in progress"),
+                        );
+                    }
+                    if method != Method::Totp && login.inline_code.is_none() {
+                        return self.start_oob(now, lid, login, method);
+                    }
                     if let Some(code) = login.inline_code.take() {
                         let code =
                             Zeroizing::new(String::from_utf8_lossy(code.expose()).into_owned());
@@ -404,16 +508,15 @@ impl Engine {
                     }
                 }
             },
+            (Phase::Pin, StoreAnswer::Pin(right)) => self.pin_checked(now, lid, login, right),
             (Phase::Verify, StoreAnswer::Verify { verdict, locked }) => {
                 if let Verdict::Valid { .. } = verdict {
-                    return self.finish(
-                        now,
-                        lid,
-                        login,
-                        true,
-                        ResultCode::SuccessOathCodeVerified,
-                        None,
-                    );
+                    let code = if login.fallback {
+                        ResultCode::SuccessFallbackOathCodeVerified
+                    } else {
+                        ResultCode::SuccessOathCodeVerified
+                    };
+                    return self.finish(now, lid, login, true, code, None);
                 }
                 login.attempts += 1;
                 let result = result_for(verdict);
@@ -427,7 +530,11 @@ impl Engine {
                         Some("too many wrong codes"),
                     );
                 } else if login.attempts < max && !login.inline {
-                    let prompt = self.logins.cfg.retry_prompt.clone();
+                    let prompt = if login.fallback {
+                        self.logins.cfg.fallback_prompt.clone()
+                    } else {
+                        self.logins.cfg.retry_prompt.clone()
+                    };
                     self.challenge(now, lid, login, &prompt);
                 } else {
                     self.finish(now, lid, login, false, result, None);
@@ -460,7 +567,7 @@ impl Engine {
     }
 
     /// Answers the current request with an Access-Challenge.
-    fn challenge(&mut self, now: Instant, lid: u64, mut login: Login, prompt: &str) {
+    pub(super) fn challenge(&mut self, now: Instant, lid: u64, mut login: Login, prompt: &str) {
         let mut state = [0u8; STATE_LEN];
         state[..TAG_LEN].copy_from_slice(&self.logins.tag);
         self.rng.fill_bytes(&mut state[TAG_LEN..]);
@@ -576,12 +683,48 @@ impl Engine {
                     .map(|s| Zeroizing::new(s.trim().to_owned()))
             })
             .unwrap_or_default();
+        if let Some(expected) = login.oob.as_ref().and_then(|o| o.sms_code.as_ref()) {
+            let right: bool =
+                subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), code.as_bytes()).into();
+            if right {
+                return self.finish(
+                    now,
+                    lid,
+                    login,
+                    true,
+                    ResultCode::SuccessSmsAuthenticated,
+                    None,
+                );
+            }
+            login.attempts += 1;
+            if login.attempts < self.logins.cfg.max_attempts {
+                let prompt = format!("Wrong code. {}", self.logins.cfg.sms_prompt);
+                return self.challenge(now, lid, login, &prompt);
+            }
+            let result = if login.attempts > 1 {
+                ResultCode::FailedSmsMaxOtpRetryReached
+            } else {
+                ResultCode::FailedSmsOtpIncorrect
+            };
+            return self.finish(now, lid, login, false, result, None);
+        }
+        // The first prompt also takes the name of another method.
+        let word = Method::parse(&code.to_ascii_lowercase()).filter(|m| *m != Method::Totp);
+        if let (Some(m), false) = (word, login.fallback) {
+            let offered = self.logins.providers.iter().any(|p| p.methods.contains(&m));
+            if offered {
+                if let Some(p) = login.profile.as_mut() {
+                    p.method = m;
+                }
+                return self.start_oob(now, lid, login, m);
+            }
+        }
         self.verify(lid, login, code);
     }
 
     /// Ends a login: the final answer to the NAS (rejects after
     /// `reject_delay`), the audit record and its log line.
-    fn finish(
+    pub(super) fn finish(
         &mut self,
         now: Instant,
         lid: u64,
@@ -590,10 +733,30 @@ impl Engine {
         result: ResultCode,
         reason: Option<&str>,
     ) {
+        let mut login = login;
         if let Phase::Challenged(s) = login.phase {
             self.logins.states.remove(&s);
         }
         self.logins.logins.remove(&lid);
+        let method = login
+            .oob
+            .as_ref()
+            .map_or(Method::Totp, |o| o.method)
+            .as_str();
+        if accept && login.oob.as_ref().is_some_and(|o| o.delivered) {
+            let grace = self.logins.cfg.busy_grace;
+            if !grace.is_zero() {
+                if self.logins.grace.len() >= self.logins.cfg.max_pending {
+                    self.logins.grace.retain(|_, until| *until > now);
+                }
+                if self.logins.grace.len() < self.logins.cfg.max_pending {
+                    self.logins
+                        .grace
+                        .insert((login.user.to_lowercase(), login.client), now + grace);
+                }
+            }
+        }
+        self.release_oob(&mut login);
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let client = self.clients.get(login.client);
@@ -631,7 +794,7 @@ impl Engine {
             })()
             .ok()
         } else {
-            Some(self.local_reply(login.client, &req, Code::ACCESS_REJECT))
+            Some(self.reject_reply(login.client, &req, login.reply_message.as_deref()))
         };
         let accepted = accept && built.is_some();
         let record = AuditRecord {
@@ -643,7 +806,7 @@ impl Engine {
                 result
             },
             accepted,
-            mode: "totp".into(),
+            mode: method.into(),
             server: self.logins.server.clone(),
             client: client.name.clone(),
             client_ip: login.client_ip.clone(),
@@ -662,8 +825,22 @@ impl Engine {
         );
         self.store_job(None, StoreOp::Audit(record));
         if let Some(reply) = built {
-            self.send_final(now, &login.current, reply, accepted);
+            self.send_final(now, &login.current, reply, accepted, login.immediate);
         }
+    }
+
+    /// An Access-Reject with an optional Reply-Message and the Proxy-States.
+    fn reject_reply(&self, client: usize, p: &Packet<'_>, message: Option<&str>) -> Vec<u8> {
+        let Some(m) = message else {
+            return self.local_reply(client, p, Code::ACCESS_REJECT);
+        };
+        let mut b = PacketBuilder::new(Code::ACCESS_REJECT, p.identifier(), &[0; AUTH_LEN]);
+        let _ = b.push_message_authenticator();
+        let _ = b.push(attr::REPLY_MESSAGE, &m.as_bytes()[..m.len().min(253)]);
+        for a in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+            let _ = b.push_raw(a.raw(p));
+        }
+        b.finish_response(self.clients.get(client).secret.expose(), p.authenticator())
     }
 
     /// A wrong local password: a delayed reject, like the upstream's would
@@ -673,11 +850,18 @@ impl Engine {
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let reply = self.local_reply(login.client, &req, Code::ACCESS_REJECT);
-        self.send_final(now, &login.current, reply, false);
+        self.send_final(now, &login.current, reply, false, false);
     }
 
     /// Sends a login's last answer; rejects wait `reject_delay` plus jitter.
-    fn send_final(&mut self, now: Instant, current: &Current, reply: Vec<u8>, accepted: bool) {
+    fn send_final(
+        &mut self,
+        now: Instant,
+        current: &Current,
+        reply: Vec<u8>,
+        accepted: bool,
+        immediate: bool,
+    ) {
         let tx = Transmit {
             socket: SocketRef::Listener(current.listener),
             to: current.from,
@@ -693,7 +877,7 @@ impl Engine {
         self.stats.inc(Counter::MfaRejects);
         self.stats.inc(Counter::RepliesReject);
         let delay = self.logins.cfg.reject_delay;
-        if delay.is_zero() {
+        if delay.is_zero() || immediate {
             self.dedup.answer(current.dedup, tx.payload.clone(), now);
             self.out.push_back(tx);
             return;
@@ -724,19 +908,34 @@ impl Engine {
                 break;
             }
             self.logins.deadlines.pop();
-            let expired = matches!(self.logins.logins.get(&lid), Some(l) if matches!(l.phase, Phase::Challenged(_)) && l.deadline.is_some_and(|d| d <= now));
-            if expired {
-                let login = self.logins.logins.remove(&lid).expect("present");
+            let due = |l: &Login| l.deadline.is_some_and(|d| d <= now);
+            match self.logins.logins.get(&lid) {
+                Some(l) if l.phase == Phase::OutOfBand && due(l) => {
+                    let login = self.logins.logins.remove(&lid).expect("present");
+                    self.oob_expired(now, lid, login);
+                    continue;
+                }
+                Some(l) if matches!(l.phase, Phase::Challenged(_)) && due(l) => {}
+                _ => continue,
+            }
+            {
+                let mut login = self.logins.logins.remove(&lid).expect("present");
                 if let Phase::Challenged(s) = login.phase {
                     self.logins.states.remove(&s);
                 }
                 self.stats.inc(Counter::MfaTimeouts);
+                let (result, mode) = if login.oob.as_ref().is_some_and(|o| o.sms_code.is_some()) {
+                    (ResultCode::FailedAuthResultTimeout, "sms")
+                } else {
+                    (ResultCode::FailedOathTokenTimeout, "totp")
+                };
+                self.release_oob(&mut login);
                 let record = AuditRecord {
                     at: 0,
                     user: login.user.clone(),
-                    result: ResultCode::FailedOathTokenTimeout,
+                    result,
                     accepted: false,
-                    mode: "totp".into(),
+                    mode: mode.into(),
                     server: self.logins.server.clone(),
                     client: self.clients.get(login.client).name.clone(),
                     client_ip: login.client_ip.clone(),

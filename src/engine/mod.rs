@@ -12,6 +12,7 @@
 mod clients;
 mod dedup;
 mod login;
+mod oob;
 mod rewrite;
 mod stats;
 mod upstream;
@@ -32,6 +33,7 @@ use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, 
 use clients::ClientTable;
 use dedup::{DedupCache, DedupKey, Lookup};
 pub use login::StoreJob;
+pub use oob::{CallbackStatus, Delivery, FraudReport, sign, signature_ok};
 use rewrite::{CryptTable, RewriteError, Rewriter, Side};
 pub use stats::{Counter, Stats, UpstreamStats};
 use upstream::{Health, IdPool, Transition};

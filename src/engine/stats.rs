@@ -71,6 +71,16 @@ counters! {
     MfaRejects => "mfa_rejects",
     MfaTimeouts => "mfa_timeouts",
     MfaStoreFailures => "mfa_store_failures",
+    MfaBusy => "mfa_busy",
+    MfaUsedCache => "mfa_used_cache",
+    MfaOobStarted => "mfa_oob_started",
+    MfaDeliveryFailures => "mfa_delivery_failures",
+    MfaFraudReports => "mfa_fraud_reports",
+    // Provider callbacks.
+    CallbackAccepted => "callback_accepted",
+    CallbackUnknown => "callback_unknown",
+    CallbackBadSignature => "callback_bad_signature",
+    CallbackMalformed => "callback_malformed",
 }
 
 /// Per-upstream figures.

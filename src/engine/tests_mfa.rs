@@ -52,6 +52,7 @@ impl Sim {
                     password_hash: None,
                     created_at: 0,
                     blocked_until: None,
+                    pin_hash: None,
                 })
                 .expect("user");
         }

@@ -7,3 +7,25 @@ pub mod policy;
 pub mod result;
 
 pub use result::ResultCode;
+
+/// Phone numbers (SPEC §3): `+` and the country code, then at most 15
+/// digits in all (E.164), spaces and dashes ignored; an extension after `x` holds digits, `,`, `*`, `#` only.
+pub fn check_phone(phone: &str) -> Result<(), ResultCode> {
+    let (number, ext) = match phone.split_once(['x', 'X']) {
+        Some((n, e)) => (n, Some(e)),
+        None => (phone, None),
+    };
+    let Some(number) = number.trim().strip_prefix('+') else {
+        return Err(ResultCode::FailedInvalidPhoneNumber);
+    };
+    let digits: String = number.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ResultCode::FailedInvalidPhoneNumber);
+    }
+    if let Some(e) = ext {
+        if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit() || b",*#".contains(&b)) {
+            return Err(ResultCode::FailedInvalidExtension);
+        }
+    }
+    Ok(())
+}

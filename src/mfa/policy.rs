@@ -8,7 +8,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use super::otp::{self, Verdict};
-use crate::store::{AuditRecord, LockoutPolicy, Store, StoreError, TokenKind, UnixTime};
+use crate::store::{AuditRecord, LockoutPolicy, Method, Store, StoreError, TokenKind, UnixTime};
 
 /// A question from the engine.
 pub enum StoreOp {
@@ -28,6 +28,17 @@ pub enum StoreOp {
         user: String,
         password: crate::config::Secret,
     },
+    /// Phone-call PIN mode: check the PIN the user typed.
+    Pin {
+        user: String,
+        pin: crate::config::Secret,
+    },
+    /// A fraud report: block the user for `for_secs` from now.
+    Block {
+        user: String,
+        reason: String,
+        for_secs: i64,
+    },
 }
 
 impl fmt::Debug for StoreOp {
@@ -38,6 +49,8 @@ impl fmt::Debug for StoreOp {
             StoreOp::Verify { user, .. } => write!(f, "Verify({user}, <code>)"),
             StoreOp::Audit(a) => write!(f, "Audit({}, {})", a.user, a.result),
             StoreOp::Password { user, .. } => write!(f, "Password({user}, <password>)"),
+            StoreOp::Pin { user, .. } => write!(f, "Pin({user}, <pin>)"),
+            StoreOp::Block { user, reason, .. } => write!(f, "Block({user}, {reason})"),
         }
     }
 }
@@ -51,22 +64,34 @@ pub enum StoreAnswer {
         locked: bool,
     },
     Password(bool),
+    /// Whether the PIN is right; `None` when the user has no PIN set.
+    Pin(Option<bool>),
     Done,
     /// The store failed; the engine fails closed.
     Failed,
 }
 
 /// What policy applies to a user after the first factor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Precheck {
     /// A one-time bypass was waiting, and is now used up.
     Bypass,
     Blocked,
     Locked,
-    /// Not known, or no active token.
+    /// Not known, or no usable method.
     Unenrolled,
-    /// Ask for a code.
-    Challenge,
+    /// Run the second factor.
+    Ready(Profile),
+}
+
+/// How a user can do the second factor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// The method to start with: the user's default if usable, else TOTP.
+    pub method: Method,
+    pub phone: Option<String>,
+    /// Has an active OATH token (for codes typed at a prompt, and fallback).
+    pub oath: bool,
 }
 
 /// Runs one job at `now` (Unix seconds): a batch of one.
@@ -98,6 +123,10 @@ pub fn run_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<Store
                 StoreOp::Password { password, .. } => {
                     StoreAnswer::Password(check_password(hash.as_deref(), password.expose()))
                 }
+                StoreOp::Pin { pin, .. } => StoreAnswer::Pin(
+                    hash.is_some()
+                        .then(|| check_password(hash.as_deref(), pin.expose())),
+                ),
                 _ => StoreAnswer::Failed,
             },
             Err(e) => {
@@ -121,6 +150,17 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
             return Ok(Staged::Hash(
                 store.user(user)?.and_then(|u| u.password_hash),
             ));
+        }
+        StoreOp::Pin { user, .. } => {
+            return Ok(Staged::Hash(store.user(user)?.and_then(|u| u.pin_hash)));
+        }
+        StoreOp::Block {
+            user,
+            reason,
+            for_secs,
+        } => {
+            store.block(user, reason, now, now.saturating_add(*for_secs))?;
+            StoreAnswer::Done
         }
         StoreOp::Precheck { user } => StoreAnswer::Precheck(precheck(store, user, now)?),
         StoreOp::Verify {
@@ -179,10 +219,24 @@ fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, St
         Precheck::Bypass
     } else if state.locked {
         Precheck::Locked
-    } else if !state.enrolled {
-        Precheck::Unenrolled
     } else {
-        Precheck::Challenge
+        let usable = match state.method {
+            Method::Totp => state.enrolled,
+            Method::Push => true,
+            Method::Call | Method::Sms => state.phone.is_some(),
+        };
+        let method = if usable {
+            state.method
+        } else if state.enrolled {
+            Method::Totp
+        } else {
+            return Ok(Precheck::Unenrolled);
+        };
+        Precheck::Ready(Profile {
+            method,
+            phone: state.phone,
+            oath: state.enrolled,
+        })
     })
 }
 
@@ -244,6 +298,7 @@ mod tests {
             password_hash: None,
             created_at: 0,
             blocked_until: None,
+            pin_hash: None,
         })
         .expect("add");
         s
@@ -358,15 +413,49 @@ mod tests {
             ),
             StoreAnswer::Precheck(Precheck::Unenrolled)
         );
+        let totp = Precheck::Ready(Profile {
+            method: Method::Totp,
+            phone: None,
+            oath: true,
+        });
+        // Call without a phone number is not usable.
+        let mut u = s.user("alice").expect("q").expect("found");
+        u.method = Method::Call;
+        s.update_user(&u).expect("update");
+        assert_eq!(pre(0), StoreAnswer::Precheck(Precheck::Unenrolled));
         enroll(&s);
-        assert_eq!(pre(0), StoreAnswer::Precheck(Precheck::Challenge));
+        assert_eq!(
+            pre(0),
+            StoreAnswer::Precheck(totp.clone()),
+            "falls back to the app"
+        );
+        u.phone = Some("+4930123456".into());
+        s.update_user(&u).expect("update");
+        assert_eq!(
+            pre(0),
+            StoreAnswer::Precheck(Precheck::Ready(Profile {
+                method: Method::Call,
+                phone: Some("+4930123456".into()),
+                oath: true,
+            }))
+        );
+        u.method = Method::Totp;
+        s.update_user(&u).expect("update");
+        assert_eq!(
+            pre(0),
+            StoreAnswer::Precheck(Precheck::Ready(Profile {
+                phone: Some("+4930123456".into()),
+                ..match totp.clone() {
+                    Precheck::Ready(p) => p,
+                    _ => unreachable!(),
+                }
+            }))
+        );
+        u.phone = None;
+        s.update_user(&u).expect("update");
         s.add_bypass("alice", "r", 0, 100).expect("bypass");
         assert_eq!(pre(10), StoreAnswer::Precheck(Precheck::Bypass));
-        assert_eq!(
-            pre(11),
-            StoreAnswer::Precheck(Precheck::Challenge),
-            "a bypass works once"
-        );
+        assert_eq!(pre(11), StoreAnswer::Precheck(totp), "a bypass works once");
         s.block("alice", "r", 0, 1000).expect("block");
         s.add_bypass("alice", "r", 0, 100).expect("bypass");
         assert_eq!(
@@ -432,7 +521,11 @@ mod tests {
                 },
                 now + 1800
             ),
-            StoreAnswer::Precheck(Precheck::Challenge),
+            StoreAnswer::Precheck(Precheck::Ready(Profile {
+                method: Method::Totp,
+                phone: None,
+                oath: true
+            })),
             "unlocked automatically"
         );
         assert!(

@@ -99,6 +99,8 @@ pub struct User {
     pub password_hash: Option<String>,
     pub created_at: UnixTime,
     pub blocked_until: Option<UnixTime>,
+    /// An argon2id PHC string of the phone-call PIN (PIN mode).
+    pub pin_hash: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,14 +175,17 @@ pub struct AuditRecord {
 }
 
 /// A user's standing at the start of a login; see [`Store::login_state`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginState {
     pub blocked: bool,
     /// A one-time bypass may be waiting; [`Store::take_bypass`] decides.
     pub bypass_waiting: bool,
     pub locked: bool,
-    /// Has at least one active token.
+    /// Has at least one active OATH token.
     pub enrolled: bool,
+    /// The default method.
+    pub method: Method,
+    pub phone: Option<String>,
 }
 
 /// The store's contract. See the module documentation.
@@ -237,10 +242,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// What a login needs to know about `user` at `now`, or `None` for an
     /// unknown user. Backends can answer it in one query.
     fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        if self.user(user)?.is_none() {
+        let Some(u) = self.user(user)? else {
             return Ok(None);
-        }
+        };
         Ok(Some(LoginState {
+            method: u.method,
+            phone: u.phone,
             blocked: self.blocked_until(user, now)?.is_some(),
             bypass_waiting: true,
             locked: self.locked_until(user, now)?.is_some(),

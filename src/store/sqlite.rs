@@ -79,6 +79,10 @@ CREATE INDEX bypasses_user ON bypasses(user, used_at);
     r#"
 ALTER TABLE tokens ADD COLUMN model TEXT;
 "#,
+    // Phone-call PIN mode: the PIN, hashed like a password.
+    r#"
+ALTER TABLE users ADD COLUMN pin_hash TEXT;
+"#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -203,10 +207,12 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         password_hash: r.get(4)?,
         created_at: r.get(5)?,
         blocked_until: r.get(6)?,
+        pin_hash: r.get(7)?,
     })
 }
 
-const USER_COLS: &str = "name, email, phone, method, password_hash, created_at, blocked_until";
+const USER_COLS: &str =
+    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash";
 
 fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     let kind: String = r.get(2)?;
@@ -267,14 +273,15 @@ impl Store for SqliteStore {
     fn add_user(&self, u: &User) -> Result<(), StoreError> {
         let r = x(
             &self.conn(),
-            "INSERT INTO users (name, email, phone, method, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 u.name,
                 u.email,
                 u.phone,
                 u.method.as_str(),
                 u.password_hash,
-                u.created_at
+                u.created_at,
+                u.pin_hash
             ],
         );
         match r {
@@ -290,8 +297,15 @@ impl Store for SqliteStore {
     fn update_user(&self, u: &User) -> Result<(), StoreError> {
         let n = x(
             &self.conn(),
-            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5 WHERE name = ?1",
-            params![u.name, u.email, u.phone, u.method.as_str(), u.password_hash],
+            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6 WHERE name = ?1",
+            params![
+                u.name,
+                u.email,
+                u.phone,
+                u.method.as_str(),
+                u.password_hash,
+                u.pin_hash
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchUser(u.name.clone()));
@@ -546,7 +560,8 @@ impl Store for SqliteStore {
                     EXISTS (SELECT 1 FROM bypasses b
                             WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
                     COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
-                    EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active)
+                    EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active),
+                    u.method, u.phone
              FROM users u WHERE u.name = ?1",
             params![user, now],
             |r| {
@@ -555,6 +570,8 @@ impl Store for SqliteStore {
                     bypass_waiting: r.get(1)?,
                     locked: r.get(2)?,
                     enrolled: r.get(3)?,
+                    method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Totp),
+                    phone: r.get(5)?,
                 })
             },
         )
@@ -684,6 +701,7 @@ mod tests {
             password_hash: None,
             created_at: 1000,
             blocked_until: None,
+            pin_hash: None,
         }
     }
 
@@ -805,18 +823,24 @@ mod tests {
             bypass_waiting: false,
             locked: false,
             enrolled: false,
+            method: Method::Totp,
+            phone: None,
         };
-        assert_eq!(state(&s), Some(plain));
+        assert_eq!(state(&s), Some(plain.clone()));
         let id = s
             .add_token(&totp("bob"), b"0123456789abcdefghij")
             .expect("token");
-        assert_eq!(state(&s), Some(plain), "a pending token does not enroll");
+        assert_eq!(
+            state(&s),
+            Some(plain.clone()),
+            "a pending token does not enroll"
+        );
         s.activate_token(id).expect("activate");
         let enrolled = LoginState {
             enrolled: true,
-            ..plain
+            ..plain.clone()
         };
-        assert_eq!(state(&s), Some(enrolled));
+        assert_eq!(state(&s), Some(enrolled.clone()));
         s.add_bypass("bob", "r", now, now + 10).expect("bypass");
         assert_eq!(
             s.login_state("BOB", now)
@@ -825,12 +849,16 @@ mod tests {
             Some(true)
         );
         assert!(s.take_bypass("bob", now).expect("take"));
-        assert_eq!(state(&s), Some(enrolled), "a used bypass is not waiting");
+        assert_eq!(
+            state(&s),
+            Some(enrolled.clone()),
+            "a used bypass is not waiting"
+        );
         s.block("bob", "r", now, now + 5).expect("block");
         assert_eq!(state(&s).map(|l| l.blocked), Some(true));
         assert_eq!(
             s.login_state("bob", now + 5).expect("state"),
-            Some(enrolled),
+            Some(enrolled.clone()),
             "expired block"
         );
         s.unblock("bob", "r", now).expect("unblock");
@@ -843,7 +871,7 @@ mod tests {
         assert_eq!(state(&s).map(|l| l.locked), Some(true));
         assert_eq!(
             s.login_state("bob", now + 30).expect("state"),
-            Some(enrolled),
+            Some(enrolled.clone()),
             "unlocked"
         );
     }

@@ -1,0 +1,612 @@
+//! Out-of-band second factors: push, phone call, SMS code.
+//!
+//! The engine decides and the shell delivers. Starting a verification puts a
+//! [`Delivery`] in a queue (a signed JSON body for a webhook, or a line for
+//! the console); the shell reports back whether it was delivered
+//! ([`Engine::handle_delivery`]). The phone's answer arrives as a signed
+//! callback ([`Engine::handle_callback`]), checked here in constant time,
+//! single use. Meanwhile the NAS request is held: its retransmissions are
+//! dropped by the duplicate cache, never answered with `FAILED_PHONE_BUSY`.
+//!
+//! The one-outstanding-request rule: while a verification is pending for a
+//! user, a new login (after its first factor) is rejected at once with
+//! `FAILED_PHONE_BUSY`. After an out-of-band success the same user from the
+//! same client gets in once more without a prompt within `busy_grace`
+//! (`SUCCESS_USED_CACHE`), so a NAS that gave up early costs no second push.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rand::{Rng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tracing::warn;
+use zeroize::Zeroizing;
+
+use super::login::{Login, Oob, Phase};
+use super::{Counter, Engine};
+use crate::config::{FailMode, ProviderKind};
+use crate::mfa::ResultCode;
+use crate::mfa::policy::StoreOp;
+use crate::store::Method;
+
+/// Verification ids: 128 random bits, hex in URLs.
+pub(super) type VerificationId = [u8; 16];
+
+/// A message for a provider to deliver.
+#[derive(Clone)]
+pub struct Delivery {
+    /// The verification id, 32 hex digits.
+    pub id: String,
+    /// Index into `Config::providers`.
+    pub provider: usize,
+    pub method: Method,
+    /// The JSON body of the webhook request.
+    pub body: Vec<u8>,
+    /// `sha256=<hex>` of `body`, when the provider has a key.
+    pub signature: Option<String>,
+    /// What the console provider writes to the log.
+    pub console: String,
+}
+
+impl std::fmt::Debug for Delivery {
+    // The body can hold an SMS code: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fraud report, for the administrators' email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FraudReport {
+    pub user: String,
+    pub result: ResultCode,
+    pub client: String,
+    pub client_ip: Option<String>,
+    pub blocked_for: Duration,
+}
+
+/// How a callback was taken; the HTTP status follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallbackStatus {
+    /// 200: the result was applied.
+    Accepted,
+    /// 400: not JSON of the expected shape, or an unknown result.
+    Malformed,
+    /// 401: the signature is missing or wrong.
+    BadSignature,
+    /// 404: no such verification pending (unknown, answered or expired).
+    Unknown,
+}
+
+#[derive(Serialize)]
+struct DeliveryBody<'a> {
+    id: &'a str,
+    method: &'a str,
+    user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    client: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ip: Option<&'a str>,
+    callback_url: &'a str,
+    expires_at: i64,
+}
+
+#[derive(Deserialize)]
+struct CallbackBody {
+    result: String,
+    pin: Option<String>,
+}
+
+/// What the phone said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PhoneResult {
+    Approved,
+    Denied,
+    Fraud,
+    NoResponse,
+    HungUp,
+    Voicemail,
+    Unreachable,
+    Failed,
+}
+
+impl PhoneResult {
+    fn parse(s: &str) -> Option<PhoneResult> {
+        Some(match s {
+            "approved" => PhoneResult::Approved,
+            "denied" => PhoneResult::Denied,
+            "fraud" => PhoneResult::Fraud,
+            "no_response" => PhoneResult::NoResponse,
+            "hung_up" => PhoneResult::HungUp,
+            "voicemail" => PhoneResult::Voicemail,
+            "unreachable" => PhoneResult::Unreachable,
+            "failed" => PhoneResult::Failed,
+            _ => return None,
+        })
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    crate::store::seal::hex_decode(s)
+}
+
+/// `sha256=<hex HMAC-SHA256(key, body)>`.
+pub fn sign(key: &[u8], body: &[u8]) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(body);
+    format!("sha256={}", hex(&m.finalize().into_bytes()))
+}
+
+/// Checks `sha256=<hex>` over `body` in constant time.
+pub fn signature_ok(key: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(tag) = header.trim().strip_prefix("sha256=").and_then(unhex) else {
+        return false;
+    };
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(body);
+    m.verify_slice(&tag).is_ok()
+}
+
+impl Engine {
+    /// The next message for a provider.
+    pub fn poll_delivery(&mut self) -> Option<Delivery> {
+        self.logins.deliveries.pop_front()
+    }
+
+    /// The next fraud report for the administrators.
+    pub fn poll_fraud_report(&mut self) -> Option<FraudReport> {
+        self.logins.fraud.pop_front()
+    }
+
+    /// Out-of-band verifications in progress.
+    pub fn pending_verifications(&self) -> usize {
+        self.logins.verifs.len()
+    }
+
+    /// Whether the same user from the same client succeeded out of band
+    /// within `busy_grace`; uses the grace up.
+    pub(super) fn take_grace(&mut self, now: Instant, login: &Login) -> bool {
+        let key = (login.user.to_lowercase(), login.client);
+        match self.logins.grace.remove(&key) {
+            Some(until) => until > now,
+            None => false,
+        }
+    }
+
+    pub(super) fn is_busy(&self, user: &str) -> bool {
+        self.logins.busy.contains_key(&user.to_lowercase())
+    }
+
+    /// Starts `method` for `login`: validates the phone, picks a provider,
+    /// queues the delivery and holds the NAS request.
+    pub(super) fn start_oob(&mut self, now: Instant, lid: u64, mut login: Login, method: Method) {
+        let phone = login.profile.as_ref().and_then(|p| p.phone.clone());
+        if matches!(method, Method::Call | Method::Sms) {
+            let checked = phone
+                .as_deref()
+                .ok_or(ResultCode::FailedInvalidPhoneNumber)
+                .and_then(crate::mfa::check_phone);
+            if let Err(code) = checked {
+                return self.finish(now, lid, login, false, code, Some("no valid phone number"));
+            }
+        }
+        if self.logins.verifs.len() >= self.logins.cfg.max_pending {
+            return self.finish(
+                now,
+                lid,
+                login,
+                false,
+                ResultCode::FailedServerError,
+                Some("too many verifications in progress"),
+            );
+        }
+        let Some(provider) = self
+            .logins
+            .providers
+            .iter()
+            .position(|p| p.methods.contains(&method))
+        else {
+            return self.delivery_failed(
+                now,
+                lid,
+                login,
+                method,
+                "no provider delivers this method",
+            );
+        };
+        let mut vid = [0u8; 16];
+        self.rng.fill_bytes(&mut vid);
+        let id = hex(&vid);
+        let lifetime = match method {
+            Method::Push => self.logins.cfg.push_timeout,
+            Method::Call => self.logins.cfg.call_timeout,
+            Method::Sms | Method::Totp => self.logins.cfg.sms_code_lifetime,
+        };
+        let code = (method == Method::Sms)
+            .then(|| Zeroizing::new(format!("{:06}", self.rng.random_range(0..1_000_000u32))));
+        let client = self.clients.get(login.client).name.clone();
+        let message = match method {
+            Method::Push => format!("Approve the sign-in of {} at {client}?", login.user),
+            Method::Call => "Press # to sign in, or the fraud code then # to report fraud.".into(),
+            Method::Sms | Method::Totp => format!(
+                "Your sign-in code is {}",
+                code.as_deref().map_or("", |c| c.as_str())
+            ),
+        };
+        let p = &self.logins.providers[provider];
+        let callback_url = format!(
+            "{}/v1/verifications/{id}",
+            self.logins.public_url.as_deref().unwrap_or("")
+        );
+        let body = serde_json::to_vec(&DeliveryBody {
+            id: &id,
+            method: method.as_str(),
+            user: &login.user,
+            phone: phone.as_deref(),
+            message: &message,
+            code: code.as_deref().map(|c| c.as_str()),
+            client: &client,
+            client_ip: login.client_ip.as_deref(),
+            callback_url: &callback_url,
+            expires_at: self.logins.unix_at(now + lifetime),
+        })
+        .expect("plain data serializes");
+        let signature = p.key.as_ref().map(|k| sign(k.expose(), &body));
+        let console = match &p.kind {
+            ProviderKind::Console => format!(
+                "{} for {} ({}): {message} [verification {id}]",
+                method.as_str(),
+                login.user,
+                phone.as_deref().unwrap_or("no phone")
+            ),
+            ProviderKind::Webhook { .. } => String::new(),
+        };
+        self.logins.deliveries.push_back(Delivery {
+            id,
+            provider,
+            method,
+            body,
+            signature,
+            console,
+        });
+        self.stats.inc(Counter::MfaOobStarted);
+        self.logins.busy.insert(login.user.to_lowercase(), lid);
+        self.logins.verifs.insert(vid, lid);
+        login.oob = Some(Oob {
+            vid,
+            method,
+            provider,
+            delivered: false,
+            sms_code: code,
+        });
+        login.phase = Phase::OutOfBand;
+        let deadline = now + lifetime;
+        login.deadline = Some(deadline);
+        self.logins
+            .deadlines
+            .push(std::cmp::Reverse((deadline, lid)));
+        self.logins.logins.insert(lid, login);
+    }
+
+    /// The shell delivered (or could not deliver) verification `id`.
+    pub fn handle_delivery(&mut self, now: Instant, id: &str, delivered: bool) {
+        let Some(vid) = unhex(id).and_then(|v| VerificationId::try_from(v).ok()) else {
+            return;
+        };
+        let Some(&lid) = self.logins.verifs.get(&vid) else {
+            return;
+        };
+        let Some(mut login) = self.logins.logins.remove(&lid) else {
+            return;
+        };
+        let Some(oob) = login.oob.as_mut() else {
+            self.logins.logins.insert(lid, login);
+            return;
+        };
+        let method = oob.method;
+        if !delivered {
+            return self.delivery_failed(
+                now,
+                lid,
+                login,
+                method,
+                "the provider could not be reached",
+            );
+        }
+        oob.delivered = true;
+        if method == Method::Sms {
+            // The code is on its way: ask for it, for as long as it lives.
+            self.logins.verifs.remove(&vid);
+            let prompt = self.logins.cfg.sms_prompt.clone();
+            return self.challenge(now, lid, login, &prompt);
+        }
+        self.logins.logins.insert(lid, login);
+    }
+
+    /// Fail mode: no provider could take the verification.
+    fn delivery_failed(&mut self, now: Instant, lid: u64, login: Login, method: Method, why: &str) {
+        self.stats.inc(Counter::MfaDeliveryFailures);
+        let result = match method {
+            Method::Push | Method::Totp => ResultCode::FailedPhoneAppNotificationFailed,
+            Method::Call => ResultCode::ConfigIssue,
+            Method::Sms => ResultCode::FailedSmsNotSent,
+        };
+        match self.clients.get(login.client).fail_mode {
+            FailMode::Open => {
+                warn!(user = %login.user, method = method.as_str(), reason = why,
+                      "FAIL OPEN: accepting after the first factor alone");
+                self.finish(
+                    now,
+                    lid,
+                    login,
+                    true,
+                    result,
+                    Some(&format!("{why}; fail_open")),
+                );
+            }
+            FailMode::Closed => self.finish(now, lid, login, false, result, Some(why)),
+        }
+    }
+
+    /// A provider's callback for verification `id`.
+    pub fn handle_callback(
+        &mut self,
+        now: Instant,
+        id: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> CallbackStatus {
+        let Some(vid) = unhex(id).and_then(|v| VerificationId::try_from(v).ok()) else {
+            self.stats.inc(Counter::CallbackUnknown);
+            return CallbackStatus::Unknown;
+        };
+        let Some(&lid) = self.logins.verifs.get(&vid) else {
+            self.stats.inc(Counter::CallbackUnknown);
+            return CallbackStatus::Unknown;
+        };
+        let provider = match self.logins.logins.get(&lid).and_then(|l| l.oob.as_ref()) {
+            Some(o) => o.provider,
+            None => return CallbackStatus::Unknown,
+        };
+        let key = self.logins.providers[provider].key.as_ref();
+        let signed = match (key, signature) {
+            (Some(k), Some(sig)) => signature_ok(k.expose(), body, sig),
+            _ => false,
+        };
+        if !signed {
+            self.stats.inc(Counter::CallbackBadSignature);
+            return CallbackStatus::BadSignature;
+        }
+        let Ok(cb) = serde_json::from_slice::<CallbackBody>(body) else {
+            self.stats.inc(Counter::CallbackMalformed);
+            return CallbackStatus::Malformed;
+        };
+        let Some(result) = PhoneResult::parse(&cb.result) else {
+            self.stats.inc(Counter::CallbackMalformed);
+            return CallbackStatus::Malformed;
+        };
+        // Single use: from here the id is gone.
+        self.logins.verifs.remove(&vid);
+        let login = self
+            .logins
+            .logins
+            .remove(&lid)
+            .expect("verifs point at logins");
+        self.stats.inc(Counter::CallbackAccepted);
+        let pin = cb.pin.map(|p| crate::config::Secret::new(p.into_bytes()));
+        self.phone_result(now, lid, login, result, pin);
+        CallbackStatus::Accepted
+    }
+
+    fn phone_result(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        mut login: Login,
+        result: PhoneResult,
+        pin: Option<crate::config::Secret>,
+    ) {
+        let method = login.oob.as_ref().map_or(Method::Push, |o| o.method);
+        let call = method == Method::Call;
+        use PhoneResult as R;
+        use ResultCode as C;
+        let fraud_pin = pin
+            .as_ref()
+            .is_some_and(|p| p.expose() == self.logins.cfg.fraud_code.as_bytes());
+        let (ok, code) = match result {
+            R::Fraud => {
+                return self.fraud(
+                    now,
+                    lid,
+                    login,
+                    if call {
+                        C::FailedFraudCodeEntered
+                    } else {
+                        C::FailedFraudReported
+                    },
+                );
+            }
+            R::Approved if call && fraud_pin => {
+                return self.fraud(now, lid, login, C::FailedFraudCodeEntered);
+            }
+            R::Approved if call => {
+                if let Some(pin) = pin {
+                    // PIN mode: the store checks the PIN (argon2, off the loop).
+                    login.phase = Phase::Pin;
+                    let user = login.user.clone();
+                    self.logins.logins.insert(lid, login);
+                    return self.store_job(Some(lid), StoreOp::Pin { user, pin });
+                }
+                (true, C::SuccessNoPin)
+            }
+            R::Approved => (true, C::SuccessPhoneAppAuthenticated),
+            R::Denied if call => (false, C::SuccessInvalidInput),
+            R::Denied => (false, C::FailedPhoneAppDenied),
+            R::NoResponse if call => (false, C::SuccessNoPinButTimeout),
+            R::NoResponse => (false, C::FailedPhoneAppNoResponse),
+            R::Voicemail => (false, C::SuccessNoPinButTimeout),
+            R::HungUp => (false, C::FailedUserHungUpOnUs),
+            R::Unreachable => (false, C::ConfigIssue),
+            R::Failed if call => (false, C::ConfigIssue),
+            R::Failed => (false, C::FailedPhoneAppNotificationFailed),
+        };
+        if ok {
+            return self.finish(now, lid, login, true, code, None);
+        }
+        let may_fall_back = matches!(result, R::Denied | R::NoResponse | R::Voicemail | R::HungUp);
+        self.not_approved(now, lid, login, code, may_fall_back);
+    }
+
+    /// Call PIN mode: the store checked the PIN.
+    pub(super) fn pin_checked(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        login: Login,
+        right: Option<bool>,
+    ) {
+        match right {
+            Some(true) => self.finish(now, lid, login, true, ResultCode::SuccessWithPin, None),
+            Some(false) => self.finish(
+                now,
+                lid,
+                login,
+                false,
+                ResultCode::SuccessInvalidInput,
+                Some("wrong PIN"),
+            ),
+            None => self.finish(
+                now,
+                lid,
+                login,
+                false,
+                ResultCode::SuccessInvalidInput,
+                Some("a PIN was entered but the user has none set"),
+            ),
+        }
+    }
+
+    /// Denied or unanswered: fall back to an OATH code when allowed, else
+    /// reject with `code`.
+    pub(super) fn not_approved(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        mut login: Login,
+        code: ResultCode,
+        may_fall_back: bool,
+    ) {
+        let oath = login.profile.as_ref().is_some_and(|p| p.oath);
+        if may_fall_back && self.logins.cfg.fallback_oath && oath && !login.eap {
+            self.release_oob(&mut login);
+            login.fallback = true;
+            login.deadline = None;
+            login.attempts = 0;
+            let prompt = self.logins.cfg.fallback_prompt.clone();
+            return self.challenge(now, lid, login, &prompt);
+        }
+        self.finish(now, lid, login, false, code, None)
+    }
+
+    fn fraud(&mut self, now: Instant, lid: u64, login: Login, code: ResultCode) {
+        let blocked_for = self.logins.cfg.fraud_block;
+        self.stats.inc(Counter::MfaFraudReports);
+        warn!(user = %login.user, result = %code, "fraud reported: blocking the user");
+        self.store_job(
+            None,
+            StoreOp::Block {
+                user: login.user.clone(),
+                reason: format!("fraud reported ({code})"),
+                for_secs: blocked_for.as_secs() as i64,
+            },
+        );
+        self.logins.fraud.push_back(FraudReport {
+            user: login.user.clone(),
+            result: code,
+            client: self.clients.get(login.client).name.clone(),
+            client_ip: login.client_ip.clone(),
+            blocked_for,
+        });
+        self.finish(
+            now,
+            lid,
+            login,
+            false,
+            code,
+            Some("fraud reported; user blocked"),
+        );
+    }
+
+    /// Forgets `login`'s verification: no callback is taken for it any more
+    /// and its user is no longer busy.
+    pub(super) fn release_oob(&mut self, login: &mut Login) {
+        if let Some(o) = login.oob.take() {
+            self.logins.verifs.remove(&o.vid);
+            let user = login.user.to_lowercase();
+            self.logins.busy.remove(&user);
+        }
+    }
+
+    /// An out-of-band verification ran out of time.
+    pub(super) fn oob_expired(&mut self, now: Instant, lid: u64, login: Login) {
+        self.stats.inc(Counter::MfaTimeouts);
+        let (code, fall_back) = match login.oob.as_ref().map(|o| (o.method, o.delivered)) {
+            Some((_, false)) => {
+                // The provider never said whether it delivered.
+                let method = login.oob.as_ref().map_or(Method::Push, |o| o.method);
+                return self.delivery_failed(
+                    now,
+                    lid,
+                    login,
+                    method,
+                    "the provider did not answer in time",
+                );
+            }
+            Some((Method::Call, true)) => (ResultCode::FailedAuthResultTimeout, true),
+            _ => (ResultCode::FailedPhoneAppNoResponse, true),
+        };
+        self.not_approved(now, lid, login, code, fall_back);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_and_phone_numbers() {
+        let s = sign(b"0123456789abcdef", b"{}");
+        assert!(signature_ok(b"0123456789abcdef", b"{}", &s));
+        assert!(!signature_ok(b"0123456789abcdeX", b"{}", &s));
+        assert!(!signature_ok(b"0123456789abcdef", b"{ }", &s));
+        assert!(!signature_ok(b"0123456789abcdef", b"{}", "sha256=zz"));
+        assert!(!signature_ok(b"0123456789abcdef", b"{}", &s[7..]));
+        assert_eq!(crate::mfa::check_phone("+49 30 1234567"), Ok(()));
+        assert_eq!(crate::mfa::check_phone("+1-425-555-0100x12#"), Ok(()));
+        assert_eq!(
+            crate::mfa::check_phone("555-1234"),
+            Err(ResultCode::FailedInvalidPhoneNumber)
+        );
+        assert_eq!(
+            crate::mfa::check_phone("+4930abc4567"),
+            Err(ResultCode::FailedInvalidPhoneNumber)
+        );
+        assert_eq!(
+            crate::mfa::check_phone("+4930123456x1a"),
+            Err(ResultCode::FailedInvalidExtension)
+        );
+    }
+}
