@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::oob::{CallbackStatus, Delivery, sign};
 use super::*;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::{Algorithm, TotpParams, totp_code};
@@ -18,7 +19,7 @@ const T0: i64 = 1_900_000_000;
 
 fn config(extra_mfa: &str) -> Config {
     let t = format!(
-        "[server]\nname = \"sim\"\nauth_listen = [\"127.0.0.1:1812\"]\n\
+        "[server]\nname = \"sim\"\nauth_listen = [\"127.0.0.1:1812\"]\npublic_url = \"https://mfa.example\"\n\
          [mfa]\nreject_delay = \"1s\"\n{extra_mfa}\n[lockout]\ndenials = 5\n\
          [[client]]\nname = \"nas\"\naddress = \"127.0.0.0/24\"\nsecret = \"{0}\"\n\
          [[client]]\nname = \"other-nas\"\naddress = \"127.0.0.6\"\nsecret = \"{0}\"\n\
@@ -559,4 +560,424 @@ fn local_primary_mode_checks_the_password_then_the_code() {
     assert!(s.login(1000, 4, "mallory", "pw", None).is_empty());
     s.advance(Duration::from_secs(2));
     assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+}
+
+// ---- out of band: push, call, SMS ------------------------------------------
+
+const PROVIDER_KEY: &[u8] = b"provider-key-0123456789";
+
+fn oob_sim(extra: &str) -> Sim {
+    let mut s = Sim::new(&format!(
+        "push_timeout = \"60s\"\nbusy_grace = \"60s\"\n{extra}\n\
+         [[provider]]\nname = \"gw\"\ntype = \"webhook\"\nmethods = [\"push\", \"call\", \"sms\"]\n\
+         url = \"https://gw.example/verify\"\nkey = \"{}\"\n",
+        String::from_utf8_lossy(PROVIDER_KEY)
+    ));
+    s.e.set_wall_clock(s.now, s.unix);
+    s.set_user("bob", Method::Push, Some("+4930123456"));
+    s
+}
+
+impl Sim {
+    fn set_user(&mut self, name: &str, method: Method, phone: Option<&str>) {
+        let mut u = self.store.user(name).expect("q").expect("user");
+        u.method = method;
+        u.phone = phone.map(str::to_owned);
+        self.store.update_user(&u).expect("update");
+    }
+
+    /// The one delivery queued, reported delivered; returns it.
+    fn delivered(&mut self) -> Delivery {
+        let d = self.e.poll_delivery().expect("a delivery");
+        assert!(self.e.poll_delivery().is_none(), "exactly one delivery");
+        self.e.handle_delivery(self.now, &d.id, true);
+        self.pump();
+        d
+    }
+
+    fn callback(&mut self, id: &str, body: &str) -> CallbackStatus {
+        let sig = sign(PROVIDER_KEY, body.as_bytes());
+        let st = self
+            .e
+            .handle_callback(self.now, id, body.as_bytes(), Some(&sig));
+        self.pump();
+        st
+    }
+
+    fn last_result(&self) -> Option<(ResultCode, bool)> {
+        self.audit.last().map(|a| (a.result, a.accepted))
+    }
+}
+
+fn reply_message(t: &Transmit) -> String {
+    String::from_utf8_lossy(
+        parse(t)
+            .find(attr::REPLY_MESSAGE)
+            .expect("Reply-Message")
+            .value,
+    )
+    .into_owned()
+}
+
+#[test]
+fn push_approved_holds_the_request_and_drops_retransmissions() {
+    let mut s = oob_sim("");
+    assert!(
+        s.login(1000, 1, "bob", "pw", None).is_empty(),
+        "held while the phone decides"
+    );
+    // The NAS retransmits: same identifier and authenticator. Dropped, and no second push.
+    assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
+    let d = s.delivered();
+    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    assert_eq!(body["method"], "push");
+    assert_eq!(body["user"], "bob");
+    assert_eq!(body["phone"], "+4930123456");
+    assert_eq!(body["expires_at"], T0 + 60);
+    assert!(
+        body["callback_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/v1/verifications/{}", d.id)))
+    );
+    assert!(body.get("code").is_none(), "push carries no code");
+    assert_eq!(
+        d.signature.as_deref(),
+        Some(sign(PROVIDER_KEY, &d.body).as_str())
+    );
+    assert_eq!(s.e.pending_verifications(), 1);
+    assert!(s.login(1000, 1, "bob", "pw", None).is_empty(), "still held");
+
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"approved"}"#),
+        CallbackStatus::Accepted
+    );
+    let r = s.out();
+    assert_eq!(r.len(), 1);
+    let p = parse(&r[0]);
+    assert_eq!(p.code(), Code::ACCESS_ACCEPT);
+    assert!(
+        p.find(attr::TUNNEL_PASSWORD).is_some(),
+        "the upstream's attributes"
+    );
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::SuccessPhoneAppAuthenticated, true))
+    );
+    assert_eq!(s.audit.last().map(|a| a.mode.as_str()), Some("push"));
+    assert_eq!(s.e.pending_verifications(), 0);
+    // Single use.
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"approved"}"#),
+        CallbackStatus::Unknown
+    );
+    // A retransmission now gets the cached Accept.
+    let again = s.login(1000, 1, "bob", "pw", None);
+    assert_eq!(again[0].payload, r[0].payload);
+}
+
+#[test]
+fn second_login_while_pending_is_busy_then_grace_once() {
+    let mut s = oob_sim("");
+    assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
+    let d = s.delivered();
+    // A genuinely new login (new identifier) from the same NAS: BUSY, at once.
+    let r = s.login(1001, 2, "BOB", "pw", None);
+    assert_eq!(r.len(), 1, "no reject delay for BUSY");
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_REJECT);
+    assert!(reply_message(&r[0]).contains("already in progress"));
+    assert_eq!(s.last_result(), Some((ResultCode::FailedPhoneBusy, false)));
+    assert!(s.e.poll_delivery().is_none(), "no second push");
+
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"approved"}"#),
+        CallbackStatus::Accepted
+    );
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
+    // The NAS gave up and tries again: let in without a new prompt, once.
+    s.advance(Duration::from_secs(30));
+    let r = s.login(1002, 3, "bob", "pw", None);
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
+    assert_eq!(s.last_result(), Some((ResultCode::SuccessUsedCache, true)));
+    assert!(s.e.poll_delivery().is_none());
+    assert!(
+        s.login(1003, 4, "bob", "pw", None).is_empty(),
+        "grace used up: a new push"
+    );
+    let d = s.delivered();
+    // From another NAS there is no grace either: BUSY.
+    let r = s.login(60000, 5, "bob", "pw", None);
+    assert_eq!(s.last_result(), Some((ResultCode::FailedPhoneBusy, false)));
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"denied"}"#),
+        CallbackStatus::Accepted
+    );
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedPhoneAppDenied, false))
+    );
+}
+
+#[test]
+fn callbacks_need_the_signature_and_a_known_result() {
+    let mut s = oob_sim("");
+    s.login(1000, 1, "bob", "pw", None);
+    let d = s.delivered();
+    let body = br#"{"result":"approved"}"#;
+    let wrong = sign(b"another-key-0123456789", body);
+    assert_eq!(
+        s.e.handle_callback(s.now, &d.id, body, Some(&wrong)),
+        CallbackStatus::BadSignature
+    );
+    assert_eq!(
+        s.e.handle_callback(s.now, &d.id, body, None),
+        CallbackStatus::BadSignature
+    );
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"maybe"}"#),
+        CallbackStatus::Malformed
+    );
+    assert_eq!(s.callback(&d.id, "not json"), CallbackStatus::Malformed);
+    assert_eq!(
+        s.callback(
+            "00112233445566778899aabbccddeeff",
+            r#"{"result":"approved"}"#
+        ),
+        CallbackStatus::Unknown
+    );
+    assert_eq!(
+        s.callback("zz", r#"{"result":"approved"}"#),
+        CallbackStatus::Unknown
+    );
+    assert!(s.out().is_empty(), "none of that decided anything");
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"approved"}"#),
+        CallbackStatus::Accepted
+    );
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
+    assert_eq!(s.e.stats().get(Counter::CallbackBadSignature), 2);
+}
+
+#[test]
+fn fraud_blocks_the_user_and_is_reported() {
+    let mut s = oob_sim("");
+    s.login(1000, 1, "bob", "pw", None);
+    let d = s.delivered();
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"fraud"}"#),
+        CallbackStatus::Accepted
+    );
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedFraudReported, false))
+    );
+    assert_eq!(
+        s.store.blocked_until("bob", s.unix).expect("q"),
+        Some(s.unix + 90 * 86400)
+    );
+    let report = s.e.poll_fraud_report().expect("report");
+    assert_eq!(
+        (report.user.as_str(), report.result),
+        ("bob", ResultCode::FailedFraudReported)
+    );
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    s.login(1001, 2, "bob", "pw", None);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::SuccessUserBlocked, false))
+    );
+    assert!(s.e.poll_delivery().is_none());
+}
+
+#[test]
+fn unanswered_push_falls_back_to_the_app_code() {
+    let mut s = oob_sim("");
+    s.set_user("alice", Method::Push, None);
+    assert!(s.login(1000, 1, "alice", "pw", None).is_empty());
+    let d = s.delivered();
+    s.advance(Duration::from_secs(60));
+    s.pump();
+    let r = s.out();
+    let state = state_of(&r[0]);
+    assert!(reply_message(&r[0]).starts_with("Not approved"));
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"approved"}"#),
+        CallbackStatus::Unknown,
+        "expired"
+    );
+    let code = s.code();
+    let r = s.login(1000, 2, "alice", &code, Some(&state));
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::SuccessFallbackOathCodeVerified, true))
+    );
+    // Bob has no app: no response is a reject.
+    s.login(1001, 3, "bob", "pw", None);
+    s.delivered();
+    s.advance(Duration::from_secs(61));
+    s.pump();
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedPhoneAppNoResponse, false))
+    );
+}
+
+#[test]
+fn undeliverable_fails_closed_or_open_per_client() {
+    let mut s = oob_sim("");
+    s.login(1000, 1, "bob", "pw", None);
+    let d = s.e.poll_delivery().expect("delivery");
+    s.e.handle_delivery(s.now, &d.id, false);
+    s.pump();
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedPhoneAppNotificationFailed, false))
+    );
+    assert_eq!(s.e.pending_verifications(), 0, "not busy any more");
+
+    let mut s = oob_sim("fail_mode = \"fail_open\"");
+    s.login(1000, 1, "bob", "pw", None);
+    let d = s.e.poll_delivery().expect("delivery");
+    s.e.handle_delivery(s.now, &d.id, false);
+    s.pump();
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
+    let a = s.audit.last().expect("audit");
+    assert_eq!(
+        (a.result, a.accepted),
+        (ResultCode::FailedPhoneAppNotificationFailed, true)
+    );
+    assert!(a.reason.as_deref().is_some_and(|r| r.contains("fail_open")));
+}
+
+#[test]
+fn phone_call_standard_pin_and_fraud_code() {
+    let mut s = oob_sim("");
+    s.set_user("bob", Method::Call, Some("+4930123456"));
+    s.login(1000, 1, "bob", "pw", None);
+    let d = s.delivered();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&d.body).expect("json")["method"],
+        "call"
+    );
+    s.callback(&d.id, r#"{"result":"approved"}"#);
+    assert_eq!(s.last_result(), Some((ResultCode::SuccessNoPin, true)));
+
+    let mut u = s.store.user("bob").expect("q").expect("bob");
+    u.pin_hash = Some(crate::cli::hash_password(b"4711").expect("hash"));
+    s.store.update_user(&u).expect("update");
+    s.advance(Duration::from_secs(61)); // past busy_grace
+    for (n, (pin, want)) in [
+        ("4711", (ResultCode::SuccessWithPin, true)),
+        ("1234", (ResultCode::SuccessInvalidInput, false)),
+        ("0", (ResultCode::FailedFraudCodeEntered, false)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.advance(Duration::from_secs(61));
+        s.login(1010 + n as u16, 10 + n as u8, "bob", "pw", None);
+        let d = s.delivered();
+        s.callback(&d.id, &format!(r#"{{"result":"approved","pin":"{pin}"}}"#));
+        assert_eq!(s.last_result(), Some(want), "PIN {n}");
+    }
+    assert!(s.store.blocked_until("bob", s.unix).expect("q").is_some());
+    for (result, want) in [
+        ("hung_up", ResultCode::FailedUserHungUpOnUs),
+        ("voicemail", ResultCode::SuccessNoPinButTimeout),
+        ("unreachable", ResultCode::ConfigIssue),
+    ] {
+        let mut s = oob_sim("fallback_oath = false");
+        s.set_user("bob", Method::Call, Some("+4930123456"));
+        s.login(1000, 1, "bob", "pw", None);
+        let d = s.delivered();
+        s.callback(&d.id, &format!(r#"{{"result":"{result}"}}"#));
+        assert_eq!(s.last_result(), Some((want, false)), "{result}");
+    }
+    let mut s = oob_sim("");
+    s.set_user("bob", Method::Call, Some("+4930123456x12a"));
+    s.login(1000, 1, "bob", "pw", None);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedInvalidExtension, false))
+    );
+    assert!(
+        s.e.poll_delivery().is_none(),
+        "no call to an invalid number"
+    );
+}
+
+#[test]
+fn sms_code_by_challenge() {
+    let mut s = oob_sim("");
+    s.set_user("bob", Method::Sms, Some("+4930123456"));
+    assert!(
+        s.login(1000, 1, "bob", "pw", None).is_empty(),
+        "held until the text is sent"
+    );
+    let d = s.delivered();
+    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let code = body["code"].as_str().expect("code").to_owned();
+    assert_eq!(code.len(), 6);
+    assert!(
+        !format!("{d:?}").contains(&code),
+        "Debug never shows the code"
+    );
+    let r = s.out();
+    let state = state_of(&r[0]);
+    assert!(reply_message(&r[0]).contains("text message"));
+    // Busy while the code is out.
+    s.login(1001, 2, "bob", "pw", None);
+    assert_eq!(s.last_result(), Some((ResultCode::FailedPhoneBusy, false)));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = s.login(1000, 3, "bob", wrong, Some(&state));
+    let state = state_of(&r[0]);
+    let r = s.login(1000, 4, "bob", &code, Some(&state));
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::SuccessSmsAuthenticated, true))
+    );
+
+    // Three wrong codes.
+    s.advance(Duration::from_secs(61));
+    s.login(1002, 5, "bob", "pw", None);
+    s.delivered();
+    let mut state = state_of(&s.out()[0]);
+    for i in 0..3u8 {
+        let r = s.login(1002, 6 + i, "bob", "999999x", Some(&state));
+        if i < 2 {
+            state = state_of(&r[0]);
+        }
+    }
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedSmsMaxOtpRetryReached, false))
+    );
+    // Not sent.
+    s.login(1003, 9, "bob", "pw", None);
+    let d = s.e.poll_delivery().expect("delivery");
+    s.e.handle_delivery(s.now, &d.id, false);
+    s.pump();
+    assert_eq!(s.last_result(), Some((ResultCode::FailedSmsNotSent, false)));
+}
+
+#[test]
+fn the_first_prompt_takes_a_method_name() {
+    let mut s = oob_sim("");
+    let r = s.login(1000, 1, "alice", "pw", None);
+    let state = state_of(&r[0]);
+    assert!(
+        s.login(1000, 2, "alice", "push", Some(&state)).is_empty(),
+        "held for the push"
+    );
+    let d = s.delivered();
+    s.callback(&d.id, r#"{"result":"approved"}"#);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::SuccessPhoneAppAuthenticated, true))
+    );
 }
