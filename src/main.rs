@@ -547,6 +547,9 @@ fn serve(path: &Path) -> ExitCode {
         for a in bound.listen_addrs() {
             info!(address = %a, "listening");
         }
+        if let Some(a) = bound.http_addr() {
+            info!(address = %a, "HTTP listening: /v1/verifications, /healthz, /metrics");
+        }
         info!(
             server = %config.server.name,
             clients = config.clients.len(),

@@ -823,6 +823,7 @@ impl Engine {
             reason = record.reason.as_deref().unwrap_or(""),
             "login"
         );
+        self.stats.login(record.result, accepted);
         self.store_job(None, StoreOp::Audit(record));
         if let Some(reply) = built {
             self.send_final(now, &login.current, reply, accepted, login.immediate);
@@ -942,6 +943,7 @@ impl Engine {
                     reason: Some("no code entered in time".into()),
                 };
                 info!(target: "audit", user = %record.user, result = %record.result, decision = "reject", "login");
+                self.stats.login(record.result, false);
                 self.store_job(None, StoreOp::Audit(record));
             }
         }

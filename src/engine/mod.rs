@@ -35,7 +35,7 @@ use dedup::{DedupCache, DedupKey, Lookup};
 pub use login::StoreJob;
 pub use oob::{CallbackStatus, Delivery, FraudReport, sign, signature_ok};
 use rewrite::{CryptTable, RewriteError, Rewriter, Side};
-pub use stats::{Counter, Stats, UpstreamStats};
+pub use stats::{Counter, RTT_BUCKETS_US, Stats, UpstreamStats};
 use upstream::{Health, IdPool, Transition};
 
 /// How often expired answers are swept from the duplicate cache. Lookups
@@ -869,10 +869,10 @@ impl Engine {
         let ust = &mut self.stats.upstreams[u];
         ust.replies += 1;
         if pending.sends == 1 {
-            ust.rtt_sum_us += now
+            let us = now
                 .saturating_duration_since(pending.first_sent)
                 .as_micros() as u64;
-            ust.rtt_count += 1;
+            ust.record_rtt(us);
         }
         self.health_success(u);
         let Some(nas) = pending.nas else {

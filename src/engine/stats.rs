@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::mfa::ResultCode;
+
 macro_rules! counters {
     ($($variant:ident => $name:literal,)*) => {
         /// One thing the engine counts.
@@ -93,6 +95,23 @@ pub struct UpstreamStats {
     /// Sum and count of round-trip times, in microseconds, of first tries.
     pub rtt_sum_us: u64,
     pub rtt_count: u64,
+    /// How many round trips took at most each of [`RTT_BUCKETS_US`].
+    pub rtt_buckets: [u64; RTT_BUCKETS_US.len()],
+}
+
+/// Upper bounds of the round-trip histogram, in microseconds.
+pub const RTT_BUCKETS_US: [u64; 12] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000,
+];
+
+impl UpstreamStats {
+    pub(crate) fn record_rtt(&mut self, us: u64) {
+        self.rtt_sum_us += us;
+        self.rtt_count += 1;
+        if let Some(i) = RTT_BUCKETS_US.iter().position(|&b| us <= b) {
+            self.rtt_buckets[i] += 1;
+        }
+    }
 }
 
 /// All counters of one engine.
@@ -100,12 +119,15 @@ pub struct UpstreamStats {
 pub struct Stats {
     counts: Vec<u64>,
     pub upstreams: Vec<UpstreamStats>,
+    /// Logins by result code: `[rejected, accepted]`, in `ResultCode::ALL` order.
+    results: Vec<[u64; 2]>,
 }
 
 impl Stats {
     pub(crate) fn new(upstreams: usize) -> Stats {
         Stats {
             counts: vec![0; Counter::ALL.len()],
+            results: vec![[0; 2]; ResultCode::ALL.len()],
             upstreams: vec![
                 UpstreamStats {
                     alive: true,
@@ -118,6 +140,15 @@ impl Stats {
 
     pub(crate) fn inc(&mut self, c: Counter) {
         self.counts[c as usize] += 1;
+    }
+
+    pub(crate) fn login(&mut self, r: ResultCode, accepted: bool) {
+        self.results[r as usize][usize::from(accepted)] += 1;
+    }
+
+    /// Logins that ended with `r`, rejected and accepted.
+    pub fn logins(&self, r: ResultCode) -> [u64; 2] {
+        self.results[r as usize]
     }
 
     pub fn get(&self, c: Counter) -> u64 {

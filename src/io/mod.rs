@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::engine::{Engine, Family, SocketRef, Stats, StoreJob, Transmit};
+use crate::engine::{CallbackStatus, Engine, Family, SocketRef, Stats, StoreJob, Transmit};
 use crate::mfa::policy::{self, StoreAnswer};
 use crate::radius::MAX_PACKET_LEN;
 use crate::radius::dict::Dictionary;
@@ -32,10 +32,24 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// Datagrams read from one socket before the others get a turn.
 const BATCH: usize = 64;
 
+mod deliver;
+mod http;
+
+pub use http::prometheus;
+
 /// Requests from outside the loop.
 #[derive(Debug)]
 pub enum Command {
     Stats(oneshot::Sender<Stats>),
+    /// The counters and the number of pending verifications.
+    Snapshot(oneshot::Sender<(Stats, usize)>),
+    /// A provider's callback, for the engine to check and apply.
+    Callback {
+        id: String,
+        body: Vec<u8>,
+        signature: Option<String>,
+        reply: oneshot::Sender<CallbackStatus>,
+    },
 }
 
 /// Sockets bound and an engine ready to run.
@@ -45,6 +59,8 @@ pub struct Bound {
     listeners: Vec<std::net::UdpSocket>,
     upstream: Vec<std::net::UdpSocket>,
     store: Option<Arc<dyn Store>>,
+    http: Option<std::net::TcpListener>,
+    config: Config,
 }
 
 /// Jobs to the store workers, and their answers back.
@@ -155,12 +171,30 @@ impl Bound {
                 })
             })
             .collect::<io::Result<Vec<_>>>()?;
+        let http = config
+            .server
+            .http_listen
+            .map(|a| {
+                let l = std::net::TcpListener::bind(a).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen for HTTP on {a}: {e}"))
+                })?;
+                l.set_nonblocking(true)?;
+                Ok::<_, io::Error>(l)
+            })
+            .transpose()?;
         Ok(Bound {
             engine,
             listeners,
             upstream,
             store,
+            http,
+            config: config.clone(),
         })
+    }
+
+    /// The address of the HTTP listener, if there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The addresses the listeners are bound to (useful with port 0).
@@ -183,8 +217,35 @@ impl Bound {
                 .map(UdpSocket::from_std)
                 .collect::<io::Result<Vec<_>>>()
         };
+        let mut engine = self.engine;
+        engine.set_wall_clock(Instant::now(), unix_now());
+        let (http_tx, mut http_rx) = mpsc::unbounded_channel();
+        if let Some(l) = self.http {
+            let names = self
+                .config
+                .upstreams
+                .iter()
+                .map(|u| u.name.clone())
+                .collect();
+            let app = http::router(http_tx.clone(), names);
+            let listener = tokio::net::TcpListener::from_std(l)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    warn!(error = %e, "the HTTP listener stopped");
+                }
+            });
+        }
+        drop(http_tx);
+        let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
         let mut shell = Shell {
-            engine: self.engine,
+            deliverer: deliver::Deliverer::new(
+                self.config.providers.clone(),
+                self.config.notify.clone(),
+                &self.config.server.name,
+            ),
+            delivered_tx,
+            delivered_rx,
+            engine,
             listeners: to_tokio(self.listeners)?,
             upstream: to_tokio(self.upstream)?,
             buf: vec![0u8; MAX_PACKET_LEN + 1].into_boxed_slice(),
@@ -200,15 +261,16 @@ impl Bound {
             if let Some(rx) = commands.as_mut() {
                 while let Poll::Ready(cmd) = rx.poll_recv(cx) {
                     match cmd {
-                        Some(Command::Stats(reply)) => {
-                            let _ = reply.send(shell.engine.stats());
-                        }
+                        Some(c) => shell.command(c),
                         None => {
                             commands = None;
                             break;
                         }
                     }
                 }
+            }
+            while let Poll::Ready(Some(c)) = http_rx.poll_recv(cx) {
+                shell.command(c);
             }
             shell.poll(cx);
             Poll::Pending
@@ -221,6 +283,9 @@ impl Bound {
 }
 
 struct Shell {
+    deliverer: deliver::Deliverer,
+    delivered_tx: mpsc::UnboundedSender<(String, bool)>,
+    delivered_rx: mpsc::UnboundedReceiver<(String, bool)>,
     engine: Engine,
     listeners: Vec<UdpSocket>,
     upstream: Vec<UdpSocket>,
@@ -231,6 +296,46 @@ struct Shell {
 }
 
 impl Shell {
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Stats(reply) => {
+                let _ = reply.send(self.engine.stats());
+            }
+            Command::Snapshot(reply) => {
+                let _ = reply.send((self.engine.stats(), self.engine.pending_verifications()));
+            }
+            Command::Callback {
+                id,
+                body,
+                signature,
+                reply,
+            } => {
+                let status =
+                    self.engine
+                        .handle_callback(Instant::now(), &id, &body, signature.as_deref());
+                let _ = reply.send(status);
+            }
+        }
+    }
+
+    /// Hands deliveries and fraud reports to their tasks and applies the
+    /// delivery outcomes. Returns whether anything happened.
+    fn out_of_band(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progressed = false;
+        while let Some(d) = self.engine.poll_delivery() {
+            self.deliverer.spawn(d, self.delivered_tx.clone());
+            progressed = true;
+        }
+        while let Some(r) = self.engine.poll_fraud_report() {
+            self.deliverer.report_fraud(r);
+        }
+        while let Poll::Ready(Some((id, ok))) = self.delivered_rx.poll_recv(cx) {
+            self.engine.handle_delivery(now, &id, ok);
+            progressed = true;
+        }
+        progressed
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) {
         loop {
             let mut progressed = self.flush(cx);
@@ -260,6 +365,7 @@ impl Shell {
                     progressed = true;
                 }
             }
+            progressed |= self.out_of_band(cx, now);
             progressed |= self.flush(cx);
             if !progressed {
                 break;
@@ -331,6 +437,8 @@ fn drain(
 pub struct Running {
     /// Listener addresses, auth first then accounting, as configured.
     pub listen_addrs: Vec<SocketAddr>,
+    /// The HTTP listener's address, if configured.
+    pub http_addr: Option<SocketAddr>,
     commands: mpsc::UnboundedSender<Command>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<io::Result<Stats>>>,
@@ -345,6 +453,7 @@ impl Running {
     ) -> io::Result<Running> {
         let bound = Bound::bind(config, dictionary, store)?;
         let listen_addrs = bound.listen_addrs();
+        let http_addr = bound.http_addr();
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -362,6 +471,7 @@ impl Running {
             })?;
         Ok(Running {
             listen_addrs,
+            http_addr,
             commands: tx,
             stop: Some(stop_tx),
             thread: Some(thread),

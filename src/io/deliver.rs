@@ -1,0 +1,146 @@
+//! Delivery to providers (webhook or console) and fraud emails. Each runs
+//! as its own task, so a slow provider or mail relay never holds the loop;
+//! outcomes come back to the loop through a channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::config::{Notify, Provider, ProviderKind, SmtpTls};
+use crate::engine::{Delivery, FraudReport};
+
+/// Sends deliveries and fraud emails.
+#[derive(Clone)]
+pub(super) struct Deliverer {
+    http: reqwest::Client,
+    providers: Arc<[Provider]>,
+    notify: Option<Arc<Notify>>,
+    server: Arc<str>,
+}
+
+impl Deliverer {
+    pub(super) fn new(providers: Vec<Provider>, notify: Option<Notify>, server: &str) -> Deliverer {
+        Deliverer {
+            // Timeouts are per provider, per request.
+            http: reqwest::Client::builder()
+                .user_agent(concat!("mfa-proxy/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            providers: providers.into(),
+            notify: notify.map(Arc::new),
+            server: server.into(),
+        }
+    }
+
+    /// Delivers `d` in its own task; `(id, delivered)` goes to `done`.
+    pub(super) fn spawn(&self, d: Delivery, done: mpsc::UnboundedSender<(String, bool)>) {
+        let Some(p) = self.providers.get(d.provider).cloned() else {
+            let _ = done.send((d.id, false));
+            return;
+        };
+        match &p.kind {
+            ProviderKind::Console => {
+                warn!(target: "console_provider", provider = %p.name, "{} (TRIAL ONLY: codes in the log)", d.console);
+                let _ = done.send((d.id, true));
+            }
+            ProviderKind::Webhook { url } => {
+                let (http, url) = (self.http.clone(), url.clone());
+                tokio::spawn(async move {
+                    let ok = post(&http, &url, &p, &d).await;
+                    let _ = done.send((d.id, ok));
+                });
+            }
+        }
+    }
+
+    /// Emails the administrators about a fraud report, if `[notify]` is
+    /// set. Failures are logged; the block is already in the store.
+    pub(super) fn report_fraud(&self, r: FraudReport) {
+        let Some(n) = self.notify.clone() else {
+            return;
+        };
+        let server = self.server.clone();
+        tokio::spawn(async move {
+            match send_mail(&n, &server, &r).await {
+                Ok(()) => info!(user = %r.user, to = ?n.to, "fraud report emailed"),
+                Err(e) => {
+                    error!(user = %r.user, error = %e, "cannot email the fraud report; the user is blocked all the same")
+                }
+            }
+        });
+    }
+}
+
+/// POSTs the signed body, retrying with a growing pause. `true` on a 2xx.
+async fn post(http: &reqwest::Client, url: &str, p: &Provider, d: &Delivery) -> bool {
+    for attempt in 0..=p.retries {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250 << attempt.min(4))).await;
+        }
+        let mut req = http
+            .post(url)
+            .timeout(p.timeout)
+            .header("content-type", "application/json")
+            .body(d.body.clone());
+        if let Some(sig) = &d.signature {
+            req = req.header("x-mfa-signature", sig);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => return true,
+            Ok(r) => {
+                warn!(provider = %p.name, id = %d.id, status = %r.status(), attempt, "provider refused the delivery")
+            }
+            Err(e) => {
+                warn!(provider = %p.name, id = %d.id, error = %e, attempt, "provider unreachable")
+            }
+        }
+    }
+    false
+}
+
+async fn send_mail(n: &Notify, server: &str, r: &FraudReport) -> Result<(), String> {
+    use lettre::message::Mailbox;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let from: Mailbox = n.from.parse().map_err(|e| format!("from: {e}"))?;
+    let mut m = Message::builder().from(from).subject(format!(
+        "[mfa-proxy] fraud reported by {} ({})",
+        r.user, r.result
+    ));
+    for t in &n.to {
+        m = m.to(t.parse().map_err(|e| format!("to {t}: {e}"))?);
+    }
+    let body = format!(
+        "User {user} reported fraud on a sign-in attempt ({result}).\n\
+         Client: {client}\nClient IP: {ip}\nServer: {server}\n\n\
+         The user is blocked for {days} days or until an administrator runs:\n  \
+         mfa-proxy unblock {user} --reason \"...\"\n",
+        user = r.user,
+        result = r.result,
+        client = r.client,
+        ip = r.client_ip.as_deref().unwrap_or("unknown"),
+        days = r.blocked_for.as_secs() / 86400,
+    );
+    let msg = m.body(body).map_err(|e| e.to_string())?;
+    let (host, port) = n.smtp.rsplit_once(':').ok_or("smtp is not host:port")?;
+    let port: u16 = port.parse().map_err(|_| "smtp port is not a number")?;
+    let builder = match n.tls {
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        SmtpTls::StartTls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| e.to_string())?
+        }
+        SmtpTls::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| e.to_string())?
+        }
+    };
+    let mailer = builder
+        .port(port)
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    mailer
+        .send(msg)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
