@@ -111,6 +111,19 @@ enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Change a user's default method, phone number or call PIN.
+    Set {
+        name: String,
+        /// push, call, sms or totp.
+        #[arg(long)]
+        method: Option<String>,
+        /// + and the country code; "" removes it.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Read the call PIN (4 to 8 digits) from standard input; an empty line removes it.
+        #[arg(long)]
+        pin_stdin: bool,
+    },
     List,
     Show {
         name: String,
@@ -245,6 +258,17 @@ fn open_store(config: &Path) -> Result<(Config, SqliteStore), AdminFailure> {
     Ok((config, store))
 }
 
+/// One line from standard input (a password or PIN), without its newline.
+fn stdin_line() -> Result<zeroize::Zeroizing<String>, AdminFailure> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| AdminFailure::Command(e.to_string()))?;
+    Ok(zeroize::Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
 /// Writes the rejected rows of an import beside the file, if there are any.
 fn write_import_errors(file: &Path, errors: &str) -> Result<(), AdminFailure> {
     if errors.lines().count() > 1 {
@@ -280,19 +304,20 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     phone,
                     password_stdin,
                 } => {
-                    let password = if password_stdin {
-                        let mut line = zeroize::Zeroizing::new(String::new());
-                        std::io::stdin()
-                            .read_line(&mut line)
-                            .map_err(|e| AdminFailure::Command(e.to_string()))?;
-                        let trimmed =
-                            zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-                        Some(trimmed)
-                    } else {
-                        None
-                    };
+                    let password = password_stdin.then(stdin_line).transpose()?;
                     cli::user_add(&store, &name, email, phone, password, now).map_err(fail)?;
                     println!("added {name}");
+                }
+                UserCmd::Set {
+                    name,
+                    method,
+                    phone,
+                    pin_stdin,
+                } => {
+                    let pin = pin_stdin.then(stdin_line).transpose()?;
+                    cli::user_set(&store, &name, method.as_deref(), phone.as_deref(), pin)
+                        .map_err(fail)?;
+                    println!("updated {name}");
                 }
                 UserCmd::List => cli::user_list(&store, &mut out).map_err(fail)?,
                 UserCmd::Show { name } => {

@@ -207,3 +207,49 @@ fn hardware_tokens_import_resync_and_remove() {
         text(&o)
     );
 }
+
+#[test]
+fn user_set_method_phone_and_pin() {
+    let site = Site::new();
+    site.ok(&["user", "add", "erik"]);
+    let o = site.run(&["user", "set", "erik", "--method", "call"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("needs a phone number"),
+        "{}",
+        text(&o)
+    );
+    let o = site.run(&["user", "set", "erik", "--phone", "555-1234"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("not a phone number"),
+        "{}",
+        text(&o)
+    );
+    site.ok(&[
+        "user",
+        "set",
+        "erik",
+        "--method",
+        "call",
+        "--phone",
+        "+4930123456",
+    ]);
+    let o = site.run(&["user", "set", "erik", "--pin-stdin"], Some("12\n"));
+    assert!(
+        !o.status.success() && text(&o).contains("4 to 8 digits"),
+        "{}",
+        text(&o)
+    );
+    let o = site.run(&["user", "set", "erik", "--pin-stdin"], Some("4711\n"));
+    assert!(o.status.success(), "{}", text(&o));
+    let show = site.ok(&["user", "show", "erik"]);
+    assert!(
+        show.contains("call") && show.contains("+4930123456"),
+        "{show}"
+    );
+    assert!(!show.contains("4711"), "the PIN never shows");
+    let db = std::fs::read(site.dir.path().join("data/mfa.db")).expect("db");
+    assert!(
+        !db.windows(4).any(|w| w == b"4711"),
+        "the PIN is stored hashed"
+    );
+}

@@ -30,10 +30,14 @@ fn first_login_on_the_shipped_trial_configuration() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
+    let http_port = free_port();
     let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
+    assert!(shipped.contains("127.0.0.1:8080"), "the shipped HTTP listener");
     std::fs::write(
         dir.path().join("proxy.toml"),
-        shipped.replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{port}\"]")),
+        shipped
+            .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{port}\"]"))
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{http_port}")),
     )
     .expect("write");
 

@@ -99,6 +99,49 @@ pub fn user_add(
     Ok(())
 }
 
+/// Changes a user's default method, phone number (`""` removes it) or call
+/// PIN (4 to 8 digits, stored as an argon2id hash; `""` removes it).
+pub fn user_set(
+    store: &dyn Store,
+    name: &str,
+    method: Option<&str>,
+    phone: Option<&str>,
+    pin: Option<Zeroizing<String>>,
+) -> Result<(), AdminError> {
+    let mut u = store
+        .user(name)?
+        .ok_or_else(|| StoreError::NoSuchUser(name.to_owned()))?;
+    if let Some(m) = method {
+        u.method = Method::parse(m)
+            .ok_or_else(|| invalid(format!("\"{m}\" is not one of push, call, sms, totp")))?;
+    }
+    if let Some(p) = phone {
+        if p.is_empty() {
+            u.phone = None;
+        } else {
+            check_phone(p)?;
+            u.phone = Some(p.to_owned());
+        }
+    }
+    if let Some(pin) = pin {
+        if pin.is_empty() {
+            u.pin_hash = None;
+        } else if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("the PIN must be 4 to 8 digits"));
+        } else {
+            u.pin_hash = Some(hash_password(pin.as_bytes())?);
+        }
+    }
+    if matches!(u.method, Method::Call | Method::Sms) && u.phone.is_none() {
+        return Err(invalid(format!(
+            "{} needs a phone number: add --phone",
+            u.method.as_str()
+        )));
+    }
+    store.update_user(&u)?;
+    Ok(())
+}
+
 /// Imports users from CSV with the header `name,email,phone` (email and phone
 /// may be empty). Good rows are imported; the rest come back as an error CSV.
 pub fn user_import(

@@ -1429,6 +1429,25 @@ impl fmt::Display for Summary<'_> {
                 u.health_check
             )?;
         }
+        if let Some(h) = c.server.http_listen {
+            writeln!(
+                f,
+                "http: {h} (callbacks at {}/v1/verifications/ID)",
+                c.server.public_url.as_deref().unwrap_or("-")
+            )?;
+        }
+        writeln!(f, "providers ({}):", c.providers.len())?;
+        for p in &c.providers {
+            let kind = match &p.kind {
+                ProviderKind::Webhook { url } => format!("webhook {url}"),
+                ProviderKind::Console => "console".to_owned(),
+            };
+            let methods: Vec<&str> = p.methods.iter().map(|m| m.as_str()).collect();
+            writeln!(f, "  {:<16} {kind} [{}]", p.name, methods.join(", "))?;
+        }
+        if let Some(n) = &c.notify {
+            writeln!(f, "fraud email: {} via {}", n.to.join(", "), n.smtp)?;
+        }
         for w in &c.warnings {
             writeln!(f, "warning: {w}")?;
         }
@@ -1482,6 +1501,53 @@ retries = 1
         assert!(
             e.contains(key) && e.contains(words),
             "wanted `{key}` and {words:?} in: {e}"
+        );
+    }
+
+    #[test]
+    fn provider_and_notify_errors_name_the_key() {
+        let webhook = |extra: &str| {
+            format!(
+                "{GOOD}\n[[provider]]\nname = \"gw\"\ntype = \"webhook\"\nmethods = [\"push\"]\nurl = \"https://gw.example/v\"\n{extra}"
+            )
+        };
+        expect_err(&webhook(""), "provider[0].key", "missing");
+        expect_err(
+            &webhook("key = \"short\"\n"),
+            "provider[0].key",
+            "shorter than 16",
+        );
+        expect_err(
+            &webhook("key = \"0123456789abcdef0123\"\n"),
+            "server.public_url",
+            "missing",
+        );
+        expect_err(
+            &format!(
+                "{GOOD}\n[[provider]]\nname = \"c\"\ntype = \"console\"\nmethods = [\"totp\"]\n"
+            ),
+            "provider[0].methods[0]",
+            "not one of",
+        );
+        expect_err(
+            &format!("{GOOD}\n[[provider]]\nname = \"c\"\ntype = \"fax\"\nmethods = [\"sms\"]\n"),
+            "provider[0].type",
+            "not one of",
+        );
+        expect_err(
+            &format!(
+                "{GOOD}\n[notify]\nsmtp = \"127.0.0.1:25\"\nfrom = \"nobody\"\nto = [\"a@b.c\"]\n"
+            ),
+            "notify.from",
+            "not an email address",
+        );
+        expect_err(
+            &GOOD.replace(
+                "[[client]]",
+                "[mfa]\nfail_mode = \"fail_sideways\"\n[[client]]",
+            ),
+            "mfa.fail_mode",
+            "not one of",
         );
     }
 
