@@ -32,7 +32,10 @@ fn first_login_on_the_shipped_trial_configuration() {
     let port = free_port();
     let http_port = free_port();
     let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
-    assert!(shipped.contains("127.0.0.1:8080"), "the shipped HTTP listener");
+    assert!(
+        shipped.contains("127.0.0.1:8080"),
+        "the shipped HTTP listener"
+    );
     std::fs::write(
         dir.path().join("proxy.toml"),
         shipped
