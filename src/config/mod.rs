@@ -560,6 +560,9 @@ struct RawUpstream {
 
 /// The three ways to give a secret; exactly one must be used.
 struct RawSecret {
+    /// What the keys are called: "secret" (secret, secret_file,
+    /// secret_env) or "key" (key, key_file, key_env).
+    field: &'static str,
     secret: Option<String>,
     secret_file: Option<PathBuf>,
     secret_env: Option<String>,
@@ -658,6 +661,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         }
         let secret = resolve_secret(
             RawSecret {
+                field: "secret",
                 secret: c.secret,
                 secret_file: c.secret_file,
                 secret_env: c.secret_env,
@@ -764,6 +768,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         };
         let secret = resolve_secret(
             RawSecret {
+                field: "secret",
                 secret: u.secret,
                 secret_file: u.secret_file,
                 secret_env: u.secret_env,
@@ -939,6 +944,7 @@ fn validate_providers(
         let secret = if has_key {
             let k = resolve_secret(
                 RawSecret {
+                    field: "key",
                     secret: p.key,
                     secret_file: p.key_file,
                     secret_env: p.key_env,
@@ -946,15 +952,7 @@ fn validate_providers(
                 &key,
                 base,
                 env,
-            )
-            .map_err(|e| match e {
-                // resolve_secret names the `secret` keys; ours are `key`.
-                ConfigError::Invalid { key, problem } => ConfigError::Invalid {
-                    key: key.replace("secret", "key"),
-                    problem: problem.replace("secret", "key"),
-                },
-                e => e,
-            })?;
+            )?;
             if k.len() < 16 {
                 return Err(invalid(
                     format!("{key}.key"),
@@ -1327,13 +1325,14 @@ fn resolve_secret(
     base: &Path,
     env: EnvLookup<'_>,
 ) -> Result<Secret, ConfigError> {
+    let field = raw.field;
     let secret = match (raw.secret, raw.secret_file, raw.secret_env) {
         (Some(s), None, None) => Secret::new(s.into_bytes()),
         (None, Some(f), None) => {
             let path = if f.is_absolute() { f } else { base.join(f) };
             let text = std::fs::read(&path).map_err(|e| {
                 invalid(
-                    format!("{key}.secret_file"),
+                    format!("{key}.{field}_file"),
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
@@ -1346,7 +1345,7 @@ fn resolve_secret(
         (None, None, Some(var)) => {
             let v = env(&var).ok_or_else(|| {
                 invalid(
-                    format!("{key}.secret_env"),
+                    format!("{key}.{field}_env"),
                     format!("environment variable {var} is not set"),
                 )
             })?;
@@ -1354,19 +1353,19 @@ fn resolve_secret(
         }
         (None, None, None) => {
             return Err(invalid(
-                format!("{key}.secret"),
-                "missing: give secret, secret_file or secret_env",
+                format!("{key}.{field}"),
+                format!("missing: give {field}, {field}_file or {field}_env"),
             ));
         }
         _ => {
             return Err(invalid(
-                format!("{key}.secret"),
-                "give exactly one of secret, secret_file, secret_env",
+                format!("{key}.{field}"),
+                format!("give exactly one of {field}, {field}_file, {field}_env"),
             ));
         }
     };
     if secret.is_empty() {
-        return Err(invalid(format!("{key}.secret"), "must not be empty"));
+        return Err(invalid(format!("{key}.{field}"), "must not be empty"));
     }
     Ok(secret)
 }

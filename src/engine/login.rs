@@ -728,12 +728,11 @@ impl Engine {
         &mut self,
         now: Instant,
         lid: u64,
-        login: Login,
+        mut login: Login,
         accept: bool,
         result: ResultCode,
         reason: Option<&str>,
     ) {
-        let mut login = login;
         if let Phase::Challenged(s) = login.phase {
             self.logins.states.remove(&s);
         }

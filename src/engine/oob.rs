@@ -29,6 +29,7 @@ use crate::config::{FailMode, ProviderKind};
 use crate::mfa::ResultCode;
 use crate::mfa::policy::StoreOp;
 use crate::store::Method;
+use crate::store::seal::{hex_decode, hex_encode};
 
 /// Verification ids: 128 random bits, hex in URLs.
 pub(super) type VerificationId = [u8; 16];
@@ -135,24 +136,16 @@ impl PhoneResult {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    crate::store::seal::hex_decode(s)
-}
-
 /// `sha256=<hex HMAC-SHA256(key, body)>`.
 pub fn sign(key: &[u8], body: &[u8]) -> String {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(body);
-    format!("sha256={}", hex(&m.finalize().into_bytes()))
+    format!("sha256={}", hex_encode(&m.finalize().into_bytes()))
 }
 
 /// Checks `sha256=<hex>` over `body` in constant time.
 pub fn signature_ok(key: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(tag) = header.trim().strip_prefix("sha256=").and_then(unhex) else {
+    let Some(tag) = header.trim().strip_prefix("sha256=").and_then(hex_decode) else {
         return false;
     };
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
@@ -229,7 +222,7 @@ impl Engine {
         };
         let mut vid = [0u8; 16];
         self.rng.fill_bytes(&mut vid);
-        let id = hex(&vid);
+        let id = hex_encode(&vid);
         let lifetime = match method {
             Method::Push => self.logins.cfg.push_timeout,
             Method::Call => self.logins.cfg.call_timeout,
@@ -303,7 +296,7 @@ impl Engine {
 
     /// The shell delivered (or could not deliver) verification `id`.
     pub fn handle_delivery(&mut self, now: Instant, id: &str, delivered: bool) {
-        let Some(vid) = unhex(id).and_then(|v| VerificationId::try_from(v).ok()) else {
+        let Some(vid) = hex_decode(id).and_then(|v| VerificationId::try_from(v).ok()) else {
             return;
         };
         let Some(&lid) = self.logins.verifs.get(&vid) else {
@@ -369,7 +362,7 @@ impl Engine {
         body: &[u8],
         signature: Option<&str>,
     ) -> CallbackStatus {
-        let Some(vid) = unhex(id).and_then(|v| VerificationId::try_from(v).ok()) else {
+        let Some(vid) = hex_decode(id).and_then(|v| VerificationId::try_from(v).ok()) else {
             self.stats.inc(Counter::CallbackUnknown);
             return CallbackStatus::Unknown;
         };
@@ -563,22 +556,21 @@ impl Engine {
     /// An out-of-band verification ran out of time.
     pub(super) fn oob_expired(&mut self, now: Instant, lid: u64, login: Login) {
         self.stats.inc(Counter::MfaTimeouts);
-        let (code, fall_back) = match login.oob.as_ref().map(|o| (o.method, o.delivered)) {
-            Some((_, false)) => {
-                // The provider never said whether it delivered.
-                let method = login.oob.as_ref().map_or(Method::Push, |o| o.method);
-                return self.delivery_failed(
-                    now,
-                    lid,
-                    login,
-                    method,
-                    "the provider did not answer in time",
-                );
-            }
-            Some((Method::Call, true)) => (ResultCode::FailedAuthResultTimeout, true),
-            _ => (ResultCode::FailedPhoneAppNoResponse, true),
+        let (method, delivered) = login
+            .oob
+            .as_ref()
+            .map_or((Method::Push, true), |o| (o.method, o.delivered));
+        if !delivered {
+            // The provider never said whether it delivered.
+            let why = "the provider did not answer in time";
+            return self.delivery_failed(now, lid, login, method, why);
+        }
+        let code = if method == Method::Call {
+            ResultCode::FailedAuthResultTimeout
+        } else {
+            ResultCode::FailedPhoneAppNoResponse
         };
-        self.not_approved(now, lid, login, code, fall_back);
+        self.not_approved(now, lid, login, code, true);
     }
 }
 

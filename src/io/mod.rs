@@ -38,7 +38,6 @@ mod http;
 pub use http::prometheus;
 
 /// Requests from outside the loop.
-#[derive(Debug)]
 pub enum Command {
     Stats(oneshot::Sender<Stats>),
     /// The counters and the number of pending verifications.
@@ -282,6 +281,17 @@ impl Bound {
     }
 }
 
+impl std::fmt::Debug for Command {
+    // A callback body can carry a call PIN: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Stats(_) => f.write_str("Stats"),
+            Command::Snapshot(_) => f.write_str("Snapshot"),
+            Command::Callback { id, .. } => write!(f, "Callback({id}, <body>)"),
+        }
+    }
+}
+
 struct Shell {
     deliverer: deliver::Deliverer,
     delivered_tx: mpsc::UnboundedSender<(String, bool)>,
@@ -512,5 +522,23 @@ impl Drop for Running {
                 warn!(error = %e, "proxy thread ended with an error");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_command_never_prints_its_body() {
+        let (reply, _) = oneshot::channel();
+        let c = Command::Callback {
+            id: "00ff".into(),
+            body: br#"{"result":"approved","pin":"4711"}"#.to_vec(),
+            signature: Some("sha256=abcd".into()),
+            reply,
+        };
+        let shown = format!("{c:?}");
+        assert!(shown.contains("00ff") && !shown.contains("4711"), "{shown}");
     }
 }
