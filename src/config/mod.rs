@@ -70,6 +70,8 @@ pub struct Mfa {
     pub retry_prompt: String,
     /// Asks for the code sent by SMS.
     pub sms_prompt: String,
+    /// Asks for the SMS code followed by the PIN (users with a PIN).
+    pub sms_pin_prompt: String,
     /// Asks for an OATH code after push or call was not approved.
     pub fallback_prompt: String,
     /// The Reply-Message of a `FAILED_PHONE_BUSY` reject.
@@ -89,6 +91,10 @@ pub struct Mfa {
     pub max_pending: usize,
     /// How long a fraud report blocks the user.
     pub fraud_block: Duration,
+    /// Push number matching on challenge-capable NASes (per client too).
+    pub number_matching: bool,
+    /// The challenge text showing the number; `{number}` is replaced.
+    pub number_prompt: String,
 }
 
 /// What happens to a login whose out-of-band verification cannot be
@@ -201,6 +207,9 @@ pub struct Client {
     pub require_message_authenticator: bool,
     /// `[mfa] fail_mode` unless this client overrides it.
     pub fail_mode: FailMode,
+    /// `[mfa] number_matching` unless this client overrides it: push
+    /// approvals show a two-digit number in an Access-Challenge.
+    pub number_matching: bool,
 }
 
 /// How an upstream's health is probed.
@@ -345,6 +354,7 @@ struct RawMfa {
     prompt: String,
     retry_prompt: String,
     sms_prompt: String,
+    sms_pin_prompt: String,
     fallback_prompt: String,
     busy_message: String,
     push_timeout: String,
@@ -356,6 +366,8 @@ struct RawMfa {
     fallback_oath: bool,
     max_pending: u64,
     fraud_block: String,
+    number_matching: bool,
+    number_prompt: String,
 }
 
 impl Default for RawMfa {
@@ -371,6 +383,8 @@ impl Default for RawMfa {
             prompt: "Enter the code from your authenticator app".into(),
             retry_prompt: "Wrong code. Enter the code from your authenticator app".into(),
             sms_prompt: "Enter the code we sent you by text message".into(),
+            sms_pin_prompt: "Enter the code we sent you by text message, followed by your PIN"
+                .into(),
             fallback_prompt: "Not approved. Enter the code from your authenticator app".into(),
             busy_message: "A verification is already in progress for this account. Complete it on your phone, then try again".into(),
             push_timeout: "60s".into(),
@@ -382,6 +396,8 @@ impl Default for RawMfa {
             fallback_oath: true,
             max_pending: 50_000,
             fraud_block: "90d".into(),
+            number_matching: false,
+            number_prompt: "Open the app, choose {number} to approve, then press OK here".into(),
         }
     }
 }
@@ -537,6 +553,7 @@ struct RawClient {
     #[serde(default = "d_true")]
     require_message_authenticator: bool,
     fail_mode: Option<String>,
+    number_matching: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -695,6 +712,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
             secret,
             require_message_authenticator: c.require_message_authenticator,
             fail_mode,
+            number_matching: c.number_matching.unwrap_or(mfa.number_matching),
         });
     }
 
@@ -1053,6 +1071,8 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
         ("mfa.sms_prompt", &m.sms_prompt),
         ("mfa.fallback_prompt", &m.fallback_prompt),
         ("mfa.busy_message", &m.busy_message),
+        ("mfa.number_prompt", &m.number_prompt),
+        ("mfa.sms_pin_prompt", &m.sms_pin_prompt),
     ] {
         if text.is_empty() || text.len() > 253 {
             return Err(invalid(key, "must be 1 to 253 octets (one Reply-Message)"));
@@ -1079,6 +1099,7 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
         prompt: m.prompt,
         retry_prompt: m.retry_prompt,
         sms_prompt: m.sms_prompt,
+        sms_pin_prompt: m.sms_pin_prompt,
         fallback_prompt: m.fallback_prompt,
         busy_message: m.busy_message,
         push_timeout: parse_duration(
@@ -1123,6 +1144,16 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
             Duration::from_secs(60),
             Duration::from_secs(86400 * 3650),
         )?,
+        number_matching: m.number_matching,
+        number_prompt: {
+            if !m.number_prompt.contains("{number}") {
+                return Err(invalid(
+                    "mfa.number_prompt",
+                    "must contain {number}, where the number to choose goes",
+                ));
+            }
+            m.number_prompt
+        },
     })
 }
 

@@ -44,6 +44,7 @@ mod tests {
             secret: Secret::new(name.as_bytes().to_vec()),
             require_message_authenticator: true,
             fail_mode: crate::config::FailMode::Closed,
+            number_matching: false,
         }
     }
 

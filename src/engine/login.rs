@@ -79,6 +79,13 @@ pub(super) struct Oob {
     /// The provider took it.
     pub(super) delivered: bool,
     pub(super) sms_code: Option<Zeroizing<String>>,
+    /// Push number matching: the number the user must choose in the app.
+    pub(super) number: Option<u8>,
+    /// The user has a PIN: a call asks for it, an SMS answer carries it.
+    pub(super) pin_mode: bool,
+    /// Number matching: the phone answered while the NAS still shows the
+    /// challenge; applied when the NAS sends the answer.
+    pub(super) outcome: Option<super::oob::PhoneAnswer>,
 }
 
 impl std::fmt::Debug for Oob {
@@ -173,7 +180,7 @@ impl Login {
 #[derive(Debug)]
 pub(super) struct Logins {
     pub(super) cfg: config::Mfa,
-    lockout: LockoutPolicy,
+    pub(super) lockout: LockoutPolicy,
     server: String,
     tag: [u8; TAG_LEN],
     pub(super) logins: HashMap<u64, Login>,
@@ -683,10 +690,34 @@ impl Engine {
                     .map(|s| Zeroizing::new(s.trim().to_owned()))
             })
             .unwrap_or_default();
-        if let Some(expected) = login.oob.as_ref().and_then(|o| o.sms_code.as_ref()) {
-            let right: bool =
-                subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), code.as_bytes()).into();
+        if let Some(oob) = login.oob.as_mut().filter(|o| o.number.is_some()) {
+            // Number matching: whatever was typed, the push decides.
+            return match oob.outcome.take() {
+                Some(answer) => self.phone_result(now, lid, login, answer),
+                None => {
+                    login.phase = Phase::OutOfBand;
+                    self.logins.logins.insert(lid, login);
+                }
+            };
+        }
+        if let Some(oob) = login.oob.as_ref().filter(|o| o.sms_code.is_some()) {
+            let expected = oob.sms_code.as_ref().expect("filtered").as_bytes();
+            // PIN mode: the code, then the PIN.
+            let (typed, pin) = if oob.pin_mode {
+                let at = expected.len().min(code.len());
+                (
+                    &code.as_bytes()[..at],
+                    Some(code.as_bytes()[at..].trim_ascii_start()),
+                )
+            } else {
+                (code.as_bytes(), None)
+            };
+            let right: bool = subtle::ConstantTimeEq::ct_eq(expected, typed).into();
             if right {
+                if let Some(pin) = pin {
+                    let pin = crate::config::Secret::new(pin.to_vec());
+                    return self.check_pin(lid, login, pin);
+                }
                 return self.finish(
                     now,
                     lid,
@@ -696,9 +727,13 @@ impl Engine {
                     None,
                 );
             }
+            let prompt = if oob.pin_mode {
+                format!("Wrong code or PIN. {}", self.logins.cfg.sms_pin_prompt)
+            } else {
+                format!("Wrong code. {}", self.logins.cfg.sms_prompt)
+            };
             login.attempts += 1;
             if login.attempts < self.logins.cfg.max_attempts {
-                let prompt = format!("Wrong code. {}", self.logins.cfg.sms_prompt);
                 return self.challenge(now, lid, login, &prompt);
             }
             let result = if login.attempts > 1 {
@@ -924,10 +959,11 @@ impl Engine {
                     self.logins.states.remove(&s);
                 }
                 self.stats.inc(Counter::MfaTimeouts);
-                let (result, mode) = if login.oob.as_ref().is_some_and(|o| o.sms_code.is_some()) {
-                    (ResultCode::FailedAuthResultTimeout, "sms")
-                } else {
-                    (ResultCode::FailedOathTokenTimeout, "totp")
+                let (result, mode) = match login.oob.as_ref().map(|o| o.method) {
+                    Some(Method::Sms) => (ResultCode::FailedAuthResultTimeout, "sms"),
+                    // Number matching: the NAS never answered the challenge.
+                    Some(Method::Push) => (ResultCode::FailedPhoneAppNoResponse, "push"),
+                    _ => (ResultCode::FailedOathTokenTimeout, "totp"),
                 };
                 self.release_oob(&mut login);
                 let record = AuditRecord {

@@ -94,6 +94,11 @@ struct DeliveryBody<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<u8>,
+    /// A call in PIN mode: collect the PIN, send it back as `pin`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pin_mode: bool,
     client: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_ip: Option<&'a str>,
@@ -105,6 +110,15 @@ struct DeliveryBody<'a> {
 struct CallbackBody {
     result: String,
     pin: Option<String>,
+    /// Number matching: the number the user chose.
+    number: Option<u32>,
+}
+
+/// A provider's answer, kept until it can be applied.
+pub(super) struct PhoneAnswer {
+    result: PhoneResult,
+    pin: Option<crate::config::Secret>,
+    number: Option<u32>,
 }
 
 /// What the phone said.
@@ -230,7 +244,11 @@ impl Engine {
         };
         let code = (method == Method::Sms)
             .then(|| Zeroizing::new(format!("{:06}", self.rng.random_range(0..1_000_000u32))));
-        let client = self.clients.get(login.client).name.clone();
+        let client_cfg = self.clients.get(login.client);
+        let number = (method == Method::Push && client_cfg.number_matching && !login.eap)
+            .then(|| self.rng.random_range(10..100u8));
+        let pin_mode = login.profile.as_ref().is_some_and(|p| p.pin);
+        let client = client_cfg.name.clone();
         let message = match method {
             Method::Push => format!("Approve the sign-in of {} at {client}?", login.user),
             Method::Call => "Press # to sign in, or the fraud code then # to report fraud.".into(),
@@ -251,6 +269,8 @@ impl Engine {
             phone: phone.as_deref(),
             message: &message,
             code: code.as_deref().map(|c| c.as_str()),
+            number,
+            pin_mode: pin_mode && method == Method::Call,
             client: &client,
             client_ip: login.client_ip.as_deref(),
             callback_url: &callback_url,
@@ -284,6 +304,9 @@ impl Engine {
             provider,
             delivered: false,
             sms_code: code,
+            number,
+            pin_mode,
+            outcome: None,
         });
         login.phase = Phase::OutOfBand;
         let deadline = now + lifetime;
@@ -323,7 +346,21 @@ impl Engine {
         if method == Method::Sms {
             // The code is on its way: ask for it, for as long as it lives.
             self.logins.verifs.remove(&vid);
-            let prompt = self.logins.cfg.sms_prompt.clone();
+            let prompt = if oob.pin_mode {
+                self.logins.cfg.sms_pin_prompt.clone()
+            } else {
+                self.logins.cfg.sms_prompt.clone()
+            };
+            return self.challenge(now, lid, login, &prompt);
+        }
+        if let (Some(n), Phase::OutOfBand) = (oob.number, login.phase) {
+            // Number matching: show the number; the push stays pending and
+            // the NAS's answer to this challenge is held until it ends.
+            let prompt = self
+                .logins
+                .cfg
+                .number_prompt
+                .replace("{number}", &n.to_string());
             return self.challenge(now, lid, login, &prompt);
         }
         self.logins.logins.insert(lid, login);
@@ -393,32 +430,51 @@ impl Engine {
         };
         // Single use: from here the id is gone.
         self.logins.verifs.remove(&vid);
-        let login = self
+        let mut login = self
             .logins
             .logins
             .remove(&lid)
             .expect("verifs point at logins");
         self.stats.inc(Counter::CallbackAccepted);
-        let pin = cb.pin.map(|p| crate::config::Secret::new(p.into_bytes()));
-        self.phone_result(now, lid, login, result, pin);
+        let answer = PhoneAnswer {
+            result,
+            pin: cb.pin.map(|p| crate::config::Secret::new(p.into_bytes())),
+            number: cb.number,
+        };
+        match (login.phase, login.oob.as_mut()) {
+            (Phase::Challenged(_), Some(oob)) => {
+                // Number matching: the NAS still shows the number; the answer
+                // to its challenge takes this result.
+                oob.outcome = Some(answer);
+                self.logins.logins.insert(lid, login);
+            }
+            _ => self.phone_result(now, lid, login, answer),
+        }
         CallbackStatus::Accepted
     }
 
-    fn phone_result(
+    pub(super) fn phone_result(
         &mut self,
         now: Instant,
         lid: u64,
-        mut login: Login,
-        result: PhoneResult,
-        pin: Option<crate::config::Secret>,
+        login: Login,
+        answer: PhoneAnswer,
     ) {
-        let method = login.oob.as_ref().map_or(Method::Push, |o| o.method);
+        let PhoneAnswer {
+            result,
+            pin,
+            number,
+        } = answer;
+        let (method, pin_mode, shown) =
+            login.oob.as_ref().map_or((Method::Push, false, None), |o| {
+                (o.method, o.pin_mode, o.number)
+            });
         let call = method == Method::Call;
         use PhoneResult as R;
         use ResultCode as C;
-        let fraud_pin = pin
-            .as_ref()
-            .is_some_and(|p| p.expose() == self.logins.cfg.fraud_code.as_bytes());
+        let fraud_pin = pin.as_ref().is_some_and(|p| {
+            subtle::ConstantTimeEq::ct_eq(p.expose(), self.logins.cfg.fraud_code.as_bytes()).into()
+        });
         let (ok, code) = match result {
             R::Fraud => {
                 return self.fraud(
@@ -435,17 +491,46 @@ impl Engine {
             R::Approved if call && fraud_pin => {
                 return self.fraud(now, lid, login, C::FailedFraudCodeEntered);
             }
-            R::Approved if call => {
-                if let Some(pin) = pin {
-                    // PIN mode: the store checks the PIN (argon2, off the loop).
-                    login.phase = Phase::Pin;
-                    let user = login.user.clone();
-                    self.logins.logins.insert(lid, login);
-                    return self.store_job(Some(lid), StoreOp::Pin { user, pin });
-                }
-                (true, C::SuccessNoPin)
+            R::Approved if call && pin_mode => {
+                let Some(pin) = pin else {
+                    return self.finish(
+                        now,
+                        lid,
+                        login,
+                        false,
+                        C::SuccessInvalidInput,
+                        Some("PIN mode: the call returned no PIN"),
+                    );
+                };
+                // The store checks the PIN (argon2, off the loop).
+                return self.check_pin(lid, login, pin);
             }
-            R::Approved => (true, C::SuccessPhoneAppAuthenticated),
+            // Standard mode: `#` alone; other digits mean nothing.
+            R::Approved if call => (true, C::SuccessNoPin),
+            R::Approved => match (shown, number) {
+                (None, _) => (true, C::SuccessPhoneAppAuthenticated),
+                (Some(n), Some(m)) if u32::from(n) == m => (true, C::SuccessPhoneAppAuthenticated),
+                (Some(_), Some(_)) => {
+                    return self.finish(
+                        now,
+                        lid,
+                        login,
+                        false,
+                        C::FailedPhoneAppDenied,
+                        Some("number matching: the wrong number was chosen"),
+                    );
+                }
+                (Some(_), None) => {
+                    return self.finish(
+                        now,
+                        lid,
+                        login,
+                        false,
+                        C::FailedPhoneAppInvalidResult,
+                        Some("number matching: the approval carried no number"),
+                    );
+                }
+            },
             R::Denied if call => (false, C::SuccessInvalidInput),
             R::Denied => (false, C::FailedPhoneAppDenied),
             R::NoResponse if call => (false, C::SuccessNoPinButTimeout),
@@ -463,33 +548,67 @@ impl Engine {
         self.not_approved(now, lid, login, code, may_fall_back);
     }
 
-    /// Call PIN mode: the store checked the PIN.
+    /// PIN mode: has the store check `pin` (argon2, off the packet path).
+    pub(super) fn check_pin(&mut self, lid: u64, mut login: Login, pin: crate::config::Secret) {
+        login.phase = Phase::Pin;
+        let user = login.user.clone();
+        self.logins.logins.insert(lid, login);
+        self.store_job(Some(lid), StoreOp::Pin { user, pin });
+    }
+
+    /// PIN mode: the store checked the PIN of a call, or the PIN after a
+    /// right SMS code. A wrong PIN counts toward lockout like a wrong code.
     pub(super) fn pin_checked(
         &mut self,
         now: Instant,
         lid: u64,
-        login: Login,
+        mut login: Login,
         right: Option<bool>,
     ) {
-        match right {
-            Some(true) => self.finish(now, lid, login, true, ResultCode::SuccessWithPin, None),
-            Some(false) => self.finish(
-                now,
-                lid,
-                login,
-                false,
-                ResultCode::SuccessInvalidInput,
-                Some("wrong PIN"),
-            ),
-            None => self.finish(
-                now,
-                lid,
-                login,
-                false,
-                ResultCode::SuccessInvalidInput,
-                Some("a PIN was entered but the user has none set"),
-            ),
+        let sms = login.oob.as_ref().is_some_and(|o| o.method == Method::Sms);
+        if right == Some(true) {
+            let code = if sms {
+                ResultCode::SuccessSmsAuthenticated
+            } else {
+                ResultCode::SuccessWithPin
+            };
+            return self.finish(now, lid, login, true, code, None);
         }
+        self.store_job(
+            None,
+            StoreOp::Denial {
+                user: login.user.clone(),
+                lockout: self.logins.lockout,
+            },
+        );
+        let why = if right.is_none() {
+            "a PIN was entered but the user has none set"
+        } else {
+            "wrong PIN"
+        };
+        if !sms {
+            return self.finish(
+                now,
+                lid,
+                login,
+                false,
+                ResultCode::SuccessInvalidInput,
+                Some(why),
+            );
+        }
+        login.attempts += 1;
+        if login.attempts < self.logins.cfg.max_attempts {
+            let prompt = format!("Wrong code or PIN. {}", self.logins.cfg.sms_pin_prompt);
+            return self.challenge(now, lid, login, &prompt);
+        }
+        self.finish(
+            now,
+            lid,
+            login,
+            false,
+            ResultCode::FailedSmsOtpPinIncorrect,
+            Some(why),
+        )
     }
 
     /// Denied or unanswered: fall back to an OATH code when allowed, else

@@ -33,6 +33,12 @@ pub enum StoreOp {
         user: String,
         pin: crate::config::Secret,
     },
+    /// A wrong PIN: counts toward lockout like a wrong code (fire and
+    /// forget; the next login's precheck sees the lockout).
+    Denial {
+        user: String,
+        lockout: LockoutPolicy,
+    },
     /// A fraud report: block the user for `for_secs` from now.
     Block {
         user: String,
@@ -50,6 +56,7 @@ impl fmt::Debug for StoreOp {
             StoreOp::Audit(a) => write!(f, "Audit({}, {})", a.user, a.result),
             StoreOp::Password { user, .. } => write!(f, "Password({user}, <password>)"),
             StoreOp::Pin { user, .. } => write!(f, "Pin({user}, <pin>)"),
+            StoreOp::Denial { user, .. } => write!(f, "Denial({user})"),
             StoreOp::Block { user, reason, .. } => write!(f, "Block({user}, {reason})"),
         }
     }
@@ -92,6 +99,8 @@ pub struct Profile {
     pub phone: Option<String>,
     /// Has an active OATH token (for codes typed at a prompt, and fallback).
     pub oath: bool,
+    /// PIN mode: a call asks for the PIN, an SMS answer is code then PIN.
+    pub pin: bool,
 }
 
 /// Runs one job at `now` (Unix seconds): a batch of one.
@@ -163,6 +172,10 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
             StoreAnswer::Done
         }
         StoreOp::Precheck { user } => StoreAnswer::Precheck(precheck(store, user, now)?),
+        StoreOp::Denial { user, lockout } => {
+            store.record_denial(user, now, lockout)?;
+            StoreAnswer::Done
+        }
         StoreOp::Verify {
             user,
             code,
@@ -236,6 +249,7 @@ fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, St
             method,
             phone: state.phone,
             oath: state.enrolled,
+            pin: state.has_pin,
         })
     })
 }
@@ -417,6 +431,7 @@ mod tests {
             method: Method::Totp,
             phone: None,
             oath: true,
+            pin: false,
         });
         // Call without a phone number is not usable.
         let mut u = s.user("alice").expect("q").expect("found");
@@ -437,6 +452,7 @@ mod tests {
                 method: Method::Call,
                 phone: Some("+4930123456".into()),
                 oath: true,
+                pin: false,
             }))
         );
         u.method = Method::Totp;
@@ -524,7 +540,8 @@ mod tests {
             StoreAnswer::Precheck(Precheck::Ready(Profile {
                 method: Method::Totp,
                 phone: None,
-                oath: true
+                oath: true,
+                pin: false,
             })),
             "unlocked automatically"
         );

@@ -186,6 +186,8 @@ pub struct LoginState {
     /// The default method.
     pub method: Method,
     pub phone: Option<String>,
+    /// Has a PIN: PIN mode for calls, code-and-PIN for SMS.
+    pub has_pin: bool,
 }
 
 /// The store's contract. See the module documentation.
@@ -248,6 +250,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(Some(LoginState {
             method: u.method,
             phone: u.phone,
+            has_pin: u.pin_hash.is_some(),
             blocked: self.blocked_until(user, now)?.is_some(),
             bypass_waiting: true,
             locked: self.locked_until(user, now)?.is_some(),

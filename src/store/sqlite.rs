@@ -561,7 +561,7 @@ impl Store for SqliteStore {
                             WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
                     COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
                     EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active),
-                    u.method, u.phone
+                    u.method, u.phone, u.pin_hash IS NOT NULL
              FROM users u WHERE u.name = ?1",
             params![user, now],
             |r| {
@@ -572,6 +572,7 @@ impl Store for SqliteStore {
                     enrolled: r.get(3)?,
                     method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Totp),
                     phone: r.get(5)?,
+                    has_pin: r.get(6)?,
                 })
             },
         )
@@ -825,6 +826,7 @@ mod tests {
             enrolled: false,
             method: Method::Totp,
             phone: None,
+            has_pin: false,
         };
         assert_eq!(state(&s), Some(plain.clone()));
         let id = s
