@@ -57,27 +57,7 @@ fn code_at(offset_steps: i64) -> String {
 }
 
 fn round(to: std::net::SocketAddr, password: &str, state: Option<&str>) -> String {
-    let mut input = format!(
-        "User-Name = alice\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
-    );
-    if let Some(s) = state {
-        input.push_str(&format!("State = {s}\n"));
-    }
-    text(&radclient(
-        to,
-        "auth",
-        NAS_SECRET,
-        &input,
-        &["-x", "-r", "1", "-t", "4"],
-    ))
-}
-
-fn state_from(out: &str) -> String {
-    assert!(out.contains("Received Access-Challenge"), "{out}");
-    out.lines()
-        .skip_while(|l| !l.contains("Received"))
-        .find_map(|l| l.trim().strip_prefix("State = ").map(str::to_owned))
-        .expect("State in the challenge")
+    pap(to, "alice", password, state, &["-x", "-r", "1", "-t", "4"])
 }
 
 #[test]

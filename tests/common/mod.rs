@@ -2,6 +2,8 @@
 //! radclient and eapol_test as the NAS, mfa-proxy running in-process.
 #![allow(dead_code)]
 
+pub mod provider;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -64,6 +66,9 @@ alice	Cleartext-Password := "alice-pass"
 	Tunnel-Password := "tunnel-secret"
 
 bob	Cleartext-Password := "bob-pass"
+
+# Everyone else (the out-of-band tests' many users) has one password.
+DEFAULT	Cleartext-Password := "shared-pass"
 "#;
 
 impl FreeRadius {
@@ -327,6 +332,33 @@ pub fn radclient(to: SocketAddr, kind: &str, secret: &str, input: &str, args: &[
         .write_all(input.as_bytes())
         .expect("write");
     child.wait_with_output().expect("radclient output")
+}
+
+/// A PAP Access-Request through radclient (signed, with `State` when
+/// answering a challenge); returns radclient's output.
+pub fn pap(
+    to: SocketAddr,
+    user: &str,
+    password: &str,
+    state: Option<&str>,
+    args: &[&str],
+) -> String {
+    let mut input = format!(
+        "User-Name = {user}\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
+    );
+    if let Some(s) = state {
+        input.push_str(&format!("State = {s}\n"));
+    }
+    text(&radclient(to, "auth", NAS_SECRET, &input, args))
+}
+
+/// The State of the Access-Challenge in radclient's output.
+pub fn state_from(out: &str) -> String {
+    assert!(out.contains("Received Access-Challenge"), "{out}");
+    out.lines()
+        .skip_while(|l| !l.contains("Received"))
+        .find_map(|l| l.trim().strip_prefix("State = ").map(str::to_owned))
+        .expect("State in the challenge")
 }
 
 pub fn text(o: &Output) -> String {
