@@ -3,7 +3,8 @@
 # proxy, both in front of the same fast stand-in upstream, driven by the same
 # load generator. Prints one table row per measurement; see BENCHMARKS.md.
 #   bash benches/compare.sh [SECONDS] [SOAK_SECONDS]
-#   ONLY=mfa bash benches/compare.sh      # just the second-factor section
+#   ONLY=mfa bash benches/compare.sh      # just the TOTP login section
+#   ONLY=pending bash benches/compare.sh  # just the 10,000 pending pushes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -12,6 +13,13 @@ MFA_SECS=${MFA_SECS:-7}
 NAS_SECRET=bench-nas-secret-0123456789
 UP_SECRET=bench-upstream-secret-0123456789
 UP=127.0.0.1:21812 MFA=127.0.0.1:21813 FR=127.0.0.1:21814 MFA2=127.0.0.1:21815
+MFA3=127.0.0.1:21816 HTTP3=127.0.0.1:21880 SINK=127.0.0.1:21881
+section() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
+# The NAS and the upstream, the same in every proxy configuration.
+nas_and_upstream() {
+  printf '[[client]]\nname = "bench"\naddress = "127.0.0.1"\nsecret = "%s"\n' "$NAS_SECRET"
+  printf '[[upstream]]\nname = "standin"\naddress = "%s"\nsecret = "%s"\nhealth_check = "none"\n' "$UP" "$UP_SECRET"
+}
 
 cargo build --release --quiet
 cargo build --release --quiet --bench loadgen
@@ -23,21 +31,13 @@ trap cleanup EXIT
 
 "$LOADGEN" upstream "$UP" "$UP_SECRET" & pids+=($!)
 
-if [ "${ONLY:-}" != mfa ]; then
+if section plain; then
 cat > "$work/proxy.toml" <<TOML
 [server]
 auth_listen = ["$MFA"]
 [mfa]
 enabled = false
-[[client]]
-name = "bench"
-address = "127.0.0.1"
-secret = "$NAS_SECRET"
-[[upstream]]
-name = "standin"
-address = "$UP"
-secret = "$UP_SECRET"
-health_check = "none"
+$(nas_and_upstream)
 TOML
 RUST_LOG=warn target/release/mfa-proxy serve --config "$work/proxy.toml" 2>"$work/mfa.log" & MFA_PID=$!; pids+=($MFA_PID)
 
@@ -95,6 +95,7 @@ field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 
 # The same proxy with the second factor on, in front of the same upstream,
 # with 100,000 users enrolled.
+if section mfa; then
 mkdir -p "$work/mfa"
 "$LOADGEN" populate "$work/mfa" 100000
 cat > "$work/mfa/proxy.toml" <<TOML
@@ -103,20 +104,13 @@ auth_listen = ["$MFA2"]
 [store]
 path = "mfa.db"
 key_file = "seed.key"
-[[client]]
-name = "bench"
-address = "127.0.0.1"
-secret = "$NAS_SECRET"
-[[upstream]]
-name = "standin"
-address = "$UP"
-secret = "$UP_SECRET"
-health_check = "none"
+$(nas_and_upstream)
 TOML
 RUST_LOG=warn target/release/mfa-proxy serve --config "$work/mfa/proxy.toml" 2>"$work/mfa.log" & MFA2_PID=$!; pids+=($MFA2_PID)
 sleep 1   # let it open the store and bind
+fi
 
-if [ "${ONLY:-}" != mfa ]; then
+if section plain; then
 echo "== direct to the stand-in upstream (baseline)"
 run "$UP" "$UP_SECRET" window 64 "$SECS"
 for who in mfa-proxy freeradius; do
@@ -137,6 +131,7 @@ for who in mfa-proxy freeradius; do
 done
 fi
 
+if section mfa; then
 echo "== mfa-proxy with TOTP logins (100,000 users enrolled)"
 echo "rss idle:      $(grep VmRSS /proc/$MFA2_PID/status)"
 # A 30 s step gives each user two logins (at most 200,000): keep the maximum
@@ -146,3 +141,35 @@ echo "max logins:    $max"
 used=$(echo "$max" | field started)
 echo "1000 logins/s: $(MFA_USER_OFFSET=$used "$LOADGEN" mfa "$MFA2" "$NAS_SECRET" rate 1000 "$SECS" 100000 "$MFA2_PID")"
 echo "rss after:     $(grep VmRSS /proc/$MFA2_PID/status)"
+fi
+
+if section pending; then
+# 10,000 push verifications held at once (the provider never calls back),
+# and PAP logins of other users through the same proxy meanwhile.
+mkdir -p "$work/push"
+"$LOADGEN" populate "$work/push" 10000 push
+cat > "$work/push/proxy.toml" <<TOML
+[server]
+auth_listen = ["$MFA3"]
+http_listen = "$HTTP3"
+public_url = "http://$HTTP3"
+[store]
+path = "mfa.db"
+key_file = "seed.key"
+[mfa]
+unenrolled = "accept"
+push_timeout = "300s"
+$(nas_and_upstream)
+[[provider]]
+name = "sink"
+type = "webhook"
+methods = ["push"]
+url = "http://$SINK/verify"
+key = "bench-provider-key-0123456789"
+TOML
+RUST_LOG=warn target/release/mfa-proxy serve --config "$work/push/proxy.toml" 2>"$work/push.log" & MFA3_PID=$!; pids+=($MFA3_PID)
+sleep 1
+echo "== mfa-proxy with 10,000 pending pushes"
+echo "PAP, none pending:  $(run "$MFA3" "$NAS_SECRET" rate 1000 "$SECS" "$MFA3_PID")"
+"$LOADGEN" pending "$MFA3" "$NAS_SECRET" "$SINK" 10000 2000 "$SECS" "$MFA3_PID"
+fi

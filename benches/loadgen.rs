@@ -3,8 +3,15 @@
 //!   cargo bench --bench loadgen -- upstream ADDR SECRET
 //!       answers every Access-Request with a signed Access-Accept, echoing
 //!       Proxy-State (a RADIUS server that costs almost nothing).
-//!   cargo bench --bench loadgen -- populate DIR USERS
-//!       enrolls users u0..u{USERS-1} with TOTP tokens in DIR/mfa.db.
+//!   cargo bench --bench loadgen -- populate DIR USERS [push]
+//!       enrolls users u0..u{USERS-1} with TOTP tokens in DIR/mfa.db; with
+//!       `push`, users p0..p{USERS-1} whose method is push instead.
+//!   cargo bench --bench loadgen -- pending TARGET SECRET SINK USERS RATE SECONDS PID
+//!       runs a provider at SINK (HTTP, answers every delivery 202 and never
+//!       calls back), starts push logins for p0..p{USERS-1} at RATE per
+//!       second, waits until every push was delivered, then measures PAP
+//!       logins at 1,000/s for SECONDS (as `load rate`) while they are all
+//!       pending; prints the resident memory of PID before and after.
 //!   cargo bench --bench loadgen -- mfa TARGET SECRET MODE N SECONDS USERS [PID]
 //!       complete two-round TOTP logins (MODE, N as for load); prints logins
 //!       per second and p50/p99 of each round.
@@ -37,7 +44,9 @@ fn main() {
         Some("populate") => populate(
             std::path::Path::new(&args[1]),
             args[2].parse().expect("USERS"),
+            args.get(3).is_some_and(|m| m == "push"),
         ),
+        Some("pending") => pending(&args[1..]),
         Some("mfa") => mfa(&args[1..]),
         _ => eprintln!("usage: see the comment at the top of benches/loadgen.rs"),
     }
@@ -88,13 +97,14 @@ fn proc_rss_kib(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn request(id: u8, seq: u64, secret: &[u8]) -> Vec<u8> {
+/// A PAP Access-Request for `user` with a fresh authenticator.
+fn request(id: u8, seq: u64, user: &[u8], secret: &[u8]) -> Vec<u8> {
     let mut auth = [0u8; 16];
     auth[..8].copy_from_slice(&seq.to_be_bytes());
     auth[8..].copy_from_slice(&0x6d66_612d_7072_6f78u64.to_be_bytes());
     let mut b = PacketBuilder::new(Code::ACCESS_REQUEST, id, &auth);
     let _ = b.push_message_authenticator();
-    let _ = b.push(attr::USER_NAME, b"bench-user");
+    let _ = b.push(attr::USER_NAME, user);
     let _ = b.push(
         attr::USER_PASSWORD,
         &crypto::hide_password(b"bench-password", secret, &auth).expect("hide"),
@@ -211,7 +221,7 @@ fn load(args: &[String]) {
         }
         let Some(id) = id else { continue };
         next_id[si] = id.wrapping_add(1);
-        let pkt = request(id, seq, &secret);
+        let pkt = request(id, seq, b"bench-user", &secret);
         seq += 1;
         sent_at[si * 256 + usize::from(id)]
             .store(start.elapsed().as_nanos().max(1) as u64, Ordering::Release);
@@ -261,26 +271,29 @@ fn seed_for(i: u64) -> Vec<u8> {
     format!("bench-seed-{i:09}").into_bytes()
 }
 
-fn populate(dir: &std::path::Path, users: u64) {
+fn populate(dir: &std::path::Path, users: u64, push: bool) {
     use mfa_proxy::mfa::otp::TotpParams;
     use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
     let key = SeedKey::load_or_create(&dir.join("seed.key")).expect("key");
     let store = SqliteStore::open(&dir.join("mfa.db"), key).expect("store");
     let start = Instant::now();
     for i in 0..users {
-        let name = format!("u{i}");
+        let name = format!("{}{i}", if push { "p" } else { "u" });
         store
             .add_user(&User {
                 name: name.clone(),
                 email: None,
-                phone: None,
-                method: Method::Totp,
+                phone: push.then(|| format!("+49301{i:07}")),
+                method: if push { Method::Push } else { Method::Totp },
                 password_hash: None,
                 created_at: 0,
                 blocked_until: None,
                 pin_hash: None,
             })
             .expect("user");
+        if push {
+            continue;
+        }
         let t = Token {
             id: 0,
             user: name,
@@ -297,6 +310,122 @@ fn populate(dir: &std::path::Path, users: u64) {
     println!(
         "populated {users} users in {:.1}s",
         start.elapsed().as_secs_f64()
+    );
+}
+
+/// A provider that takes every delivery (HTTP/1.1 keep-alive, 202) and
+/// never calls back; counts the deliveries.
+fn provider_sink(addr: SocketAddr, delivered: Arc<AtomicU64>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind(addr).expect("bind the provider sink");
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let delivered = delivered.clone();
+            std::thread::spawn(move || {
+                let Ok(mut r) = conn.try_clone().map(BufReader::new) else {
+                    return;
+                };
+                let mut line = String::new();
+                loop {
+                    let mut len = 0usize;
+                    // Request line and headers.
+                    loop {
+                        line.clear();
+                        match r.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = l.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    delivered.fetch_add(1, Ordering::AcqRel);
+                    if conn
+                        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn pending(args: &[String]) {
+    let target: SocketAddr = args[0].parse().expect("TARGET");
+    let secret = args[1].clone().into_bytes();
+    let sink: SocketAddr = args[2].parse().expect("SINK");
+    let users: u64 = args[3].parse().expect("USERS");
+    let rate: u64 = args[4].parse().expect("RATE");
+    let seconds = args[5].clone();
+    let pid = args[6].clone();
+    let delivered = Arc::new(AtomicU64::new(0));
+    provider_sink(sink, delivered.clone());
+
+    let rss_idle = proc_rss_kib(&pid);
+    // Each held request keeps its identifier: 256 per socket.
+    let sockets: Vec<UdpSocket> = (0..users.div_ceil(256))
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    for s in &sockets {
+        s.set_nonblocking(true).expect("nonblocking");
+    }
+    let start = Instant::now();
+    for i in 0..users {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let name = format!("p{i}");
+        let pkt = request((i % 256) as u8, i, name.as_bytes(), &secret);
+        let _ = sockets[(i / 256) as usize].send_to(&pkt, target);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while delivered.load(Ordering::Acquire) < users && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent_in = start.elapsed().as_secs_f64();
+    let rss_pending = proc_rss_kib(&pid);
+    // Nothing may have been answered: every push is still pending.
+    let mut buf = [0u8; 4096];
+    let answered = sockets
+        .iter()
+        .map(|s| std::iter::from_fn(|| s.recv_from(&mut buf).ok()).count())
+        .sum::<usize>();
+    println!(
+        "pushes={users} delivered={} in {sent_in:.1}s answered_meanwhile={answered} rss_idle={rss_idle}KiB rss_pending={rss_pending}KiB extra={}KiB",
+        delivered.load(Ordering::Acquire),
+        rss_pending.saturating_sub(rss_idle)
+    );
+    let target = args[0].clone();
+    let secret = args[1].clone();
+    load(&[
+        target,
+        secret,
+        "rate".into(),
+        "1000".into(),
+        seconds,
+        pid.clone(),
+    ]);
+    let answered = sockets
+        .iter()
+        .map(|s| std::iter::from_fn(|| s.recv_from(&mut buf).ok()).count())
+        .sum::<usize>();
+    println!(
+        "after: pushes answered={answered} rss={}KiB",
+        proc_rss_kib(&pid)
     );
 }
 
