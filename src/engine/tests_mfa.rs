@@ -1190,3 +1190,75 @@ fn sms_code_then_pin_in_pin_mode() {
         Some((ResultCode::FailedSmsOtpPinIncorrect, false))
     );
 }
+
+#[test]
+fn every_out_of_band_timeout() {
+    // call_timeout: no result from the call in time.
+    let mut s = oob_sim("call_timeout = \"30s\"\nsms_code_lifetime = \"60s\"");
+    s.set_user("bob", Method::Call, Some("+4930123456"));
+    s.login(1000, 1, "bob", "pw", None);
+    let d = s.delivered();
+    s.advance(Duration::from_secs(29));
+    s.pump();
+    assert!(s.audit.is_empty(), "still ringing");
+    s.advance(Duration::from_secs(2));
+    s.pump();
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedAuthResultTimeout, false))
+    );
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"approved"}"#),
+        CallbackStatus::Unknown,
+        "too late"
+    );
+
+    // sms_code_lifetime: the code is not entered in time, then entered.
+    s.set_user("bob", Method::Sms, Some("+4930123456"));
+    s.login(1001, 2, "bob", "pw", None);
+    let d = s.delivered();
+    let code = serde_json::from_slice::<serde_json::Value>(&d.body).expect("json")["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let state = state_of(&s.out()[0]);
+    s.advance(Duration::from_secs(61));
+    s.pump();
+    let a = s.audit.last().expect("audit");
+    assert_eq!(
+        (a.result, a.accepted, a.mode.as_str()),
+        (ResultCode::FailedAuthResultTimeout, false, "sms")
+    );
+    s.login(1001, 3, "bob", &code, Some(&state));
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedOathTokenTimeout, false)),
+        "an expired code's State is gone"
+    );
+
+    // The provider never says whether it delivered: as undeliverable.
+    s.set_user("bob", Method::Push, Some("+4930123456"));
+    s.login(1002, 4, "bob", "pw", None);
+    assert!(s.e.poll_delivery().is_some());
+    s.advance(Duration::from_secs(60));
+    s.pump();
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedPhoneAppNotificationFailed, false))
+    );
+    assert_eq!(s.e.pending_verifications(), 0);
+
+    // busy_grace runs out: the next login is a new push.
+    s.login(1003, 5, "bob", "pw", None);
+    let d = s.delivered();
+    s.callback(&d.id, r#"{"result":"approved"}"#);
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
+    s.advance(Duration::from_secs(61));
+    s.out(); // the earlier delayed reject
+    assert!(s.login(1003, 6, "bob", "pw", None).is_empty(), "held");
+    assert!(s.e.poll_delivery().is_some(), "a new push, no grace");
+}
