@@ -14,8 +14,9 @@ use common::*;
 use mfa_proxy::config::Config;
 use mfa_proxy::io::Running;
 use mfa_proxy::mfa::ResultCode;
+use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 use mfa_proxy::radius::dict::Dictionary;
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, User};
+use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
 
 const PASSWORD: &str = "shared-pass";
 const PIN: &[u8] = b"4711";
@@ -95,6 +96,7 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
         ("c_voicemail", reply(r#"{"result":"voicemail"}"#)),
         ("c_unreachable", reply(r#"{"result":"unreachable"}"#)),
         ("s_fail", Script::Fail),
+        ("f_call", reply(r#"{"result":"denied"}"#)),
         (
             "n_match",
             Script::After(
@@ -128,8 +130,25 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
         ("s_wrong", Method::Sms, PHONE, false),
         ("s_fail", Method::Sms, PHONE, false),
         ("n_match", Method::Push, PHONE, false),
+        ("f_call", Method::Call, PHONE, false),
+        ("w_totp", Method::Totp, PHONE, false),
     ] {
         add(&store, name, method, phone, pin);
+    }
+    // Authenticator apps, for the fallback and for the method typed at the prompt.
+    for user in ["f_call", "w_totp"] {
+        let t = Token {
+            id: 0,
+            user: user.into(),
+            kind: TokenKind::Totp,
+            serial: None,
+            params: TotpParams::default(),
+            counter: 0,
+            last_step: None,
+            active: true,
+            model: None,
+        };
+        store.add_token(&t, SEED).expect("token");
     }
     let providers = sim.config("[\"push\", \"call\", \"sms\"]");
     let config = proxy_toml(
@@ -275,7 +294,8 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
     assert!(records.contains(&("p_fraud".into(), ResultCode::SuccessUserBlocked, false)));
     drop(proxy);
 
-    // A second proxy on the same store: number matching, and fail open.
+    // A second proxy on the same store: number matching, fail open, and the
+    // fallback to the app.
     let config = proxy_toml(
         &fr,
         free_port(),
@@ -292,7 +312,22 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
     // No provider takes the push: in on the first factor, and recorded so.
     let out = login(to, "p_fail", PASSWORD, None);
     assert!(out.contains("Received Access-Accept"), "fail open: {out}");
-    let records = audit(&store, decided.len() + 6);
+    // The call is denied: the app's code instead.
+    let out = login(to, "f_call", PASSWORD, None);
+    assert!(out.contains("Not approved"), "{out}");
+    let out = login(to, "f_call", &app_code(), Some(&state_from(&out)));
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    // At the app's prompt, the word "sms" sends a code instead.
+    let out = login(to, "w_totp", PASSWORD, None);
+    assert!(out.contains("authenticator app"), "{out}");
+    let out = login(to, "w_totp", "sms", Some(&state_from(&out)));
+    let code = sim.to("w_totp")[0]["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let out = login(to, "w_totp", &code, Some(&state_from(&out)));
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    let records = audit(&store, decided.len() + 8);
     assert!(records.contains(&(
         "n_match".into(),
         ResultCode::SuccessPhoneAppAuthenticated,
@@ -303,4 +338,20 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
         ResultCode::FailedPhoneAppNotificationFailed,
         true
     )));
+    assert!(records.contains(&(
+        "f_call".into(),
+        ResultCode::SuccessFallbackOathCodeVerified,
+        true
+    )));
+    assert!(records.contains(&("w_totp".into(), ResultCode::SuccessSmsAuthenticated, true)));
+}
+
+const SEED: &[u8] = b"oob-methods-seed-001";
+
+fn app_code() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    totp_code(&TotpParams::default(), SEED, now)
 }
