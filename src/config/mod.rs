@@ -166,6 +166,19 @@ pub struct Server {
     pub http_listen: Option<SocketAddr>,
     /// The base of callback URLs, as providers reach `http_listen`.
     pub public_url: Option<String>,
+    /// HTTPS on `http_listen` (`http_tls_cert` and `http_tls_key`).
+    pub http_tls: Option<HttpTls>,
+}
+
+/// The TLS server configuration of the HTTP listener, loaded and checked
+/// when the configuration is read. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct HttpTls(pub std::sync::Arc<rustls::ServerConfig>);
+
+impl fmt::Debug for HttpTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpTls(<certificate and key>)")
+    }
 }
 
 /// How the next upstream is chosen.
@@ -457,6 +470,8 @@ struct RawServer {
     dictionary: Option<PathBuf>,
     http_listen: Option<String>,
     public_url: Option<String>,
+    http_tls_cert: Option<PathBuf>,
+    http_tls_key: Option<PathBuf>,
 }
 
 fn default_name() -> String {
@@ -640,8 +655,12 @@ fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
 
 type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+fn validate(mut raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
+    let raw_tls = (
+        raw.server.http_tls_cert.take(),
+        raw.server.http_tls_key.take(),
+    );
     let server = validate_server(raw.server)?;
     let proxy = validate_proxy(raw.proxy)?;
     let mfa_enabled = raw.mfa.enabled;
@@ -843,6 +862,30 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         warnings.push("mfa.unenrolled = \"accept\": users without a registered second factor log in with a password alone".to_owned());
     }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let mut server = server;
+    server.http_tls = match (raw_tls.0, raw_tls.1) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some(load_http_tls(&resolve(c), &resolve(k))?),
+        (Some(_), None) => {
+            return Err(invalid(
+                "server.http_tls_key",
+                "missing: http_tls_cert needs its private key",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "server.http_tls_cert",
+                "missing: http_tls_key needs its certificate",
+            ));
+        }
+    };
+    if let (Some(addr), None) = (server.http_listen, &server.http_tls) {
+        if !addr.ip().is_loopback() {
+            warnings.push(format!(
+                "server.http_listen = \"{addr}\" is plain HTTP beyond this host: set http_tls_cert and http_tls_key, or put a TLS reverse proxy in front"
+            ));
+        }
+    }
     let store = StoreConfig {
         path: resolve(raw.store.path),
         key_file: resolve(raw.store.key_file),
@@ -1214,7 +1257,51 @@ fn validate_server(s: RawServer) -> Result<Server, ConfigError> {
         dictionary: s.dictionary,
         http_listen,
         public_url: s.public_url,
+        http_tls: None,
     })
+}
+
+/// Loads `server.http_tls_cert` (PEM, leaf first) and `server.http_tls_key`
+/// (PEM: PKCS#8, PKCS#1 or SEC1) into a TLS server configuration.
+fn load_http_tls(cert: &Path, key: &Path) -> Result<HttpTls, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            invalid(
+                "server.http_tls_cert",
+                format!("{}: not a PEM certificate chain ({e})", cert.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(invalid(
+            "server.http_tls_cert",
+            format!("{}: no CERTIFICATE in it", cert.display()),
+        ));
+    }
+    // The error of a key file never quotes its content.
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|_| {
+        invalid(
+            "server.http_tls_key",
+            format!(
+                "{}: cannot read a PEM private key (PKCS#8, PKCS#1 or SEC1) from it",
+                key.display()
+            ),
+        )
+    })?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
+        .map_err(|e| {
+            invalid(
+                "server.http_tls_key",
+                format!("does not go with server.http_tls_cert: {e}"),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(HttpTls(std::sync::Arc::new(config)))
 }
 
 fn validate_proxy(p: RawProxy) -> Result<Proxy, ConfigError> {
@@ -1462,7 +1549,12 @@ impl fmt::Display for Summary<'_> {
         if let Some(h) = c.server.http_listen {
             writeln!(
                 f,
-                "http: {h} (callbacks at {}/v1/verifications/ID)",
+                "{}: {h} (callbacks at {}/v1/verifications/ID)",
+                if c.server.http_tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
                 c.server.public_url.as_deref().unwrap_or("-")
             )?;
         }
@@ -1753,5 +1845,68 @@ retries = 1
     fn ipv4_mapped_client_addresses_are_canonical() {
         let c = load(&GOOD.replace("10.1.0.0/16", "::ffff:10.1.2.3")).expect("valid");
         assert_eq!(c.clients[0].network.to_string(), "10.1.2.3/32");
+    }
+
+    #[test]
+    fn https_listener_certificate_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            p.display().to_string()
+        };
+        let crt = write("c.pem", &cert.cert.pem());
+        let key = write("k.pem", &cert.key_pair.serialize_pem());
+        let wrong_key = write("o.pem", &other.key_pair.serialize_pem());
+        let junk = write("j.pem", "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n");
+        let with = |c: &str, k: &str| {
+            let mut lines = String::new();
+            if !c.is_empty() {
+                lines.push_str(&format!("http_tls_cert = \"{c}\"\n"));
+            }
+            if !k.is_empty() {
+                lines.push_str(&format!("http_tls_key = \"{k}\"\n"));
+            }
+            GOOD.replacen(
+                "[server]\n",
+                &format!("[server]\nhttp_listen = \"0.0.0.0:8443\"\n{lines}"),
+                1,
+            )
+        };
+        let c = load(&with(&crt, &key)).expect("valid");
+        assert!(c.server.http_tls.is_some());
+        assert!(!format!("{c:?}").contains("BEGIN"), "Debug shows no key");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let summary = c.summary().to_string();
+        assert!(summary.contains("https: 0.0.0.0:8443"), "{summary}");
+        let plain = load(&with("", "")).expect("valid");
+        assert!(
+            plain
+                .warnings
+                .iter()
+                .any(|w| w.contains("plain HTTP beyond this host")),
+            "{:?}",
+            plain.warnings
+        );
+        expect_err(&with(&crt, ""), "server.http_tls_key", "missing");
+        expect_err(&with("", &key), "server.http_tls_cert", "missing");
+        expect_err(&with(&key, &key), "server.http_tls_cert", "no CERTIFICATE");
+        expect_err(
+            &with(&crt, &wrong_key),
+            "server.http_tls_key",
+            "does not go with",
+        );
+        let e = load(&with(&crt, &junk)).expect_err("junk key").to_string();
+        assert!(
+            e.contains("server.http_tls_key") && !e.contains("c2VjcmV0"),
+            "{e}"
+        );
+        expect_err(
+            &with("/nonexistent.pem", &key),
+            "server.http_tls_cert",
+            "nonexistent",
+        );
     }
 }

@@ -46,6 +46,56 @@ pub(super) fn router(
         })
 }
 
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` over TLS: each connection is handshaken in its own task,
+/// then served by hyper (HTTP/1.1). A failed handshake ends only its
+/// connection.
+pub(super) async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: pause, do not spin.
+                tracing::warn!(error = %e, "HTTPS accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .http1_only()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "HTTPS connection ended");
+            }
+        });
+    }
+}
+
 async fn ask<T>(app: &App, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
     let (tx, rx) = oneshot::channel();
     app.commands.send(make(tx)).ok()?;

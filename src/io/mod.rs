@@ -228,8 +228,13 @@ impl Bound {
                 .collect();
             let app = http::router(http_tx.clone(), names);
             let listener = tokio::net::TcpListener::from_std(l)?;
+            let tls = self.config.server.http_tls.clone();
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
+                let served = match tls {
+                    Some(tls) => http::serve_tls(listener, app, tls.0).await,
+                    None => axum::serve(listener, app).await,
+                };
+                if let Err(e) = served {
                     warn!(error = %e, "the HTTP listener stopped");
                 }
             });
