@@ -289,6 +289,7 @@ fn populate(dir: &std::path::Path, users: u64, push: bool) {
                 created_at: 0,
                 blocked_until: None,
                 pin_hash: None,
+                language: None,
             })
             .expect("user");
         if push {

@@ -123,6 +123,9 @@ enum UserCmd {
         /// Read the call PIN (4 to 8 digits) from standard input; an empty line removes it.
         #[arg(long)]
         pin_stdin: bool,
+        /// The language of the user's prompts, calls and texts ([messages.LANG]); "" for the default.
+        #[arg(long)]
+        language: Option<String>,
     },
     List,
     Show {
@@ -296,7 +299,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
     let mut out = std::io::stdout().lock();
     match cmd {
         Command::User { config, action } => {
-            let (_, store) = open_store(&config)?;
+            let (cfg, store) = open_store(&config)?;
             match action {
                 UserCmd::Add {
                     name,
@@ -313,11 +316,28 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     method,
                     phone,
                     pin_stdin,
+                    language,
                 } => {
                     let pin = pin_stdin.then(stdin_line).transpose()?;
-                    cli::user_set(&store, &name, method.as_deref(), phone.as_deref(), pin)
-                        .map_err(fail)?;
+                    cli::user_set(
+                        &store,
+                        &name,
+                        method.as_deref(),
+                        phone.as_deref(),
+                        pin,
+                        language.as_deref(),
+                    )
+                    .map_err(fail)?;
                     println!("updated {name}");
+                    let known = |l: &str| {
+                        l == cfg.mfa.language || cfg.mfa.languages.contains_key(&l.to_lowercase())
+                    };
+                    if let Some(l) = language.as_deref().filter(|l| !l.is_empty() && !known(l)) {
+                        eprintln!(
+                            "warning: {config}: no [messages.{l}]; {name} gets the default language's texts",
+                            config = config.display()
+                        );
+                    }
                 }
                 UserCmd::List => cli::user_list(&store, &mut out).map_err(fail)?,
                 UserCmd::Show { name } => {

@@ -252,4 +252,21 @@ fn user_set_method_phone_and_pin() {
         !db.windows(4).any(|w| w == b"4711"),
         "the PIN is stored hashed"
     );
+
+    // The user's language; a tag without [messages.LANG] is kept, with a warning.
+    let o = site.run(&["user", "set", "erik", "--language", "de_DE!"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("not a language tag"),
+        "{}",
+        text(&o)
+    );
+    let o = site.run(&["user", "set", "erik", "--language", "DE"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no [messages.DE]"), "{}", text(&o));
+    assert!(site.ok(&["user", "show", "erik"]).contains("language:  de"));
+    site.ok(&["user", "set", "erik", "--language", ""]);
+    assert!(
+        site.ok(&["user", "show", "erik"])
+            .contains("language:  (default)")
+    );
 }

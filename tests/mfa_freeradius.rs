@@ -28,6 +28,7 @@ fn enroll_alice(store: &SqliteStore) {
             created_at: 0,
             blocked_until: None,
             pin_hash: None,
+            language: None,
         })
         .expect("user");
     let t = Token {
@@ -110,7 +111,9 @@ fn two_round_challenge_inline_code_replay_block_bypass_and_restart() {
     let state4 = state_from(&out);
 
     // Inline: password,code in one request, no challenge.
-    let out = round(to, &format!("alice-pass,{}", code_at(1)), None);
+    // (Kept: the step may turn before the restart below reuses it.)
+    let inline = code_at(1);
+    let out = round(to, &format!("alice-pass,{inline}"), None);
     assert!(out.contains("Received Access-Accept"), "{out}");
 
     // Blocked: rejected after the first factor.
@@ -140,7 +143,7 @@ fn two_round_challenge_inline_code_replay_block_bypass_and_restart() {
     )
     .expect("proxy");
     let state5 = state_from(&round(proxy.listen_addrs[0], "alice-pass", None));
-    let out = round(proxy.listen_addrs[0], &code_at(1), Some(&state5));
+    let out = round(proxy.listen_addrs[0], &inline, Some(&state5));
     assert!(
         out.contains("Received Access-Challenge"),
         "the inline code's step is spent:\n{out}"

@@ -33,6 +33,7 @@ fn add(store: &SqliteStore, name: &str, method: Method, phone: &str, pin: bool) 
             created_at: 0,
             blocked_until: None,
             pin_hash: pin.then(|| mfa_proxy::cli::hash_password(PIN).expect("hash")),
+            language: None,
         })
         .expect("user");
 }

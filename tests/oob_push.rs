@@ -50,6 +50,7 @@ fn push_held_through_retransmissions_busy_for_a_new_login_and_callbacks_checked(
                 created_at: 0,
                 blocked_until: None,
                 pin_hash: None,
+                language: None,
             })
             .expect("user");
     }

@@ -95,6 +95,7 @@ pub fn user_add(
         created_at: now,
         blocked_until: None,
         pin_hash: None,
+        language: None,
     })?;
     Ok(())
 }
@@ -107,6 +108,7 @@ pub fn user_set(
     method: Option<&str>,
     phone: Option<&str>,
     pin: Option<Zeroizing<String>>,
+    language: Option<&str>,
 ) -> Result<(), AdminError> {
     let mut u = store
         .user(name)?
@@ -131,6 +133,17 @@ pub fn user_set(
         } else {
             u.pin_hash = Some(hash_password(pin.as_bytes())?);
         }
+    }
+    if let Some(l) = language {
+        u.language = if l.is_empty() {
+            None
+        } else {
+            Some(crate::config::parse_language_tag(l).ok_or_else(|| {
+                invalid(format!(
+                    "\"{l}\" is not a language tag such as \"en\", \"de\" or \"pt-br\""
+                ))
+            })?)
+        };
     }
     if matches!(u.method, Method::Call | Method::Sms) && u.phone.is_none() {
         return Err(invalid(format!(
@@ -272,6 +285,11 @@ pub fn user_show(
     writeln!(out, "email:     {}", u.email.as_deref().unwrap_or("-"))?;
     writeln!(out, "phone:     {}", u.phone.as_deref().unwrap_or("-"))?;
     writeln!(out, "method:    {}", u.method.as_str())?;
+    writeln!(
+        out,
+        "language:  {}",
+        u.language.as_deref().unwrap_or("(default)")
+    )?;
     writeln!(
         out,
         "password:  {}",

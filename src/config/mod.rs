@@ -66,16 +66,6 @@ pub struct Mfa {
     pub inline_separator: Option<String>,
     pub reject_delay: Duration,
     pub totp_window: u8,
-    pub prompt: String,
-    pub retry_prompt: String,
-    /// Asks for the code sent by SMS.
-    pub sms_prompt: String,
-    /// Asks for the SMS code followed by the PIN (users with a PIN).
-    pub sms_pin_prompt: String,
-    /// Asks for an OATH code after push or call was not approved.
-    pub fallback_prompt: String,
-    /// The Reply-Message of a `FAILED_PHONE_BUSY` reject.
-    pub busy_message: String,
     pub push_timeout: Duration,
     pub call_timeout: Duration,
     pub sms_code_lifetime: Duration,
@@ -93,8 +83,48 @@ pub struct Mfa {
     pub fraud_block: Duration,
     /// Push number matching on challenge-capable NASes (per client too).
     pub number_matching: bool,
-    /// The challenge text showing the number; `{number}` is replaced.
+    /// The language of users who have none set, and its texts (`[mfa]`).
+    pub language: String,
+    pub texts: Texts,
+    /// `[messages.LANG]`: other languages, each complete (missing keys
+    /// were filled from `[mfa]`).
+    pub languages: std::collections::HashMap<String, Texts>,
+}
+
+impl Mfa {
+    /// The texts for `language`, or the default language's.
+    pub fn texts(&self, language: Option<&str>) -> &Texts {
+        language
+            .and_then(|l| self.languages.get(&l.to_ascii_lowercase()))
+            .unwrap_or(&self.texts)
+    }
+}
+
+/// What users read (Reply-Message) and what providers say or send, in one
+/// language.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Texts {
+    /// Asks for the code from the authenticator app.
+    pub prompt: String,
+    pub retry_prompt: String,
+    /// Asks for the code sent by SMS.
+    pub sms_prompt: String,
+    pub sms_retry_prompt: String,
+    /// Asks for the SMS code followed by the PIN (users with a PIN).
+    pub sms_pin_prompt: String,
+    pub sms_pin_retry_prompt: String,
+    /// Asks for an OATH code after push or call was not approved.
+    pub fallback_prompt: String,
+    /// The Reply-Message of a `FAILED_PHONE_BUSY` reject.
+    pub busy_message: String,
+    /// The challenge showing the number to choose; `{number}` is replaced.
     pub number_prompt: String,
+    /// The push notification; `{user}` and `{client}` are replaced.
+    pub push_message: String,
+    /// What the call says.
+    pub call_message: String,
+    /// The text message; `{code}` is replaced.
+    pub sms_message: String,
 }
 
 /// What happens to a login whose out-of-band verification cannot be
@@ -297,6 +327,26 @@ struct RawConfig {
     #[serde(default)]
     provider: Vec<RawProvider>,
     notify: Option<RawNotify>,
+    #[serde(default)]
+    messages: std::collections::BTreeMap<String, RawTexts>,
+}
+
+/// `[messages.LANG]`: any of the texts of `[mfa]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTexts {
+    prompt: Option<String>,
+    retry_prompt: Option<String>,
+    sms_prompt: Option<String>,
+    sms_retry_prompt: Option<String>,
+    sms_pin_prompt: Option<String>,
+    sms_pin_retry_prompt: Option<String>,
+    fallback_prompt: Option<String>,
+    busy_message: Option<String>,
+    number_prompt: Option<String>,
+    push_message: Option<String>,
+    call_message: Option<String>,
+    sms_message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -367,7 +417,9 @@ struct RawMfa {
     prompt: String,
     retry_prompt: String,
     sms_prompt: String,
+    sms_retry_prompt: String,
     sms_pin_prompt: String,
+    sms_pin_retry_prompt: String,
     fallback_prompt: String,
     busy_message: String,
     push_timeout: String,
@@ -381,6 +433,10 @@ struct RawMfa {
     fraud_block: String,
     number_matching: bool,
     number_prompt: String,
+    push_message: String,
+    call_message: String,
+    sms_message: String,
+    language: String,
 }
 
 impl Default for RawMfa {
@@ -396,8 +452,12 @@ impl Default for RawMfa {
             prompt: "Enter the code from your authenticator app".into(),
             retry_prompt: "Wrong code. Enter the code from your authenticator app".into(),
             sms_prompt: "Enter the code we sent you by text message".into(),
+            sms_retry_prompt: "Wrong code. Enter the code we sent you by text message".into(),
             sms_pin_prompt: "Enter the code we sent you by text message, followed by your PIN"
                 .into(),
+            sms_pin_retry_prompt:
+                "Wrong code or PIN. Enter the code we sent you by text message, followed by your PIN"
+                    .into(),
             fallback_prompt: "Not approved. Enter the code from your authenticator app".into(),
             busy_message: "A verification is already in progress for this account. Complete it on your phone, then try again".into(),
             push_timeout: "60s".into(),
@@ -411,6 +471,10 @@ impl Default for RawMfa {
             fraud_block: "90d".into(),
             number_matching: false,
             number_prompt: "Open the app, choose {number} to approve, then press OK here".into(),
+            push_message: "Approve the sign-in of {user} at {client}?".into(),
+            call_message: "Press # to sign in, or the fraud code then # to report fraud.".into(),
+            sms_message: "Your sign-in code is {code}".into(),
+            language: "en".into(),
         }
     }
 }
@@ -664,7 +728,7 @@ fn validate(mut raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Confi
     let server = validate_server(raw.server)?;
     let proxy = validate_proxy(raw.proxy)?;
     let mfa_enabled = raw.mfa.enabled;
-    let mfa = validate_mfa(raw.mfa)?;
+    let mfa = validate_mfa(raw.mfa, std::mem::take(&mut raw.messages))?;
 
     if raw.client.is_empty() {
         return Err(invalid(
@@ -1090,7 +1154,10 @@ fn validate_notify(n: RawNotify) -> Result<Notify, ConfigError> {
     })
 }
 
-fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
+fn validate_mfa(
+    m: RawMfa,
+    messages: std::collections::BTreeMap<String, RawTexts>,
+) -> Result<Mfa, ConfigError> {
     let unenrolled = match m.unenrolled.as_str() {
         "reject" => Unenrolled::Reject,
         "accept" => Unenrolled::Accept,
@@ -1108,18 +1175,27 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
             "must be at most 8 characters and contain no digits (codes are digits)",
         ));
     }
-    for (key, text) in [
-        ("mfa.prompt", &m.prompt),
-        ("mfa.retry_prompt", &m.retry_prompt),
-        ("mfa.sms_prompt", &m.sms_prompt),
-        ("mfa.fallback_prompt", &m.fallback_prompt),
-        ("mfa.busy_message", &m.busy_message),
-        ("mfa.number_prompt", &m.number_prompt),
-        ("mfa.sms_pin_prompt", &m.sms_pin_prompt),
-    ] {
-        if text.is_empty() || text.len() > 253 {
-            return Err(invalid(key, "must be 1 to 253 octets (one Reply-Message)"));
-        }
+    let default = RawTexts {
+        prompt: Some(m.prompt),
+        retry_prompt: Some(m.retry_prompt),
+        sms_prompt: Some(m.sms_prompt),
+        sms_retry_prompt: Some(m.sms_retry_prompt),
+        sms_pin_prompt: Some(m.sms_pin_prompt),
+        sms_pin_retry_prompt: Some(m.sms_pin_retry_prompt),
+        fallback_prompt: Some(m.fallback_prompt),
+        busy_message: Some(m.busy_message),
+        number_prompt: Some(m.number_prompt),
+        push_message: Some(m.push_message),
+        call_message: Some(m.call_message),
+        sms_message: Some(m.sms_message),
+    };
+    let texts = validate_texts(default, None, "mfa")?;
+    let language = language_tag(&m.language, "mfa.language")?;
+    let mut languages = std::collections::HashMap::new();
+    for (lang, raw) in messages {
+        let key = format!("messages.{lang}");
+        let tag = language_tag(&lang, &key)?;
+        languages.insert(tag, validate_texts(raw, Some(&texts), &key)?);
     }
     Ok(Mfa {
         enabled: m.enabled,
@@ -1139,12 +1215,6 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
             Duration::from_secs(10),
         )?,
         totp_window: bounded(m.totp_window, "mfa.totp_window", 0, 10)? as u8,
-        prompt: m.prompt,
-        retry_prompt: m.retry_prompt,
-        sms_prompt: m.sms_prompt,
-        sms_pin_prompt: m.sms_pin_prompt,
-        fallback_prompt: m.fallback_prompt,
-        busy_message: m.busy_message,
         push_timeout: parse_duration(
             &m.push_timeout,
             "mfa.push_timeout",
@@ -1188,15 +1258,136 @@ fn validate_mfa(m: RawMfa) -> Result<Mfa, ConfigError> {
             Duration::from_secs(86400 * 3650),
         )?,
         number_matching: m.number_matching,
-        number_prompt: {
-            if !m.number_prompt.contains("{number}") {
-                return Err(invalid(
-                    "mfa.number_prompt",
-                    "must contain {number}, where the number to choose goes",
-                ));
-            }
-            m.number_prompt
-        },
+        language,
+        texts,
+        languages,
+    })
+}
+
+/// A language tag as users and `[messages.LANG]` name it ("de", "pt-BR"),
+/// lowercased; `None` if it is not one.
+pub fn parse_language_tag(tag: &str) -> Option<String> {
+    let ok = (2..=16).contains(&tag.len())
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && tag.as_bytes()[0].is_ascii_alphabetic();
+    ok.then(|| tag.to_ascii_lowercase())
+}
+
+fn language_tag(tag: &str, key: &str) -> Result<String, ConfigError> {
+    parse_language_tag(tag).ok_or_else(|| {
+        invalid(
+            key,
+            format!("\"{tag}\" is not a language tag such as \"en\", \"de\" or \"pt-br\""),
+        )
+    })
+}
+
+/// Checks one language's texts under `section`; a missing text is taken
+/// from `fallback` (the default language).
+fn validate_texts(
+    raw: RawTexts,
+    fallback: Option<&Texts>,
+    section: &str,
+) -> Result<Texts, ConfigError> {
+    // Reply-Messages are one attribute; provider texts have placeholders.
+    let take = |v: Option<String>,
+                name: &str,
+                from: fn(&Texts) -> &String,
+                needs: &[&str],
+                reply: bool|
+     -> Result<String, ConfigError> {
+        let key = format!("{section}.{name}");
+        let text = match (v, fallback) {
+            (Some(t), _) => t,
+            (None, Some(f)) => return Ok(from(f).clone()),
+            (None, None) => return Err(invalid(key, "missing")),
+        };
+        if text.is_empty() || (reply && text.len() > 240) || text.len() > 1000 {
+            let most = if reply {
+                "240 octets (one Reply-Message)"
+            } else {
+                "1000 octets"
+            };
+            return Err(invalid(key, format!("must be 1 to {most}")));
+        }
+        if let Some(p) = needs.iter().find(|p| !text.contains(*p)) {
+            return Err(invalid(key, format!("must contain {p}, where it goes")));
+        }
+        Ok(text)
+    };
+    Ok(Texts {
+        prompt: take(raw.prompt, "prompt", |t| &t.prompt, &[], true)?,
+        retry_prompt: take(
+            raw.retry_prompt,
+            "retry_prompt",
+            |t| &t.retry_prompt,
+            &[],
+            true,
+        )?,
+        sms_prompt: take(raw.sms_prompt, "sms_prompt", |t| &t.sms_prompt, &[], true)?,
+        sms_retry_prompt: take(
+            raw.sms_retry_prompt,
+            "sms_retry_prompt",
+            |t| &t.sms_retry_prompt,
+            &[],
+            true,
+        )?,
+        sms_pin_prompt: take(
+            raw.sms_pin_prompt,
+            "sms_pin_prompt",
+            |t| &t.sms_pin_prompt,
+            &[],
+            true,
+        )?,
+        sms_pin_retry_prompt: take(
+            raw.sms_pin_retry_prompt,
+            "sms_pin_retry_prompt",
+            |t| &t.sms_pin_retry_prompt,
+            &[],
+            true,
+        )?,
+        fallback_prompt: take(
+            raw.fallback_prompt,
+            "fallback_prompt",
+            |t| &t.fallback_prompt,
+            &[],
+            true,
+        )?,
+        busy_message: take(
+            raw.busy_message,
+            "busy_message",
+            |t| &t.busy_message,
+            &[],
+            true,
+        )?,
+        number_prompt: take(
+            raw.number_prompt,
+            "number_prompt",
+            |t| &t.number_prompt,
+            &["{number}"],
+            true,
+        )?,
+        push_message: take(
+            raw.push_message,
+            "push_message",
+            |t| &t.push_message,
+            &[],
+            false,
+        )?,
+        call_message: take(
+            raw.call_message,
+            "call_message",
+            |t| &t.call_message,
+            &[],
+            false,
+        )?,
+        sms_message: take(
+            raw.sms_message,
+            "sms_message",
+            |t| &t.sms_message,
+            &["{code}"],
+            false,
+        )?,
     })
 }
 

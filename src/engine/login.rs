@@ -307,6 +307,12 @@ impl Engine {
         self.logins.wall = Some((now, unix));
     }
 
+    /// The texts in the language of `login`'s user.
+    pub(super) fn texts(&self, login: &Login) -> &config::Texts {
+        let language = login.profile.as_ref().and_then(|p| p.language.as_deref());
+        self.logins.cfg.texts(language)
+    }
+
     pub fn poll_store_job(&mut self) -> Option<StoreJob> {
         self.logins.out.pop_front()
     }
@@ -483,7 +489,7 @@ impl Engine {
                     if self.is_busy(&login.user) {
                         self.stats.inc(Counter::MfaBusy);
                         login.immediate = true;
-                        login.reply_message = Some(self.logins.cfg.busy_message.clone());
+                        login.reply_message = Some(self.texts(&login).busy_message.clone());
                         return self.finish(
                             now,
                             lid,
@@ -510,7 +516,7 @@ impl Engine {
                             Some("a one-time code cannot be asked inside EAP"),
                         );
                     } else {
-                        let prompt = self.logins.cfg.prompt.clone();
+                        let prompt = self.texts(&login).prompt.clone();
                         self.challenge(now, lid, login, &prompt);
                     }
                 }
@@ -538,9 +544,9 @@ impl Engine {
                     );
                 } else if login.attempts < max && !login.inline {
                     let prompt = if login.fallback {
-                        self.logins.cfg.fallback_prompt.clone()
+                        self.texts(&login).fallback_prompt.clone()
                     } else {
-                        self.logins.cfg.retry_prompt.clone()
+                        self.texts(&login).retry_prompt.clone()
                     };
                     self.challenge(now, lid, login, &prompt);
                 } else {
@@ -728,9 +734,9 @@ impl Engine {
                 );
             }
             let prompt = if oob.pin_mode {
-                format!("Wrong code or PIN. {}", self.logins.cfg.sms_pin_prompt)
+                self.texts(&login).sms_pin_retry_prompt.clone()
             } else {
-                format!("Wrong code. {}", self.logins.cfg.sms_prompt)
+                self.texts(&login).sms_retry_prompt.clone()
             };
             login.attempts += 1;
             if login.attempts < self.logins.cfg.max_attempts {

@@ -96,6 +96,8 @@ struct DeliveryBody<'a> {
     code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     number: Option<u8>,
+    /// The user's language, for the provider's voice and texts.
+    language: &'a str,
     /// A call in PIN mode: collect the PIN, send it back as `pin`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pin_mode: bool,
@@ -249,14 +251,22 @@ impl Engine {
             .then(|| self.rng.random_range(10..100u8));
         let pin_mode = login.profile.as_ref().is_some_and(|p| p.pin);
         let client = client_cfg.name.clone();
+        let texts = self.texts(&login);
         let message = match method {
-            Method::Push => format!("Approve the sign-in of {} at {client}?", login.user),
-            Method::Call => "Press # to sign in, or the fraud code then # to report fraud.".into(),
-            Method::Sms | Method::Totp => format!(
-                "Your sign-in code is {}",
-                code.as_deref().map_or("", |c| c.as_str())
-            ),
+            Method::Push => texts
+                .push_message
+                .replace("{user}", &login.user)
+                .replace("{client}", &client),
+            Method::Call => texts.call_message.clone(),
+            Method::Sms | Method::Totp => texts
+                .sms_message
+                .replace("{code}", code.as_deref().map_or("", |c| c.as_str())),
         };
+        let language = login
+            .profile
+            .as_ref()
+            .and_then(|p| p.language.clone())
+            .unwrap_or_else(|| self.logins.cfg.language.clone());
         let p = &self.logins.providers[provider];
         let callback_url = format!(
             "{}/v1/verifications/{id}",
@@ -270,6 +280,7 @@ impl Engine {
             message: &message,
             code: code.as_deref().map(|c| c.as_str()),
             number,
+            language: &language,
             pin_mode: pin_mode && method == Method::Call,
             client: &client,
             client_ip: login.client_ip.as_deref(),
@@ -347,9 +358,9 @@ impl Engine {
             // The code is on its way: ask for it, for as long as it lives.
             self.logins.verifs.remove(&vid);
             let prompt = if oob.pin_mode {
-                self.logins.cfg.sms_pin_prompt.clone()
+                self.texts(&login).sms_pin_prompt.clone()
             } else {
-                self.logins.cfg.sms_prompt.clone()
+                self.texts(&login).sms_prompt.clone()
             };
             return self.challenge(now, lid, login, &prompt);
         }
@@ -357,8 +368,7 @@ impl Engine {
             // Number matching: show the number; the push stays pending and
             // the NAS's answer to this challenge is held until it ends.
             let prompt = self
-                .logins
-                .cfg
+                .texts(&login)
                 .number_prompt
                 .replace("{number}", &n.to_string());
             return self.challenge(now, lid, login, &prompt);
@@ -598,7 +608,7 @@ impl Engine {
         }
         login.attempts += 1;
         if login.attempts < self.logins.cfg.max_attempts {
-            let prompt = format!("Wrong code or PIN. {}", self.logins.cfg.sms_pin_prompt);
+            let prompt = self.texts(&login).sms_pin_retry_prompt.clone();
             return self.challenge(now, lid, login, &prompt);
         }
         self.finish(
@@ -627,7 +637,7 @@ impl Engine {
             login.fallback = true;
             login.deadline = None;
             login.attempts = 0;
-            let prompt = self.logins.cfg.fallback_prompt.clone();
+            let prompt = self.texts(&login).fallback_prompt.clone();
             return self.challenge(now, lid, login, &prompt);
         }
         self.finish(now, lid, login, false, code, None)

@@ -54,6 +54,7 @@ impl Sim {
                     created_at: 0,
                     blocked_until: None,
                     pin_hash: None,
+                    language: None,
                 })
                 .expect("user");
         }
@@ -1261,4 +1262,86 @@ fn every_out_of_band_timeout() {
     s.out(); // the earlier delayed reject
     assert!(s.login(1003, 6, "bob", "pw", None).is_empty(), "held");
     assert!(s.e.poll_delivery().is_some(), "a new push, no grace");
+}
+
+#[test]
+fn prompts_and_provider_texts_in_the_users_language() {
+    let mut s = Sim::new(
+        "[messages.de]\nprompt = \"Code aus der App eingeben\"\n\
+         push_message = \"Anmeldung von {user} an {client} bestätigen?\"\n\
+         busy_message = \"Eine Bestätigung läuft bereits\"\n\
+         [[provider]]\nname = \"gw\"\ntype = \"webhook\"\nmethods = [\"push\"]\n\
+         url = \"https://gw.example/verify\"\nkey = \"provider-key-0123456789\"\n",
+    );
+    s.e.set_wall_clock(s.now, s.unix);
+    let mut alice = s.store.user("alice").expect("q").expect("alice");
+    alice.language = Some("de".into());
+    s.store.update_user(&alice).expect("update");
+    let r = s.login(1000, 1, "alice", "pw", None);
+    assert_eq!(reply_message(&r[0]), "Code aus der App eingeben");
+    // A text [messages.de] does not give comes from [mfa].
+    let r = s.login(1000, 2, "alice", "000000", Some(&state_of(&r[0])));
+    assert!(
+        reply_message(&r[0]).starts_with("Wrong code"),
+        "{}",
+        reply_message(&r[0])
+    );
+
+    s.set_user("bob", Method::Push, Some("+4930123456"));
+    let mut bob = s.store.user("bob").expect("q").expect("bob");
+    bob.language = Some("de".into());
+    s.store.update_user(&bob).expect("update");
+    s.login(1001, 3, "bob", "pw", None);
+    let d = s.delivered();
+    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    assert_eq!(body["message"], "Anmeldung von bob an nas bestätigen?");
+    assert_eq!(body["language"], "de");
+    let r = s.login(1002, 4, "bob", "pw", None);
+    assert_eq!(reply_message(&r[0]), "Eine Bestätigung läuft bereits");
+    // Users without a language get [mfa]'s texts, and the default tag.
+    s.set_user("alice", Method::Push, Some("+4930123457"));
+    let mut alice = s.store.user("alice").expect("q").expect("alice");
+    alice.language = None;
+    s.store.update_user(&alice).expect("update");
+    s.login(1003, 5, "alice", "pw", None);
+    let d = s.delivered();
+    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    assert_eq!(body["message"], "Approve the sign-in of alice at nas?");
+    assert_eq!(body["language"], "en");
+}
+
+#[test]
+fn message_errors_name_the_key() {
+    let err = |extra: &str| {
+        Config::from_toml(
+            &format!("[server]\nauth_listen = [\"127.0.0.1:1812\"]\n{extra}"),
+            Path::new("t.toml"),
+        )
+        .expect_err("invalid")
+        .to_string()
+    };
+    let e = err("[messages.de]\nnumber_prompt = \"Wähle\"\n");
+    assert!(
+        e.contains("messages.de.number_prompt") && e.contains("{number}"),
+        "{e}"
+    );
+    let e = err("[messages.de]\nsms_message = \"Ihr Code\"\n");
+    assert!(
+        e.contains("messages.de.sms_message") && e.contains("{code}"),
+        "{e}"
+    );
+    let e = err("[messages.de]\npromt = \"x\"\n");
+    assert!(e.contains("promt"), "{e}");
+    let e = err("[messages.\"de DE\"]\nprompt = \"x\"\n");
+    assert!(
+        e.contains("messages.de DE") && e.contains("language tag"),
+        "{e}"
+    );
+    let e = err("[mfa]\nlanguage = \"\"\n");
+    assert!(e.contains("mfa.language"), "{e}");
+    let e = err(&format!(
+        "[messages.fr]\nprompt = \"{}\"\n",
+        "x".repeat(241)
+    ));
+    assert!(e.contains("messages.fr.prompt") && e.contains("240"), "{e}");
 }

@@ -101,6 +101,8 @@ pub struct Profile {
     pub oath: bool,
     /// PIN mode: a call asks for the PIN, an SMS answer is code then PIN.
     pub pin: bool,
+    /// The user's language, if set.
+    pub language: Option<String>,
 }
 
 /// Runs one job at `now` (Unix seconds): a batch of one.
@@ -250,6 +252,7 @@ fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, St
             phone: state.phone,
             oath: state.enrolled,
             pin: state.has_pin,
+            language: state.language,
         })
     })
 }
@@ -313,6 +316,7 @@ mod tests {
             created_at: 0,
             blocked_until: None,
             pin_hash: None,
+            language: None,
         })
         .expect("add");
         s
@@ -432,6 +436,7 @@ mod tests {
             phone: None,
             oath: true,
             pin: false,
+            language: None,
         });
         // Call without a phone number is not usable.
         let mut u = s.user("alice").expect("q").expect("found");
@@ -453,6 +458,7 @@ mod tests {
                 phone: Some("+4930123456".into()),
                 oath: true,
                 pin: false,
+                language: None,
             }))
         );
         u.method = Method::Totp;
@@ -542,6 +548,7 @@ mod tests {
                 phone: None,
                 oath: true,
                 pin: false,
+                language: None,
             })),
             "unlocked automatically"
         );

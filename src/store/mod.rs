@@ -101,6 +101,9 @@ pub struct User {
     pub blocked_until: Option<UnixTime>,
     /// An argon2id PHC string of the phone-call PIN (PIN mode).
     pub pin_hash: Option<String>,
+    /// The language of the user's prompts, calls and texts (`[messages.LANG]`);
+    /// `None`: `[mfa] language`.
+    pub language: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +191,7 @@ pub struct LoginState {
     pub phone: Option<String>,
     /// Has a PIN: PIN mode for calls, code-and-PIN for SMS.
     pub has_pin: bool,
+    pub language: Option<String>,
 }
 
 /// The store's contract. See the module documentation.
@@ -251,6 +255,7 @@ pub trait Store: Send + Sync + fmt::Debug {
             method: u.method,
             phone: u.phone,
             has_pin: u.pin_hash.is_some(),
+            language: u.language,
             blocked: self.blocked_until(user, now)?.is_some(),
             bypass_waiting: true,
             locked: self.locked_until(user, now)?.is_some(),

@@ -83,6 +83,10 @@ ALTER TABLE tokens ADD COLUMN model TEXT;
     r#"
 ALTER TABLE users ADD COLUMN pin_hash TEXT;
 "#,
+    // The language a user reads prompts and hears calls in.
+    r#"
+ALTER TABLE users ADD COLUMN language TEXT;
+"#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -208,11 +212,12 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         created_at: r.get(5)?,
         blocked_until: r.get(6)?,
         pin_hash: r.get(7)?,
+        language: r.get(8)?,
     })
 }
 
 const USER_COLS: &str =
-    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash";
+    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language";
 
 fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     let kind: String = r.get(2)?;
@@ -273,7 +278,7 @@ impl Store for SqliteStore {
     fn add_user(&self, u: &User) -> Result<(), StoreError> {
         let r = x(
             &self.conn(),
-            "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 u.name,
                 u.email,
@@ -281,7 +286,8 @@ impl Store for SqliteStore {
                 u.method.as_str(),
                 u.password_hash,
                 u.created_at,
-                u.pin_hash
+                u.pin_hash,
+                u.language
             ],
         );
         match r {
@@ -297,14 +303,15 @@ impl Store for SqliteStore {
     fn update_user(&self, u: &User) -> Result<(), StoreError> {
         let n = x(
             &self.conn(),
-            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6 WHERE name = ?1",
+            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
             params![
                 u.name,
                 u.email,
                 u.phone,
                 u.method.as_str(),
                 u.password_hash,
-                u.pin_hash
+                u.pin_hash,
+                u.language
             ],
         )?;
         if n == 0 {
@@ -561,7 +568,7 @@ impl Store for SqliteStore {
                             WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
                     COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
                     EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active),
-                    u.method, u.phone, u.pin_hash IS NOT NULL
+                    u.method, u.phone, u.pin_hash IS NOT NULL, u.language
              FROM users u WHERE u.name = ?1",
             params![user, now],
             |r| {
@@ -573,6 +580,7 @@ impl Store for SqliteStore {
                     method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Totp),
                     phone: r.get(5)?,
                     has_pin: r.get(6)?,
+                    language: r.get(7)?,
                 })
             },
         )
@@ -703,6 +711,7 @@ mod tests {
             created_at: 1000,
             blocked_until: None,
             pin_hash: None,
+            language: None,
         }
     }
 
@@ -827,6 +836,7 @@ mod tests {
             method: Method::Totp,
             phone: None,
             has_pin: false,
+            language: None,
         };
         assert_eq!(state(&s), Some(plain.clone()));
         let id = s

@@ -118,8 +118,13 @@ impl ProviderSim {
     }
 }
 
+/// One answer per connection: the simulator serves connections one at a
+/// time, so a kept-alive connection would never be read again.
 fn respond(conn: &mut TcpStream, status: &str) {
-    let _ = write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
 }
 
 fn read_request(conn: &mut TcpStream) -> Option<(HashMap<String, String>, Vec<u8>)> {
