@@ -279,13 +279,13 @@ pub(super) fn split_inline(
     ))
 }
 
-fn user_name(p: &Packet<'_>) -> Option<String> {
+pub(super) fn user_name(p: &Packet<'_>) -> Option<String> {
     p.find(attr::USER_NAME)
         .and_then(|a| std::str::from_utf8(a.value).ok())
         .map(str::to_owned)
 }
 
-fn client_ip(p: &Packet<'_>) -> Option<String> {
+pub(super) fn client_ip(p: &Packet<'_>) -> Option<String> {
     p.find(attr::CALLING_STATION_ID)
         .and_then(|a| std::str::from_utf8(a.value).ok())
         .map(str::to_owned)
@@ -837,34 +837,21 @@ impl Engine {
             Some(self.reject_reply(login.client, &req, login.reply_message.as_deref()))
         };
         let accepted = accept && built.is_some();
-        let record = AuditRecord {
-            at: 0,
-            user: login.user.clone(),
-            result: if accept && !accepted {
-                ResultCode::FailedServerError
-            } else {
-                result
-            },
-            accepted,
-            mode: method.into(),
-            server: self.logins.server.clone(),
-            client: client.name.clone(),
-            client_ip: login.client_ip.clone(),
-            reason: reason.map(str::to_owned),
+        let result = if accept && !accepted {
+            ResultCode::FailedServerError
+        } else {
+            result
         };
-        info!(
-            target: "audit",
-            user = %record.user,
-            result = %record.result,
-            decision = if accepted { "accept" } else { "reject" },
-            client = %record.client,
-            client_ip = record.client_ip.as_deref().unwrap_or(""),
-            server = %record.server,
-            reason = record.reason.as_deref().unwrap_or(""),
-            "login"
+        let (client, client_ip) = (login.client, login.client_ip.clone());
+        self.record(
+            &login.user,
+            client,
+            client_ip,
+            result,
+            accepted,
+            method,
+            reason,
         );
-        self.stats.login(record.result, accepted);
-        self.store_job(None, StoreOp::Audit(record));
         if let Some(reply) = built {
             self.send_final(now, &login.current, reply, accepted, login.immediate);
         }
@@ -884,10 +871,52 @@ impl Engine {
         b.finish_response(self.clients.get(client).secret.expose(), p.authenticator())
     }
 
+    /// The end of a login: its audit record (stored by a store job), its
+    /// JSON log line and its count by result code.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record(
+        &mut self,
+        user: &str,
+        client: usize,
+        client_ip: Option<String>,
+        result: ResultCode,
+        accepted: bool,
+        mode: &str,
+        reason: Option<&str>,
+    ) {
+        let record = AuditRecord {
+            at: 0,
+            user: user.to_owned(),
+            result,
+            accepted,
+            mode: mode.into(),
+            server: self.logins.server.clone(),
+            client: self.clients.get(client).name.clone(),
+            client_ip,
+            reason: reason.map(str::to_owned),
+        };
+        info!(
+            target: "audit",
+            user = %record.user,
+            result = %record.result,
+            decision = if accepted { "accept" } else { "reject" },
+            mode = %record.mode,
+            client = %record.client,
+            client_ip = record.client_ip.as_deref().unwrap_or(""),
+            server = %record.server,
+            reason = record.reason.as_deref().unwrap_or(""),
+            "login"
+        );
+        self.stats.login(result, accepted);
+        self.store_job(None, StoreOp::Audit(record));
+    }
+
     /// A wrong local password: a delayed reject, like the upstream's would
-    /// be, and no second-factor record (the first factor failed).
+    /// be, recorded as `FAILED_PRIMARY_AUTH`.
     fn reject_first_factor(&mut self, now: Instant, login: Login) {
-        info!(target: "audit", user = %login.user, decision = "reject", reason = "wrong password", "login");
+        let (client, ip) = (login.client, login.client_ip.clone());
+        let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
+        self.record(&login.user, client, ip, result, false, "password", why);
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let reply = self.local_reply(login.client, &req, Code::ACCESS_REJECT);
@@ -972,20 +1001,9 @@ impl Engine {
                     _ => (ResultCode::FailedOathTokenTimeout, "totp"),
                 };
                 self.release_oob(&mut login);
-                let record = AuditRecord {
-                    at: 0,
-                    user: login.user.clone(),
-                    result,
-                    accepted: false,
-                    mode: mode.into(),
-                    server: self.logins.server.clone(),
-                    client: self.clients.get(login.client).name.clone(),
-                    client_ip: login.client_ip.clone(),
-                    reason: Some("no code entered in time".into()),
-                };
-                info!(target: "audit", user = %record.user, result = %record.result, decision = "reject", "login");
-                self.stats.login(record.result, false);
-                self.store_job(None, StoreOp::Audit(record));
+                let (client, ip) = (login.client, login.client_ip.take());
+                let why = Some("no code entered in time");
+                self.record(&login.user, client, ip, result, false, mode, why);
             }
         }
     }

@@ -950,6 +950,25 @@ impl Engine {
             code = %p.code(),
             "relayed reply"
         );
+        if self.logins.cfg.enabled
+            && p.code() == Code::ACCESS_REJECT
+            && req.code() == Code::ACCESS_REQUEST
+        {
+            // The first factor failed: no second factor runs, but the login
+            // is recorded like every other.
+            let user = login::user_name(&req).unwrap_or_default();
+            let mode = if req.has(attr::EAP_MESSAGE) {
+                "eap"
+            } else {
+                "password"
+            };
+            let why = format!("rejected by upstream {}", self.upstreams[u].cfg.name);
+            let (ip, result) = (
+                login::client_ip(&req),
+                crate::mfa::ResultCode::FailedPrimaryAuth,
+            );
+            self.record(&user, nas.client, ip, result, false, mode, Some(&why));
+        }
         self.dedup.answer(nas.dedup, reply.clone(), now);
         self.out.push_back(Transmit {
             socket: SocketRef::Listener(nas.listener),

@@ -460,10 +460,13 @@ fn upstream_reject_is_relayed_at_once() {
     let r = s.login(1000, 1, "alice", "wrong-password", None);
     assert_eq!(r.len(), 1, "relayed without delay");
     assert_eq!(parse(&r[0]).code(), Code::ACCESS_REJECT);
-    assert!(
-        s.audit.is_empty(),
-        "the first factor failed: no second-factor record"
+    let a = s.audit.last().expect("every login is recorded");
+    assert_eq!(
+        (a.result, a.accepted, a.mode.as_str()),
+        (ResultCode::FailedPrimaryAuth, false, "password")
     );
+    assert_eq!(a.reason.as_deref(), Some("rejected by upstream up"));
+    assert_eq!(s.audit.len(), 1);
 }
 
 #[test]
@@ -551,16 +554,25 @@ fn local_primary_mode_checks_the_password_then_the_code() {
         Some(&[2u8][..])
     );
 
-    // A wrong password: a delayed reject and no second-factor record.
+    // A wrong password: a delayed reject, recorded as the first factor's.
     let records = s.audit.len();
     assert!(s.login(1000, 3, "alice", "nope", None).is_empty());
     s.advance(Duration::from_secs(2));
     assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
-    assert_eq!(s.audit.len(), records);
+    assert_eq!(s.audit.len(), records + 1);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedPrimaryAuth, false))
+    );
     // Unknown users look the same.
     assert!(s.login(1000, 4, "mallory", "pw", None).is_empty());
     s.advance(Duration::from_secs(2));
     assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    s.pump();
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedPrimaryAuth, false))
+    );
 }
 
 // ---- out of band: push, call, SMS ------------------------------------------

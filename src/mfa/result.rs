@@ -73,6 +73,9 @@ result_codes! {
     FailedSecurityQuestionsTimeout => "FAILED_SECURITY_QUESTIONS_TIMEOUT",
     FailedAuthResultTimeout => "FAILED_AUTH_RESULT_TIMEOUT",
     FailedAuthenticationThrottled => "FAILED_AUTHENTICATION_THROTTLED",
+    // Ours, beyond SPEC §4: the first factor (password) was refused, by the
+    // upstream or locally, so no second factor ran.
+    FailedPrimaryAuth => "FAILED_PRIMARY_AUTH",
 }
 
 impl fmt::Display for ResultCode {
@@ -92,8 +95,8 @@ mod tests {
             assert!(seen.insert(c.as_str()), "duplicate {c}");
             assert_eq!(ResultCode::parse(c.as_str()), Some(c));
         }
-        // SPEC §4 lists 18 success and 27 failure codes.
-        assert_eq!(ResultCode::ALL.len(), 45);
+        // SPEC §4 lists 18 success and 27 failure codes; one is ours.
+        assert_eq!(ResultCode::ALL.len(), 46);
         assert_eq!(ResultCode::parse("SUCCESS_MAYBE"), None);
     }
 }
