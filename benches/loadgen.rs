@@ -78,6 +78,28 @@ fn upstream(addr: SocketAddr, secret: &[u8]) {
     }
 }
 
+/// The load generator's client sockets, each waking every 100 ms to see
+/// whether the run is over.
+fn client_sockets() -> Vec<Arc<UdpSocket>> {
+    (0..SOCKETS)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+            Arc::new(s)
+        })
+        .collect()
+}
+
+/// The `p` quantile of latencies in nanoseconds, in microseconds.
+fn percentile_us(v: &mut [u64], p: f64) -> f64 {
+    v.sort_unstable();
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0
+}
+
 fn proc_cpu_ticks(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
     // Fields after the command name, which is in parentheses.
@@ -123,14 +145,7 @@ fn load(args: &[String]) {
     let pid = args.get(5).cloned();
 
     let start = Instant::now();
-    let sockets: Vec<Arc<UdpSocket>> = (0..SOCKETS)
-        .map(|_| {
-            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .expect("timeout");
-            Arc::new(s)
-        })
-        .collect();
+    let sockets = client_sockets();
     // Send time (ns since start, 0 = free) per socket and identifier.
     let sent_at: Arc<Vec<AtomicU64>> =
         Arc::new((0..SOCKETS * 256).map(|_| AtomicU64::new(0)).collect());
@@ -240,13 +255,7 @@ fn load(args: &[String]) {
         answered += a;
         lat.extend(l);
     }
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let mut pct = |p: f64| percentile_us(&mut lat, p);
     let rate = answered as f64 / seconds as f64;
     print!(
         "mode={mode} n={n} sent={sent} answered={answered} rate={rate:.0}/s p50={:.1}us p99={:.1}us",
@@ -400,14 +409,17 @@ fn pending(args: &[String]) {
     let sent_in = start.elapsed().as_secs_f64();
     let rss_pending = proc_rss_kib(&pid);
     // Nothing may have been answered: every push is still pending.
-    let mut buf = [0u8; 4096];
-    let answered = sockets
-        .iter()
-        .map(|s| std::iter::from_fn(|| s.recv_from(&mut buf).ok()).count())
-        .sum::<usize>();
+    let answered = || {
+        let mut buf = [0u8; 4096];
+        sockets
+            .iter()
+            .map(|s| std::iter::from_fn(|| s.recv_from(&mut buf).ok()).count())
+            .sum::<usize>()
+    };
     println!(
-        "pushes={users} delivered={} in {sent_in:.1}s answered_meanwhile={answered} rss_idle={rss_idle}KiB rss_pending={rss_pending}KiB extra={}KiB",
+        "pushes={users} delivered={} in {sent_in:.1}s answered_meanwhile={} rss_idle={rss_idle}KiB rss_pending={rss_pending}KiB extra={}KiB",
         delivered.load(Ordering::Acquire),
+        answered(),
         rss_pending.saturating_sub(rss_idle)
     );
     let target = args[0].clone();
@@ -420,12 +432,9 @@ fn pending(args: &[String]) {
         seconds,
         pid.clone(),
     ]);
-    let answered = sockets
-        .iter()
-        .map(|s| std::iter::from_fn(|| s.recv_from(&mut buf).ok()).count())
-        .sum::<usize>();
     println!(
-        "after: pushes answered={answered} rss={}KiB",
+        "after: pushes answered={} rss={}KiB",
+        answered(),
         proc_rss_kib(&pid)
     );
 }
@@ -507,14 +516,7 @@ fn mfa(args: &[String]) {
     let users: u64 = args[5].parse().expect("USERS");
     let pid = args.get(6).cloned();
     let start = Instant::now();
-    let sockets: Vec<Arc<UdpSocket>> = (0..SOCKETS)
-        .map(|_| {
-            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .expect("timeout");
-            Arc::new(s)
-        })
-        .collect();
+    let sockets = client_sockets();
     let slots = Arc::new(Slots::new());
     let in_flight = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -667,13 +669,7 @@ fn mfa(args: &[String]) {
         done += d;
         failed += f;
     }
-    let pct = |v: &mut Vec<u64>, p: f64| {
-        v.sort_unstable();
-        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let pct = percentile_us;
     print!(
         "mode={mode} n={n} started={} logins={done} failed={failed} rate={:.0}/s round1 p50={:.1}us p99={:.1}us round2 p50={:.1}us p99={:.1}us",
         user - first_user,

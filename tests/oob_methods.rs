@@ -93,6 +93,7 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
         ("c_pin", reply(r#"{"result":"approved","pin":"4711"}"#)),
         ("c_badpin", reply(r#"{"result":"approved","pin":"1234"}"#)),
         ("c_fraud", reply(r#"{"result":"approved","pin":"0"}"#)),
+        ("c_fraud2", reply(r#"{"result":"approved","pin":"0"}"#)),
         ("c_hangup", reply(r#"{"result":"hung_up"}"#)),
         ("c_voicemail", reply(r#"{"result":"voicemail"}"#)),
         ("c_unreachable", reply(r#"{"result":"unreachable"}"#)),
@@ -121,6 +122,7 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
         ("c_pin", Method::Call, PHONE, true),
         ("c_badpin", Method::Call, PHONE, true),
         ("c_fraud", Method::Call, PHONE, true),
+        ("c_fraud2", Method::Call, PHONE, false),
         ("c_hangup", Method::Call, PHONE, false),
         ("c_voicemail", Method::Call, PHONE, false),
         ("c_unreachable", Method::Call, PHONE, false),
@@ -297,11 +299,16 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
 
     // A second proxy on the same store: number matching, fail open, and the
     // fallback to the app.
+    // Its mail relay is down: fraud reports still block.
     let config = proxy_toml(
         &fr,
         free_port(),
         "number_matching = true\nfail_mode = \"fail_open\"",
-        &providers,
+        &format!(
+            "[notify]\nsmtp = \"127.0.0.1:{}\"\ntls = \"none\"\nfrom = \"mfa-proxy@example.org\"\n\
+             to = [\"secops@example.org\"]\n{providers}",
+            free_port()
+        ),
     );
     let proxy = spawn(&config, &store);
     let to = proxy.listen_addrs[0];
@@ -328,7 +335,14 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
         .to_owned();
     let out = login(to, "w_totp", &code, Some(&state_from(&out)));
     assert!(out.contains("Received Access-Accept"), "{out}");
-    let records = audit(&store, decided.len() + 8);
+    let out = login(to, "c_fraud2", PASSWORD, None);
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    let records = audit(&store, decided.len() + 9);
+    assert!(
+        store.blocked_until("c_fraud2", now).expect("q").is_some(),
+        "blocked although the email could not be sent"
+    );
+    assert_eq!(smtp.wait(3, Duration::from_millis(500)).len(), 2);
     assert!(records.contains(&(
         "n_match".into(),
         ResultCode::SuccessPhoneAppAuthenticated,

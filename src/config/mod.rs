@@ -92,10 +92,11 @@ pub struct Mfa {
 }
 
 impl Mfa {
-    /// The texts for `language`, or the default language's.
+    /// The texts for `language` (a lowercase tag, as the CLI stores it), or
+    /// the default language's.
     pub fn texts(&self, language: Option<&str>) -> &Texts {
         language
-            .and_then(|l| self.languages.get(&l.to_ascii_lowercase()))
+            .and_then(|l| self.languages.get(l))
             .unwrap_or(&self.texts)
     }
 }

@@ -622,6 +622,11 @@ impl Sim {
     }
 }
 
+/// A delivery's webhook body.
+fn json(d: &Delivery) -> serde_json::Value {
+    serde_json::from_slice(&d.body).expect("json")
+}
+
 fn reply_message(t: &Transmit) -> String {
     String::from_utf8_lossy(
         parse(t)
@@ -642,7 +647,7 @@ fn push_approved_holds_the_request_and_drops_retransmissions() {
     // The NAS retransmits: same identifier and authenticator. Dropped, and no second push.
     assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
     let d = s.delivered();
-    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let body = json(&d);
     assert_eq!(body["method"], "push");
     assert_eq!(body["user"], "bob");
     assert_eq!(body["phone"], "+4930123456");
@@ -872,10 +877,7 @@ fn phone_call_standard_pin_and_fraud_code() {
     s.set_user("bob", Method::Call, Some("+4930123456"));
     s.login(1000, 1, "bob", "pw", None);
     let d = s.delivered();
-    assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&d.body).expect("json")["method"],
-        "call"
-    );
+    assert_eq!(json(&d)["method"], "call");
     s.callback(&d.id, r#"{"result":"approved"}"#);
     assert_eq!(s.last_result(), Some((ResultCode::SuccessNoPin, true)));
 
@@ -932,7 +934,7 @@ fn sms_code_by_challenge() {
         "held until the text is sent"
     );
     let d = s.delivered();
-    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let body = json(&d);
     let code = body["code"].as_str().expect("code").to_owned();
     assert_eq!(code.len(), 6);
     assert!(
@@ -1000,7 +1002,7 @@ fn push_number_matching_shows_the_number_and_holds_the_answer() {
     let mut s = oob_sim("number_matching = true");
     assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
     let d = s.delivered();
-    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let body = json(&d);
     let n = body["number"].as_u64().expect("number");
     assert!((10..100).contains(&n), "{n}");
     // Once the push is out, the NAS shows the number.
@@ -1029,9 +1031,7 @@ fn push_number_matching_shows_the_number_and_holds_the_answer() {
     s.advance(Duration::from_secs(61));
     s.login(1001, 3, "bob", "pw", None);
     let d = s.delivered();
-    let n: u64 = serde_json::from_slice::<serde_json::Value>(&d.body).expect("json")["number"]
-        .as_u64()
-        .expect("number");
+    let n: u64 = json(&d)["number"].as_u64().expect("number");
     let state = state_of(&s.out()[0]);
     assert!(s.login(1001, 4, "bob", "ok", Some(&state)).is_empty());
     assert!(s.login(1001, 4, "bob", "ok", Some(&state)).is_empty());
@@ -1115,7 +1115,7 @@ fn call_pin_mode_needs_the_pin_and_wrong_pins_lock_out() {
     set_pin(&mut s, "bob", b"4711");
     s.login(1000, 1, "bob", "pw", None);
     let d = s.delivered();
-    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let body = json(&d);
     assert_eq!(
         body["pin_mode"], true,
         "the provider is told to ask for the PIN"
@@ -1152,7 +1152,7 @@ fn sms_code_then_pin_in_pin_mode() {
     set_pin(&mut s, "bob", b"4711");
     s.login(1000, 1, "bob", "pw", None);
     let d = s.delivered();
-    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let body = json(&d);
     let code = body["code"].as_str().expect("code").to_owned();
     assert!(
         body.get("pin_mode").is_none(),
@@ -1187,10 +1187,7 @@ fn sms_code_then_pin_in_pin_mode() {
     s.advance(Duration::from_secs(61));
     s.login(1001, 5, "bob", "pw", None);
     let d = s.delivered();
-    let code = serde_json::from_slice::<serde_json::Value>(&d.body).expect("json")["code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
+    let code = json(&d)["code"].as_str().expect("code").to_owned();
     let mut state = state_of(&s.out()[0]);
     for i in 0..3u8 {
         let r = s.login(1001, 6 + i, "bob", &format!("{code}0000"), Some(&state));
@@ -1232,10 +1229,7 @@ fn every_out_of_band_timeout() {
     s.set_user("bob", Method::Sms, Some("+4930123456"));
     s.login(1001, 2, "bob", "pw", None);
     let d = s.delivered();
-    let code = serde_json::from_slice::<serde_json::Value>(&d.body).expect("json")["code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
+    let code = json(&d)["code"].as_str().expect("code").to_owned();
     let state = state_of(&s.out()[0]);
     s.advance(Duration::from_secs(61));
     s.pump();
@@ -1305,7 +1299,7 @@ fn prompts_and_provider_texts_in_the_users_language() {
     s.store.update_user(&bob).expect("update");
     s.login(1001, 3, "bob", "pw", None);
     let d = s.delivered();
-    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let body = json(&d);
     assert_eq!(body["message"], "Anmeldung von bob an nas bestätigen?");
     assert_eq!(body["language"], "de");
     let r = s.login(1002, 4, "bob", "pw", None);
@@ -1317,7 +1311,7 @@ fn prompts_and_provider_texts_in_the_users_language() {
     s.store.update_user(&alice).expect("update");
     s.login(1003, 5, "alice", "pw", None);
     let d = s.delivered();
-    let body: serde_json::Value = serde_json::from_slice(&d.body).expect("json");
+    let body = json(&d);
     assert_eq!(body["message"], "Approve the sign-in of alice at nas?");
     assert_eq!(body["language"], "en");
 }
