@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
 
+#[path = "common/mod.rs"]
+mod common;
+
 const SOCKETS: usize = 4;
 
 fn main() {
@@ -275,48 +278,9 @@ fn load(args: &[String]) {
     println!();
 }
 
-/// The TOTP seed of bench user `i`: 20 bytes, derived from the index.
-fn seed_for(i: u64) -> Vec<u8> {
-    format!("bench-seed-{i:09}").into_bytes()
-}
-
 fn populate(dir: &std::path::Path, users: u64, push: bool) {
-    use mfa_proxy::mfa::otp::TotpParams;
-    use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
-    let key = SeedKey::load_or_create(&dir.join("seed.key")).expect("key");
-    let store = SqliteStore::open(&dir.join("mfa.db"), key).expect("store");
     let start = Instant::now();
-    for i in 0..users {
-        let name = format!("{}{i}", if push { "p" } else { "u" });
-        store
-            .add_user(&User {
-                name: name.clone(),
-                email: None,
-                phone: push.then(|| format!("+49301{i:07}")),
-                method: if push { Method::Push } else { Method::Totp },
-                password_hash: None,
-                created_at: 0,
-                blocked_until: None,
-                pin_hash: None,
-                language: None,
-            })
-            .expect("user");
-        if push {
-            continue;
-        }
-        let t = Token {
-            id: 0,
-            user: name,
-            kind: TokenKind::Totp,
-            serial: None,
-            params: TotpParams::default(),
-            counter: 0,
-            last_step: None,
-            active: true,
-            model: None,
-        };
-        store.add_token(&t, &seed_for(i)).expect("token");
-    }
+    common::populate(dir, users, push);
     println!(
         "populated {users} users in {:.1}s",
         start.elapsed().as_secs_f64()
@@ -567,7 +531,7 @@ fn mfa(args: &[String]) {
                             let (wrap, user) = (user >> 40, user & 0xff_ffff_ffff);
                             let code = totp_code(
                                 &TotpParams::default(),
-                                &seed_for(user),
+                                &common::seed_for(user),
                                 unix_now() + 30 * wrap,
                             );
                             let user = user | (wrap << 40);

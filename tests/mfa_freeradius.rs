@@ -9,7 +9,7 @@ use common::*;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 use mfa_proxy::radius::dict::Dictionary;
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
+use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, User};
 
 const SEED: &[u8] = b"end-to-end-seed-0001";
 
@@ -19,28 +19,11 @@ fn open(dir: &std::path::Path) -> SqliteStore {
 
 fn enroll_alice(store: &SqliteStore) {
     store
-        .add_user(&User {
-            name: "alice".into(),
-            email: None,
-            phone: None,
-            method: Method::Totp,
-            password_hash: None,
-            created_at: 0,
-            blocked_until: None,
-            pin_hash: None,
-            language: None,
-        })
+        .add_user(&User::new("alice", Method::Totp))
         .expect("user");
     let t = Token {
-        id: 0,
-        user: "alice".into(),
-        kind: TokenKind::Totp,
-        serial: None,
-        params: TotpParams::default(),
-        counter: 0,
-        last_step: None,
         active: true,
-        model: None,
+        ..Token::totp("alice", TotpParams::default())
     };
     store.add_token(&t, SEED).expect("token");
 }

@@ -16,7 +16,7 @@ use mfa_proxy::io::Running;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 use mfa_proxy::radius::dict::Dictionary;
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
+use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, User};
 
 const PASSWORD: &str = "shared-pass";
 const PIN: &[u8] = b"4711";
@@ -25,15 +25,9 @@ const PHONE: &str = "+4930123456";
 fn add(store: &SqliteStore, name: &str, method: Method, phone: &str, pin: bool) {
     store
         .add_user(&User {
-            name: name.into(),
-            email: None,
             phone: Some(phone.into()),
-            method,
-            password_hash: None,
-            created_at: 0,
-            blocked_until: None,
             pin_hash: pin.then(|| mfa_proxy::cli::hash_password(PIN).expect("hash")),
-            language: None,
+            ..User::new(name, method)
         })
         .expect("user");
 }
@@ -141,15 +135,8 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
     // Authenticator apps, for the fallback and for the method typed at the prompt.
     for user in ["f_call", "w_totp"] {
         let t = Token {
-            id: 0,
-            user: user.into(),
-            kind: TokenKind::Totp,
-            serial: None,
-            params: TotpParams::default(),
-            counter: 0,
-            last_step: None,
             active: true,
-            model: None,
+            ..Token::totp(user, TotpParams::default())
         };
         store.add_token(&t, SEED).expect("token");
     }

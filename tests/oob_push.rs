@@ -42,15 +42,8 @@ fn push_held_through_retransmissions_busy_for_a_new_login_and_callbacks_checked(
     for name in ["alice", "bob"] {
         store
             .add_user(&User {
-                name: name.into(),
-                email: None,
                 phone: Some("+4930123456".into()),
-                method: Method::Push,
-                password_hash: None,
-                created_at: 0,
-                blocked_until: None,
-                pin_hash: None,
-                language: None,
+                ..User::new(name, Method::Push)
             })
             .expect("user");
     }

@@ -87,15 +87,11 @@ pub fn user_add(
         None => None,
     };
     store.add_user(&User {
-        name: name.to_owned(),
         email,
         phone,
-        method: Method::Totp,
         password_hash,
         created_at: now,
-        blocked_until: None,
-        pin_hash: None,
-        language: None,
+        ..User::new(name, Method::Totp)
     })?;
     Ok(())
 }
@@ -326,20 +322,7 @@ pub fn totp_enroll(store: &dyn Store, name: &str, issuer: &str) -> Result<Enroll
     rand::rng().fill_bytes(seed.as_mut());
     let params = TotpParams::default();
     store.remove_pending_tokens(&user.name, TokenKind::Totp)?;
-    store.add_token(
-        &Token {
-            id: 0,
-            user: user.name.clone(),
-            kind: TokenKind::Totp,
-            serial: None,
-            params,
-            counter: 0,
-            last_step: None,
-            active: false,
-            model: None,
-        },
-        seed.as_ref(),
-    )?;
+    store.add_token(&Token::totp(user.name.clone(), params), seed.as_ref())?;
     let secret = Zeroizing::new(base32::encode(
         base32::Alphabet::Rfc4648 { padding: false },
         seed.as_ref(),

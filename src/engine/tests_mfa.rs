@@ -10,7 +10,7 @@ use crate::mfa::ResultCode;
 use crate::mfa::otp::{Algorithm, TotpParams, totp_code};
 use crate::mfa::policy::{self, StoreOp};
 use crate::radius::crypto;
-use crate::store::{AuditRecord, Method, SeedKey, SqliteStore, Store, Token, TokenKind, User};
+use crate::store::{AuditRecord, Method, SeedKey, SqliteStore, Store, Token, User};
 
 const NAS: &[u8] = b"nas-secret-0123456789";
 const UP: &[u8] = b"upstream-secret-0123456789";
@@ -45,29 +45,12 @@ impl Sim {
         let store = SqliteStore::in_memory(SeedKey::from_bytes(&[9; 32])).expect("store");
         for name in ["alice", "bob"] {
             store
-                .add_user(&User {
-                    name: name.into(),
-                    email: None,
-                    phone: None,
-                    method: Method::Totp,
-                    password_hash: None,
-                    created_at: 0,
-                    blocked_until: None,
-                    pin_hash: None,
-                    language: None,
-                })
+                .add_user(&User::new(name, Method::Totp))
                 .expect("user");
         }
         let token = Token {
-            id: 0,
-            user: "alice".into(),
-            kind: TokenKind::Totp,
-            serial: None,
-            params: TotpParams::default(),
-            counter: 0,
-            last_step: None,
             active: true,
-            model: None,
+            ..Token::totp("alice", TotpParams::default())
         };
         store.add_token(&token, SEED).expect("token");
         Sim {

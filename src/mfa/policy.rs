@@ -112,11 +112,67 @@ pub fn run(store: &dyn Store, op: &StoreOp, now: UnixTime) -> StoreAnswer {
         .unwrap_or(StoreAnswer::Failed)
 }
 
-/// Runs a burst of jobs in one store transaction and answers them in order.
-/// Password hashes are read inside it but checked after it, so the slow
-/// argon2 work never holds the database. If the commit fails, every job in
-/// the burst fails closed, because none of what it wrote was kept.
+/// Runs a burst of jobs in one store transaction and answers them in order,
+/// password and PIN checks included. See [`stage_batch`].
 pub fn run_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<StoreAnswer> {
+    stage_batch(store, ops, now)
+        .into_iter()
+        .map(Outcome::finish)
+        .collect()
+}
+
+/// A job's result once its transaction is over.
+#[derive(Debug)]
+pub enum Outcome {
+    Answer(StoreAnswer),
+    /// A password or PIN job: the argon2 check is still to do.
+    Hash(HashCheck),
+}
+
+impl Outcome {
+    /// The answer, doing the hash check here if there is one.
+    pub fn finish(self) -> StoreAnswer {
+        match self {
+            Outcome::Answer(a) => a,
+            Outcome::Hash(h) => h.check(),
+        }
+    }
+}
+
+/// A password or PIN typed by the user and the hash stored for it.
+pub struct HashCheck {
+    typed: crate::config::Secret,
+    hash: Option<String>,
+    pin: bool,
+}
+
+impl fmt::Debug for HashCheck {
+    // Neither the typed secret nor its stored hash is printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.pin { "PIN" } else { "password" };
+        write!(f, "HashCheck({what}, <secret>)")
+    }
+}
+
+impl HashCheck {
+    /// Checks the typed secret against the hash (argon2id: milliseconds of
+    /// CPU, so the caller runs it off the database thread).
+    pub fn check(self) -> StoreAnswer {
+        let check = || check_password(self.hash.as_deref(), self.typed.expose());
+        if self.pin {
+            // No PIN set: nothing to check.
+            StoreAnswer::Pin(self.hash.is_some().then(check))
+        } else {
+            StoreAnswer::Password(check())
+        }
+    }
+}
+
+/// Runs a burst of jobs in one store transaction. Password and PIN hashes
+/// are read inside it and come back as [`Outcome::Hash`], so the slow argon2
+/// work never holds the database. If the commit fails, every job in the
+/// burst fails closed, because none of what it wrote was kept.
+pub fn stage_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<Outcome> {
     let mut staged: Vec<Result<Staged, StoreError>> = Vec::with_capacity(ops.len());
     let committed = store.batch(&mut || {
         staged.clear();
@@ -124,25 +180,31 @@ pub fn run_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<Store
     });
     if let Err(e) = committed {
         tracing::error!(error = %e, jobs = ops.len(), "store commit failed: failing closed");
-        return vec![StoreAnswer::Failed; ops.len()];
+        return ops
+            .iter()
+            .map(|_| Outcome::Answer(StoreAnswer::Failed))
+            .collect();
     }
     ops.iter()
         .zip(staged)
-        .map(|(op, s)| match s {
-            Ok(Staged::Answer(a)) => a,
-            Ok(Staged::Hash(hash)) => match op {
-                StoreOp::Password { password, .. } => {
-                    StoreAnswer::Password(check_password(hash.as_deref(), password.expose()))
-                }
-                StoreOp::Pin { pin, .. } => StoreAnswer::Pin(
-                    hash.is_some()
-                        .then(|| check_password(hash.as_deref(), pin.expose())),
-                ),
-                _ => StoreAnswer::Failed,
-            },
-            Err(e) => {
+        .map(|(op, s)| match (s, op) {
+            (Ok(Staged::Answer(a)), _) => Outcome::Answer(a),
+            (Ok(Staged::Hash(hash)), StoreOp::Password { password, .. }) => {
+                Outcome::Hash(HashCheck {
+                    typed: password.clone(),
+                    hash,
+                    pin: false,
+                })
+            }
+            (Ok(Staged::Hash(hash)), StoreOp::Pin { pin, .. }) => Outcome::Hash(HashCheck {
+                typed: pin.clone(),
+                hash,
+                pin: true,
+            }),
+            (Ok(Staged::Hash(_)), _) => Outcome::Answer(StoreAnswer::Failed),
+            (Err(e), op) => {
                 tracing::error!(error = %e, op = ?op, "store failure: failing closed");
-                StoreAnswer::Failed
+                Outcome::Answer(StoreAnswer::Failed)
             }
         })
         .collect()
@@ -307,32 +369,14 @@ mod tests {
 
     fn store_with_alice() -> SqliteStore {
         let s = SqliteStore::in_memory(SeedKey::from_bytes(&[5; 32])).expect("open");
-        s.add_user(&User {
-            name: "alice".into(),
-            email: None,
-            phone: None,
-            method: Method::Totp,
-            password_hash: None,
-            created_at: 0,
-            blocked_until: None,
-            pin_hash: None,
-            language: None,
-        })
-        .expect("add");
+        s.add_user(&User::new("alice", Method::Totp)).expect("add");
         s
     }
 
     fn enroll(s: &SqliteStore) {
         let t = Token {
-            id: 0,
-            user: "alice".into(),
-            kind: TokenKind::Totp,
-            serial: None,
-            params: TotpParams::default(),
-            counter: 0,
-            last_step: None,
             active: true,
-            model: None,
+            ..Token::totp("alice", TotpParams::default())
         };
         s.add_token(&t, SEED).expect("token");
     }

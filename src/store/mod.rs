@@ -153,6 +153,42 @@ pub struct HistoryEntry {
 }
 
 /// The lockout policy (SPEC §3).
+impl User {
+    /// A user whose method is `method`, with nothing else set: no contact
+    /// details, password, PIN, language or block.
+    pub fn new(name: impl Into<String>, method: Method) -> User {
+        User {
+            name: name.into(),
+            email: None,
+            phone: None,
+            method,
+            password_hash: None,
+            created_at: 0,
+            blocked_until: None,
+            pin_hash: None,
+            language: None,
+        }
+    }
+}
+
+impl Token {
+    /// A TOTP token of `user` with `params`, not stored yet (`id` 0) and
+    /// pending until activated.
+    pub fn totp(user: impl Into<String>, params: TotpParams) -> Token {
+        Token {
+            id: 0,
+            user: user.into(),
+            kind: TokenKind::Totp,
+            serial: None,
+            params,
+            counter: 0,
+            last_step: None,
+            active: false,
+            model: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockoutPolicy {
     /// Denials that lock the account.

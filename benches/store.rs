@@ -1,0 +1,88 @@
+//! The store's share of a TOTP login, without sockets or threads: the three
+//! jobs a login sends the store workers (the precheck after the first
+//! factor, the code's verification, the audit record), run as the workers
+//! run them, in one transaction per batch, against an SQLite file holding
+//! 10,000 enrolled users.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use mfa_proxy::mfa::ResultCode;
+use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+use mfa_proxy::mfa::policy::{StoreOp, run_batch};
+use mfa_proxy::store::{AuditRecord, LockoutPolicy};
+use zeroize::Zeroizing;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::seed_for;
+
+const USERS: u64 = 10_000;
+
+/// The three jobs of user `i`'s login at `now`.
+fn login(i: u64, now: u64) -> [StoreOp; 3] {
+    let user = format!("u{i}");
+    [
+        StoreOp::Precheck { user: user.clone() },
+        StoreOp::Verify {
+            user: user.clone(),
+            code: Zeroizing::new(totp_code(&TotpParams::default(), &seed_for(i), now)),
+            window: 1,
+            lockout: LockoutPolicy {
+                denials: 10,
+                reset_after: 600,
+                unblock_after: 1800,
+            },
+        },
+        StoreOp::Audit(AuditRecord {
+            at: 0,
+            user,
+            result: ResultCode::SuccessOathCodeVerified,
+            accepted: true,
+            mode: "totp".into(),
+            server: "bench".into(),
+            client: "nas".into(),
+            client_ip: Some("127.0.0.1".into()),
+            reason: None,
+        }),
+    ]
+}
+
+fn logins(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = common::populate(dir.path(), USERS, false);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut g = c.benchmark_group("store: TOTP logins (precheck, verify, audit)");
+    // Each user's code is used once per step; run through the users in
+    // order and move the clock a step on when they are all used.
+    for per_batch in [1u64, 16, 64] {
+        let mut next = 0u64;
+        let mut step = 0u64;
+        g.throughput(Throughput::Elements(per_batch));
+        g.bench_function(format!("{per_batch} per transaction"), |b| {
+            b.iter_batched(
+                || {
+                    let mut ops = Vec::new();
+                    for _ in 0..per_batch {
+                        if next == USERS {
+                            next = 0;
+                            step += 1;
+                        }
+                        ops.extend(login(next, now + step * 30));
+                        next += 1;
+                    }
+                    (ops, (now + step * 30) as i64)
+                },
+                |(ops, at)| run_batch(&s, &ops, at),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, logins);
+criterion_main!(benches);
