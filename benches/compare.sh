@@ -14,6 +14,7 @@ NAS_SECRET=bench-nas-secret-0123456789
 UP_SECRET=bench-upstream-secret-0123456789
 UP=127.0.0.1:21812 MFA=127.0.0.1:21813 FR=127.0.0.1:21814 MFA2=127.0.0.1:21815
 MFA3=127.0.0.1:21816 HTTP3=127.0.0.1:21880 SINK=127.0.0.1:21881
+RELAY=127.0.0.1:21817
 section() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
 # The NAS and the upstream, the same in every proxy configuration.
 nas_and_upstream() {
@@ -113,6 +114,16 @@ fi
 if section plain; then
 echo "== direct to the stand-in upstream (baseline)"
 run "$UP" "$UP_SECRET" window 64 "$SECS"
+# The floor: a relay that forwards datagrams and does nothing else, on one
+# tokio task like mfa-proxy's loop. What it spends per request is what the
+# machine charges any proxy for the system calls and wake-ups alone.
+"$LOADGEN" relay "$RELAY" "$UP" & RELAY_PID=$!; pids+=($RELAY_PID)
+sleep 0.5
+echo "== no-op relay (the floor)"
+for r in 5000 10000 20000; do
+  echo "cpu @${r}/s:  $(run "$RELAY" "$UP_SECRET" rate "$r" "$SECS" "$RELAY_PID")"
+done
+kill "$RELAY_PID"
 for who in mfa-proxy freeradius; do
   if [ $who = mfa-proxy ]; then T=$MFA P=$MFA_PID; else T=$FR P=$FR_PID; fi
   echo "== $who"

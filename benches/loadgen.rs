@@ -3,6 +3,12 @@
 //!   cargo bench --bench loadgen -- upstream ADDR SECRET
 //!       answers every Access-Request with a signed Access-Accept, echoing
 //!       Proxy-State (a RADIUS server that costs almost nothing).
+//!   cargo bench --bench loadgen -- relay LISTEN UPSTREAM
+//!       a proxy that does nothing: forwards each datagram to UPSTREAM and
+//!       each answer back to its sender, changing only the identifier, on
+//!       one tokio task as mfa-proxy's loop runs. It reads nothing, checks
+//!       nothing and signs nothing: what any proxy on this machine pays in
+//!       system calls and wake-ups alone (the floor in BENCHMARKS.md).
 //!   cargo bench --bench loadgen -- populate DIR USERS [push]
 //!       enrolls users u0..u{USERS-1} with TOTP tokens in DIR/mfa.db; with
 //!       `push`, users p0..p{USERS-1} whose method is push instead.
@@ -44,6 +50,10 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("upstream") => upstream(args[1].parse().expect("ADDR"), args[2].as_bytes()),
         Some("load") => load(&args[1..]),
+        Some("relay") => relay(
+            args[1].parse().expect("LISTEN"),
+            args[2].parse().expect("UPSTREAM"),
+        ),
         Some("populate") => populate(
             std::path::Path::new(&args[1]),
             args[2].parse().expect("USERS"),
@@ -79,6 +89,44 @@ fn upstream(addr: SocketAddr, secret: &[u8]) {
         let reply = b.finish_response(secret, p.authenticator());
         let _ = s.send_to(&reply, from);
     }
+}
+
+fn relay(listen: SocketAddr, upstream: SocketAddr) {
+    use tokio::net::UdpSocket;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let nas = UdpSocket::bind(listen).await.expect("bind relay");
+        let up = UdpSocket::bind("127.0.0.1:0").await.expect("bind relay");
+        // Our identifier -> (the NAS, its identifier).
+        let mut table: Vec<Option<(SocketAddr, u8)>> = vec![None; 256];
+        let mut next = 0u8;
+        let (mut from_nas, mut from_up) = ([0u8; 4096], [0u8; 4096]);
+        loop {
+            tokio::select! {
+                Ok((n, from)) = nas.recv_from(&mut from_nas) => {
+                    if n < 20 {
+                        continue;
+                    }
+                    next = next.wrapping_add(1);
+                    table[usize::from(next)] = Some((from, from_nas[1]));
+                    from_nas[1] = next;
+                    let _ = up.send_to(&from_nas[..n], upstream).await;
+                }
+                Ok((n, _)) = up.recv_from(&mut from_up) => {
+                    if n < 20 {
+                        continue;
+                    }
+                    if let Some((to, id)) = table[usize::from(from_up[1])].take() {
+                        from_up[1] = id;
+                        let _ = nas.send_to(&from_up[..n], to).await;
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// The load generator's client sockets, each waking every 100 ms to see

@@ -16,6 +16,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::radius::crypto::SharedSecret;
 pub use secret::Secret;
 
 /// The validated configuration.
@@ -247,7 +248,7 @@ pub struct Proxy {
 pub struct Client {
     pub name: String,
     pub network: IpNet,
-    pub secret: Secret,
+    pub secret: SharedSecret,
     pub require_message_authenticator: bool,
     /// `[mfa] fail_mode` unless this client overrides it.
     pub fail_mode: FailMode,
@@ -271,7 +272,7 @@ pub struct Upstream {
     pub name: String,
     pub address: SocketAddr,
     pub acct_address: Option<SocketAddr>,
-    pub secret: Secret,
+    pub secret: SharedSecret,
     pub timeout: Duration,
     pub retries: u8,
     pub require_message_authenticator: bool,
@@ -793,7 +794,7 @@ fn validate(mut raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Confi
         clients.push(Client {
             name,
             network,
-            secret,
+            secret: SharedSecret::new(secret.expose()),
             require_message_authenticator: c.require_message_authenticator,
             fail_mode,
             number_matching: c.number_matching.unwrap_or(mfa.number_matching),
@@ -888,7 +889,7 @@ fn validate(mut raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Confi
             name,
             address,
             acct_address,
-            secret,
+            secret: SharedSecret::new(secret.expose()),
             timeout,
             retries,
             require_message_authenticator: u.require_message_authenticator,

@@ -35,13 +35,13 @@ impl ClientTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Client, Secret};
+    use crate::config::{Client, SharedSecret};
 
     fn client(name: &str, net: &str) -> Client {
         Client {
             name: name.into(),
             network: net.parse().expect("net"),
-            secret: Secret::new(name.as_bytes().to_vec()),
+            secret: SharedSecret::new(name.as_bytes()),
             require_message_authenticator: true,
             fail_mode: crate::config::FailMode::Closed,
             number_matching: false,

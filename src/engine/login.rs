@@ -594,10 +594,7 @@ impl Engine {
             for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
                 b.push_raw(a.raw(&req))?;
             }
-            Ok(b.finish_response(
-                self.clients.get(login.client).secret.expose(),
-                req.authenticator(),
-            ))
+            Ok(b.finish_response(&self.clients.get(login.client).secret, req.authenticator()))
         })();
         let Ok(reply) = built else {
             return self.finish(
@@ -830,7 +827,7 @@ impl Engine {
                 for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
                     b.push_raw(a.raw(&req))?;
                 }
-                Ok(b.finish_response(client.secret.expose(), req.authenticator()))
+                Ok(b.finish_response(&client.secret, req.authenticator()))
             })()
             .ok()
         } else {
@@ -868,7 +865,7 @@ impl Engine {
         for a in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
             let _ = b.push_raw(a.raw(p));
         }
-        b.finish_response(self.clients.get(client).secret.expose(), p.authenticator())
+        b.finish_response(&self.clients.get(client).secret, p.authenticator())
     }
 
     /// The end of a login: its audit record (stored by a store job), its

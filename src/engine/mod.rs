@@ -354,8 +354,7 @@ impl Engine {
         let c = self.clients.get(client);
         match p.message_authenticator_offset() {
             Some(off) => {
-                if !crypto::verify_message_authenticator(p.as_bytes(), off, auth, c.secret.expose())
-                {
+                if !crypto::verify_message_authenticator(p.as_bytes(), off, auth, &c.secret) {
                     return Some(Counter::DropBadMessageAuthenticator);
                 }
             }
@@ -547,7 +546,7 @@ impl Engine {
             // The request fit in 4096 octets, so its Proxy-States fit too.
             let _ = b.push_raw(a.raw(p));
         }
-        b.finish_response(self.clients.get(client).secret.expose(), p.authenticator())
+        b.finish_response(&self.clients.get(client).secret, p.authenticator())
     }
 
     // ---- to upstreams --------------------------------------------------------
@@ -679,9 +678,9 @@ impl Engine {
                 }
                 b.push(attr::PROXY_STATE, &proxy_state)?;
                 Ok(if accounting {
-                    b.finish_accounting_request(up.secret.expose())
+                    b.finish_accounting_request(&up.secret)
                 } else {
-                    b.finish_request(up.secret.expose())
+                    b.finish_request(&up.secret)
                 })
             };
             build()
@@ -819,8 +818,7 @@ impl Engine {
         if !expected || from != pending.dest {
             return self.stats.inc(Counter::UpstreamDropUnexpectedCode);
         }
-        let secret = up.secret.expose();
-        if !crypto::verify_packet_authenticator(p.as_bytes(), &pending.auth, secret) {
+        if !crypto::verify_packet_authenticator(p.as_bytes(), &pending.auth, up.secret.expose()) {
             warn!(upstream = %up.name, "reply with a bad Response Authenticator: wrong shared secret or forged");
             return self.stats.inc(Counter::UpstreamDropBadAuthenticator);
         }
@@ -833,7 +831,12 @@ impl Engine {
         };
         match p.message_authenticator_offset() {
             Some(off)
-                if !crypto::verify_message_authenticator(p.as_bytes(), off, &ma_auth, secret) =>
+                if !crypto::verify_message_authenticator(
+                    p.as_bytes(),
+                    off,
+                    &ma_auth,
+                    &up.secret,
+                ) =>
             {
                 return self.stats.inc(Counter::UpstreamDropBadMessageAuthenticator);
             }
@@ -919,9 +922,9 @@ impl Engine {
                 Some(a.offset) != ours
             })?;
             Ok(if p.code() == Code::ACCOUNTING_RESPONSE {
-                b.finish_accounting_response(client.secret.expose(), req.authenticator())
+                b.finish_accounting_response(&client.secret, req.authenticator())
             } else {
-                b.finish_response(client.secret.expose(), req.authenticator())
+                b.finish_response(&client.secret, req.authenticator())
             })
         })();
         let reply: Arc<[u8]> = match built {
@@ -1082,9 +1085,7 @@ impl Engine {
         self.rng.fill_bytes(&mut auth);
         let mut b = PacketBuilder::new(Code::STATUS_SERVER, id, &auth);
         let _ = b.push_message_authenticator();
-        let payload: Arc<[u8]> = b
-            .finish_request(self.upstreams[u].cfg.secret.expose())
-            .into();
+        let payload: Arc<[u8]> = b.finish_request(&self.upstreams[u].cfg.secret).into();
         let timer = self.arm(now, key, self.upstreams[u].cfg.timeout);
         self.upstreams[u].health.probe_in_flight = true;
         self.stats.inc(Counter::UpstreamProbes);

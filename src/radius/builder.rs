@@ -2,6 +2,7 @@
 //! the Length, the Message-Authenticator and the authenticator the packet
 //! type calls for.
 
+use super::crypto::Key;
 use super::{
     AUTH_LEN, Authenticator, Code, HEADER_LEN, MAX_ATTR_VALUE_LEN, MAX_PACKET_LEN, attr, crypto,
 };
@@ -122,39 +123,43 @@ impl PacketBuilder {
         self.buf[2..4].copy_from_slice(&len.to_be_bytes());
     }
 
-    fn sign_message_authenticator(&mut self, auth: &Authenticator, secret: &[u8]) {
+    fn sign_message_authenticator(&mut self, auth: &Authenticator, key: &(impl Key + ?Sized)) {
         if let Some(off) = self.ma_value {
-            let ma = crypto::message_authenticator(&self.buf, off, auth, secret);
+            let ma = crypto::message_authenticator(&self.buf, off, auth, key);
             self.buf[off..off + AUTH_LEN].copy_from_slice(&ma);
         }
     }
 
     /// Finishes an Access-Request or Status-Server: the authenticator given to
     /// [`PacketBuilder::new`] stays, the Message-Authenticator covers it.
-    pub fn finish_request(mut self, secret: &[u8]) -> Vec<u8> {
+    pub fn finish_request(mut self, key: &(impl Key + ?Sized)) -> Vec<u8> {
         self.set_length();
         let auth: Authenticator = self.buf[4..HEADER_LEN].try_into().expect("header");
-        self.sign_message_authenticator(&auth, secret);
+        self.sign_message_authenticator(&auth, key);
         self.buf
     }
 
     /// Finishes an Accounting-Request (RFC 2866 §3): Message-Authenticator
     /// over a zero authenticator, then the Request Authenticator over the
     /// whole packet.
-    pub fn finish_accounting_request(mut self, secret: &[u8]) -> Vec<u8> {
+    pub fn finish_accounting_request(mut self, key: &(impl Key + ?Sized)) -> Vec<u8> {
         self.set_length();
         let zero = [0u8; AUTH_LEN];
-        self.sign_message_authenticator(&zero, secret);
-        let a = crypto::packet_authenticator(&self.buf, &zero, secret);
+        self.sign_message_authenticator(&zero, key);
+        let a = crypto::packet_authenticator(&self.buf, &zero, key.secret());
         self.buf[4..HEADER_LEN].copy_from_slice(&a);
         self.buf
     }
 
     /// Finishes a response to a request whose authenticator is `request_auth`.
-    pub fn finish_response(mut self, secret: &[u8], request_auth: &Authenticator) -> Vec<u8> {
+    pub fn finish_response(
+        mut self,
+        key: &(impl Key + ?Sized),
+        request_auth: &Authenticator,
+    ) -> Vec<u8> {
         self.set_length();
-        self.sign_message_authenticator(request_auth, secret);
-        let a = crypto::packet_authenticator(&self.buf, request_auth, secret);
+        self.sign_message_authenticator(request_auth, key);
+        let a = crypto::packet_authenticator(&self.buf, request_auth, key.secret());
         self.buf[4..HEADER_LEN].copy_from_slice(&a);
         self.buf
     }
@@ -165,12 +170,12 @@ impl PacketBuilder {
     /// Authenticator then covers the request's authenticator.
     pub fn finish_accounting_response(
         mut self,
-        secret: &[u8],
+        key: &(impl Key + ?Sized),
         request_auth: &Authenticator,
     ) -> Vec<u8> {
         self.set_length();
-        self.sign_message_authenticator(&[0; AUTH_LEN], secret);
-        let a = crypto::packet_authenticator(&self.buf, request_auth, secret);
+        self.sign_message_authenticator(&[0; AUTH_LEN], key);
+        let a = crypto::packet_authenticator(&self.buf, request_auth, key.secret());
         self.buf[4..HEADER_LEN].copy_from_slice(&a);
         self.buf
     }
