@@ -129,6 +129,52 @@ fn relay(listen: SocketAddr, upstream: SocketAddr) {
     });
 }
 
+/// When the sender may send: MODE "rate" is open loop, one request per
+/// interval, in small bursts with sleeps between them so the generator does
+/// not spin a core away from the proxy under test; MODE "window" is closed
+/// loop, at most N in flight.
+struct Pacer {
+    window: Option<u64>,
+    interval: Duration,
+    next_send: Instant,
+}
+
+impl Pacer {
+    fn new(mode: &str, n: u64) -> Pacer {
+        let rate = mode == "rate";
+        Pacer {
+            window: (!rate).then_some(n),
+            interval: if rate {
+                Duration::from_secs_f64(1.0 / n as f64)
+            } else {
+                Duration::ZERO
+            },
+            next_send: Instant::now(),
+        }
+    }
+
+    /// Whether to send one now. If not, it has waited a little (a sleep in
+    /// rate mode, `idle` in window mode); ask again.
+    fn ready(&mut self, in_flight: u64, idle: impl FnOnce()) -> bool {
+        match self.window {
+            Some(n) if in_flight >= n => {
+                idle();
+                false
+            }
+            Some(_) => true,
+            None => {
+                let now = Instant::now();
+                if now < self.next_send {
+                    std::thread::sleep((self.next_send - now).min(Duration::from_micros(200)));
+                    return false;
+                }
+                self.next_send += self.interval;
+                true
+            }
+        }
+    }
+}
+
 /// The load generator's client sockets, each waking every 100 ms to see
 /// whether the run is over.
 fn client_sockets() -> Vec<Arc<UdpSocket>> {
@@ -244,28 +290,14 @@ fn load(args: &[String]) {
     let mut seq = 0u64;
     let mut sent = 0u64;
     let mut next_id = [0u8; SOCKETS];
-    let interval = if mode == "rate" {
-        Duration::from_secs_f64(1.0 / n as f64)
-    } else {
-        Duration::ZERO
-    };
-    let mut next_send = Instant::now();
+    let mut pacer = Pacer::new(&mode, n);
     let rss_before = pid.as_deref().map(proc_rss_kib);
     while Instant::now() < end {
         if cpu0.is_none() && Instant::now() >= measure_from {
             cpu0 = pid.as_deref().map(proc_cpu_ticks);
         }
-        if mode == "rate" {
-            // Paced in small bursts with sleeps between them, so the
-            // generator does not spin a core away from the proxy under test.
-            let now = Instant::now();
-            if now < next_send {
-                std::thread::sleep((next_send - now).min(Duration::from_micros(200)));
-                continue;
-            }
-            next_send += interval;
-        } else if in_flight.load(Ordering::Acquire) >= n {
-            std::hint::spin_loop();
+        // Window mode spins: the maximum rate needs every request sent at once.
+        if !pacer.ready(in_flight.load(Ordering::Acquire), std::hint::spin_loop) {
             continue;
         }
         let si = (seq as usize) % SOCKETS;
@@ -614,12 +646,7 @@ fn mfa(args: &[String]) {
         .collect();
     let measure_from = start + warmup;
     let end = measure_from + Duration::from_secs(seconds);
-    let interval = if mode == "rate" {
-        Duration::from_secs_f64(1.0 / n as f64)
-    } else {
-        Duration::ZERO
-    };
-    let mut next_send = Instant::now();
+    let mut pacer = Pacer::new(&mode, n);
     // Each user can log in once per 30 s step: consecutive runs start where
     // the previous one stopped (MFA_USER_OFFSET).
     let mut user: u64 = std::env::var("MFA_USER_OFFSET")
@@ -633,15 +660,8 @@ fn mfa(args: &[String]) {
         if cpu0.is_none() && Instant::now() >= measure_from {
             cpu0 = pid.as_deref().map(proc_cpu_ticks);
         }
-        if mode == "rate" {
-            let now = Instant::now();
-            if now < next_send {
-                std::thread::sleep((next_send - now).min(Duration::from_micros(200)));
-                continue;
-            }
-            next_send += interval;
-        } else if in_flight.load(Ordering::Acquire) >= n {
-            std::thread::sleep(Duration::from_micros(50));
+        let idle = || std::thread::sleep(Duration::from_micros(50));
+        if !pacer.ready(in_flight.load(Ordering::Acquire), idle) {
             continue;
         }
         let wrap = user / users;

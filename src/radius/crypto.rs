@@ -43,7 +43,9 @@ impl<const N: usize> Key for [u8; N] {
 /// A shared secret whose HMAC key schedule is done once, when it is loaded:
 /// hashing the two pad blocks per packet was a third of the MD5 work of each
 /// Message-Authenticator. `Debug` prints a mask; the octets are zeroed on
-/// drop (the keyed state is a hash of them, not them).
+/// drop. The keyed state is as good as the secret for forging a
+/// Message-Authenticator, but the hmac crate does not zero it on drop; it
+/// lives as long as the configuration, like the octets.
 #[derive(Clone)]
 pub struct SharedSecret {
     secret: Zeroizing<Vec<u8>>,
