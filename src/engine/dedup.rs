@@ -7,12 +7,13 @@
 //! is bounded: when full, the oldest answered entry goes first; in-flight
 //! entries are bounded by the upstream identifier space and never evicted.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::HashMap;
 use crate::radius::Authenticator;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,7 +55,7 @@ pub struct DedupCache {
 impl DedupCache {
     pub fn new(window: Duration, max: usize) -> DedupCache {
         DedupCache {
-            map: HashMap::new(),
+            map: HashMap::default(),
             expiry: VecDeque::new(),
             window,
             max,
@@ -111,9 +112,9 @@ impl DedupCache {
                 return Some(at);
             }
             self.expiry.pop_front();
-            if let Some(State::Answered { expires, .. }) = self.map.get(&key) {
-                if *expires <= now {
-                    self.map.remove(&key);
+            if let Entry::Occupied(e) = self.map.entry(key) {
+                if matches!(e.get(), State::Answered { expires, .. } if *expires <= now) {
+                    e.remove();
                 }
             }
         }
@@ -126,9 +127,11 @@ impl DedupCache {
 
     fn evict_oldest(&mut self) -> bool {
         while let Some((_, key)) = self.expiry.pop_front() {
-            if let Some(State::Answered { .. }) = self.map.get(&key) {
-                self.map.remove(&key);
-                return true;
+            if let Entry::Occupied(e) = self.map.entry(key) {
+                if let State::Answered { .. } = e.get() {
+                    e.remove();
+                    return true;
+                }
             }
         }
         false

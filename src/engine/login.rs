@@ -9,7 +9,7 @@
 //! state. Every login ends in exactly one audit record.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use super::dedup::DedupKey;
 use super::oob::{Delivery, FraudReport, VerificationId};
 use super::rewrite::{Rewriter, Side};
-use super::{Counter, Engine, NasRequest, SocketRef, Transmit};
+use super::{Counter, Engine, HashMap, NasRequest, SocketRef, Transmit};
 use crate::config;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
@@ -212,19 +212,19 @@ impl Logins {
             lockout: config.lockout,
             server: config.server.name.clone(),
             tag,
-            logins: HashMap::new(),
-            states: HashMap::new(),
-            jobs: HashMap::new(),
+            logins: HashMap::default(),
+            states: HashMap::default(),
+            jobs: HashMap::default(),
             next_id: 0,
             out: VecDeque::new(),
             deadlines: BinaryHeap::new(),
             delayed: BinaryHeap::new(),
-            delayed_tx: HashMap::new(),
+            delayed_tx: HashMap::default(),
             providers: config.providers.clone(),
             public_url: config.server.public_url.clone(),
-            verifs: HashMap::new(),
-            busy: HashMap::new(),
-            grace: HashMap::new(),
+            verifs: HashMap::default(),
+            busy: HashMap::default(),
+            grace: HashMap::default(),
             deliveries: VecDeque::new(),
             fraud: VecDeque::new(),
             wall: None,

@@ -18,7 +18,7 @@ mod stats;
 mod upstream;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +37,12 @@ pub use oob::{CallbackStatus, Delivery, FraudReport, sign, signature_ok};
 use rewrite::{CryptTable, RewriteError, Rewriter, Side};
 pub use stats::{Counter, RTT_BUCKETS_US, Stats, UpstreamStats};
 use upstream::{Health, IdPool, Transition};
+
+/// The engine's maps, keyed by requests in flight and logins, are looked up
+/// several times per datagram: foldhash (randomly seeded per map) instead of
+/// SipHash. Every key is either ours or comes from a client whose signature
+/// was already checked.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// How often expired answers are swept from the duplicate cache. Lookups
 /// expire entries too, so an answer is never served past its window by more
@@ -214,7 +220,7 @@ impl Engine {
             ids,
             socket_cursor: vec![0; config.upstreams.len()],
             rr_cursor: 0,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             timers: BinaryHeap::new(),
             next_timer: 0,
             dedup: DedupCache::new(config.proxy.dedup_window, config.proxy.dedup_max_entries),

@@ -62,17 +62,19 @@ pub struct Bound {
     config: Config,
 }
 
-/// Jobs to the store workers, and their answers back.
+/// Jobs to the store workers, and their answers back, a batch per message:
+/// one wake-up each way per loop turn and per transaction, not per job.
 type StoreChannels = (
-    std::sync::mpsc::Sender<StoreJob>,
-    mpsc::UnboundedReceiver<(u64, StoreAnswer)>,
+    std::sync::mpsc::Sender<Vec<StoreJob>>,
+    mpsc::UnboundedReceiver<Vec<(u64, StoreAnswer)>>,
 );
 
 /// Threads that check password and PIN hashes (argon2id, milliseconds
 /// each), so local logins never hold up the database thread.
 const HASH_WORKERS: usize = 2;
 
-/// The most jobs one store transaction takes.
+/// Jobs after which the database thread stops taking more queued batches
+/// into one transaction.
 const STORE_BATCH: usize = 64;
 
 fn unix_now() -> i64 {
@@ -89,7 +91,7 @@ fn unix_now() -> i64 {
 /// every queued job and runs them in one transaction. Password and PIN
 /// checks leave it with their stored hash for the hash threads.
 fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
-    let (job_tx, job_rx) = std::sync::mpsc::channel::<StoreJob>();
+    let (job_tx, job_rx) = std::sync::mpsc::channel::<Vec<StoreJob>>();
     let (ans_tx, ans_rx) = mpsc::unbounded_channel();
     let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(u64, policy::HashCheck)>();
     let hash_rx = Arc::new(std::sync::Mutex::new(hash_rx));
@@ -102,30 +104,41 @@ fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
                     Err(_) => return,
                 };
                 let Ok((id, check)) = next else { return };
-                if ans_tx.send((id, check.check())).is_err() {
+                if ans_tx.send(vec![(id, check.check())]).is_err() {
                     return;
                 }
             }
         });
     }
     spawn_worker("store".into(), move || {
-        let mut jobs = Vec::with_capacity(STORE_BATCH);
-        // Wait for one job, then take whatever else is queued: under load
+        // Wait for one batch, then take whatever else is queued: under load
         // one wake-up and one commit serve many logins.
-        while let Ok(first) = job_rx.recv() {
-            jobs.push(first);
-            jobs.extend(job_rx.try_iter().take(STORE_BATCH - 1));
-            let (ids, ops): (Vec<u64>, Vec<_>) =
-                jobs.drain(..).map(|j: StoreJob| (j.id, j.op)).unzip();
-            let outcomes = policy::stage_batch(store.as_ref(), &ops, unix_now());
-            for (id, outcome) in ids.into_iter().zip(outcomes) {
-                let sent = match outcome {
-                    policy::Outcome::Answer(a) => ans_tx.send((id, a)).is_ok(),
-                    policy::Outcome::Hash(check) => hash_tx.send((id, check)).is_ok(),
-                };
-                if !sent {
-                    return;
+        while let Ok(mut jobs) = job_rx.recv() {
+            while jobs.len() < STORE_BATCH {
+                match job_rx.try_recv() {
+                    Ok(more) => jobs.extend(more),
+                    Err(_) => break,
                 }
+            }
+            let (ids, ops): (Vec<u64>, Vec<_>) =
+                jobs.into_iter().map(|j: StoreJob| (j.id, j.op)).unzip();
+            let outcomes = policy::stage_batch(store.as_ref(), &ops, unix_now());
+            let mut answers = Vec::with_capacity(ids.len());
+            for (id, outcome) in ids.into_iter().zip(outcomes) {
+                match outcome {
+                    // Fire-and-forget jobs (audit, denial, block): nobody
+                    // waits for them.
+                    policy::Outcome::Answer(StoreAnswer::Done) => {}
+                    policy::Outcome::Answer(a) => answers.push((id, a)),
+                    policy::Outcome::Hash(check) => {
+                        if hash_tx.send((id, check)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if !answers.is_empty() && ans_tx.send(answers).is_err() {
+                return;
             }
         }
     });
@@ -386,13 +399,15 @@ impl Shell {
                 progressed = true;
             }
             if let Some((jobs, answers)) = self.store.as_mut() {
-                while let Some(job) = self.engine.poll_store_job() {
-                    if jobs.send(job).is_err() {
-                        warn!("store workers are gone");
-                    }
+                let batch: Vec<StoreJob> =
+                    std::iter::from_fn(|| self.engine.poll_store_job()).collect();
+                if !batch.is_empty() && jobs.send(batch).is_err() {
+                    warn!("store workers are gone");
                 }
-                while let Poll::Ready(Some((id, answer))) = answers.poll_recv(cx) {
-                    self.engine.handle_store(now, id, answer);
+                while let Poll::Ready(Some(batch)) = answers.poll_recv(cx) {
+                    for (id, answer) in batch {
+                        self.engine.handle_store(now, id, answer);
+                    }
                     progressed = true;
                 }
             }
