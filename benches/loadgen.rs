@@ -489,30 +489,6 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn mfa_request(
-    id: u8,
-    seq: u64,
-    user: u64,
-    password: &[u8],
-    state: Option<&[u8]>,
-    secret: &[u8],
-) -> Vec<u8> {
-    let mut auth = [0u8; 16];
-    auth[..8].copy_from_slice(&seq.to_be_bytes());
-    auth[8..].copy_from_slice(&user.to_be_bytes());
-    let mut b = PacketBuilder::new(Code::ACCESS_REQUEST, id, &auth);
-    let _ = b.push_message_authenticator();
-    let _ = b.push(attr::USER_NAME, format!("u{user}").as_bytes());
-    let _ = b.push(
-        attr::USER_PASSWORD,
-        &crypto::hide_password(password, secret, &auth).expect("hide"),
-    );
-    if let Some(s) = state {
-        let _ = b.push(attr::STATE, s);
-    }
-    b.finish_request(secret)
-}
-
 /// Per socket and identifier: when sent (ns since start, 0 = free), which
 /// round (1, 2) and which user.
 struct Slots {
@@ -616,7 +592,7 @@ fn mfa(args: &[String]) {
                             );
                             let user = user | (wrap << 40);
                             if let Some(id) = slots.claim(si, now, 2, user) {
-                                let pkt = mfa_request(
+                                let pkt = common::mfa_request(
                                     id,
                                     seq.fetch_add(1, Ordering::AcqRel),
                                     user & 0xff_ffff_ffff,
@@ -678,7 +654,7 @@ fn mfa(args: &[String]) {
         ) else {
             continue;
         };
-        let pkt = mfa_request(
+        let pkt = common::mfa_request(
             id,
             seq.fetch_add(1, Ordering::AcqRel),
             user % users,

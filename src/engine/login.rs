@@ -313,8 +313,9 @@ impl Engine {
         self.logins.cfg.texts(language)
     }
 
-    pub fn poll_store_job(&mut self) -> Option<StoreJob> {
-        self.logins.out.pop_front()
+    /// The store jobs queued since the last call, oldest first.
+    pub fn poll_store_jobs(&mut self) -> Vec<StoreJob> {
+        self.logins.out.drain(..).collect()
     }
 
     /// Logins waiting for their second factor.

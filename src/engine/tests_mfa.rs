@@ -77,7 +77,7 @@ impl Sim {
     /// Like the worker, everything queued goes in one batch.
     fn pump(&mut self) {
         loop {
-            let jobs: Vec<_> = std::iter::from_fn(|| self.e.poll_store_job()).collect();
+            let jobs = self.e.poll_store_jobs();
             if jobs.is_empty() {
                 return;
             }

@@ -399,8 +399,7 @@ impl Shell {
                 progressed = true;
             }
             if let Some((jobs, answers)) = self.store.as_mut() {
-                let batch: Vec<StoreJob> =
-                    std::iter::from_fn(|| self.engine.poll_store_job()).collect();
+                let batch = self.engine.poll_store_jobs();
                 if !batch.is_empty() && jobs.send(batch).is_err() {
                     warn!("store workers are gone");
                 }
