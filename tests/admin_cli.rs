@@ -45,17 +45,7 @@ fn enroll_activate_block_bypass_and_report() {
         "--svg",
         site.dir.path().join("qr.svg").to_str().expect("utf8"),
     ]);
-    let uri = enroll
-        .lines()
-        .find(|l| l.starts_with("otpauth://"))
-        .expect("uri printed");
-    let secret = uri
-        .split("secret=")
-        .nth(1)
-        .and_then(|r| r.split('&').next())
-        .expect("secret");
-    let seed =
-        base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32");
+    let seed = seed_from_enroll(&enroll);
     assert!(
         std::fs::read_to_string(site.dir.path().join("qr.svg"))
             .expect("svg")

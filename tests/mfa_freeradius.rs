@@ -8,7 +8,6 @@ use std::sync::Arc;
 use common::*;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
-use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, User};
 
 const SEED: &[u8] = b"end-to-end-seed-0001";
@@ -54,12 +53,7 @@ fn two_round_challenge_inline_code_replay_block_bypass_and_restart() {
     let store = Arc::new(open(dir.path()));
     enroll_alice(&store);
     let config = proxy_config(&[(fr.auth, fr.acct)], "[mfa]\nreject_delay = \"100ms\"\n");
-    let proxy = mfa_proxy::io::Running::spawn(
-        &config,
-        Arc::new(Dictionary::builtin()),
-        Some(store.clone()),
-    )
-    .expect("proxy");
+    let proxy = start_mfa_proxy(&config, &store);
     let to = proxy.listen_addrs[0];
 
     // Round one: the password; the answer is a challenge.
@@ -119,12 +113,7 @@ fn two_round_challenge_inline_code_replay_block_bypass_and_restart() {
     drop(proxy);
     drop(store);
     let store = Arc::new(open(dir.path()));
-    let proxy = mfa_proxy::io::Running::spawn(
-        &config,
-        Arc::new(Dictionary::builtin()),
-        Some(store.clone()),
-    )
-    .expect("proxy");
+    let proxy = start_mfa_proxy(&config, &store);
     let state5 = state_from(&round(proxy.listen_addrs[0], "alice-pass", None));
     let out = round(proxy.listen_addrs[0], &inline, Some(&state5));
     assert!(

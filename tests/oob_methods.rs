@@ -12,10 +12,8 @@ use std::time::Duration;
 use common::provider::*;
 use common::*;
 use mfa_proxy::config::Config;
-use mfa_proxy::io::Running;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
-use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, User};
 
 const PASSWORD: &str = "shared-pass";
@@ -34,10 +32,6 @@ fn add(store: &SqliteStore, name: &str, method: Method, phone: &str, pin: bool) 
 
 fn login(to: SocketAddr, user: &str, password: &str, state: Option<&str>) -> String {
     pap(to, user, password, state, &["-x", "-t", "10", "-r", "1"])
-}
-
-fn spawn(config: &Config, store: &Arc<SqliteStore>) -> Running {
-    Running::spawn(config, Arc::new(Dictionary::builtin()), Some(store.clone())).expect("proxy")
 }
 
 fn proxy_toml(fr: &FreeRadius, http_port: u16, mfa: &str, rest: &str) -> Config {
@@ -151,7 +145,7 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
             smtp.addr
         ),
     );
-    let proxy = spawn(&config, &store);
+    let proxy = start_mfa_proxy(&config, &store);
     let to = proxy.listen_addrs[0];
 
     // The logins the phone decides, all at once.
@@ -297,7 +291,7 @@ fn push_call_and_sms_each_result_code_fraud_email_and_fail_modes() {
             free_port()
         ),
     );
-    let proxy = spawn(&config, &store);
+    let proxy = start_mfa_proxy(&config, &store);
     let to = proxy.listen_addrs[0];
     let out = login(to, "n_match", PASSWORD, None);
     let number = sim.to("n_match")[0]["number"].as_u64().expect("number");

@@ -14,7 +14,6 @@ use common::provider::*;
 use common::*;
 use mfa_proxy::engine::{Counter, sign};
 use mfa_proxy::mfa::ResultCode;
-use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, User};
 
 fn login(to: SocketAddr, user: &str, password: &str, args: &[&str]) -> String {
@@ -57,12 +56,7 @@ fn push_held_through_retransmissions_busy_for_a_new_login_and_callbacks_checked(
             sim.config("[\"push\"]")
         ),
     );
-    let proxy = mfa_proxy::io::Running::spawn(
-        &config,
-        Arc::new(Dictionary::builtin()),
-        Some(store.clone()),
-    )
-    .expect("proxy");
+    let proxy = start_mfa_proxy(&config, &store);
     let to = proxy.listen_addrs[0];
     let base = format!("http://{}", proxy.http_addr.expect("http"));
     assert_eq!(http("GET", &format!("{base}/healthz"), "", None).0, 200);

@@ -50,17 +50,7 @@ fn first_login_on_the_shipped_trial_configuration() {
         Some("alice-pass\n"),
     );
     let enroll = bin(dir.path(), &["totp", "enroll", "alice"], None);
-    let uri = enroll
-        .lines()
-        .find(|l| l.starts_with("otpauth://"))
-        .expect("uri");
-    let secret = uri
-        .split("secret=")
-        .nth(1)
-        .and_then(|r| r.split('&').next())
-        .expect("secret");
-    let seed =
-        base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32");
+    let seed = seed_from_enroll(&enroll);
     let p = TotpParams::default();
     bin(
         dir.path(),

@@ -312,6 +312,12 @@ pub fn start_proxy(config: &Config) -> Running {
     Running::spawn(config, Arc::new(Dictionary::builtin()), None).expect("start proxy")
 }
 
+/// A proxy with the second factor, on `store`.
+pub fn start_mfa_proxy(config: &Config, store: &Arc<mfa_proxy::store::SqliteStore>) -> Running {
+    Running::spawn(config, Arc::new(Dictionary::builtin()), Some(store.clone()))
+        .expect("start proxy")
+}
+
 /// Runs radclient against `to`, feeding `input` (attribute lines), and
 /// returns its output.
 pub fn radclient(to: SocketAddr, kind: &str, secret: &str, input: &str, args: &[&str]) -> Output {
@@ -359,6 +365,20 @@ pub fn state_from(out: &str) -> String {
         .skip_while(|l| !l.contains("Received"))
         .find_map(|l| l.trim().strip_prefix("State = ").map(str::to_owned))
         .expect("State in the challenge")
+}
+
+/// The TOTP seed in the `otpauth://` URI that `totp enroll` printed in `out`.
+pub fn seed_from_enroll(out: &str) -> Vec<u8> {
+    let uri = out
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .expect("otpauth URI printed");
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .and_then(|r| r.split('&').next())
+        .expect("secret in the URI");
+    base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32")
 }
 
 pub fn text(o: &Output) -> String {
