@@ -40,6 +40,9 @@ const MAX_LOGINS: usize = 100_000;
 pub struct StoreJob {
     pub id: u64,
     pub op: StoreOp,
+    /// A login waits for the answer; `false` for fire-and-forget jobs
+    /// (audit, denial, block), whose answers need not come back.
+    pub wanted: bool,
 }
 
 /// The NAS request a login is answering now.
@@ -328,7 +331,11 @@ impl Engine {
         if let Some(l) = login {
             self.logins.jobs.insert(id, l);
         }
-        self.logins.out.push_back(StoreJob { id, op });
+        self.logins.out.push_back(StoreJob {
+            id,
+            op,
+            wanted: login.is_some(),
+        });
     }
 
     /// The upstream accepted `nas`: start the second factor instead of

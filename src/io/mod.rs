@@ -120,16 +120,16 @@ fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
                     Err(_) => break,
                 }
             }
-            let (ids, ops): (Vec<u64>, Vec<_>) =
-                jobs.into_iter().map(|j: StoreJob| (j.id, j.op)).unzip();
+            let (ids, ops): (Vec<(u64, bool)>, Vec<_>) = jobs
+                .into_iter()
+                .map(|j: StoreJob| ((j.id, j.wanted), j.op))
+                .unzip();
             let outcomes = policy::stage_batch(store.as_ref(), &ops, unix_now());
             let mut answers = Vec::with_capacity(ids.len());
-            for (id, outcome) in ids.into_iter().zip(outcomes) {
+            for ((id, wanted), outcome) in ids.into_iter().zip(outcomes) {
                 match outcome {
-                    // Fire-and-forget jobs (audit, denial, block): nobody
-                    // waits for them.
-                    policy::Outcome::Answer(StoreAnswer::Done) => {}
-                    policy::Outcome::Answer(a) => answers.push((id, a)),
+                    policy::Outcome::Answer(a) if wanted => answers.push((id, a)),
+                    policy::Outcome::Answer(_) => {}
                     policy::Outcome::Hash(check) => {
                         if hash_tx.send((id, check)).is_err() {
                             return;
