@@ -9,6 +9,13 @@
 //!       one tokio task as mfa-proxy's loop runs. It reads nothing, checks
 //!       nothing and signs nothing: what any proxy on this machine pays in
 //!       system calls and wake-ups alone (the floor in BENCHMARKS.md).
+//!   cargo bench --bench loadgen -- login-relay LISTEN UPSTREAM
+//!       the same no-op proxy in the shape of a login with a one-time code:
+//!       a request without State is relayed, and the upstream's answer goes
+//!       back as an Access-Challenge with a State added; a request with a
+//!       State is answered Access-Accept at once. Six datagrams per login,
+//!       nothing checked, nothing signed, no store: the floor under
+//!       `mfa` (BENCHMARKS.md).
 //!   cargo bench --bench loadgen -- populate DIR USERS [push]
 //!       enrolls users u0..u{USERS-1} with TOTP tokens in DIR/mfa.db; with
 //!       `push`, users p0..p{USERS-1} whose method is push instead.
@@ -20,7 +27,8 @@
 //!       pending; prints the resident memory of PID before and after.
 //!   cargo bench --bench loadgen -- mfa TARGET SECRET MODE N SECONDS USERS [PID]
 //!       complete two-round TOTP logins (MODE, N as for load); prints logins
-//!       per second and p50/p99 of each round.
+//!       per second and p50/p99 of each round. Each user logs in at most
+//!       twice per 30 s step; MFA_USER_OFFSET says where to start.
 //!   cargo bench --bench loadgen -- load TARGET SECRET MODE N SECONDS [PID]
 //!       MODE "rate": N requests per second, open loop;
 //!       MODE "window": N requests in flight, closed loop (maximum rate).
@@ -28,11 +36,13 @@
 //!       that process per answered request and its resident memory.
 //!
 //! Every request has a fresh authenticator, so no proxy can answer it from
-//! its duplicate cache.
+//! its duplicate cache. `load` and `mfa` run on one thread (see `drive`),
+//! and the rate is over the measured time only (shorter, with a warning,
+//! when the users run out).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
@@ -50,9 +60,10 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("upstream") => upstream(args[1].parse().expect("ADDR"), args[2].as_bytes()),
         Some("load") => load(&args[1..]),
-        Some("relay") => relay(
+        Some(verb @ ("relay" | "login-relay")) => relay(
             args[1].parse().expect("LISTEN"),
             args[2].parse().expect("UPSTREAM"),
+            verb == "login-relay",
         ),
         Some("populate") => populate(
             std::path::Path::new(&args[1]),
@@ -91,7 +102,7 @@ fn upstream(addr: SocketAddr, secret: &[u8]) {
     }
 }
 
-fn relay(listen: SocketAddr, upstream: SocketAddr) {
+fn relay(listen: SocketAddr, upstream: SocketAddr, login: bool) {
     use tokio::net::UdpSocket;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -110,6 +121,12 @@ fn relay(listen: SocketAddr, upstream: SocketAddr) {
                     if n < 20 {
                         continue;
                     }
+                    if login && Packet::parse(&from_nas[..n]).is_ok_and(|p| p.find(attr::STATE).is_some()) {
+                        // The answer to our challenge: accept it.
+                        from_nas[0] = Code::ACCESS_ACCEPT.0;
+                        let _ = nas.send_to(&from_nas[..n], from).await;
+                        continue;
+                    }
                     next = next.wrapping_add(1);
                     table[usize::from(next)] = Some((from, from_nas[1]));
                     from_nas[1] = next;
@@ -121,6 +138,16 @@ fn relay(listen: SocketAddr, upstream: SocketAddr) {
                     }
                     if let Some((to, id)) = table[usize::from(from_up[1])].take() {
                         from_up[1] = id;
+                        let mut n = n;
+                        if login && n + 18 <= from_up.len() {
+                            // Challenge the user: a State of 16 octets.
+                            from_up[0] = Code::ACCESS_CHALLENGE.0;
+                            from_up[n] = attr::STATE;
+                            from_up[n + 1] = 18;
+                            from_up[n + 2..n + 18].copy_from_slice(&(n as u128).to_be_bytes());
+                            n += 18;
+                            from_up[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                        }
                         let _ = nas.send_to(&from_up[..n], to).await;
                     }
                 }
@@ -129,10 +156,8 @@ fn relay(listen: SocketAddr, upstream: SocketAddr) {
     });
 }
 
-/// When the sender may send: MODE "rate" is open loop, one request per
-/// interval, in small bursts with sleeps between them so the generator does
-/// not spin a core away from the proxy under test; MODE "window" is closed
-/// loop, at most N in flight.
+/// When the driver may start a request: MODE "rate" is open loop, one every
+/// interval; MODE "window" is closed loop, at most N in flight.
 struct Pacer {
     window: Option<u64>,
     interval: Duration,
@@ -153,39 +178,313 @@ impl Pacer {
         }
     }
 
-    /// Whether to send one now. If not, it has waited a little (a sleep in
-    /// rate mode, `idle` in window mode); ask again.
-    fn ready(&mut self, in_flight: u64, idle: impl FnOnce()) -> bool {
+    /// `Ok` to start one now; otherwise when to look again (`None`: when an
+    /// answer frees a place in the window).
+    fn due(&mut self, now: Instant, in_flight: u64) -> Result<(), Option<Instant>> {
         match self.window {
-            Some(n) if in_flight >= n => {
-                idle();
-                false
-            }
-            Some(_) => true,
+            Some(n) if in_flight >= n => Err(None),
+            Some(_) => Ok(()),
+            None if now < self.next_send => Err(Some(self.next_send)),
             None => {
-                let now = Instant::now();
-                if now < self.next_send {
-                    std::thread::sleep((self.next_send - now).min(Duration::from_micros(200)));
-                    return false;
-                }
                 self.next_send += self.interval;
-                true
+                Ok(())
             }
         }
     }
 }
 
-/// The load generator's client sockets, each waking every 100 ms to see
-/// whether the run is over.
-fn client_sockets() -> Vec<Arc<UdpSocket>> {
-    (0..SOCKETS)
-        .map(|_| {
-            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .expect("timeout");
-            Arc::new(s)
+/// A run's traffic: how each exchange starts and what each answer leads to.
+trait Workload {
+    /// A new request with identifier `id`, and a tag given back with its
+    /// answer; `None` when there is nothing left to start.
+    fn start(&mut self, id: u8) -> Option<(Vec<u8>, u64)>;
+    /// What to do with `p`, the answer to round `round` (1, 2, …) of the
+    /// exchange tagged `tag`; a next round would use identifier `id`.
+    fn answer(&mut self, round: usize, tag: u64, p: &Packet, id: u8) -> Step;
+}
+
+enum Step {
+    /// The exchange ended as it should.
+    Done,
+    /// The exchange ended otherwise (a reject, an unexpected answer).
+    Failed,
+    /// Send this as the next round, on the same socket, tagged so.
+    Then(Vec<u8>, u64),
+}
+
+/// One request on the wire.
+#[derive(Clone, Copy)]
+struct InFlight {
+    sent: Instant,
+    round: usize,
+    tag: u64,
+}
+
+/// The requests on the wire, by socket and identifier.
+struct Wire {
+    slots: Vec<Option<InFlight>>,
+    next_id: [u8; SOCKETS],
+    in_flight: u64,
+    lost: u64,
+}
+
+impl Wire {
+    fn new() -> Wire {
+        Wire {
+            slots: vec![None; SOCKETS * 256],
+            next_id: [0; SOCKETS],
+            in_flight: 0,
+            lost: 0,
+        }
+    }
+
+    /// A free identifier on socket `si`. A request unanswered for 5 s is
+    /// counted lost and its identifier reused.
+    fn claim(&mut self, si: usize, now: Instant) -> Option<u8> {
+        for k in 0..=255u8 {
+            let id = self.next_id[si].wrapping_add(k);
+            let slot = &mut self.slots[si * 256 + usize::from(id)];
+            match slot {
+                Some(f) if now.duration_since(f.sent) < Duration::from_secs(5) => continue,
+                Some(_) => {
+                    *slot = None;
+                    self.lost += 1;
+                    self.in_flight -= 1;
+                }
+                None => {}
+            }
+            self.next_id[si] = id.wrapping_add(1);
+            return Some(id);
+        }
+        None
+    }
+}
+
+/// What a run measured.
+struct Report {
+    /// Exchanges started, warm-up included.
+    started: u64,
+    /// Exchanges started after the warm-up.
+    sent: u64,
+    /// Exchanges done, of those whose last round was sent after the warm-up.
+    done: u64,
+    failed: u64,
+    /// Requests never answered (reclaimed after 5 s or left at the end).
+    lost: u64,
+    /// Latency per round, nanoseconds.
+    rounds: Vec<Vec<u64>>,
+    /// The measured time: shorter than asked when the workload ran out.
+    measured: Duration,
+    cpu_s: Option<f64>,
+    rss_before: u64,
+    rss_after: u64,
+}
+
+impl Report {
+    fn rate(&self) -> f64 {
+        self.done as f64 / self.measured.as_secs_f64().max(1e-9)
+    }
+
+    /// p50 and p99 of round `r` (1-based), in microseconds.
+    fn latency(&mut self, r: usize) -> (f64, f64) {
+        match self.rounds.get_mut(r - 1) {
+            Some(v) => (percentile_us(v, 0.5), percentile_us(v, 0.99)),
+            None => (0.0, 0.0),
+        }
+    }
+
+    /// ` cpu=… cpu_per_<unit>=… rss_before=… rss_after=…` when a PID was given.
+    fn cpu(&self, unit: &str) -> String {
+        self.cpu_s.map_or_else(String::new, |cpu_s| {
+            format!(
+                " cpu={cpu_s:.2}s cpu_per_{unit}={:.1}us rss_before={}KiB rss_after={}KiB",
+                cpu_s * 1e6 / self.done.max(1) as f64,
+                self.rss_before,
+                self.rss_after
+            )
         })
-        .collect()
+    }
+}
+
+/// Runs `w` against `target` for a one-second warm-up and then `seconds`,
+/// on one thread: each wake-up reads every answer that has arrived, sends
+/// the next rounds, then starts what the pacer allows. A NAS concentrating
+/// many users works the same way; a thread per socket would spend the
+/// machine's two cores on wake-ups that the proxy under test then lacks.
+fn drive(
+    w: &mut impl Workload,
+    target: SocketAddr,
+    mut pacer: Pacer,
+    seconds: u64,
+    pid: Option<&str>,
+) -> Report {
+    use std::task::Poll;
+    use tokio::io::ReadBuf;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // Read through tokio; send straight on a duplicate of the socket,
+        // which does not wait for tokio to have seen it writable.
+        let (sockets, senders): (Vec<tokio::net::UdpSocket>, Vec<UdpSocket>) = (0..SOCKETS)
+            .map(|_| {
+                let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                s.set_nonblocking(true).expect("nonblocking");
+                let send = s.try_clone().expect("dup");
+                (tokio::net::UdpSocket::from_std(s).expect("register"), send)
+            })
+            .unzip();
+        let start = Instant::now();
+        let measure_from = start + Duration::from_secs(1);
+        let mut stop_at = measure_from + Duration::from_secs(seconds);
+        let mut wire = Wire::new();
+        let mut r = Report {
+            started: 0,
+            sent: 0,
+            done: 0,
+            failed: 0,
+            lost: 0,
+            rounds: Vec::new(),
+            measured: Duration::ZERO,
+            cpu_s: None,
+            rss_before: pid.map_or(0, proc_rss_kib),
+            rss_after: 0,
+        };
+        let (mut seq, mut cpu0, mut cpu1, mut ran_out) = (0usize, None, None, false);
+        let mut buf = vec![0u8; 4096];
+        let mut sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
+        std::future::poll_fn(|cx| {
+            loop {
+                let now = Instant::now();
+                if cpu0.is_none() && now >= measure_from {
+                    cpu0 = pid.map(proc_cpu_ticks);
+                }
+                let sending = now < stop_at;
+                if !sending && cpu1.is_none() {
+                    cpu1 = pid.map(proc_cpu_ticks);
+                }
+                if !sending && (wire.in_flight == 0 || now >= stop_at + Duration::from_millis(500))
+                {
+                    return Poll::Ready(());
+                }
+                let mut progressed = false;
+                for (si, sock) in sockets.iter().enumerate() {
+                    for _ in 0..256 {
+                        let mut rb = ReadBuf::new(&mut buf);
+                        match sock.poll_recv_from(cx, &mut rb) {
+                            Poll::Ready(Ok(_)) => progressed = true,
+                            Poll::Ready(Err(_)) => {
+                                progressed = true;
+                                continue;
+                            }
+                            Poll::Pending => break,
+                        }
+                        let Ok(p) = Packet::parse(rb.filled()) else {
+                            continue;
+                        };
+                        let Some(f) = wire.slots[si * 256 + usize::from(p.identifier())].take()
+                        else {
+                            continue;
+                        };
+                        let measured = f.sent >= measure_from && f.sent < stop_at;
+                        if measured {
+                            if r.rounds.len() < f.round {
+                                r.rounds.resize_with(f.round, Vec::new);
+                            }
+                            // Now, not the turn's start: this turn may have sent it.
+                            let took = f.sent.elapsed().as_nanos() as u64;
+                            r.rounds[f.round - 1].push(took);
+                        }
+                        let Some(id) = wire.claim(si, now) else {
+                            wire.in_flight -= 1;
+                            r.failed += 1;
+                            continue;
+                        };
+                        match w.answer(f.round, f.tag, &p, id) {
+                            Step::Then(pkt, tag) => {
+                                wire.slots[si * 256 + usize::from(id)] = Some(InFlight {
+                                    sent: Instant::now(),
+                                    round: f.round + 1,
+                                    tag,
+                                });
+                                let _ = senders[si].send_to(&pkt, target);
+                            }
+                            Step::Done => {
+                                wire.in_flight -= 1;
+                                r.done += u64::from(measured);
+                            }
+                            Step::Failed => {
+                                wire.in_flight -= 1;
+                                r.failed += 1;
+                            }
+                        }
+                    }
+                }
+                let mut wake = None;
+                while sending && !ran_out {
+                    match pacer.due(now, wire.in_flight) {
+                        Ok(()) => {}
+                        Err(at) => {
+                            wake = at;
+                            break;
+                        }
+                    }
+                    let si = seq % SOCKETS;
+                    seq += 1;
+                    let Some(id) = wire.claim(si, now) else {
+                        break;
+                    };
+                    let Some((pkt, tag)) = w.start(id) else {
+                        eprintln!(
+                            "the workload ran out after {:.1}s: the rate is over that time",
+                            now.duration_since(measure_from).as_secs_f64()
+                        );
+                        ran_out = true;
+                        stop_at = now.max(measure_from);
+                        break;
+                    };
+                    let sent = Instant::now();
+                    wire.slots[si * 256 + usize::from(id)] = Some(InFlight {
+                        sent,
+                        round: 1,
+                        tag,
+                    });
+                    wire.in_flight += 1;
+                    r.started += 1;
+                    r.sent += u64::from(sent >= measure_from);
+                    let _ = senders[si].send_to(&pkt, target);
+                    progressed = true;
+                }
+                if progressed {
+                    continue;
+                }
+                // Nothing to read or send: sleep until an answer, the pacer
+                // or the end of the run.
+                let until = wake.map_or(stop_at, |t| t.min(stop_at));
+                let until = if sending {
+                    until
+                } else {
+                    stop_at + Duration::from_millis(500)
+                };
+                sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(until.max(now)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await;
+        if let (Some(pid), Some(c0), Some(c1)) = (pid, cpu0, cpu1) {
+            r.cpu_s = Some(c1.saturating_sub(c0) as f64 / 100.0);
+            r.rss_after = proc_rss_kib(pid);
+        }
+        r.lost = wire.lost + wire.in_flight;
+        r.measured = stop_at.saturating_duration_since(measure_from);
+        r
+    })
 }
 
 /// The `p` quantile of latencies in nanoseconds, in microseconds.
@@ -233,129 +532,137 @@ fn request(id: u8, seq: u64, user: &[u8], secret: &[u8]) -> Vec<u8> {
     b.finish_request(secret)
 }
 
+/// PAP requests for one user, each answered once.
+struct Plain {
+    secret: Vec<u8>,
+    seq: u64,
+}
+
+impl Workload for Plain {
+    fn start(&mut self, id: u8) -> Option<(Vec<u8>, u64)> {
+        self.seq += 1;
+        Some((request(id, self.seq, b"bench-user", &self.secret), 0))
+    }
+
+    fn answer(&mut self, _: usize, _: u64, _: &Packet, _: u8) -> Step {
+        Step::Done
+    }
+}
+
 fn load(args: &[String]) {
     let target: SocketAddr = args[0].parse().expect("TARGET");
     let secret = args[1].clone().into_bytes();
     let mode = args[2].clone();
     let n: u64 = args[3].parse().expect("N");
     let seconds: u64 = args[4].parse().expect("SECONDS");
-    let pid = args.get(5).cloned();
-
-    let start = Instant::now();
-    let sockets = client_sockets();
-    // Send time (ns since start, 0 = free) per socket and identifier.
-    let sent_at: Arc<Vec<AtomicU64>> =
-        Arc::new((0..SOCKETS * 256).map(|_| AtomicU64::new(0)).collect());
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let warmup = Duration::from_secs(1);
-
-    let receivers: Vec<_> = sockets
-        .iter()
-        .enumerate()
-        .map(|(si, s)| {
-            let (s, sent_at, in_flight, stop) =
-                (s.clone(), sent_at.clone(), in_flight.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                let mut answered = 0u64;
-                let mut buf = [0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((len, _)) = s.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    if len < 20 {
-                        continue;
-                    }
-                    let slot = &sent_at[si * 256 + usize::from(buf[1])];
-                    let t = slot.swap(0, Ordering::AcqRel);
-                    if t == 0 {
-                        continue;
-                    }
-                    in_flight.fetch_sub(1, Ordering::AcqRel);
-                    let now = start.elapsed().as_nanos() as u64;
-                    if Duration::from_nanos(t) >= warmup {
-                        answered += 1;
-                        lat.push(now - t);
-                    }
-                }
-                (answered, lat)
-            })
-        })
-        .collect();
-
-    let measure_from = start + warmup;
-    let end = measure_from + Duration::from_secs(seconds);
-    let mut cpu0 = None;
-    let mut seq = 0u64;
-    let mut sent = 0u64;
-    let mut next_id = [0u8; SOCKETS];
-    let mut pacer = Pacer::new(&mode, n);
-    let rss_before = pid.as_deref().map(proc_rss_kib);
-    while Instant::now() < end {
-        if cpu0.is_none() && Instant::now() >= measure_from {
-            cpu0 = pid.as_deref().map(proc_cpu_ticks);
-        }
-        // Window mode spins: the maximum rate needs every request sent at once.
-        if !pacer.ready(in_flight.load(Ordering::Acquire), std::hint::spin_loop) {
-            continue;
-        }
-        let si = (seq as usize) % SOCKETS;
-        // Find a free identifier on this socket (a lost packet's slot is
-        // reclaimed after a second).
-        let now_ns = start.elapsed().as_nanos() as u64;
-        let mut id = None;
-        for k in 0..=255u8 {
-            let cand = next_id[si].wrapping_add(k);
-            let slot = &sent_at[si * 256 + usize::from(cand)];
-            let t = slot.load(Ordering::Acquire);
-            if t == 0 || now_ns.saturating_sub(t) > 1_000_000_000 {
-                if t != 0 {
-                    in_flight.fetch_sub(1, Ordering::AcqRel);
-                }
-                id = Some(cand);
-                break;
-            }
-        }
-        let Some(id) = id else { continue };
-        next_id[si] = id.wrapping_add(1);
-        let pkt = request(id, seq, b"bench-user", &secret);
-        seq += 1;
-        sent_at[si * 256 + usize::from(id)]
-            .store(start.elapsed().as_nanos().max(1) as u64, Ordering::Release);
-        in_flight.fetch_add(1, Ordering::AcqRel);
-        if sockets[si].send_to(&pkt, target).is_ok() && Instant::now() >= measure_from {
-            sent += 1;
-        }
-    }
-    let cpu1 = pid.as_deref().map(proc_cpu_ticks);
-    std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    let mut answered = 0;
-    let mut lat = Vec::new();
-    for r in receivers {
-        let (a, l) = r.join().expect("receiver");
-        answered += a;
-        lat.extend(l);
-    }
-    let mut pct = |p: f64| percentile_us(&mut lat, p);
-    let rate = answered as f64 / seconds as f64;
-    print!(
-        "mode={mode} n={n} sent={sent} answered={answered} rate={rate:.0}/s p50={:.1}us p99={:.1}us",
-        pct(0.50),
-        pct(0.99)
+    let pid = args.get(5).map(String::as_str);
+    let mut w = Plain { secret, seq: 0 };
+    let mut r = drive(&mut w, target, Pacer::new(&mode, n), seconds, pid);
+    let (p50, p99) = r.latency(1);
+    println!(
+        "mode={mode} n={n} sent={} answered={} rate={:.0}/s p50={p50:.1}us p99={p99:.1}us{}{}",
+        r.sent,
+        r.done,
+        r.rate(),
+        r.cpu("req"),
+        lost(&r)
     );
-    if let (Some(pid), Some(c0), Some(c1)) = (pid.as_deref(), cpu0, cpu1) {
-        let hz = 100.0; // USER_HZ on Linux
-        let cpu_s = (c1 - c0) as f64 / hz;
-        print!(
-            " cpu={cpu_s:.2}s cpu_per_req={:.1}us rss_before={}KiB rss_after={}KiB",
-            cpu_s * 1e6 / answered.max(1) as f64,
-            rss_before.unwrap_or(0),
-            proc_rss_kib(pid)
-        );
+}
+
+/// ` lost=N` when requests went unanswered.
+fn lost(r: &Report) -> String {
+    if r.lost == 0 {
+        String::new()
+    } else {
+        format!(" lost={}", r.lost)
     }
-    println!();
+}
+
+/// Two-round TOTP logins of users u0…u{users-1}: the password, then the
+/// code the Access-Challenge asks for, sent with its State.
+struct Logins {
+    secret: Vec<u8>,
+    users: u64,
+    /// Logins started so far, counting from MFA_USER_OFFSET: login `k` is
+    /// user `k % users`'s `k / users`-th of this step.
+    next: u64,
+    seq: u64,
+}
+
+impl Workload for Logins {
+    fn start(&mut self, id: u8) -> Option<(Vec<u8>, u64)> {
+        let (user, wrap) = (self.next % self.users, self.next / self.users);
+        if wrap > 1 {
+            // Every user has logged in twice this step: no valid code is left.
+            return None;
+        }
+        let pkt = common::mfa_request(id, self.seq, user, b"bench-password", None, &self.secret);
+        self.seq += 1;
+        self.next += 1;
+        Some((pkt, self.next - 1))
+    }
+
+    fn answer(&mut self, round: usize, login: u64, p: &Packet, id: u8) -> Step {
+        use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+        match (round, p.code()) {
+            (1, Code::ACCESS_CHALLENGE) => {
+                let (user, wrap) = (login % self.users, login / self.users);
+                let state = p.find(attr::STATE).map(|a| a.value).unwrap_or_default();
+                // A user's second login in a step uses the next step's code
+                // (inside the ±1 window, newer than the one used).
+                let code = totp_code(
+                    &TotpParams::default(),
+                    &common::seed_for(user),
+                    unix_now() + 30 * wrap,
+                );
+                let pkt = common::mfa_request(
+                    id,
+                    self.seq,
+                    user,
+                    code.as_bytes(),
+                    Some(state),
+                    &self.secret,
+                );
+                self.seq += 1;
+                Step::Then(pkt, login)
+            }
+            (2, Code::ACCESS_ACCEPT) => Step::Done,
+            _ => Step::Failed,
+        }
+    }
+}
+
+fn mfa(args: &[String]) {
+    let target: SocketAddr = args[0].parse().expect("TARGET");
+    let secret = args[1].clone().into_bytes();
+    let mode = args[2].clone();
+    let n: u64 = args[3].parse().expect("N");
+    let seconds: u64 = args[4].parse().expect("SECONDS");
+    let users: u64 = args[5].parse().expect("USERS");
+    let pid = args.get(6).map(String::as_str);
+    // Each user can log in twice per 30 s step: consecutive runs start
+    // where the previous one stopped (MFA_USER_OFFSET).
+    let offset = std::env::var("MFA_USER_OFFSET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut w = Logins {
+        secret,
+        users,
+        next: offset,
+        seq: 0,
+    };
+    let mut r = drive(&mut w, target, Pacer::new(&mode, n), seconds, pid);
+    let ((p50_1, p99_1), (p50_2, p99_2)) = (r.latency(1), r.latency(2));
+    println!(
+        "mode={mode} n={n} started={} logins={} failed={} rate={:.0}/s round1 p50={p50_1:.1}us p99={p99_1:.1}us round2 p50={p50_2:.1}us p99={p99_2:.1}us{}{}",
+        r.started,
+        r.done,
+        r.failed,
+        r.rate(),
+        r.cpu("login"),
+        lost(&r)
+    );
 }
 
 fn populate(dir: &std::path::Path, users: u64, push: bool) {
@@ -487,214 +794,4 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Per socket and identifier: when sent (ns since start, 0 = free), which
-/// round (1, 2) and which user.
-struct Slots {
-    sent: Vec<AtomicU64>,
-    what: Vec<AtomicU64>,
-    next: Vec<AtomicU64>,
-}
-
-impl Slots {
-    fn new() -> Slots {
-        Slots {
-            sent: (0..SOCKETS * 256).map(|_| AtomicU64::new(0)).collect(),
-            what: (0..SOCKETS * 256).map(|_| AtomicU64::new(0)).collect(),
-            next: (0..SOCKETS).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    /// Claims a free identifier on socket `si` (a slot is reclaimed after 5 s).
-    fn claim(&self, si: usize, now_ns: u64, round: u64, user: u64) -> Option<u8> {
-        for _ in 0..256 {
-            let id = (self.next[si].fetch_add(1, Ordering::AcqRel) % 256) as u8;
-            let slot = &self.sent[si * 256 + usize::from(id)];
-            let t = slot.load(Ordering::Acquire);
-            if (t == 0 || now_ns.saturating_sub(t) > 5_000_000_000)
-                && slot
-                    .compare_exchange(t, now_ns.max(1), Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                self.what[si * 256 + usize::from(id)]
-                    .store((round << 48) | user, Ordering::Release);
-                return Some(id);
-            }
-        }
-        None
-    }
-}
-
-fn mfa(args: &[String]) {
-    use mfa_proxy::mfa::otp::{TotpParams, totp_code};
-    let target: SocketAddr = args[0].parse().expect("TARGET");
-    let secret = args[1].clone().into_bytes();
-    let mode = args[2].clone();
-    let n: u64 = args[3].parse().expect("N");
-    let seconds: u64 = args[4].parse().expect("SECONDS");
-    let users: u64 = args[5].parse().expect("USERS");
-    let pid = args.get(6).cloned();
-    let start = Instant::now();
-    let sockets = client_sockets();
-    let slots = Arc::new(Slots::new());
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let seq = Arc::new(AtomicU64::new(0));
-    let warmup = Duration::from_secs(1);
-    let receivers: Vec<_> = sockets
-        .iter()
-        .enumerate()
-        .map(|(si, s)| {
-            let (s, slots, in_flight, stop, seq, secret) = (
-                s.clone(),
-                slots.clone(),
-                in_flight.clone(),
-                stop.clone(),
-                seq.clone(),
-                secret.clone(),
-            );
-            std::thread::spawn(move || {
-                let (mut r1, mut r2, mut done, mut failed) = (Vec::new(), Vec::new(), 0u64, 0u64);
-                let mut buf = [0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((len, _)) = s.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    let Ok(p) = Packet::parse(&buf[..len]) else {
-                        continue;
-                    };
-                    let k = si * 256 + usize::from(p.identifier());
-                    let t = slots.sent[k].swap(0, Ordering::AcqRel);
-                    if t == 0 {
-                        continue;
-                    }
-                    let what = slots.what[k].load(Ordering::Acquire);
-                    let (round, user) = (what >> 48, what & 0xffff_ffff_ffff);
-                    let now = start.elapsed().as_nanos() as u64;
-                    let measured = Duration::from_nanos(t) >= warmup;
-                    match (round, p.code()) {
-                        (1, Code::ACCESS_CHALLENGE) => {
-                            if measured {
-                                r1.push(now - t);
-                            }
-                            let state = p
-                                .find(attr::STATE)
-                                .map(|a| a.value.to_vec())
-                                .unwrap_or_default();
-                            // A user's second login in a step uses the next step's code
-                            // (inside the ±1 window, newer than the one used).
-                            let (wrap, user) = (user >> 40, user & 0xff_ffff_ffff);
-                            let code = totp_code(
-                                &TotpParams::default(),
-                                &common::seed_for(user),
-                                unix_now() + 30 * wrap,
-                            );
-                            let user = user | (wrap << 40);
-                            if let Some(id) = slots.claim(si, now, 2, user) {
-                                let pkt = common::mfa_request(
-                                    id,
-                                    seq.fetch_add(1, Ordering::AcqRel),
-                                    user & 0xff_ffff_ffff,
-                                    code.as_bytes(),
-                                    Some(&state),
-                                    &secret,
-                                );
-                                let _ = s.send_to(&pkt, target);
-                            }
-                        }
-                        (2, Code::ACCESS_ACCEPT) => {
-                            in_flight.fetch_sub(1, Ordering::AcqRel);
-                            if measured {
-                                r2.push(now - t);
-                                done += 1;
-                            }
-                        }
-                        _ => {
-                            in_flight.fetch_sub(1, Ordering::AcqRel);
-                            failed += 1;
-                        }
-                    }
-                }
-                (r1, r2, done, failed)
-            })
-        })
-        .collect();
-    let measure_from = start + warmup;
-    let end = measure_from + Duration::from_secs(seconds);
-    let mut pacer = Pacer::new(&mode, n);
-    // Each user can log in once per 30 s step: consecutive runs start where
-    // the previous one stopped (MFA_USER_OFFSET).
-    let mut user: u64 = std::env::var("MFA_USER_OFFSET")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let first_user = user;
-    let mut cpu0 = None;
-    let rss_before = pid.as_deref().map(proc_rss_kib);
-    while Instant::now() < end {
-        if cpu0.is_none() && Instant::now() >= measure_from {
-            cpu0 = pid.as_deref().map(proc_cpu_ticks);
-        }
-        let idle = || std::thread::sleep(Duration::from_micros(50));
-        if !pacer.ready(in_flight.load(Ordering::Acquire), idle) {
-            continue;
-        }
-        let wrap = user / users;
-        if wrap > 1 {
-            // Every user has logged in twice this step: no valid code is left.
-            break;
-        }
-        let si = (user as usize) % SOCKETS;
-        let Some(id) = slots.claim(
-            si,
-            start.elapsed().as_nanos() as u64,
-            1,
-            (user % users) | (wrap << 40),
-        ) else {
-            continue;
-        };
-        let pkt = common::mfa_request(
-            id,
-            seq.fetch_add(1, Ordering::AcqRel),
-            user % users,
-            b"bench-password",
-            None,
-            &secret,
-        );
-        in_flight.fetch_add(1, Ordering::AcqRel);
-        let _ = sockets[si].send_to(&pkt, target);
-        user += 1;
-    }
-    let cpu1 = pid.as_deref().map(proc_cpu_ticks);
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (mut r1, mut r2, mut done, mut failed) = (Vec::new(), Vec::new(), 0, 0);
-    for r in receivers {
-        let (a, b, d, f) = r.join().expect("receiver");
-        r1.extend(a);
-        r2.extend(b);
-        done += d;
-        failed += f;
-    }
-    let pct = percentile_us;
-    print!(
-        "mode={mode} n={n} started={} logins={done} failed={failed} rate={:.0}/s round1 p50={:.1}us p99={:.1}us round2 p50={:.1}us p99={:.1}us",
-        user - first_user,
-        done as f64 / seconds as f64,
-        pct(&mut r1, 0.5),
-        pct(&mut r1, 0.99),
-        pct(&mut r2, 0.5),
-        pct(&mut r2, 0.99)
-    );
-    if let (Some(pid), Some(c0), Some(c1)) = (pid.as_deref(), cpu0, cpu1) {
-        let cpu_s = (c1 - c0) as f64 / 100.0;
-        print!(
-            " cpu={cpu_s:.2}s cpu_per_login={:.1}us rss_before={}KiB rss_after={}KiB",
-            cpu_s * 1e6 / done.max(1) as f64,
-            rss_before.unwrap_or(0),
-            proc_rss_kib(pid)
-        );
-    }
-    println!();
 }
