@@ -193,6 +193,68 @@ impl Pacer {
     }
 }
 
+/// A one-shot timer with microsecond precision. tokio's own timer ticks in
+/// milliseconds: a rate run would send each millisecond's requests in one
+/// burst instead of evenly spaced.
+struct FineTimer(tokio::io::unix::AsyncFd<TimerFdRef>);
+
+struct TimerFdRef(nix::sys::timerfd::TimerFd);
+
+impl std::os::fd::AsRawFd for TimerFdRef {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl FineTimer {
+    fn new() -> FineTimer {
+        use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+        let fd = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .expect("timerfd");
+        // `AsyncFd::new` is deprecated for `register`, which is `unsafe`
+        // (forbidden here). What `register` asks the caller to promise holds:
+        // the AsyncFd owns the timer, so the descriptor stays open and the
+        // same until it is dropped.
+        #[allow(deprecated)]
+        let fd = tokio::io::unix::AsyncFd::new(TimerFdRef(fd)).expect("register the timer");
+        FineTimer(fd)
+    }
+
+    /// Fires once, `after` from now (at least 1 µs: zero would disarm it).
+    /// Re-arming discards an expiry not yet read.
+    fn arm(&self, after: Duration) {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+        let after = TimeSpec::from_duration(after.max(Duration::from_micros(1)));
+        self.0
+            .get_ref()
+            .0
+            .set(Expiration::OneShot(after), TimerSetTimeFlags::empty())
+            .expect("arm the timer");
+    }
+
+    fn poll_fired(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::task::Poll;
+        loop {
+            let mut ready = match self.0.poll_read_ready(cx) {
+                Poll::Ready(Ok(r)) => r,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            };
+            match self.0.get_ref().0.wait() {
+                Ok(()) => return Poll::Ready(()),
+                // Seen readable before the last re-arm: not fired yet.
+                Err(nix::errno::Errno::EAGAIN) => ready.clear_ready(),
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
 /// A run's traffic: how each exchange starts and what each answer leads to.
 trait Workload {
     /// A new request with identifier `id`, and a tag given back with its
@@ -354,7 +416,7 @@ fn drive(
         };
         let (mut seq, mut cpu0, mut cpu1, mut ran_out) = (0usize, None, None, false);
         let mut buf = vec![0u8; 4096];
-        let mut sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
+        let timer = FineTimer::new();
         std::future::poll_fn(|cx| {
             loop {
                 let now = Instant::now();
@@ -468,10 +530,8 @@ fn drive(
                 } else {
                     stop_at + Duration::from_millis(500)
                 };
-                sleep
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(until.max(now)));
-                if sleep.as_mut().poll(cx).is_pending() {
+                timer.arm(until.saturating_duration_since(Instant::now()));
+                if timer.poll_fired(cx).is_pending() {
                     return Poll::Pending;
                 }
             }
