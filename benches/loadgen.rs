@@ -530,7 +530,11 @@ fn drive(
                 } else {
                     stop_at + Duration::from_millis(500)
                 };
-                timer.arm(until.saturating_duration_since(Instant::now()));
+                // At least 50 µs, as the old sender's sleeps were: at high
+                // rates a timer per request would cost the generator more
+                // than its sends, and it would fall behind in bursts.
+                let wait = until.saturating_duration_since(Instant::now());
+                timer.arm(wait.max(Duration::from_micros(50)));
                 if timer.poll_fired(cx).is_pending() {
                     return Poll::Pending;
                 }
