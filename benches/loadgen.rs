@@ -51,6 +51,8 @@ use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
 mod common;
 
 const SOCKETS: usize = 4;
+/// How long a run waits for the answers still in flight at its end.
+const DRAIN: Duration = Duration::from_millis(500);
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -300,12 +302,16 @@ impl Wire {
         }
     }
 
+    fn slot(&mut self, si: usize, id: u8) -> &mut Option<InFlight> {
+        &mut self.slots[si * 256 + usize::from(id)]
+    }
+
     /// A free identifier on socket `si`. A request unanswered for 5 s is
     /// counted lost and its identifier reused.
     fn claim(&mut self, si: usize, now: Instant) -> Option<u8> {
         for k in 0..=255u8 {
             let id = self.next_id[si].wrapping_add(k);
-            let slot = &mut self.slots[si * 256 + usize::from(id)];
+            let slot = self.slot(si, id);
             match slot {
                 Some(f) if now.duration_since(f.sent) < Duration::from_secs(5) => continue,
                 Some(_) => {
@@ -427,8 +433,7 @@ fn drive(
                 if !sending && cpu1.is_none() {
                     cpu1 = pid.map(proc_cpu_ticks);
                 }
-                if !sending && (wire.in_flight == 0 || now >= stop_at + Duration::from_millis(500))
-                {
+                if !sending && (wire.in_flight == 0 || now >= stop_at + DRAIN) {
                     return Poll::Ready(());
                 }
                 let mut progressed = false;
@@ -446,8 +451,7 @@ fn drive(
                         let Ok(p) = Packet::parse(rb.filled()) else {
                             continue;
                         };
-                        let Some(f) = wire.slots[si * 256 + usize::from(p.identifier())].take()
-                        else {
+                        let Some(f) = wire.slot(si, p.identifier()).take() else {
                             continue;
                         };
                         let measured = f.sent >= measure_from && f.sent < stop_at;
@@ -466,7 +470,7 @@ fn drive(
                         };
                         match w.answer(f.round, f.tag, &p, id) {
                             Step::Then(pkt, tag) => {
-                                wire.slots[si * 256 + usize::from(id)] = Some(InFlight {
+                                *wire.slot(si, id) = Some(InFlight {
                                     sent: Instant::now(),
                                     round: f.round + 1,
                                     tag,
@@ -508,7 +512,7 @@ fn drive(
                         break;
                     };
                     let sent = Instant::now();
-                    wire.slots[si * 256 + usize::from(id)] = Some(InFlight {
+                    *wire.slot(si, id) = Some(InFlight {
                         sent,
                         round: 1,
                         tag,
@@ -524,11 +528,10 @@ fn drive(
                 }
                 // Nothing to read or send: sleep until an answer, the pacer
                 // or the end of the run.
-                let until = wake.map_or(stop_at, |t| t.min(stop_at));
                 let until = if sending {
-                    until
+                    wake.map_or(stop_at, |t| t.min(stop_at))
                 } else {
-                    stop_at + Duration::from_millis(500)
+                    stop_at + DRAIN
                 };
                 // At least 50 µs, as the old sender's sleeps were: at high
                 // rates a timer per request would cost the generator more
