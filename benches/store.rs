@@ -2,7 +2,8 @@
 //! jobs a login sends the store workers (the precheck after the first
 //! factor, the code's verification, the audit record), run as the workers
 //! run them, in one transaction per batch, against an SQLite file holding
-//! 10,000 enrolled users.
+//! 10,000 enrolled users (`STORE_BENCH_USERS` to change it: with 100,000,
+//! more than the store keeps in memory, every login reads its user cold).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,7 +18,12 @@ use zeroize::Zeroizing;
 mod common;
 use common::seed_for;
 
-const USERS: u64 = 10_000;
+fn users() -> u64 {
+    std::env::var("STORE_BENCH_USERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
 
 /// The three jobs of user `i`'s login at `now`.
 fn login(i: u64, now: u64) -> [StoreOp; 3] {
@@ -50,7 +56,8 @@ fn login(i: u64, now: u64) -> [StoreOp; 3] {
 
 fn logins(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = common::populate(dir.path(), USERS, false);
+    let users = users();
+    let s = common::populate(dir.path(), users, false);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -67,7 +74,7 @@ fn logins(c: &mut Criterion) {
                 || {
                     let mut ops = Vec::new();
                     for _ in 0..per_batch {
-                        if next == USERS {
+                        if next == users {
                             next = 0;
                             step += 1;
                         }

@@ -255,6 +255,30 @@ fn history_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     })
 }
 
+/// What a login reads about its user, in one statement (see
+/// [`Store::login_state`]).
+///
+/// Mind joins here: in a join, SQLite carries `u.name = ?1` over to the
+/// other table's terms, and unless `?1` is given a collation
+/// (`?1 COLLATE NOCASE`, which changes nothing else), it then compiles the
+/// statement again each time `?1` is bound, which the statement cache does
+/// for every login.
+const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 0),
+         EXISTS (SELECT 1 FROM bypasses b
+                 WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
+         COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
+         EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active),
+         u.method, u.phone, u.pin_hash IS NOT NULL, u.language
+  FROM users u WHERE u.name = ?1";
+
+/// Claims a step of a token: changes one row, or none if it was used.
+const CLAIM_SQL: &str = "UPDATE tokens SET last_step = ?2, counter = MAX(counter, ?2 + 1)
+ WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)";
+
+const AUDIT_SQL: &str =
+    "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
 const TOKEN_COLS: &str =
     "id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model";
 
@@ -449,12 +473,7 @@ impl Store for SqliteStore {
 
     fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
         let s = step as i64;
-        let n = x(
-            &self.conn(),
-            "UPDATE tokens SET last_step = ?2, counter = MAX(counter, ?2 + 1)
-             WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-            params![id, s],
-        )?;
+        let n = x(&self.conn(), CLAIM_SQL, params![id, s])?;
         Ok(n == 1)
     }
 
@@ -566,29 +585,18 @@ impl Store for SqliteStore {
 
     fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
         // One statement instead of five: this runs for every login.
-        Ok(q(
-            &self.conn(),
-            "SELECT COALESCE(u.blocked_until > ?2, 0),
-                    EXISTS (SELECT 1 FROM bypasses b
-                            WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
-                    COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
-                    EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active),
-                    u.method, u.phone, u.pin_hash IS NOT NULL, u.language
-             FROM users u WHERE u.name = ?1",
-            params![user, now],
-            |r| {
-                Ok(LoginState {
-                    blocked: r.get(0)?,
-                    bypass_waiting: r.get(1)?,
-                    locked: r.get(2)?,
-                    enrolled: r.get(3)?,
-                    method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Totp),
-                    phone: r.get(5)?,
-                    has_pin: r.get(6)?,
-                    language: r.get(7)?,
-                })
-            },
-        )
+        Ok(q(&self.conn(), LOGIN_STATE_SQL, params![user, now], |r| {
+            Ok(LoginState {
+                blocked: r.get(0)?,
+                bypass_waiting: r.get(1)?,
+                locked: r.get(2)?,
+                enrolled: r.get(3)?,
+                method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Totp),
+                phone: r.get(5)?,
+                has_pin: r.get(6)?,
+                language: r.get(7)?,
+            })
+        })
         .optional()?)
     }
 
@@ -662,10 +670,20 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
-        x(&self.conn(),
-            "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![a.at, a.user, a.result.as_str(), a.accepted, a.mode, a.server, a.client, a.client_ip, a.reason],
+        x(
+            &self.conn(),
+            AUDIT_SQL,
+            params![
+                a.at,
+                a.user,
+                a.result.as_str(),
+                a.accepted,
+                a.mode,
+                a.server,
+                a.client,
+                a.client_ip,
+                a.reason
+            ],
         )?;
         Ok(())
     }
@@ -701,6 +719,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::StatementStatus;
 
     fn store() -> SqliteStore {
         SqliteStore::in_memory(SeedKey::from_bytes(&[1; 32])).expect("open")
@@ -793,6 +812,53 @@ mod tests {
             handles.into_iter().map(|h| h.join().expect("thread")).sum()
         });
         assert_eq!(winners, 1);
+    }
+
+    #[test]
+    fn login_statements_are_compiled_once() {
+        // SQLite can mark a statement to be compiled again whenever it is
+        // bound to a new value (a join on `u.name = ?1` does, see
+        // LOGIN_STATE_SQL). The statement cache binds every login's values,
+        // so a login's statements must not be marked.
+        let s = store();
+        for i in 0..20 {
+            let name = format!("u{i}");
+            s.add_user(&user(&name)).expect("add");
+            let id = s.add_token(&totp(&name), b"seed").expect("token");
+            s.activate_token(id).expect("activate");
+        }
+        s.batch(&mut || {
+            for i in 0..20 {
+                let name = format!("u{i}");
+                let st = s.login_state(&name, 10).expect("state").expect("user");
+                assert!(st.enrolled);
+                let t = &s.tokens(&name).expect("tokens")[0];
+                s.token_seed(t).expect("seed");
+                assert!(s.claim_step(t.id, 5).expect("claim"));
+                s.clear_denials(&name).expect("clear");
+                s.append_audit(&AuditRecord {
+                    at: 1,
+                    user: name,
+                    result: ResultCode::SuccessOathCodeVerified,
+                    accepted: true,
+                    mode: "totp".into(),
+                    server: "s".into(),
+                    client: "c".into(),
+                    client_ip: None,
+                    reason: None,
+                })
+                .expect("audit");
+            }
+        })
+        .expect("batch");
+        let c = s.conn();
+        let tokens = format!("SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1");
+        for sql in [LOGIN_STATE_SQL, &tokens, CLAIM_SQL, AUDIT_SQL] {
+            let st = c.prepare_cached(sql).expect("cached");
+            // Run by the logins above: the test looks at the right one.
+            assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
+            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
     }
 
     #[test]
