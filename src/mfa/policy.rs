@@ -331,8 +331,7 @@ fn verify(
 ) -> Result<Verdict, StoreError> {
     let unix = u64::try_from(now).unwrap_or(0);
     let mut worst = Verdict::Incorrect;
-    for t in store.tokens(user)?.into_iter().filter(|t| t.active) {
-        let seed = store.token_seed(&t)?;
+    for (t, seed) in store.active_tokens(user)? {
         let v = match t.kind {
             TokenKind::Totp => otp::verify_totp(&t.params, &seed, code, unix, window, t.last_step),
             TokenKind::Hotp => otp::verify_hotp(

@@ -112,6 +112,9 @@ pub enum TokenKind {
     Hotp,
 }
 
+/// An OATH token's secret, opened; zeroed when dropped.
+pub type Seed = Zeroizing<Vec<u8>>;
+
 /// An OATH token as stored; the seed stays sealed until [`Store::token_seed`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
@@ -252,6 +255,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError>;
     fn token_seed(&self, token: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+    /// The user's active tokens with their seeds, as a code check needs
+    /// them. Backends can read them in one query.
+    fn active_tokens(&self, user: &str) -> Result<Vec<(Token, Seed)>, StoreError> {
+        self.tokens(user)?
+            .into_iter()
+            .filter(|t| t.active)
+            .map(|t| {
+                let seed = self.token_seed(&t)?;
+                Ok((t, seed))
+            })
+            .collect()
+    }
     fn activate_token(&self, id: i64) -> Result<(), StoreError>;
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError>;
     /// Removes the hardware token with this serial; `false` if there is none.

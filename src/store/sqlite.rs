@@ -295,6 +295,12 @@ const REPORT_SQL: &str =
 
 const TOKEN_COLS: &str =
     "id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model";
+/// How many columns [`TOKEN_COLS`] names.
+const TOKEN_COLS_N: usize = 11;
+
+/// A user's active tokens with their sealed seeds, after the token columns.
+const ACTIVE_TOKENS_SQL: &str = "SELECT id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model, seed
+ FROM tokens WHERE user = ?1 AND active";
 
 impl Store for SqliteStore {
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
@@ -442,6 +448,27 @@ impl Store for SqliteStore {
             |r| r.get(0),
         )?;
         self.key.open(&t.user.to_lowercase(), &sealed)
+    }
+
+    fn active_tokens(&self, user: &str) -> Result<Vec<(Token, Seed)>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(ACTIVE_TOKENS_SQL)?;
+        let mut sealed = st
+            .query_map([user], |r| {
+                Ok((token_from_row(r)?, r.get::<_, Vec<u8>>(TOKEN_COLS_N)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(st);
+        drop(c);
+        // By id, as `tokens` gives them; see there for why not in SQL.
+        sealed.sort_unstable_by_key(|(t, _)| t.id);
+        sealed
+            .into_iter()
+            .map(|(t, sealed)| {
+                let seed = self.key.open(&t.user.to_lowercase(), &sealed)?;
+                Ok((t, seed))
+            })
+            .collect()
     }
 
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError> {
@@ -788,7 +815,17 @@ mod tests {
             .query_row("SELECT seed FROM tokens WHERE id = ?1", [id], |r| r.get(0))
             .expect("raw");
         assert!(!raw.windows(8).any(|w| w == b"twenty-b"));
+        assert!(
+            s.active_tokens("bob").expect("active").is_empty(),
+            "pending"
+        );
         s.activate_token(id).expect("activate");
+        let active = s.active_tokens("BOB").expect("active");
+        assert_eq!(active.len(), 1);
+        assert_eq!(
+            (active[0].0.id, &active[0].1[..]),
+            (id, &b"twenty-byte-seed-xyz"[..])
+        );
         assert!(s.claim_step(id, 100).expect("claim"));
         assert!(
             !s.claim_step(id, 100).expect("claim"),
@@ -844,8 +881,8 @@ mod tests {
                 let name = format!("u{i}");
                 let st = s.login_state(&name, 10).expect("state").expect("user");
                 assert!(st.enrolled);
-                let t = &s.tokens(&name).expect("tokens")[0];
-                s.token_seed(t).expect("seed");
+                let (t, seed) = &s.active_tokens(&name).expect("tokens")[0];
+                assert_eq!(&seed[..], b"seed");
                 assert!(s.claim_step(t.id, 5).expect("claim"));
                 s.clear_denials(&name).expect("clear");
                 s.append_audit(&AuditRecord {
@@ -864,8 +901,9 @@ mod tests {
         })
         .expect("batch");
         let c = s.conn();
-        let tokens = format!("SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1");
-        for sql in [LOGIN_STATE_SQL, &tokens, CLAIM_SQL, AUDIT_SQL] {
+        assert_eq!(TOKEN_COLS.split(',').count(), TOKEN_COLS_N);
+        assert!(ACTIVE_TOKENS_SQL.starts_with(&format!("SELECT {TOKEN_COLS}, seed\n")));
+        for sql in [LOGIN_STATE_SQL, ACTIVE_TOKENS_SQL, CLAIM_SQL, AUDIT_SQL] {
             let st = c.prepare_cached(sql).expect("cached");
             // Run by the logins above: the test looks at the right one.
             assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
