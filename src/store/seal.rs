@@ -73,18 +73,20 @@ impl SeedKey {
     pub fn seal(&self, user: &str, seed: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
+        // Encrypted in place, in the one buffer that is returned, so the
+        // plaintext is never copied anywhere else.
         let mut out = Vec::with_capacity(NONCE_LEN + seed.len() + CHACHA20_POLY1305.tag_len());
         out.extend_from_slice(&nonce);
-        let mut body = out.split_off(NONCE_LEN);
-        body.extend_from_slice(seed);
-        self.0
-            .seal_in_place_append_tag(
+        out.extend_from_slice(seed);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(user.as_bytes()),
-                &mut body,
+                &mut out[NONCE_LEN..],
             )
             .expect("sealing an in-memory buffer cannot fail");
-        out.append(&mut body);
+        out.extend_from_slice(tag.as_ref());
         out
     }
 
