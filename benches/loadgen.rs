@@ -616,18 +616,45 @@ impl Workload for Plain {
     }
 }
 
+/// The arguments `load` and `mfa` start with: TARGET SECRET MODE N SECONDS.
+struct RunArgs {
+    target: SocketAddr,
+    secret: Vec<u8>,
+    mode: String,
+    n: u64,
+    seconds: u64,
+}
+
+impl RunArgs {
+    fn parse(args: &[String]) -> RunArgs {
+        RunArgs {
+            target: args[0].parse().expect("TARGET"),
+            secret: args[1].clone().into_bytes(),
+            mode: args[2].clone(),
+            n: args[3].parse().expect("N"),
+            seconds: args[4].parse().expect("SECONDS"),
+        }
+    }
+
+    /// Drives `w` as the arguments say. Returns the report and the start of
+    /// the result line (`mode=… n=…`).
+    fn drive(&self, w: &mut impl Workload, pid: Option<&str>) -> (Report, String) {
+        let pacer = Pacer::new(&self.mode, self.n);
+        let r = drive(w, self.target, pacer, self.seconds, pid);
+        (r, format!("mode={} n={}", self.mode, self.n))
+    }
+}
+
 fn load(args: &[String]) {
-    let target: SocketAddr = args[0].parse().expect("TARGET");
-    let secret = args[1].clone().into_bytes();
-    let mode = args[2].clone();
-    let n: u64 = args[3].parse().expect("N");
-    let seconds: u64 = args[4].parse().expect("SECONDS");
-    let pid = args.get(5).map(String::as_str);
-    let mut w = Plain { secret, seq: 0 };
-    let mut r = drive(&mut w, target, Pacer::new(&mode, n), seconds, pid);
+    let run = RunArgs::parse(args);
+    let mut w = Plain {
+        secret: run.secret.clone(),
+        seq: 0,
+    };
+    let (mut r, head) = run.drive(&mut w, args.get(5).map(String::as_str));
     let (p50, p99) = r.latency(1);
     println!(
-        "mode={mode} n={n} sent={} answered={} rate={:.0}/s p50={p50:.1}us p99={p99:.1}us{}{}",
+        "{head} sent={} answered={} rate={:.0}/s p50={p50:.1}us p99={p99:.1}us{}{}",
         r.sent,
         r.done,
         r.rate(),
@@ -700,13 +727,8 @@ impl Workload for Logins {
 }
 
 fn mfa(args: &[String]) {
-    let target: SocketAddr = args[0].parse().expect("TARGET");
-    let secret = args[1].clone().into_bytes();
-    let mode = args[2].clone();
-    let n: u64 = args[3].parse().expect("N");
-    let seconds: u64 = args[4].parse().expect("SECONDS");
+    let run = RunArgs::parse(args);
     let users: u64 = args[5].parse().expect("USERS");
-    let pid = args.get(6).map(String::as_str);
     // Each user can log in twice per 30 s step: consecutive runs start
     // where the previous one stopped (MFA_USER_OFFSET).
     let offset = std::env::var("MFA_USER_OFFSET")
@@ -714,15 +736,15 @@ fn mfa(args: &[String]) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut w = Logins {
-        secret,
+        secret: run.secret.clone(),
         users,
         next: offset,
         seq: 0,
     };
-    let mut r = drive(&mut w, target, Pacer::new(&mode, n), seconds, pid);
+    let (mut r, head) = run.drive(&mut w, args.get(6).map(String::as_str));
     let ((p50_1, p99_1), (p50_2, p99_2)) = (r.latency(1), r.latency(2));
     println!(
-        "mode={mode} n={n} started={} logins={} failed={} rate={:.0}/s round1 p50={p50_1:.1}us p99={p99_1:.1}us round2 p50={p50_2:.1}us p99={p99_2:.1}us{}{}",
+        "{head} started={} logins={} failed={} rate={:.0}/s round1 p50={p50_1:.1}us p99={p99_1:.1}us round2 p50={p50_2:.1}us p99={p99_2:.1}us{}{}",
         r.started,
         r.done,
         r.failed,
