@@ -12,6 +12,15 @@ use mfa_proxy::io::Bound;
 use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::store::{SeedKey, SqliteStore, Store};
 
+/// mimalloc instead of glibc's malloc. A login's buffers are made on the
+/// packet thread and dropped on the store thread, and the other way round:
+/// glibc then refills neither thread's cache, and every allocation on the
+/// packet thread took its slow path (12 % of that thread). `no_thp` keeps
+/// mimalloc's arenas out of transparent huge pages, which cost 13 MB of
+/// resident memory for nothing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mfa-proxy",
