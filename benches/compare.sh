@@ -14,7 +14,7 @@ NAS_SECRET=bench-nas-secret-0123456789
 UP_SECRET=bench-upstream-secret-0123456789
 UP=127.0.0.1:21812 MFA=127.0.0.1:21813 FR=127.0.0.1:21814 MFA2=127.0.0.1:21815
 MFA3=127.0.0.1:21816 HTTP3=127.0.0.1:21880 SINK=127.0.0.1:21881
-RELAY=127.0.0.1:21817 LOGIN_RELAY=127.0.0.1:21818
+RELAY=127.0.0.1:21817 LOGIN_RELAY=127.0.0.1:21818 MEMORY=127.0.0.1:21819
 section() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
 # The NAS and the upstream, the same in every proxy configuration.
 nas_and_upstream() {
@@ -163,6 +163,14 @@ echo "rss after:     $(grep VmRSS /proc/$MFA2_PID/status)"
 sleep 0.5
 echo "login relay:   $("$LOADGEN" mfa "$LOGIN_RELAY" "$NAS_SECRET" window 128 "$MFA_SECS" 100000000 "$LRELAY_PID")"
 kill "$LRELAY_PID"
+# The ceiling any store leaves: mfa-proxy itself, with the store calls of a
+# login answered from memory (codes still checked, replays still refused),
+# for as many users as it takes, since the users are made up.
+sed "s|$MFA2|$MEMORY|" "$work/mfa/proxy.toml" > "$work/memory.toml"
+"$LOADGEN" memory-store "$work/memory.toml" >/dev/null & MEMORY_PID=$!; pids+=($MEMORY_PID)
+sleep 0.5
+echo "memory store:  $(MFA_USER_OFFSET=0 "$LOADGEN" mfa "$MEMORY" "$NAS_SECRET" window 128 "$MFA_SECS" 100000000 "$MEMORY_PID")"
+kill "$MEMORY_PID"
 fi
 
 if section pending; then

@@ -16,6 +16,13 @@
 //!       State is answered Access-Accept at once. Six datagrams per login,
 //!       nothing checked, nothing signed, no store: the floor under
 //!       `mfa` (BENCHMARKS.md).
+//!   cargo bench --bench loadgen -- memory-store CONFIG
+//!       mfa-proxy itself, engine and loop as `serve` runs them, with the
+//!       SQLite store replaced by one in memory that answers only what a
+//!       login asks: every user u{i}, whatever i, has one active TOTP
+//!       token with the bench seed, used steps are kept in a map (replays
+//!       are still refused), denials and audit records are dropped. The
+//!       ceiling for `mfa` that any store leaves (BENCHMARKS.md).
 //!   cargo bench --bench loadgen -- populate DIR USERS [push]
 //!       enrolls users u0..u{USERS-1} with TOTP tokens in DIR/mfa.db; with
 //!       `push`, users p0..p{USERS-1} whose method is push instead.
@@ -45,10 +52,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use mfa_proxy::mfa::otp::TotpParams;
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
+use mfa_proxy::store::{
+    AuditRecord, HistoryEntry, LockoutPolicy, LoginState, Method, Seed, Store, StoreError, Token,
+    TokenKind, UnixTime, User,
+};
 
 #[path = "common/mod.rs"]
 mod common;
+
+/// As in `serve` (src/main.rs), so that `memory-store` runs mfa-proxy as
+/// shipped.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SOCKETS: usize = 4;
 /// How long a run waits for the answers still in flight at its end.
@@ -67,6 +84,7 @@ fn main() {
             args[2].parse().expect("UPSTREAM"),
             verb == "login-relay",
         ),
+        Some("memory-store") => memory_store(std::path::Path::new(&args[1])),
         Some("populate") => populate(
             std::path::Path::new(&args[1]),
             args[2].parse().expect("USERS"),
@@ -101,6 +119,156 @@ fn upstream(addr: SocketAddr, secret: &[u8]) {
         }
         let reply = b.finish_response(secret, p.authenticator());
         let _ = s.send_to(&reply, from);
+    }
+}
+
+/// Runs mfa-proxy on the configuration at `config` with [`MemoryStore`].
+fn memory_store(config: &std::path::Path) {
+    let config = mfa_proxy::config::Config::load(config).expect("configuration");
+    let dict = Arc::new(mfa_proxy::radius::dict::Dictionary::builtin());
+    let proxy =
+        mfa_proxy::io::Running::spawn(&config, dict, Some(Arc::new(MemoryStore::default())))
+            .expect("start the proxy");
+    println!("listening on {:?}", proxy.listen_addrs);
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The store calls of a TOTP login, answered from memory (see
+/// `memory-store` at the top). Everything else is refused.
+#[derive(Debug, Default)]
+struct MemoryStore {
+    /// Token id (the user's index) -> last step used.
+    last_step: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
+}
+
+impl MemoryStore {
+    fn index(user: &str) -> Option<i64> {
+        user.strip_prefix('u')?.parse().ok()
+    }
+
+    fn steps(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, u64>> {
+        self.last_step.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn not_here<T>() -> Result<T, StoreError> {
+    Err(StoreError::Database(
+        "not part of a login: the memory store answers logins only".into(),
+    ))
+}
+
+impl Store for MemoryStore {
+    fn login_state(&self, user: &str, _now: UnixTime) -> Result<Option<LoginState>, StoreError> {
+        Ok(Self::index(user).map(|_| LoginState {
+            blocked: false,
+            bypass_waiting: false,
+            locked: false,
+            enrolled: true,
+            method: Method::Totp,
+            phone: None,
+            has_pin: false,
+            language: None,
+        }))
+    }
+    fn active_tokens(&self, user: &str) -> Result<Vec<(Token, Seed)>, StoreError> {
+        let Some(id) = Self::index(user) else {
+            return Ok(Vec::new());
+        };
+        let token = Token {
+            id,
+            active: true,
+            last_step: self.steps().get(&id).copied(),
+            ..Token::totp(user, TotpParams::default())
+        };
+        Ok(vec![(token, Seed::new(common::seed_for(id as u64)))])
+    }
+    fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
+        let mut steps = self.steps();
+        if steps.get(&id).is_some_and(|&used| used >= step) {
+            return Ok(false);
+        }
+        steps.insert(id, step);
+        Ok(true)
+    }
+    fn record_denial(
+        &self,
+        _: &str,
+        _: UnixTime,
+        _: &LockoutPolicy,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        Ok(None)
+    }
+    fn clear_denials(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn append_audit(&self, _: &AuditRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn add_user(&self, _: &User) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn update_user(&self, _: &User) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn remove_user(&self, _: &str) -> Result<bool, StoreError> {
+        not_here()
+    }
+    fn user(&self, _: &str) -> Result<Option<User>, StoreError> {
+        not_here()
+    }
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        not_here()
+    }
+    fn add_token(&self, _: &Token, _: &[u8]) -> Result<i64, StoreError> {
+        not_here()
+    }
+    fn tokens(&self, _: &str) -> Result<Vec<Token>, StoreError> {
+        not_here()
+    }
+    fn token_seed(&self, _: &Token) -> Result<Seed, StoreError> {
+        not_here()
+    }
+    fn activate_token(&self, _: i64) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn token_by_serial(&self, _: &str) -> Result<Option<Token>, StoreError> {
+        not_here()
+    }
+    fn remove_token(&self, _: &str) -> Result<bool, StoreError> {
+        not_here()
+    }
+    fn remove_pending_tokens(&self, _: &str, _: TokenKind) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn locked_until(&self, _: &str, _: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        not_here()
+    }
+    fn block(&self, _: &str, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn unblock(&self, _: &str, _: &str, _: UnixTime) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn blocked_until(&self, _: &str, _: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        not_here()
+    }
+    fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        not_here()
+    }
+    fn add_bypass(&self, _: &str, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn take_bypass(&self, _: &str, _: UnixTime) -> Result<bool, StoreError> {
+        not_here()
+    }
+    fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        not_here()
+    }
+    fn audit(&self, _: Option<&str>, _: Option<UnixTime>) -> Result<Vec<AuditRecord>, StoreError> {
+        not_here()
     }
 }
 
