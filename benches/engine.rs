@@ -16,11 +16,11 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use mfa_proxy::config::Config;
 use mfa_proxy::engine::{Engine, SocketRef, Transmit};
-use mfa_proxy::mfa::otp::Verdict;
-use mfa_proxy::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp};
+use mfa_proxy::mfa::otp::{TotpParams, Verdict};
+use mfa_proxy::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
 use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr};
-use mfa_proxy::store::Method;
+use mfa_proxy::store::{Method, SealedSeed, Token};
 
 #[allow(dead_code)] // the store helpers are for the other benches
 mod common;
@@ -87,15 +87,25 @@ fn first_round(e: &mut Engine, seq: u64) -> Option<Transmit> {
     to_nas
 }
 
+/// One active TOTP token with a sealed seed, as the precheck carries it.
+fn one_token() -> Tokens {
+    let token = Token {
+        id: 1,
+        active: true,
+        ..Token::totp("u1", TotpParams::default())
+    };
+    Arc::from([(token, SealedSeed(vec![0; 48]))])
+}
+
 /// Answers the store jobs as the database thread would for an enrolled
 /// user with the right code.
-fn store(e: &mut Engine, now: Instant) {
+fn store(e: &mut Engine, now: Instant, tokens: &Tokens) {
     for job in e.poll_store_jobs() {
         let answer = match job.op {
             StoreOp::Precheck { .. } => StoreAnswer::Precheck(Precheck::Ready(Profile {
                 method: Method::Totp,
                 phone: None,
-                oath: true,
+                tokens: tokens.clone(),
                 pin: false,
                 language: None,
             })),
@@ -123,12 +133,13 @@ fn benches(c: &mut Criterion) {
     });
 
     let mut e = engine(true);
+    let tokens = one_token();
     g.bench_function("TOTP login", |b| {
         b.iter(|| {
             seq += 1;
             assert!(first_round(&mut e, seq).is_none(), "the accept waits");
             let now = Instant::now();
-            store(&mut e, now);
+            store(&mut e, now, &tokens);
             let challenge = e.poll_transmit().expect("challenge");
             let p = Packet::parse(&challenge.payload).expect("challenge");
             assert_eq!(p.code(), Code::ACCESS_CHALLENGE);
@@ -140,7 +151,7 @@ fn benches(c: &mut Criterion) {
                 &nas_request(seq + 1, seq, b"123456", Some(&state)),
             );
             seq += 1;
-            store(&mut e, now);
+            store(&mut e, now, &tokens);
             let accept = e.poll_transmit().expect("accept");
             assert_eq!(accept.payload[0], Code::ACCESS_ACCEPT.0);
         })

@@ -55,8 +55,8 @@ use std::time::{Duration, Instant};
 use mfa_proxy::mfa::otp::TotpParams;
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
 use mfa_proxy::store::{
-    AuditRecord, HistoryEntry, LockoutPolicy, LoginState, Method, Seed, Store, StoreError, Token,
-    TokenKind, UnixTime, User,
+    AuditRecord, HistoryEntry, LockoutPolicy, LoginState, Method, SealedSeed, Seed, Store,
+    StoreError, Token, TokenKind, UnixTime, User,
 };
 
 #[path = "common/mod.rs"]
@@ -161,20 +161,8 @@ fn not_here<T>() -> Result<T, StoreError> {
 
 impl Store for MemoryStore {
     fn login_state(&self, user: &str, _now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        Ok(Self::index(user).map(|_| LoginState {
-            blocked: false,
-            bypass_waiting: false,
-            locked: false,
-            enrolled: true,
-            method: Method::Totp,
-            phone: None,
-            has_pin: false,
-            language: None,
-        }))
-    }
-    fn active_tokens(&self, user: &str) -> Result<Vec<(Token, Seed)>, StoreError> {
         let Some(id) = Self::index(user) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let token = Token {
             id,
@@ -182,7 +170,21 @@ impl Store for MemoryStore {
             last_step: self.steps().get(&id).copied(),
             ..Token::totp(user, TotpParams::default())
         };
-        Ok(vec![(token, Seed::new(common::seed_for(id as u64)))])
+        // Not sealed: this store keeps nothing to protect.
+        let seed = SealedSeed(common::seed_for(id as u64));
+        Ok(Some(LoginState {
+            blocked: false,
+            bypass_waiting: false,
+            locked: false,
+            tokens: vec![(token, seed)],
+            method: Method::Totp,
+            phone: None,
+            has_pin: false,
+            language: None,
+        }))
+    }
+    fn open_seed(&self, _: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
+        Ok(Seed::new(sealed.0.clone()))
     }
     fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
         let mut steps = self.steps();

@@ -582,6 +582,11 @@ impl Engine {
             code,
             window: self.logins.cfg.totp_window,
             lockout: self.logins.lockout,
+            // Every way here passed a precheck; without one, no token.
+            tokens: login
+                .profile
+                .as_ref()
+                .map_or_else(|| Arc::from([]), |p| p.tokens.clone()),
         };
         self.logins.logins.insert(lid, login);
         self.store_job(Some(lid), op);

@@ -27,7 +27,7 @@ use super::login::{Login, Oob, Phase};
 use super::{Counter, Engine};
 use crate::config::{FailMode, ProviderKind};
 use crate::mfa::ResultCode;
-use crate::mfa::policy::StoreOp;
+use crate::mfa::policy::{Profile, StoreOp};
 use crate::store::Method;
 use crate::store::seal::{hex_decode, hex_encode};
 
@@ -631,7 +631,7 @@ impl Engine {
         code: ResultCode,
         may_fall_back: bool,
     ) {
-        let oath = login.profile.as_ref().is_some_and(|p| p.oath);
+        let oath = login.profile.as_ref().is_some_and(Profile::oath);
         if may_fall_back && self.logins.cfg.fallback_oath && oath && !login.eap {
             self.release_oob(&mut login);
             login.fallback = true;

@@ -4,22 +4,27 @@
 //! the database.
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
 use super::otp::{self, Verdict};
-use crate::store::{AuditRecord, LockoutPolicy, Method, Store, StoreError, TokenKind, UnixTime};
+use crate::store::{
+    AuditRecord, LockoutPolicy, Method, SealedSeed, Store, StoreError, Token, TokenKind, UnixTime,
+};
 
 /// A question from the engine.
 pub enum StoreOp {
     /// After the first factor: which policy applies to this user.
     Precheck { user: String },
-    /// Check a one-time code against the user's active tokens.
+    /// Check a one-time code against the user's active tokens, as the
+    /// precheck read them ([`Profile::tokens`]).
     Verify {
         user: String,
         code: Zeroizing<String>,
         window: u8,
         lockout: LockoutPolicy,
+        tokens: Tokens,
     },
     /// Record the outcome of a login (fire and forget).
     Audit(AuditRecord),
@@ -97,12 +102,24 @@ pub struct Profile {
     /// The method to start with: the user's default if usable, else TOTP.
     pub method: Method,
     pub phone: Option<String>,
-    /// Has an active OATH token (for codes typed at a prompt, and fallback).
-    pub oath: bool,
+    /// The active OATH tokens with their sealed seeds, read by the
+    /// precheck and carried to the code check, which then reads nothing
+    /// but claims the step (and the claim fails if the token went away).
+    pub tokens: Tokens,
     /// PIN mode: a call asks for the PIN, an SMS answer is code then PIN.
     pub pin: bool,
     /// The user's language, if set.
     pub language: Option<String>,
+}
+
+/// A user's active tokens with their sealed seeds, by id.
+pub type Tokens = Arc<[(Token, SealedSeed)]>;
+
+impl Profile {
+    /// Has an active OATH token (for codes typed at a prompt, and fallback).
+    pub fn oath(&self) -> bool {
+        !self.tokens.is_empty()
+    }
 }
 
 /// Runs one job at `now` (Unix seconds): a batch of one.
@@ -245,8 +262,9 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
             code,
             window,
             lockout,
+            tokens,
         } => {
-            let verdict = verify(store, user, code, *window, now)?;
+            let verdict = verify(store, tokens, code, *window, now)?;
             let locked = match verdict {
                 Verdict::Valid { .. } => {
                     store.clear_denials(user)?;
@@ -290,6 +308,7 @@ fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, St
     let Some(state) = store.login_state(user, now)? else {
         return Ok(Precheck::Unenrolled);
     };
+    let enrolled = !state.tokens.is_empty();
     Ok(if state.blocked {
         Precheck::Blocked
     } else if state.bypass_waiting && store.take_bypass(user, now)? {
@@ -298,13 +317,13 @@ fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, St
         Precheck::Locked
     } else {
         let usable = match state.method {
-            Method::Totp => state.enrolled,
+            Method::Totp => enrolled,
             Method::Push => true,
             Method::Call | Method::Sms => state.phone.is_some(),
         };
         let method = if usable {
             state.method
-        } else if state.enrolled {
+        } else if enrolled {
             Method::Totp
         } else {
             return Ok(Precheck::Unenrolled);
@@ -312,7 +331,7 @@ fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, St
         Precheck::Ready(Profile {
             method,
             phone: state.phone,
-            oath: state.enrolled,
+            tokens: state.tokens.into(),
             pin: state.has_pin,
             language: state.language,
         })
@@ -324,14 +343,15 @@ fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, St
 /// wins (the other sees a duplicate).
 fn verify(
     store: &dyn Store,
-    user: &str,
+    tokens: &[(Token, SealedSeed)],
     code: &str,
     window: u8,
     now: UnixTime,
 ) -> Result<Verdict, StoreError> {
     let unix = u64::try_from(now).unwrap_or(0);
     let mut worst = Verdict::Incorrect;
-    for (t, seed) in store.active_tokens(user)? {
+    for (t, sealed) in tokens {
+        let seed = store.open_seed(t, sealed)?;
         let v = match t.kind {
             TokenKind::Totp => otp::verify_totp(&t.params, &seed, code, unix, window, t.last_step),
             TokenKind::Hotp => otp::verify_hotp(
@@ -386,13 +406,41 @@ mod tests {
         unblock_after: 1800,
     };
 
-    fn verify_op(code: &str) -> StoreOp {
+    /// Alice's active tokens, as her precheck reads them.
+    fn tokens(s: &SqliteStore) -> Tokens {
+        s.login_state("alice", 0)
+            .expect("state")
+            .expect("alice")
+            .tokens
+            .into()
+    }
+
+    fn verify_op(s: &SqliteStore, code: &str) -> StoreOp {
         StoreOp::Verify {
             user: "alice".into(),
             code: Zeroizing::new(code.into()),
             window: 1,
             lockout: LOCKOUT,
+            tokens: tokens(s),
         }
+    }
+
+    #[test]
+    fn a_token_removed_between_the_rounds_is_not_used() {
+        let s = store_with_alice();
+        enroll(&s);
+        let now = 1_700_000_000;
+        let code = totp_code(&TotpParams::default(), SEED, now as u64);
+        // Read at the precheck, then the administrator removes alice.
+        let op = verify_op(&s, &code);
+        assert!(s.remove_user("alice").expect("remove"));
+        assert!(!matches!(
+            run(&s, &op, now),
+            StoreAnswer::Verify {
+                verdict: Verdict::Valid { .. },
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -401,7 +449,7 @@ mod tests {
         enroll(&s);
         let now = 1_700_000_000;
         let code = totp_code(&TotpParams::default(), SEED, now as u64);
-        let answers = run_batch(&s, &[verify_op(&code), verify_op(&code)], now);
+        let answers = run_batch(&s, &[verify_op(&s, &code), verify_op(&s, &code)], now);
         assert!(matches!(
             answers[0],
             StoreAnswer::Verify {
@@ -418,7 +466,7 @@ mod tests {
         );
         // Committed: the step stays used for the next batch too.
         assert!(matches!(
-            run_batch(&s, &[verify_op(&code)], now)[0],
+            run_batch(&s, &[verify_op(&s, &code)], now)[0],
             StoreAnswer::Verify {
                 verdict: Verdict::Duplicate,
                 ..
@@ -474,19 +522,19 @@ mod tests {
             ),
             StoreAnswer::Precheck(Precheck::Unenrolled)
         );
-        let totp = Precheck::Ready(Profile {
-            method: Method::Totp,
-            phone: None,
-            oath: true,
-            pin: false,
-            language: None,
-        });
         // Call without a phone number is not usable.
         let mut u = s.user("alice").expect("q").expect("found");
         u.method = Method::Call;
         s.update_user(&u).expect("update");
         assert_eq!(pre(0), StoreAnswer::Precheck(Precheck::Unenrolled));
         enroll(&s);
+        let totp = Precheck::Ready(Profile {
+            method: Method::Totp,
+            phone: None,
+            tokens: tokens(&s),
+            pin: false,
+            language: None,
+        });
         assert_eq!(
             pre(0),
             StoreAnswer::Precheck(totp.clone()),
@@ -499,7 +547,7 @@ mod tests {
             StoreAnswer::Precheck(Precheck::Ready(Profile {
                 method: Method::Call,
                 phone: Some("+4930123456".into()),
-                oath: true,
+                tokens: tokens(&s),
                 pin: false,
                 language: None,
             }))
@@ -538,14 +586,14 @@ mod tests {
         let code = totp_code(&TotpParams::default(), SEED, now as u64);
         let step = now as u64 / 30;
         assert_eq!(
-            run(&s, &verify_op(&code), now),
+            run(&s, &verify_op(&s, &code), now),
             StoreAnswer::Verify {
                 verdict: Verdict::Valid { step },
                 locked: false
             }
         );
         assert_eq!(
-            run(&s, &verify_op(&code), now),
+            run(&s, &verify_op(&s, &code), now),
             StoreAnswer::Verify {
                 verdict: Verdict::Duplicate,
                 locked: false
@@ -553,7 +601,7 @@ mod tests {
         );
         let old = totp_code(&TotpParams::default(), SEED, now as u64 - 30);
         assert_eq!(
-            run(&s, &verify_op(&old), now),
+            run(&s, &verify_op(&s, &old), now),
             StoreAnswer::Verify {
                 verdict: Verdict::Old,
                 locked: false
@@ -561,7 +609,7 @@ mod tests {
         );
         let wrong = if code == "000000" { "111111" } else { "000000" };
         assert_eq!(
-            run(&s, &verify_op(wrong), now),
+            run(&s, &verify_op(&s, wrong), now),
             StoreAnswer::Verify {
                 verdict: Verdict::Incorrect,
                 locked: true
@@ -589,14 +637,14 @@ mod tests {
             StoreAnswer::Precheck(Precheck::Ready(Profile {
                 method: Method::Totp,
                 phone: None,
-                oath: true,
+                tokens: tokens(&s),
                 pin: false,
                 language: None,
             })),
             "unlocked automatically"
         );
         assert!(
-            !format!("{:?}", verify_op(&code)).contains(&code),
+            !format!("{:?}", verify_op(&s, &code)).contains(&code),
             "codes never print"
         );
     }

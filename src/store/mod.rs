@@ -216,6 +216,18 @@ pub struct AuditRecord {
     pub reason: Option<String>,
 }
 
+/// A token's seed as the store keeps it: sealed with the key file and bound
+/// to its user. Only the store opens it ([`Store::open_seed`]), so a login
+/// can carry it between its rounds without holding the plaintext.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSeed(pub Vec<u8>);
+
+impl fmt::Debug for SealedSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedSeed(<redacted>)")
+    }
+}
+
 /// A user's standing at the start of a login; see [`Store::login_state`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginState {
@@ -223,8 +235,9 @@ pub struct LoginState {
     /// A one-time bypass may be waiting; [`Store::take_bypass`] decides.
     pub bypass_waiting: bool,
     pub locked: bool,
-    /// Has at least one active OATH token.
-    pub enrolled: bool,
+    /// The active OATH tokens with their sealed seeds, by id: read here so
+    /// that checking the code later needs no read of its own.
+    pub tokens: Vec<(Token, SealedSeed)>,
     /// The default method.
     pub method: Method,
     pub phone: Option<String>,
@@ -255,18 +268,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError>;
     fn token_seed(&self, token: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError>;
-    /// The user's active tokens with their seeds, as a code check needs
-    /// them. Backends can read them in one query.
-    fn active_tokens(&self, user: &str) -> Result<Vec<(Token, Seed)>, StoreError> {
-        self.tokens(user)?
-            .into_iter()
-            .filter(|t| t.active)
-            .map(|t| {
-                let seed = self.token_seed(&t)?;
-                Ok((t, seed))
-            })
-            .collect()
-    }
+    /// Opens a seed that [`Store::login_state`] read.
+    fn open_seed(&self, token: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError>;
     fn activate_token(&self, id: i64) -> Result<(), StoreError>;
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError>;
     /// Removes the hardware token with this serial; `false` if there is none.
@@ -297,22 +300,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError>;
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
     /// What a login needs to know about `user` at `now`, or `None` for an
-    /// unknown user. Backends can answer it in one query.
-    fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        let Some(u) = self.user(user)? else {
-            return Ok(None);
-        };
-        Ok(Some(LoginState {
-            method: u.method,
-            phone: u.phone,
-            has_pin: u.pin_hash.is_some(),
-            language: u.language,
-            blocked: self.blocked_until(user, now)?.is_some(),
-            bypass_waiting: true,
-            locked: self.locked_until(user, now)?.is_some(),
-            enrolled: self.tokens(user)?.iter().any(|t| t.active),
-        }))
-    }
+    /// unknown user, in one query: this runs for every login.
+    fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError>;
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
 
     fn add_bypass(

@@ -228,27 +228,32 @@ const USER_COLS: &str =
     "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language";
 
 fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
-    let kind: String = r.get(2)?;
-    let alg: String = r.get(4)?;
-    let last: Option<i64> = r.get(8)?;
+    token_at(r, 0)
+}
+
+/// A token from the [`TOKEN_COLS`] that start at column `at`.
+fn token_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Token> {
+    let kind: String = r.get(at + 2)?;
+    let alg: String = r.get(at + 4)?;
+    let last: Option<i64> = r.get(at + 8)?;
     Ok(Token {
-        id: r.get(0)?,
-        user: r.get(1)?,
+        id: r.get(at)?,
+        user: r.get(at + 1)?,
         kind: if kind == "hotp" {
             TokenKind::Hotp
         } else {
             TokenKind::Totp
         },
-        serial: r.get(3)?,
+        serial: r.get(at + 3)?,
         params: TotpParams {
             algorithm: Algorithm::parse(&alg).unwrap_or(Algorithm::Sha1),
-            digits: r.get(5)?,
-            step: r.get::<_, i64>(6)? as u64,
+            digits: r.get(at + 5)?,
+            step: r.get::<_, i64>(at + 6)? as u64,
         },
-        counter: r.get::<_, i64>(7)? as u64,
+        counter: r.get::<_, i64>(at + 7)? as u64,
         last_step: last.map(|s| s as u64),
-        active: r.get(9)?,
-        model: r.get(10)?,
+        active: r.get(at + 9)?,
+        model: r.get(at + 10)?,
     })
 }
 
@@ -275,13 +280,17 @@ const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 0),
          EXISTS (SELECT 1 FROM bypasses b
                  WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
          COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
-         EXISTS (SELECT 1 FROM tokens t WHERE t.user = u.name AND t.active),
-         u.method, u.phone, u.pin_hash IS NOT NULL, u.language
-  FROM users u WHERE u.name = ?1";
+         u.method, u.phone, u.pin_hash IS NOT NULL, u.language,
+         t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
+  FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
+  WHERE u.name = ?1 COLLATE NOCASE";
+/// Where the token columns start in [`LOGIN_STATE_SQL`].
+const LOGIN_STATE_TOKEN_AT: usize = 7;
 
-/// Claims a step of a token: changes one row, or none if it was used.
+/// Claims a step of a token: changes one row, or none if it was used, or
+/// if the token was deactivated or removed since the login read it.
 const CLAIM_SQL: &str = "UPDATE tokens SET last_step = ?2, counter = MAX(counter, ?2 + 1)
- WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)";
+ WHERE id = ?1 AND active AND (last_step IS NULL OR last_step < ?2)";
 
 const AUDIT_SQL: &str =
     "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
@@ -297,10 +306,6 @@ const TOKEN_COLS: &str =
     "id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model";
 /// How many columns [`TOKEN_COLS`] names.
 const TOKEN_COLS_N: usize = 11;
-
-/// A user's active tokens with their sealed seeds, after the token columns.
-const ACTIVE_TOKENS_SQL: &str = "SELECT id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model, seed
- FROM tokens WHERE user = ?1 AND active";
 
 impl Store for SqliteStore {
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
@@ -450,25 +455,8 @@ impl Store for SqliteStore {
         self.key.open(&t.user.to_lowercase(), &sealed)
     }
 
-    fn active_tokens(&self, user: &str) -> Result<Vec<(Token, Seed)>, StoreError> {
-        let c = self.conn();
-        let mut st = c.prepare_cached(ACTIVE_TOKENS_SQL)?;
-        let mut sealed = st
-            .query_map([user], |r| {
-                Ok((token_from_row(r)?, r.get::<_, Vec<u8>>(TOKEN_COLS_N)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        drop(st);
-        drop(c);
-        // By id, as `tokens` gives them; see there for why not in SQL.
-        sealed.sort_unstable_by_key(|(t, _)| t.id);
-        sealed
-            .into_iter()
-            .map(|(t, sealed)| {
-                let seed = self.key.open(&t.user.to_lowercase(), &sealed)?;
-                Ok((t, seed))
-            })
-            .collect()
+    fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
+        self.key.open(&t.user.to_lowercase(), &sealed.0)
     }
 
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError> {
@@ -625,20 +613,37 @@ impl Store for SqliteStore {
     }
 
     fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        // One statement instead of five: this runs for every login.
-        Ok(q(&self.conn(), LOGIN_STATE_SQL, params![user, now], |r| {
-            Ok(LoginState {
-                blocked: r.get(0)?,
-                bypass_waiting: r.get(1)?,
-                locked: r.get(2)?,
-                enrolled: r.get(3)?,
-                method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Totp),
-                phone: r.get(5)?,
-                has_pin: r.get(6)?,
-                language: r.get(7)?,
-            })
-        })
-        .optional()?)
+        // One statement instead of six: this runs for every login. A row
+        // per active token, or one with no token.
+        let c = self.conn();
+        let mut st = c.prepare_cached(LOGIN_STATE_SQL)?;
+        let mut rows = st.query(params![user, now])?;
+        let mut state: Option<LoginState> = None;
+        while let Some(r) = rows.next()? {
+            let s = match &mut state {
+                Some(s) => s,
+                None => state.insert(LoginState {
+                    blocked: r.get(0)?,
+                    bypass_waiting: r.get(1)?,
+                    locked: r.get(2)?,
+                    tokens: Vec::new(),
+                    method: Method::parse(&r.get::<_, String>(3)?).unwrap_or(Method::Totp),
+                    phone: r.get(4)?,
+                    has_pin: r.get(5)?,
+                    language: r.get(6)?,
+                }),
+            };
+            if r.get::<_, Option<i64>>(LOGIN_STATE_TOKEN_AT)?.is_some() {
+                let sealed = r.get(LOGIN_STATE_TOKEN_AT + TOKEN_COLS_N)?;
+                s.tokens
+                    .push((token_at(r, LOGIN_STATE_TOKEN_AT)?, SealedSeed(sealed)));
+            }
+        }
+        if let Some(s) = &mut state {
+            // By id, as `tokens` gives them; see there for why not in SQL.
+            s.tokens.sort_unstable_by_key(|(t, _)| t.id);
+        }
+        Ok(state)
     }
 
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
@@ -815,15 +820,15 @@ mod tests {
             .query_row("SELECT seed FROM tokens WHERE id = ?1", [id], |r| r.get(0))
             .expect("raw");
         assert!(!raw.windows(8).any(|w| w == b"twenty-b"));
-        assert!(
-            s.active_tokens("bob").expect("active").is_empty(),
-            "pending"
-        );
+        let active = |name| s.login_state(name, 0).expect("state").expect("user").tokens;
+        assert!(active("bob").is_empty(), "pending");
         s.activate_token(id).expect("activate");
-        let active = s.active_tokens("BOB").expect("active");
+        let active = active("BOB");
         assert_eq!(active.len(), 1);
+        let (t, sealed) = &active[0];
+        assert_eq!(sealed.0, raw, "sealed as stored");
         assert_eq!(
-            (active[0].0.id, &active[0].1[..]),
+            (t.id, &s.open_seed(t, sealed).expect("open")[..]),
             (id, &b"twenty-byte-seed-xyz"[..])
         );
         assert!(s.claim_step(id, 100).expect("claim"));
@@ -848,6 +853,11 @@ mod tests {
         let s = SqliteStore::open(&p, SeedKey::from_bytes(&[3; 32])).expect("open");
         s.add_user(&user("race")).expect("add");
         let id = s.add_token(&totp("race"), b"seed").expect("token");
+        assert!(
+            !s.claim_step(id, 777).expect("claim"),
+            "a pending token is never claimed"
+        );
+        s.activate_token(id).expect("activate");
         let winners: usize = std::thread::scope(|sc| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
@@ -880,9 +890,8 @@ mod tests {
             for i in 0..20 {
                 let name = format!("u{i}");
                 let st = s.login_state(&name, 10).expect("state").expect("user");
-                assert!(st.enrolled);
-                let (t, seed) = &s.active_tokens(&name).expect("tokens")[0];
-                assert_eq!(&seed[..], b"seed");
+                let (t, sealed) = &st.tokens[0];
+                assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed");
                 assert!(s.claim_step(t.id, 5).expect("claim"));
                 s.clear_denials(&name).expect("clear");
                 s.append_audit(&AuditRecord {
@@ -902,8 +911,15 @@ mod tests {
         .expect("batch");
         let c = s.conn();
         assert_eq!(TOKEN_COLS.split(',').count(), TOKEN_COLS_N);
-        assert!(ACTIVE_TOKENS_SQL.starts_with(&format!("SELECT {TOKEN_COLS}, seed\n")));
-        for sql in [LOGIN_STATE_SQL, ACTIVE_TOKENS_SQL, CLAIM_SQL, AUDIT_SQL] {
+        // The token columns of the login state are TOKEN_COLS, then the seed.
+        let st = c.prepare_cached(LOGIN_STATE_SQL).expect("cached");
+        let names = (LOGIN_STATE_TOKEN_AT..st.column_count())
+            .map(|i| st.column_name(i).expect("name"))
+            .collect::<Vec<_>>();
+        let expected = TOKEN_COLS.split(", ").chain(["seed"]).collect::<Vec<_>>();
+        assert_eq!(names, expected);
+        drop(st);
+        for sql in [LOGIN_STATE_SQL, CLAIM_SQL, AUDIT_SQL] {
             let st = c.prepare_cached(sql).expect("cached");
             // Run by the logins above: the test looks at the right one.
             assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
@@ -937,7 +953,7 @@ mod tests {
             blocked: false,
             bypass_waiting: false,
             locked: false,
-            enrolled: false,
+            tokens: Vec::new(),
             method: Method::Totp,
             phone: None,
             has_pin: false,
@@ -954,9 +970,11 @@ mod tests {
         );
         s.activate_token(id).expect("activate");
         let enrolled = LoginState {
-            enrolled: true,
+            tokens: state(&s).expect("user").tokens,
             ..plain.clone()
         };
+        assert_eq!(enrolled.tokens.len(), 1, "the active token");
+        assert_eq!(enrolled.tokens[0].0.id, id);
         assert_eq!(state(&s), Some(enrolled.clone()));
         s.add_bypass("bob", "r", now, now + 10).expect("bypass");
         assert_eq!(
