@@ -267,7 +267,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Adds a token (pending unless `active`); returns its id.
     fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError>;
-    fn token_seed(&self, token: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+    fn token_seed(&self, token: &Token) -> Result<Seed, StoreError>;
     /// Opens a seed that [`Store::login_state`] read.
     fn open_seed(&self, token: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError>;
     fn activate_token(&self, id: i64) -> Result<(), StoreError>;

@@ -5,7 +5,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use zeroize::Zeroizing;
 
 use super::*;
 
@@ -283,7 +282,7 @@ const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 0),
          u.method, u.phone, u.pin_hash IS NOT NULL, u.language,
          t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
   FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
-  WHERE u.name = ?1 COLLATE NOCASE";
+  WHERE u.name = ?1 COLLATE NOCASE ORDER BY t.id";
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
 const LOGIN_STATE_TOKEN_AT: usize = 7;
 
@@ -306,6 +305,13 @@ const TOKEN_COLS: &str =
     "id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model";
 /// How many columns [`TOKEN_COLS`] names.
 const TOKEN_COLS_N: usize = 11;
+
+/// A user's tokens, by id. The collation on `?1` matters here too (see
+/// [`LOGIN_STATE_SQL`]): without it, the `ORDER BY` got the statement
+/// compiled again for every user bound to it.
+const TOKENS_SQL: &str =
+    "SELECT id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model
+ FROM tokens WHERE user = ?1 COLLATE NOCASE ORDER BY id";
 
 impl Store for SqliteStore {
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
@@ -433,26 +439,21 @@ impl Store for SqliteStore {
 
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError> {
         let c = self.conn();
-        // No ORDER BY in SQL: with it, the bundled SQLite's STAT4 planner
-        // recompiled the statement for every user bound to it (a seventh of
-        // a login's store time). A user has a token or two; sort them here.
-        let mut st =
-            c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1"))?;
-        let mut tokens = st
+        let mut st = c.prepare_cached(TOKENS_SQL)?;
+        let tokens = st
             .query_map([user], token_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        tokens.sort_unstable_by_key(|t| t.id);
         Ok(tokens)
     }
 
-    fn token_seed(&self, t: &Token) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let sealed: Vec<u8> = q(
+    fn token_seed(&self, t: &Token) -> Result<Seed, StoreError> {
+        let sealed = q(
             &self.conn(),
             "SELECT seed FROM tokens WHERE id = ?1",
             [t.id],
             |r| r.get(0),
         )?;
-        self.key.open(&t.user.to_lowercase(), &sealed)
+        self.open_seed(t, &SealedSeed(sealed))
     }
 
     fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
@@ -638,10 +639,6 @@ impl Store for SqliteStore {
                 s.tokens
                     .push((token_at(r, LOGIN_STATE_TOKEN_AT)?, SealedSeed(sealed)));
             }
-        }
-        if let Some(s) = &mut state {
-            // By id, as `tokens` gives them; see there for why not in SQL.
-            s.tokens.sort_unstable_by_key(|(t, _)| t.id);
         }
         Ok(state)
     }
@@ -889,6 +886,7 @@ mod tests {
         s.batch(&mut || {
             for i in 0..20 {
                 let name = format!("u{i}");
+                assert_eq!(s.tokens(&name).expect("tokens").len(), 1);
                 let st = s.login_state(&name, 10).expect("state").expect("user");
                 let (t, sealed) = &st.tokens[0];
                 assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed");
@@ -919,7 +917,9 @@ mod tests {
         let expected = TOKEN_COLS.split(", ").chain(["seed"]).collect::<Vec<_>>();
         assert_eq!(names, expected);
         drop(st);
-        for sql in [LOGIN_STATE_SQL, CLAIM_SQL, AUDIT_SQL] {
+        assert!(TOKENS_SQL.starts_with(&format!("SELECT {TOKEN_COLS}\n")));
+        // The login's statements, and the token list, which had the same trap.
+        for sql in [LOGIN_STATE_SQL, CLAIM_SQL, AUDIT_SQL, TOKENS_SQL] {
             let st = c.prepare_cached(sql).expect("cached");
             // Run by the logins above: the test looks at the right one.
             assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
