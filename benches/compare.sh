@@ -15,6 +15,7 @@ UP_SECRET=bench-upstream-secret-0123456789
 UP=127.0.0.1:21812 MFA=127.0.0.1:21813 FR=127.0.0.1:21814 MFA2=127.0.0.1:21815
 MFA3=127.0.0.1:21816 HTTP3=127.0.0.1:21880 SINK=127.0.0.1:21881
 RELAY=127.0.0.1:21817 LOGIN_RELAY=127.0.0.1:21818 MEMORY=127.0.0.1:21819
+DURABLE=127.0.0.1:21820
 section() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
 # The NAS and the upstream, the same in every proxy configuration.
 nas_and_upstream() {
@@ -99,6 +100,9 @@ field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 if section mfa; then
 mkdir -p "$work/mfa"
 "$LOADGEN" populate "$work/mfa" 100000
+# An untouched copy for the memory store with SQLite writes (below): no
+# step of it is used yet.
+cp -r "$work/mfa" "$work/durable"
 cat > "$work/mfa/proxy.toml" <<TOML
 [server]
 auth_listen = ["$MFA2"]
@@ -171,6 +175,15 @@ sed "s|$MFA2|$MEMORY|" "$work/mfa/proxy.toml" > "$work/memory.toml"
 sleep 0.5
 echo "memory store:  $(MFA_USER_OFFSET=0 "$LOADGEN" mfa "$MEMORY" "$NAS_SECRET" window 128 "$MFA_SECS" 100000000 "$MEMORY_PID")"
 kill "$MEMORY_PID"
+# The same, but what a login must keep (the claimed step, the audit record)
+# is written to SQLite, a transaction per batch as serve does: the ceiling
+# of any store that serves a login's reads from memory. Its users are the
+# 100,000 of the untouched copy.
+sed "s|$MFA2|$DURABLE|" "$work/mfa/proxy.toml" > "$work/durable/proxy.toml"
+"$LOADGEN" memory-store "$work/durable/proxy.toml" claim,audit >/dev/null & DURABLE_PID=$!; pids+=($DURABLE_PID)
+sleep 0.5
+echo "memory+writes: $(MFA_USER_OFFSET=0 "$LOADGEN" mfa "$DURABLE" "$NAS_SECRET" window 128 "$MFA_SECS" 100000 "$DURABLE_PID")"
+kill "$DURABLE_PID"
 fi
 
 if section pending; then

@@ -23,6 +23,15 @@
 //!       token with the bench seed, used steps are kept in a map (replays
 //!       are still refused), denials and audit records are dropped. The
 //!       ceiling for `mfa` that any store leaves (BENCHMARKS.md).
+//!   cargo bench --bench loadgen -- memory-store CONFIG WRITES
+//!       the same, but each batch of store jobs is one transaction on the
+//!       SQLite store of CONFIG (populated with `populate`, so use users
+//!       u0..u{USERS-1} only), as `serve` runs it, and WRITES says which of
+//!       a login's writes go there: `claim,audit` (both: the step is
+//!       claimed there too, and that claim decides), `claim`, `audit`, or
+//!       `none` (empty transactions). `claim,audit` is the ceiling of any
+//!       store that reads a login's state from memory and keeps what a
+//!       login must keep in SQLite.
 //!   cargo bench --bench loadgen -- populate DIR USERS [push]
 //!       enrolls users u0..u{USERS-1} with TOTP tokens in DIR/mfa.db; with
 //!       `push`, users p0..p{USERS-1} whose method is push instead.
@@ -84,7 +93,10 @@ fn main() {
             args[2].parse().expect("UPSTREAM"),
             verb == "login-relay",
         ),
-        Some("memory-store") => memory_store(std::path::Path::new(&args[1])),
+        Some("memory-store") => memory_store(
+            std::path::Path::new(&args[1]),
+            args.get(2).map(|w| Writes::parse(w)),
+        ),
         Some("populate") => populate(
             std::path::Path::new(&args[1]),
             args[2].parse().expect("USERS"),
@@ -123,12 +135,22 @@ fn upstream(addr: SocketAddr, secret: &[u8]) {
 }
 
 /// Runs mfa-proxy on the configuration at `config` with [`MemoryStore`].
-fn memory_store(config: &std::path::Path) {
+fn memory_store(config: &std::path::Path, writes: Option<Writes>) {
     let config = mfa_proxy::config::Config::load(config).expect("configuration");
     let dict = Arc::new(mfa_proxy::radius::dict::Dictionary::builtin());
-    let proxy =
-        mfa_proxy::io::Running::spawn(&config, dict, Some(Arc::new(MemoryStore::default())))
-            .expect("start the proxy");
+    let durable = writes.map(|writes| {
+        let key = mfa_proxy::store::SeedKey::load_or_create(&config.store.key_file)
+            .expect("the store's key");
+        let store =
+            mfa_proxy::store::SqliteStore::open(&config.store.path, key).expect("the store");
+        Durable { store, writes }
+    });
+    let store = MemoryStore {
+        durable,
+        ..MemoryStore::default()
+    };
+    let proxy = mfa_proxy::io::Running::spawn(&config, dict, Some(Arc::new(store)))
+        .expect("start the proxy");
     println!("listening on {:?}", proxy.listen_addrs);
     loop {
         std::thread::park();
@@ -139,12 +161,44 @@ fn memory_store(config: &std::path::Path) {
 /// `memory-store` at the top). Everything else is refused.
 #[derive(Debug, Default)]
 struct MemoryStore {
-    /// Token id (the user's index) -> last step used.
+    /// Token id -> last step used.
     last_step: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
+    /// Where a login's writes go, if anywhere.
+    durable: Option<Durable>,
+}
+
+/// The SQLite store behind [`MemoryStore`], and what it is given.
+#[derive(Debug)]
+struct Durable {
+    store: mfa_proxy::store::SqliteStore,
+    writes: Writes,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Writes {
+    claim: bool,
+    audit: bool,
+}
+
+impl Writes {
+    fn parse(s: &str) -> Writes {
+        let parts: Vec<&str> = s.split(',').collect();
+        for p in &parts {
+            assert!(
+                matches!(*p, "claim" | "audit" | "none"),
+                "WRITES: claim, audit, claim,audit or none, not {p:?}"
+            );
+        }
+        Writes {
+            claim: parts.contains(&"claim"),
+            audit: parts.contains(&"audit"),
+        }
+    }
 }
 
 impl MemoryStore {
-    fn index(user: &str) -> Option<i64> {
+    /// The index of bench user u{i}.
+    fn index(user: &str) -> Option<u64> {
         user.strip_prefix('u')?.parse().ok()
     }
 
@@ -161,9 +215,11 @@ fn not_here<T>() -> Result<T, StoreError> {
 
 impl Store for MemoryStore {
     fn login_state(&self, user: &str, _now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        let Some(id) = Self::index(user) else {
+        let Some(i) = Self::index(user) else {
             return Ok(None);
         };
+        // `populate` enrolls u{i}'s token as row i + 1.
+        let id = i as i64 + 1;
         let token = Token {
             id,
             active: true,
@@ -171,7 +227,7 @@ impl Store for MemoryStore {
             ..Token::totp(user, TotpParams::default())
         };
         // Not sealed: this store keeps nothing to protect.
-        let seed = SealedSeed(common::seed_for(id as u64));
+        let seed = SealedSeed(common::seed_for(i));
         Ok(Some(LoginState {
             blocked: false,
             bypass_waiting: false,
@@ -186,9 +242,23 @@ impl Store for MemoryStore {
     fn open_seed(&self, _: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
         Ok(Seed::new(sealed.0.clone()))
     }
+    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        match &self.durable {
+            Some(d) => d.store.batch(f),
+            None => {
+                f();
+                Ok(())
+            }
+        }
+    }
     fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
         let mut steps = self.steps();
         if steps.get(&id).is_some_and(|&used| used >= step) {
+            return Ok(false);
+        }
+        if let Some(d) = self.durable.as_ref().filter(|d| d.writes.claim)
+            && !d.store.claim_step(id, step)?
+        {
             return Ok(false);
         }
         steps.insert(id, step);
@@ -205,8 +275,11 @@ impl Store for MemoryStore {
     fn clear_denials(&self, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
-    fn append_audit(&self, _: &AuditRecord) -> Result<(), StoreError> {
-        Ok(())
+    fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
+        match self.durable.as_ref().filter(|d| d.writes.audit) {
+            Some(d) => d.store.append_audit(r),
+            None => Ok(()),
+        }
     }
 
     fn add_user(&self, _: &User) -> Result<(), StoreError> {
