@@ -100,9 +100,9 @@ field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 if section mfa; then
 mkdir -p "$work/mfa"
 "$LOADGEN" populate "$work/mfa" 100000
-# An untouched copy for the memory store with SQLite writes (below): no
-# step of it is used yet.
-cp -r "$work/mfa" "$work/durable"
+# Untouched copies for the memory store with SQLite writes (below): no
+# step of them is used yet.
+for w in claim,audit claim audit none; do cp -r "$work/mfa" "$work/durable-$w"; done
 cat > "$work/mfa/proxy.toml" <<TOML
 [server]
 auth_listen = ["$MFA2"]
@@ -177,13 +177,16 @@ echo "memory store:  $(MFA_USER_OFFSET=0 "$LOADGEN" mfa "$MEMORY" "$NAS_SECRET" 
 kill "$MEMORY_PID"
 # The same, but what a login must keep (the claimed step, the audit record)
 # is written to SQLite, a transaction per batch as serve does: the ceiling
-# of any store that serves a login's reads from memory. Its users are the
-# 100,000 of the untouched copy.
-sed "s|$MFA2|$DURABLE|" "$work/mfa/proxy.toml" > "$work/durable/proxy.toml"
-"$LOADGEN" memory-store "$work/durable/proxy.toml" claim,audit >/dev/null & DURABLE_PID=$!; pids+=($DURABLE_PID)
-sleep 0.5
-echo "memory+writes: $(MFA_USER_OFFSET=0 "$LOADGEN" mfa "$DURABLE" "$NAS_SECRET" window 128 "$MFA_SECS" 100000 "$DURABLE_PID")"
-kill "$DURABLE_PID"
+# of any store that serves a login's reads from memory. Then each write
+# alone, and empty transactions. Each on its own untouched copy of the
+# 100,000 users.
+for w in claim,audit claim audit none; do
+  sed "s|$MFA2|$DURABLE|" "$work/mfa/proxy.toml" > "$work/durable-$w/proxy.toml"
+  "$LOADGEN" memory-store "$work/durable-$w/proxy.toml" "$w" >/dev/null & DURABLE_PID=$!; pids+=($DURABLE_PID)
+  sleep 0.5
+  echo "memory, writes $w: $(MFA_USER_OFFSET=0 "$LOADGEN" mfa "$DURABLE" "$NAS_SECRET" window 128 "$MFA_SECS" 100000 "$DURABLE_PID")"
+  kill "$DURABLE_PID"; wait "$DURABLE_PID" 2>/dev/null || true
+done
 fi
 
 if section pending; then
