@@ -2,8 +2,11 @@
 //! with the replay rules of the reference: a code whose time step was
 //! already used is a duplicate, a code older than one already used is old.
 //!
-//! Codes are compared in constant time, and every candidate in the window is
-//! computed and compared, so timing says nothing about which one matched.
+//! Codes are compared in constant time. HOTP computes and compares every
+//! counter in its window. TOTP (totp-rs) stops at the first step that
+//! matches, oldest first: a wrong code always costs the whole window, and a
+//! right one shows by its timing only which step it was for, which its
+//! sender knows anyway.
 
 use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;

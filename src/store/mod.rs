@@ -115,7 +115,8 @@ pub enum TokenKind {
 /// An OATH token's secret, opened; zeroed when dropped.
 pub type Seed = Zeroizing<Vec<u8>>;
 
-/// An OATH token as stored; the seed stays sealed until [`Store::token_seed`].
+/// An OATH token as stored; the seed stays sealed until [`Store::token_seed`]
+/// or [`Store::open_seed`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
     pub id: i64,

@@ -286,8 +286,8 @@ const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 0),
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
 const LOGIN_STATE_TOKEN_AT: usize = 7;
 
-/// Claims a step of a token: changes one row, or none if it was used, or
-/// if the token was deactivated or removed since the login read it.
+/// Claims a step of a token: changes one row, or none if the step was used,
+/// if the token was removed since the login read it, or if it is pending.
 const CLAIM_SQL: &str = "UPDATE tokens SET last_step = ?2, counter = MAX(counter, ?2 + 1)
  WHERE id = ?1 AND active AND (last_step IS NULL OR last_step < ?2)";
 
@@ -440,10 +440,8 @@ impl Store for SqliteStore {
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError> {
         let c = self.conn();
         let mut st = c.prepare_cached(TOKENS_SQL)?;
-        let tokens = st
-            .query_map([user], token_from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(tokens)
+        let tokens = st.query_map([user], token_from_row)?;
+        Ok(tokens.collect::<Result<_, _>>()?)
     }
 
     fn token_seed(&self, t: &Token) -> Result<Seed, StoreError> {
