@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mfa_proxy::config::Config;
-use mfa_proxy::engine::{Engine, SocketRef, Transmit};
+use mfa_proxy::engine::{Engine, SocketRef, StoreJob, Transmit};
 use mfa_proxy::mfa::otp::{TotpParams, Verdict};
 use mfa_proxy::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
 use mfa_proxy::radius::dict::Dictionary;
@@ -100,7 +100,18 @@ fn one_token() -> Tokens {
 /// Answers the store jobs as the database thread would for an enrolled
 /// user with the right code.
 fn store(e: &mut Engine, now: Instant, tokens: &Tokens) {
-    for job in e.poll_store_jobs() {
+    // A final answer waits for its audit record: run until nothing is queued.
+    loop {
+        let jobs = e.poll_store_jobs();
+        if jobs.is_empty() {
+            return;
+        }
+        store_once(e, now, tokens, jobs);
+    }
+}
+
+fn store_once(e: &mut Engine, now: Instant, tokens: &Tokens, jobs: Vec<StoreJob>) {
+    for job in jobs {
         let answer = match job.op {
             StoreOp::Precheck { .. } => StoreAnswer::Precheck(Precheck::Ready(Profile {
                 method: Method::Totp,
@@ -113,6 +124,7 @@ fn store(e: &mut Engine, now: Instant, tokens: &Tokens) {
                 verdict: Verdict::Valid { step: 1 },
                 locked: false,
             },
+            StoreOp::Audit(_) => StoreAnswer::Done,
             _ => continue,
         };
         e.handle_store(now, job.id, answer);

@@ -12,22 +12,24 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand::{Rng, RngCore};
-use tracing::info;
+use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::dedup::DedupKey;
 use super::oob::{Delivery, FraudReport, VerificationId};
-use super::rewrite::{Rewriter, Side};
 use super::{Counter, Engine, HashMap, NasRequest, SocketRef, Transmit};
 use crate::config;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
 use crate::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp};
-use crate::radius::{AUTH_LEN, Attr, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
-use crate::store::{AuditRecord, LockoutPolicy, Method};
+use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
+use crate::store::{LockoutPolicy, Method};
+
+mod finish;
+
+pub(super) use finish::{Answering, Final};
 
 const TAG_LEN: usize = 4;
 const STATE_LEN: usize = TAG_LEN + 16;
@@ -104,7 +106,12 @@ impl std::fmt::Debug for Oob {
 
 #[derive(Debug)]
 pub(super) struct Login {
+    /// Whose second factor this is: the User-Name of the upstream's
+    /// Access-Accept when it has one (the inner identity of PEAP or TTLS,
+    /// which NPS and FreeRADIUS return), else the one the NAS sent.
     pub(super) user: String,
+    /// The User-Name the NAS sent, which a challenge answer must repeat.
+    nas_user: String,
     pub(super) client: usize,
     current: Current,
     /// The upstream's Access-Accept and what it was keyed with; `None` when
@@ -139,8 +146,10 @@ impl Login {
     ) -> Login {
         let req =
             Packet::parse(&current.request).expect("stored requests were validated on arrival");
+        let user = user_name(&req).unwrap_or_default();
         Login {
-            user: user_name(&req).unwrap_or_default(),
+            nas_user: user.clone(),
+            user,
             client,
             client_ip: client_ip(&req),
             eap: req.has(attr::EAP_MESSAGE),
@@ -194,6 +203,8 @@ pub(super) struct Logins {
     pub(super) deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     delayed: BinaryHeap<Reverse<(Instant, u64)>>,
     delayed_tx: HashMap<u64, (Transmit, DedupKey)>,
+    /// Final answers waiting for their audit record, by its store job.
+    held: HashMap<u64, finish::Held>,
     pub(super) providers: Vec<config::Provider>,
     pub(super) public_url: Option<String>,
     /// Out-of-band verifications waiting for a callback or delivery.
@@ -223,6 +234,7 @@ impl Logins {
             deadlines: BinaryHeap::new(),
             delayed: BinaryHeap::new(),
             delayed_tx: HashMap::default(),
+            held: HashMap::default(),
             providers: config.providers.clone(),
             public_url: config.server.public_url.clone(),
             verifs: HashMap::default(),
@@ -326,16 +338,16 @@ impl Engine {
         self.logins.len()
     }
 
-    pub(super) fn store_job(&mut self, login: Option<u64>, op: StoreOp) {
+    /// Queues `op` for the store; its answer goes to `login`, if given.
+    /// Audit records are always answered: a final answer may wait for one.
+    pub(super) fn store_job(&mut self, login: Option<u64>, op: StoreOp) -> u64 {
         let id = self.logins.id();
         if let Some(l) = login {
             self.logins.jobs.insert(id, l);
         }
-        self.logins.out.push_back(StoreJob {
-            id,
-            op,
-            wanted: login.is_some(),
-        });
+        let wanted = login.is_some() || matches!(op, StoreOp::Audit(_));
+        self.logins.out.push_back(StoreJob { id, op, wanted });
+        id
     }
 
     /// The upstream accepted `nas`: start the second factor instead of
@@ -353,7 +365,10 @@ impl Engine {
             upstream,
             auth: *upstream_auth,
         };
-        let (login, _) = Login::from_nas(nas, Some(accept), Phase::Precheck);
+        let (mut login, _) = Login::from_nas(nas, Some(accept), Phase::Precheck);
+        if let Some(inner) = user_name(reply).filter(|n| !n.is_empty()) {
+            login.user = inner;
+        }
         let op = StoreOp::Precheck {
             user: login.user.clone(),
         };
@@ -422,6 +437,9 @@ impl Engine {
 
     /// The store answered job `id`.
     pub fn handle_store(&mut self, now: Instant, id: u64, answer: StoreAnswer) {
+        if self.audit_stored(now, id, &answer) {
+            return;
+        }
         let Some(lid) = self.logins.jobs.remove(&id) else {
             return;
         };
@@ -436,7 +454,7 @@ impl Engine {
                 self.logins.logins.insert(lid, login);
                 self.store_job(Some(lid), StoreOp::Precheck { user });
             }
-            (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(now, login),
+            (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(login),
             (Phase::Precheck, StoreAnswer::Precheck(pc)) => match pc {
                 Precheck::Bypass => self.finish(
                     now,
@@ -676,7 +694,7 @@ impl Engine {
             );
         };
         login.current = current;
-        if login.client != client || user_name(p).as_deref() != Some(login.user.as_str()) {
+        if login.client != client || user_name(p).as_deref() != Some(login.nas_user.as_str()) {
             return self.finish(
                 now,
                 lid,
@@ -771,250 +789,5 @@ impl Engine {
             }
         }
         self.verify(lid, login, code);
-    }
-
-    /// Ends a login: the final answer to the NAS (rejects after
-    /// `reject_delay`), the audit record and its log line.
-    pub(super) fn finish(
-        &mut self,
-        now: Instant,
-        lid: u64,
-        mut login: Login,
-        accept: bool,
-        result: ResultCode,
-        reason: Option<&str>,
-    ) {
-        if let Phase::Challenged(s) = login.phase {
-            self.logins.states.remove(&s);
-        }
-        self.logins.logins.remove(&lid);
-        let method = login
-            .oob
-            .as_ref()
-            .map_or(Method::Totp, |o| o.method)
-            .as_str();
-        if accept && login.oob.as_ref().is_some_and(|o| o.delivered) {
-            let grace = self.logins.cfg.busy_grace;
-            if !grace.is_zero() {
-                if self.logins.grace.len() >= self.logins.cfg.max_pending {
-                    self.logins.grace.retain(|_, until| *until > now);
-                }
-                if self.logins.grace.len() < self.logins.cfg.max_pending {
-                    self.logins
-                        .grace
-                        .insert((login.user.to_lowercase(), login.client), now + grace);
-                }
-            }
-        }
-        self.release_oob(&mut login);
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
-        let client = self.clients.get(login.client);
-        let built = if let (true, None) = (accept, &login.accept) {
-            // A local first factor: nothing to relay but the Proxy-States.
-            Some(self.local_reply(login.client, &req, Code::ACCESS_ACCEPT))
-        } else if let (true, Some(ua)) = (accept, &login.accept) {
-            let upstream =
-                Packet::parse(&ua.bytes).expect("stored replies were validated on arrival");
-            let mut b = PacketBuilder::with_capacity(
-                Code::ACCESS_ACCEPT,
-                req.identifier(),
-                &[0; AUTH_LEN],
-                upstream.len() + 18,
-            );
-            let mut rw = Rewriter {
-                crypt: &self.crypt,
-                from: Side {
-                    secret: self.upstreams[ua.upstream].cfg.secret.expose(),
-                    auth: &ua.auth,
-                },
-                to: Side {
-                    secret: client.secret.expose(),
-                    auth: req.authenticator(),
-                },
-                rng: &mut self.rng,
-            };
-            (|| -> Result<Vec<u8>, super::rewrite::RewriteError> {
-                b.push_message_authenticator()?;
-                rw.copy(&upstream, &mut b, |a: &Attr<'_>| a.typ != attr::PROXY_STATE)?;
-                for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
-                    b.push_raw(a.raw(&req))?;
-                }
-                Ok(b.finish_response(&client.secret, req.authenticator()))
-            })()
-            .ok()
-        } else {
-            Some(self.reject_reply(login.client, &req, login.reply_message.as_deref()))
-        };
-        let accepted = accept && built.is_some();
-        let result = if accept && !accepted {
-            ResultCode::FailedServerError
-        } else {
-            result
-        };
-        let (client, client_ip) = (login.client, login.client_ip.clone());
-        self.record(
-            &login.user,
-            client,
-            client_ip,
-            result,
-            accepted,
-            method,
-            reason,
-        );
-        if let Some(reply) = built {
-            self.send_final(now, &login.current, reply, accepted, login.immediate);
-        }
-    }
-
-    /// An Access-Reject with an optional Reply-Message and the Proxy-States.
-    fn reject_reply(&self, client: usize, p: &Packet<'_>, message: Option<&str>) -> Vec<u8> {
-        let Some(m) = message else {
-            return self.local_reply(client, p, Code::ACCESS_REJECT);
-        };
-        let mut b = PacketBuilder::new(Code::ACCESS_REJECT, p.identifier(), &[0; AUTH_LEN]);
-        let _ = b.push_message_authenticator();
-        let _ = b.push(attr::REPLY_MESSAGE, &m.as_bytes()[..m.len().min(253)]);
-        for a in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
-            let _ = b.push_raw(a.raw(p));
-        }
-        b.finish_response(&self.clients.get(client).secret, p.authenticator())
-    }
-
-    /// The end of a login: its audit record (stored by a store job), its
-    /// JSON log line and its count by result code.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn record(
-        &mut self,
-        user: &str,
-        client: usize,
-        client_ip: Option<String>,
-        result: ResultCode,
-        accepted: bool,
-        mode: &str,
-        reason: Option<&str>,
-    ) {
-        let record = AuditRecord {
-            at: 0,
-            user: user.to_owned(),
-            result,
-            accepted,
-            mode: mode.into(),
-            server: self.logins.server.clone(),
-            client: self.clients.get(client).name.clone(),
-            client_ip,
-            reason: reason.map(str::to_owned),
-        };
-        info!(
-            target: "audit",
-            user = %record.user,
-            result = %record.result,
-            decision = if accepted { "accept" } else { "reject" },
-            mode = %record.mode,
-            client = %record.client,
-            client_ip = record.client_ip.as_deref().unwrap_or(""),
-            server = %record.server,
-            reason = record.reason.as_deref().unwrap_or(""),
-            "login"
-        );
-        self.stats.login(result, accepted);
-        self.store_job(None, StoreOp::Audit(record));
-    }
-
-    /// A wrong local password: a delayed reject, like the upstream's would
-    /// be, recorded as `FAILED_PRIMARY_AUTH`.
-    fn reject_first_factor(&mut self, now: Instant, login: Login) {
-        let (client, ip) = (login.client, login.client_ip.clone());
-        let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
-        self.record(&login.user, client, ip, result, false, "password", why);
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
-        let reply = self.local_reply(login.client, &req, Code::ACCESS_REJECT);
-        self.send_final(now, &login.current, reply, false, false);
-    }
-
-    /// Sends a login's last answer; rejects wait `reject_delay` plus jitter.
-    fn send_final(
-        &mut self,
-        now: Instant,
-        current: &Current,
-        reply: Vec<u8>,
-        accepted: bool,
-        immediate: bool,
-    ) {
-        let tx = Transmit {
-            socket: SocketRef::Listener(current.listener),
-            to: current.from,
-            payload: reply.into(),
-        };
-        if accepted {
-            self.stats.inc(Counter::MfaAccepts);
-            self.stats.inc(Counter::RepliesAccept);
-            self.dedup.answer(current.dedup, tx.payload.clone(), now);
-            self.out.push_back(tx);
-            return;
-        }
-        self.stats.inc(Counter::MfaRejects);
-        self.stats.inc(Counter::RepliesReject);
-        let delay = self.logins.cfg.reject_delay;
-        if delay.is_zero() || immediate {
-            self.dedup.answer(current.dedup, tx.payload.clone(), now);
-            self.out.push_back(tx);
-            return;
-        }
-        // Up to a fifth more, so timing says nothing about why.
-        let jitter = Duration::from_micros(self.rng.random_range(0..=delay.as_micros() as u64 / 5));
-        let id = self.logins.id();
-        self.logins
-            .delayed
-            .push(Reverse((now + delay + jitter, id)));
-        self.logins.delayed_tx.insert(id, (tx, current.dedup));
-    }
-
-    /// Sends delayed rejects and expires unanswered challenges.
-    pub(super) fn login_timeouts(&mut self, now: Instant) {
-        while let Some(&Reverse((at, id))) = self.logins.delayed.peek() {
-            if at > now {
-                break;
-            }
-            self.logins.delayed.pop();
-            if let Some((tx, key)) = self.logins.delayed_tx.remove(&id) {
-                self.dedup.answer(key, tx.payload.clone(), now);
-                self.out.push_back(tx);
-            }
-        }
-        while let Some(&Reverse((at, lid))) = self.logins.deadlines.peek() {
-            if at > now {
-                break;
-            }
-            self.logins.deadlines.pop();
-            let due = |l: &Login| l.deadline.is_some_and(|d| d <= now);
-            match self.logins.logins.get(&lid) {
-                Some(l) if l.phase == Phase::OutOfBand && due(l) => {
-                    let login = self.logins.logins.remove(&lid).expect("present");
-                    self.oob_expired(now, lid, login);
-                    continue;
-                }
-                Some(l) if matches!(l.phase, Phase::Challenged(_)) && due(l) => {}
-                _ => continue,
-            }
-            {
-                let mut login = self.logins.logins.remove(&lid).expect("present");
-                if let Phase::Challenged(s) = login.phase {
-                    self.logins.states.remove(&s);
-                }
-                self.stats.inc(Counter::MfaTimeouts);
-                let (result, mode) = match login.oob.as_ref().map(|o| o.method) {
-                    Some(Method::Sms) => (ResultCode::FailedAuthResultTimeout, "sms"),
-                    // Number matching: the NAS never answered the challenge.
-                    Some(Method::Push) => (ResultCode::FailedPhoneAppNoResponse, "push"),
-                    _ => (ResultCode::FailedOathTokenTimeout, "totp"),
-                };
-                self.release_oob(&mut login);
-                let (client, ip) = (login.client, login.client_ip.take());
-                let why = Some("no code entered in time");
-                self.record(&login.user, client, ip, result, false, mode, why);
-            }
-        }
     }
 }

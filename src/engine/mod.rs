@@ -16,6 +16,7 @@ mod oob;
 mod rewrite;
 mod stats;
 mod upstream;
+mod warn;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -37,6 +38,7 @@ pub use oob::{CallbackStatus, Delivery, FraudReport, sign, signature_ok};
 use rewrite::{CryptTable, RewriteError, Rewriter, Side};
 pub use stats::{Counter, RTT_BUCKETS_US, Stats, UpstreamStats};
 use upstream::{Health, IdPool, Transition};
+use warn::{Throttle, Topic};
 
 /// The engine's maps, keyed by requests in flight and logins, are looked up
 /// several times per datagram: foldhash (randomly seeded per map) instead of
@@ -48,6 +50,9 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 /// expire entries too, so an answer is never served past its window by more
 /// than this.
 const DEDUP_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The EAP code of a Failure (RFC 3748 §4.2).
+const EAP_FAILURE: u8 = 4;
 
 /// Which socket a datagram leaves from: a NAS-facing listener or one of the
 /// upstream-facing sockets, by index in the order the engine lists them.
@@ -158,6 +163,8 @@ pub struct Engine {
     logins: login::Logins,
     primary: config::Primary,
     stats: Stats,
+    /// Rate limit of the warnings a flood could repeat.
+    throttle: Throttle,
 }
 
 impl Engine {
@@ -234,6 +241,7 @@ impl Engine {
             logins: login::Logins::new(config, state_tag),
             primary: config.primary,
             stats: Stats::new(config.upstreams.len()),
+            throttle: Throttle::default(),
         }
     }
 
@@ -389,6 +397,7 @@ impl Engine {
         p: &Packet<'_>,
     ) {
         if let Some(c) = self.check_request_signature(client, p, p.authenticator()) {
+            self.warn_signature(now, client, c);
             return self.drop_nas(c, from, "request signature check failed");
         }
         if let Some(pw) = p.find(attr::USER_PASSWORD) {
@@ -408,6 +417,35 @@ impl Engine {
             }
         }
         self.new_request(now, listener, from, client, p);
+    }
+
+    /// A client's requests fail their signature check: say which client and
+    /// what to change, at most once per interval (a NAS that cannot sign,
+    /// such as pam_radius_auth 2.0, is otherwise silently dropped).
+    fn warn_signature(&mut self, now: Instant, client: usize, c: Counter) {
+        let topic = match c {
+            Counter::DropMissingMessageAuthenticator => Topic::ClientUnsigned(client),
+            Counter::DropBadMessageAuthenticator => Topic::ClientBadSignature(client),
+            _ => return,
+        };
+        let Some(held) = self.throttle.allow(now, topic) else {
+            return;
+        };
+        let name = &self.clients.get(client).name;
+        match topic {
+            Topic::ClientUnsigned(_) => warn!(
+                client = %name,
+                more = held,
+                "dropped an Access-Request without Message-Authenticator: configure the NAS to send it, \
+                 or set require_message_authenticator = false in this [[client]] (BlastRADIUS, CVE-2024-3596)"
+            ),
+            _ => warn!(
+                client = %name,
+                more = held,
+                "dropped an Access-Request whose Message-Authenticator does not verify: \
+                 the [[client]] secret differs from the NAS's"
+            ),
+        }
     }
 
     fn accounting_request(
@@ -555,10 +593,38 @@ impl Engine {
         b.finish_response(&self.clients.get(client).secret, p.authenticator())
     }
 
+    /// An Access-Reject the proxy makes itself: Message-Authenticator, an
+    /// optional Reply-Message, and when the request carries EAP an
+    /// EAP-Failure (RFC 3579 §2.6.3), without which a NAS that only relays
+    /// EAP leaves the supplicant waiting for its own timeout. Its
+    /// identifier is the one of the EAP-Response it answers (RFC 3748 §4.2).
+    fn reject_reply(&self, client: usize, p: &Packet<'_>, message: Option<&str>) -> Vec<u8> {
+        let mut b = PacketBuilder::new(Code::ACCESS_REJECT, p.identifier(), &[0; AUTH_LEN]);
+        let _ = b.push_message_authenticator();
+        if let Some(m) = message {
+            // At most one attribute's worth, cut on a character boundary.
+            let end = (0..=m.len().min(253))
+                .rev()
+                .find(|&i| m.is_char_boundary(i))
+                .unwrap_or(0);
+            let _ = b.push(attr::REPLY_MESSAGE, &m.as_bytes()[..end]);
+        }
+        if let Some(&id) = p.find(attr::EAP_MESSAGE).and_then(|a| a.value.get(1)) {
+            let _ = b.push(attr::EAP_MESSAGE, &[EAP_FAILURE, id, 0, 4]);
+        }
+        // The request fit in 4096 octets, so its Proxy-States fit too.
+        for a in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+            let _ = b.push_raw(a.raw(p));
+        }
+        b.finish_response(&self.clients.get(client).secret, p.authenticator())
+    }
+
     // ---- to upstreams --------------------------------------------------------
 
-    /// Picks the upstream for a request: live ones first, in file order or in
-    /// turn; dead ones only when nothing live is left untried.
+    /// Picks the upstream for a request among the live ones not yet tried,
+    /// in file order or in turn. A dead upstream gets no requests: it comes
+    /// back through its probes (or `revive_after`), so a request for a set
+    /// that is all dead is answered at once, not after every retry cycle.
     fn choose(&mut self, accounting: bool, tried: u64) -> Option<usize> {
         let n = self.upstreams.len();
         if n == 0 {
@@ -574,11 +640,9 @@ impl Engine {
         let usable = |i: usize, u: &UpstreamRt| {
             tried & (1 << i) == 0 && (!accounting || u.cfg.acct_address.is_some())
         };
-        let order = (0..n).map(|k| (start + k) % n);
-        order
-            .clone()
+        (0..n)
+            .map(|k| (start + k) % n)
             .find(|&i| usable(i, &self.upstreams[i]) && self.upstreams[i].health.alive)
-            .or_else(|| order.clone().find(|&i| usable(i, &self.upstreams[i])))
     }
 
     /// A free (socket, identifier) towards upstream `u` at `dest`.
@@ -761,11 +825,11 @@ impl Engine {
         let accounting = nas.request[0] == Code::ACCOUNTING_REQUEST.0;
         if !accounting && self.proxy.when_all_down == WhenAllDown::Reject {
             let p = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
-            let reply: Arc<[u8]> = self.local_reply(nas.client, &p, Code::ACCESS_REJECT).into();
+            let reply: Arc<[u8]> = self.reject_reply(nas.client, &p, None).into();
             self.stats.inc(Counter::RejectAllUpstreamsDown);
             self.stats.inc(Counter::RepliesReject);
             self.dedup.answer(nas.dedup, reply.clone(), now);
-            warn!(from = %nas.from, "no upstream answered: sent Access-Reject");
+            self.warn_no_upstream(now, &nas, "sent Access-Reject");
             self.out.push_back(Transmit {
                 socket: SocketRef::Listener(nas.listener),
                 to: nas.from,
@@ -773,8 +837,21 @@ impl Engine {
             });
         } else {
             self.dedup.forget(&nas.dedup);
-            warn!(from = %nas.from, "no upstream answered: request dropped");
+            self.warn_no_upstream(now, &nas, "request dropped");
             self.stats.inc(Counter::DropNoUpstream);
+        }
+    }
+
+    fn warn_no_upstream(&mut self, now: Instant, nas: &NasRequest, what: &str) {
+        if let Some(held) = self.throttle.allow(now, Topic::NoUpstream) {
+            let dead = self.upstreams.iter().filter(|u| !u.health.alive).count();
+            warn!(
+                client = %self.clients.get(nas.client).name,
+                from = %nas.from,
+                dead,
+                more = held,
+                "no live upstream answered: {what}"
+            );
         }
     }
 
@@ -825,7 +902,9 @@ impl Engine {
             return self.stats.inc(Counter::UpstreamDropUnexpectedCode);
         }
         if !crypto::verify_packet_authenticator(p.as_bytes(), &pending.auth, up.secret.expose()) {
-            warn!(upstream = %up.name, "reply with a bad Response Authenticator: wrong shared secret or forged");
+            if let Some(held) = self.throttle.allow(now, Topic::UpstreamForged(u)) {
+                warn!(upstream = %up.name, more = held, "reply with a bad Response Authenticator: wrong shared secret or forged");
+            }
             return self.stats.inc(Counter::UpstreamDropBadAuthenticator);
         }
         // An Accounting-Response to an Accounting-Request is signed over a
@@ -848,14 +927,10 @@ impl Engine {
             }
             Some(_) => {}
             None if up.require_message_authenticator && p.code() != Code::ACCOUNTING_RESPONSE => {
-                return self
-                    .stats
-                    .inc(Counter::UpstreamDropMissingMessageAuthenticator);
+                return self.drop_unsigned_reply(now, u, false);
             }
             None if p.has(attr::EAP_MESSAGE) => {
-                return self
-                    .stats
-                    .inc(Counter::UpstreamDropMissingMessageAuthenticator);
+                return self.drop_unsigned_reply(now, u, true);
             }
             None => {}
         }
@@ -889,6 +964,29 @@ impl Engine {
             return;
         };
         self.relay_reply(now, u, &p, &pending.auth, ours, nas);
+    }
+
+    /// An upstream answered without Message-Authenticator. Left silent, the
+    /// request times out and the upstream is marked dead, which hides the
+    /// cause: say which upstream and what to change.
+    fn drop_unsigned_reply(&mut self, now: Instant, u: usize, eap: bool) {
+        self.stats
+            .inc(Counter::UpstreamDropMissingMessageAuthenticator);
+        let Some(held) = self.throttle.allow(now, Topic::UpstreamUnsigned(u)) else {
+            return;
+        };
+        let name = &self.upstreams[u].cfg.name;
+        if eap {
+            warn!(upstream = %name, more = held, "dropped an EAP reply without Message-Authenticator (RFC 3579 requires one): the upstream is misconfigured or the reply forged");
+        } else {
+            warn!(
+                upstream = %name,
+                more = held,
+                "dropped a reply without Message-Authenticator: make the server sign its replies, \
+                 or set require_message_authenticator = false in this [[upstream]] \
+                 (FreeRADIUS 3.2 does not sign PAP and MS-CHAP answers)"
+            );
+        }
     }
 
     fn relay_reply(
@@ -976,7 +1074,16 @@ impl Engine {
                 login::client_ip(&req),
                 crate::mfa::ResultCode::FailedPrimaryAuth,
             );
-            self.record(&user, nas.client, ip, result, false, mode, Some(&why));
+            let audit = self.record(&user, nas.client, ip, result, false, mode, Some(&why));
+            // The upstream's reject goes out as it came, once recorded.
+            let to = login::Answering {
+                listener: nas.listener,
+                from: nas.from,
+                dedup: nas.dedup,
+                client: nas.client,
+                request: nas.request,
+            };
+            return self.hold_answer(audit, to, reply.to_vec(), login::Final::Relayed);
         }
         self.dedup.answer(nas.dedup, reply.clone(), now);
         self.out.push_back(Transmit {
@@ -1121,3 +1228,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_mfa;
+
+#[cfg(test)]
+mod tests_hardening;

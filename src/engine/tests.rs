@@ -786,3 +786,37 @@ proptest! {
         let _ = s.out();
     }
 }
+
+#[test]
+fn a_set_known_dead_is_answered_at_once() {
+    let mut s = Sim::new(&config(
+        2,
+        "when_all_down = \"reject\"\ndead_after = 1\nrevive_after = \"1h\"",
+        "",
+        "health_check = \"none\"",
+    ));
+    // The first request finds both upstreams silent and kills them.
+    s.nas(&pap(1));
+    for _ in 0..8 {
+        s.advance(Duration::from_secs(1));
+    }
+    assert!(s.e.stats().upstreams.iter().all(|u| !u.alive), "both dead");
+    assert_eq!(s.count(Counter::RejectAllUpstreamsDown), 1);
+    s.out();
+    // The next ones are rejected now, without a datagram to either.
+    for id in 2..=4 {
+        s.nas(&pap(id));
+        let out = s.out();
+        assert_eq!(out.len(), 1, "no retry cycle for a known-dead set");
+        assert_eq!(out[0].to, nas_addr());
+        assert_eq!(
+            Packet::parse(&out[0].payload).expect("valid").code(),
+            Code::ACCESS_REJECT
+        );
+    }
+    assert_eq!(s.count(Counter::RejectAllUpstreamsDown), 4);
+    // Revived after revive_after, tried again.
+    s.advance(Duration::from_secs(3600));
+    s.nas(&pap(5));
+    assert!(s.out().iter().any(|t| t.to == up_addr(0)));
+}

@@ -12,8 +12,8 @@ use crate::mfa::policy::{self, StoreOp};
 use crate::radius::crypto;
 use crate::store::{AuditRecord, Method, SeedKey, SqliteStore, Store, Token, User};
 
-const NAS: &[u8] = b"nas-secret-0123456789";
-const UP: &[u8] = b"upstream-secret-0123456789";
+pub(super) const NAS: &[u8] = b"nas-secret-0123456789";
+pub(super) const UP: &[u8] = b"upstream-secret-0123456789";
 const SEED: &[u8] = b"alice-seed-xxxxxxxxx";
 const T0: i64 = 1_900_000_000;
 
@@ -30,17 +30,17 @@ fn config(extra_mfa: &str) -> Config {
     Config::from_toml(&t, Path::new("sim.toml")).expect("valid")
 }
 
-struct Sim {
-    e: Engine,
-    store: SqliteStore,
-    now: Instant,
+pub(super) struct Sim {
+    pub(super) e: Engine,
+    pub(super) store: SqliteStore,
+    pub(super) now: Instant,
     /// Virtual wall clock for the store, in step with `now`.
-    unix: i64,
-    audit: Vec<AuditRecord>,
+    pub(super) unix: i64,
+    pub(super) audit: Vec<AuditRecord>,
 }
 
 impl Sim {
-    fn new(extra_mfa: &str) -> Sim {
+    pub(super) fn new(extra_mfa: &str) -> Sim {
         let now = Instant::now();
         let store = SqliteStore::in_memory(SeedKey::from_bytes(&[9; 32])).expect("store");
         for name in ["alice", "bob"] {
@@ -67,7 +67,7 @@ impl Sim {
         }
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         self.now += d;
         self.unix += d.as_secs() as i64;
         self.e.handle_timeout(self.now);
@@ -75,7 +75,7 @@ impl Sim {
 
     /// Runs every queued store job, as the worker would.
     /// Like the worker, everything queued goes in one batch.
-    fn pump(&mut self) {
+    pub(super) fn pump(&mut self) {
         loop {
             let jobs = self.e.poll_store_jobs();
             if jobs.is_empty() {
@@ -96,17 +96,17 @@ impl Sim {
         }
     }
 
-    fn out(&mut self) -> Vec<Transmit> {
+    pub(super) fn out(&mut self) -> Vec<Transmit> {
         std::iter::from_fn(|| self.e.poll_transmit()).collect()
     }
 
-    fn code(&self) -> String {
+    pub(super) fn code(&self) -> String {
         totp_code(&TotpParams::default(), SEED, self.unix as u64)
     }
 
     /// A NAS request from `port`, answered by the fake upstream with an
     /// Access-Accept when it reaches it. Returns what reached the NAS.
-    fn login(
+    pub(super) fn login(
         &mut self,
         port: u16,
         id: u8,
@@ -133,12 +133,18 @@ impl Sim {
 }
 
 /// Ports below 60000 come from the NAS "nas"; 60000 and up from "other-nas".
-fn from(port: u16) -> SocketAddr {
+pub(super) fn from(port: u16) -> SocketAddr {
     let host = if port >= 60000 { 6 } else { 5 };
     SocketAddr::from(([127, 0, 0, host], port))
 }
 
-fn request(id: u8, auth: [u8; 16], user: &str, password: &str, state: Option<&[u8]>) -> Vec<u8> {
+pub(super) fn request(
+    id: u8,
+    auth: [u8; 16],
+    user: &str,
+    password: &str,
+    state: Option<&[u8]>,
+) -> Vec<u8> {
     let mut b = PacketBuilder::new(Code::ACCESS_REQUEST, id, &auth);
     b.push_message_authenticator().expect("fits");
     b.push(attr::USER_NAME, user.as_bytes()).expect("fits");
@@ -179,11 +185,11 @@ fn upstream_accept(t: &Transmit) -> Vec<u8> {
     b.finish_response(UP, p.authenticator())
 }
 
-fn parse(t: &Transmit) -> Packet<'_> {
+pub(super) fn parse(t: &Transmit) -> Packet<'_> {
     Packet::parse(&t.payload).expect("valid")
 }
 
-fn state_of(t: &Transmit) -> Vec<u8> {
+pub(super) fn state_of(t: &Transmit) -> Vec<u8> {
     let p = parse(t);
     assert_eq!(p.code(), Code::ACCESS_CHALLENGE);
     p.find(attr::STATE).expect("State").value.to_vec()
@@ -562,7 +568,7 @@ fn local_primary_mode_checks_the_password_then_the_code() {
 
 const PROVIDER_KEY: &[u8] = b"provider-key-0123456789";
 
-fn oob_sim(extra: &str) -> Sim {
+pub(super) fn oob_sim(extra: &str) -> Sim {
     let mut s = Sim::new(&format!(
         "push_timeout = \"60s\"\nbusy_grace = \"60s\"\n{extra}\n\
          [[provider]]\nname = \"gw\"\ntype = \"webhook\"\nmethods = [\"push\", \"call\", \"sms\"]\n\
@@ -575,7 +581,7 @@ fn oob_sim(extra: &str) -> Sim {
 }
 
 impl Sim {
-    fn set_user(&mut self, name: &str, method: Method, phone: Option<&str>) {
+    pub(super) fn set_user(&mut self, name: &str, method: Method, phone: Option<&str>) {
         let mut u = self.store.user(name).expect("q").expect("user");
         u.method = method;
         u.phone = phone.map(str::to_owned);
@@ -583,7 +589,7 @@ impl Sim {
     }
 
     /// The one delivery queued, reported delivered; returns it.
-    fn delivered(&mut self) -> Delivery {
+    pub(super) fn delivered(&mut self) -> Delivery {
         let d = self.e.poll_delivery().expect("a delivery");
         assert!(self.e.poll_delivery().is_none(), "exactly one delivery");
         self.e.handle_delivery(self.now, &d.id, true);
@@ -591,7 +597,7 @@ impl Sim {
         d
     }
 
-    fn callback(&mut self, id: &str, body: &str) -> CallbackStatus {
+    pub(super) fn callback(&mut self, id: &str, body: &str) -> CallbackStatus {
         let sig = sign(PROVIDER_KEY, body.as_bytes());
         let st = self
             .e
@@ -600,17 +606,17 @@ impl Sim {
         st
     }
 
-    fn last_result(&self) -> Option<(ResultCode, bool)> {
+    pub(super) fn last_result(&self) -> Option<(ResultCode, bool)> {
         self.audit.last().map(|a| (a.result, a.accepted))
     }
 }
 
 /// A delivery's webhook body.
-fn json(d: &Delivery) -> serde_json::Value {
+pub(super) fn json(d: &Delivery) -> serde_json::Value {
     serde_json::from_slice(&d.body).expect("json")
 }
 
-fn reply_message(t: &Transmit) -> String {
+pub(super) fn reply_message(t: &Transmit) -> String {
     String::from_utf8_lossy(
         parse(t)
             .find(attr::REPLY_MESSAGE)

@@ -285,6 +285,7 @@ impl Bound {
             sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             backlog: VecDeque::new(),
             store: self.store.map(store_workers),
+            closing: false,
         };
         let mut shutdown = std::pin::pin!(shutdown);
         std::future::poll_fn(|cx| {
@@ -309,6 +310,7 @@ impl Bound {
             Poll::Pending
         })
         .await;
+        shell.wind_down().await;
         let stats = shell.engine.stats();
         info!(%stats, "stopped");
         Ok(stats)
@@ -326,6 +328,10 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// How long the way out may take: logins waiting for the store finish,
+/// and every audit record is committed.
+const WIND_DOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct Shell {
     deliverer: deliver::Deliverer,
     delivered_tx: mpsc::UnboundedSender<(String, bool)>,
@@ -337,6 +343,8 @@ struct Shell {
     sleep: Pin<Box<tokio::time::Sleep>>,
     backlog: VecDeque<Transmit>,
     store: Option<StoreChannels>,
+    /// Stopping: no new requests are read from the NAS sockets.
+    closing: bool,
 }
 
 impl Shell {
@@ -362,6 +370,50 @@ impl Shell {
         }
     }
 
+    /// The way out, bounded by [`WIND_DOWN`]: NAS requests are no longer
+    /// read; logins waiting for the store finish and their answers leave
+    /// once on record; the logins still pending are recorded
+    /// ([`Engine::shutdown`]); and the store threads commit every record
+    /// before they end.
+    async fn wind_down(&mut self) {
+        self.closing = true;
+        let deadline = tokio::time::Instant::now() + WIND_DOWN;
+        let settled = std::future::poll_fn(|cx| {
+            self.poll(cx);
+            if self.engine.store_waits() == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        if tokio::time::timeout_at(deadline, settled).await.is_err() {
+            warn!(
+                waiting = self.engine.store_waits(),
+                "the store did not answer in time while stopping"
+            );
+        }
+        self.engine.shutdown();
+        let Some((jobs, mut answers)) = self.store.take() else {
+            std::future::poll_fn(|cx| Poll::Ready(self.flush(cx))).await;
+            return;
+        };
+        let last = self.engine.poll_store_jobs();
+        if !last.is_empty() {
+            info!(records = last.len(), "recording the logins still pending");
+            if jobs.send(last).is_err() {
+                warn!("store workers are gone: pending logins not recorded");
+            }
+        }
+        // The database thread ends once it has committed what it was sent;
+        // the answer channel closes when every store thread has ended.
+        drop(jobs);
+        let closed = async { while answers.recv().await.is_some() {} };
+        if tokio::time::timeout_at(deadline, closed).await.is_err() {
+            warn!("the store did not finish in time while stopping");
+        }
+        std::future::poll_fn(|cx| Poll::Ready(self.flush(cx))).await;
+    }
+
     /// Hands deliveries and fraud reports to their tasks and applies the
     /// delivery outcomes. Returns whether anything happened.
     fn out_of_band(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
@@ -385,6 +437,9 @@ impl Shell {
             let mut progressed = self.flush(cx);
             let now = Instant::now();
             for (i, sock) in self.listeners.iter().enumerate() {
+                if self.closing {
+                    break;
+                }
                 progressed |= drain(sock, cx, &mut self.buf, |from, data| {
                     self.engine.handle_nas(now, i as u16, from, data);
                 });

@@ -1,0 +1,393 @@
+//! The end of a login: one audit record, then the answer.
+//!
+//! What a login decided is durable before the NAS is told: the final
+//! answer is held until the store has committed the login's audit record,
+//! and a record that cannot be stored turns an Accept into a Reject. A
+//! crash at any instant therefore loses no record of an answer that left.
+//! Logins still pending when the proxy stops are recorded on the way out.
+
+use std::cmp::Reverse;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tracing::{error, info};
+
+use super::{Login, Phase};
+use crate::engine::dedup::DedupKey;
+use crate::engine::rewrite::{RewriteError, Rewriter, Side};
+use crate::engine::{Counter, Engine, SocketRef, Transmit};
+use crate::mfa::ResultCode;
+use crate::mfa::policy::{StoreAnswer, StoreOp};
+use crate::radius::{AUTH_LEN, Attr, Code, Packet, PacketBuilder, attr};
+use crate::store::{AuditRecord, Method};
+
+/// What kind of final answer a login gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::engine) enum Final {
+    Accept,
+    /// After `reject_delay`.
+    Reject,
+    /// At once (BUSY, or an Accept whose record could not be stored).
+    RejectNow,
+    /// The upstream's own Access-Reject, relayed (and counted) as it came.
+    Relayed,
+}
+
+/// A final answer waiting for its audit record to be stored.
+#[derive(Debug)]
+pub(in crate::engine) struct Held {
+    tx: Transmit,
+    dedup: DedupKey,
+    how: Final,
+    client: usize,
+    /// The request answered, to answer it with a Reject instead if the
+    /// record of an Accept cannot be stored.
+    request: Vec<u8>,
+}
+
+/// Where a final answer goes: the request it answers.
+pub(in crate::engine) struct Answering {
+    pub(in crate::engine) listener: u16,
+    pub(in crate::engine) from: std::net::SocketAddr,
+    pub(in crate::engine) dedup: DedupKey,
+    pub(in crate::engine) client: usize,
+    pub(in crate::engine) request: Vec<u8>,
+}
+
+impl Engine {
+    /// Ends a login: its audit record and log line, then, once the record
+    /// is stored, the final answer to the NAS (rejects after `reject_delay`).
+    pub(in crate::engine) fn finish(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        mut login: Login,
+        accept: bool,
+        result: ResultCode,
+        reason: Option<&str>,
+    ) {
+        if let Phase::Challenged(s) = login.phase {
+            self.logins.states.remove(&s);
+        }
+        self.logins.logins.remove(&lid);
+        let method = login
+            .oob
+            .as_ref()
+            .map_or(Method::Totp, |o| o.method)
+            .as_str();
+        if accept && login.oob.as_ref().is_some_and(|o| o.delivered) {
+            let grace = self.logins.cfg.busy_grace;
+            if !grace.is_zero() {
+                if self.logins.grace.len() >= self.logins.cfg.max_pending {
+                    self.logins.grace.retain(|_, until| *until > now);
+                }
+                if self.logins.grace.len() < self.logins.cfg.max_pending {
+                    self.logins
+                        .grace
+                        .insert((login.user.to_lowercase(), login.client), now + grace);
+                }
+            }
+        }
+        self.release_oob(&mut login);
+        let req = Packet::parse(&login.current.request)
+            .expect("stored requests were validated on arrival");
+        let client = self.clients.get(login.client);
+        let built = if let (true, None) = (accept, &login.accept) {
+            // A local first factor: nothing to relay but the Proxy-States.
+            Some(self.local_reply(login.client, &req, Code::ACCESS_ACCEPT))
+        } else if let (true, Some(ua)) = (accept, &login.accept) {
+            let upstream =
+                Packet::parse(&ua.bytes).expect("stored replies were validated on arrival");
+            let mut b = PacketBuilder::with_capacity(
+                Code::ACCESS_ACCEPT,
+                req.identifier(),
+                &[0; AUTH_LEN],
+                upstream.len() + 18,
+            );
+            let mut rw = Rewriter {
+                crypt: &self.crypt,
+                from: Side {
+                    secret: self.upstreams[ua.upstream].cfg.secret.expose(),
+                    auth: &ua.auth,
+                },
+                to: Side {
+                    secret: client.secret.expose(),
+                    auth: req.authenticator(),
+                },
+                rng: &mut self.rng,
+            };
+            (|| -> Result<Vec<u8>, RewriteError> {
+                b.push_message_authenticator()?;
+                rw.copy(&upstream, &mut b, |a: &Attr<'_>| a.typ != attr::PROXY_STATE)?;
+                for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+                    b.push_raw(a.raw(&req))?;
+                }
+                Ok(b.finish_response(&client.secret, req.authenticator()))
+            })()
+            .ok()
+        } else {
+            Some(self.reject_reply(login.client, &req, login.reply_message.as_deref()))
+        };
+        let accepted = accept && built.is_some();
+        let result = if accept && !accepted {
+            ResultCode::FailedServerError
+        } else {
+            result
+        };
+        let (client, client_ip) = (login.client, login.client_ip.clone());
+        let audit = self.record(
+            &login.user,
+            client,
+            client_ip,
+            result,
+            accepted,
+            method,
+            reason,
+        );
+        if let Some(reply) = built {
+            let to = Answering {
+                listener: login.current.listener,
+                from: login.current.from,
+                dedup: login.current.dedup,
+                client: login.client,
+                request: login.current.request,
+            };
+            let how = match (accepted, login.immediate) {
+                (true, _) => Final::Accept,
+                (false, false) => Final::Reject,
+                (false, true) => Final::RejectNow,
+            };
+            self.hold_answer(audit, to, reply, how);
+        }
+    }
+
+    /// The end of a login: its audit record (stored by a store job, whose id
+    /// is returned), its JSON log line and its count by result code.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::engine) fn record(
+        &mut self,
+        user: &str,
+        client: usize,
+        client_ip: Option<String>,
+        result: ResultCode,
+        accepted: bool,
+        mode: &str,
+        reason: Option<&str>,
+    ) -> u64 {
+        let record = AuditRecord {
+            at: 0,
+            user: user.to_owned(),
+            result,
+            accepted,
+            mode: mode.into(),
+            server: self.logins.server.clone(),
+            client: self.clients.get(client).name.clone(),
+            client_ip,
+            reason: reason.map(str::to_owned),
+        };
+        info!(
+            target: "audit",
+            user = %record.user,
+            result = %record.result,
+            decision = if accepted { "accept" } else { "reject" },
+            mode = %record.mode,
+            client = %record.client,
+            client_ip = record.client_ip.as_deref().unwrap_or(""),
+            server = %record.server,
+            reason = record.reason.as_deref().unwrap_or(""),
+            "login"
+        );
+        self.stats.login(result, accepted);
+        self.store_job(None, StoreOp::Audit(record))
+    }
+
+    /// A wrong local password: a delayed reject, like the upstream's would
+    /// be, recorded as `FAILED_PRIMARY_AUTH`.
+    pub(in crate::engine) fn reject_first_factor(&mut self, login: Login) {
+        let (client, ip) = (login.client, login.client_ip.clone());
+        let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
+        let audit = self.record(&login.user, client, ip, result, false, "password", why);
+        let req = Packet::parse(&login.current.request)
+            .expect("stored requests were validated on arrival");
+        let reply = self.reject_reply(login.client, &req, None);
+        let to = Answering {
+            listener: login.current.listener,
+            from: login.current.from,
+            dedup: login.current.dedup,
+            client: login.client,
+            request: login.current.request,
+        };
+        self.hold_answer(audit, to, reply, Final::Reject);
+    }
+
+    /// Keeps a login's final answer until its audit record (store job
+    /// `audit`) is committed. Retransmissions meanwhile find the request
+    /// in flight and are dropped.
+    pub(in crate::engine) fn hold_answer(
+        &mut self,
+        audit: u64,
+        to: Answering,
+        reply: Vec<u8>,
+        how: Final,
+    ) {
+        let held = Held {
+            tx: Transmit {
+                socket: SocketRef::Listener(to.listener),
+                to: to.from,
+                payload: reply.into(),
+            },
+            dedup: to.dedup,
+            how,
+            client: to.client,
+            request: to.request,
+        };
+        self.logins.held.insert(audit, held);
+    }
+
+    /// The store answered audit job `id`, if it is one with an answer
+    /// held: the answer goes out now (or after `reject_delay`). Returns
+    /// whether `id` was such a job.
+    pub(in crate::engine) fn audit_stored(
+        &mut self,
+        now: Instant,
+        id: u64,
+        answer: &StoreAnswer,
+    ) -> bool {
+        let Some(mut held) = self.logins.held.remove(&id) else {
+            return false;
+        };
+        if *answer != StoreAnswer::Done {
+            self.stats.inc(Counter::MfaAuditFailures);
+            if held.how == Final::Accept {
+                // Nothing may be granted that is not on record.
+                error!(
+                    "a login's audit record cannot be stored: answering Access-Reject instead of Access-Accept"
+                );
+                let req = Packet::parse(&held.request)
+                    .expect("stored requests were validated on arrival");
+                held.tx.payload = self.reject_reply(held.client, &req, None).into();
+                held.how = Final::RejectNow;
+            } else {
+                error!("a login's audit record cannot be stored");
+            }
+        }
+        self.send_final(now, held);
+        true
+    }
+
+    /// Sends a login's last answer; rejects wait `reject_delay` plus jitter.
+    fn send_final(&mut self, now: Instant, held: Held) {
+        let Held { tx, dedup, how, .. } = held;
+        match how {
+            Final::Relayed => {}
+            Final::Accept => {
+                self.stats.inc(Counter::MfaAccepts);
+                self.stats.inc(Counter::RepliesAccept);
+            }
+            Final::Reject | Final::RejectNow => {
+                self.stats.inc(Counter::MfaRejects);
+                self.stats.inc(Counter::RepliesReject);
+            }
+        }
+        let delay = self.logins.cfg.reject_delay;
+        if how != Final::Reject || delay.is_zero() {
+            self.dedup.answer(dedup, tx.payload.clone(), now);
+            self.out.push_back(tx);
+            return;
+        }
+        // Up to a fifth more, so timing says nothing about why.
+        let jitter = Duration::from_micros(self.rng.random_range(0..=delay.as_micros() as u64 / 5));
+        let id = self.logins.id();
+        self.logins
+            .delayed
+            .push(Reverse((now + delay + jitter, id)));
+        self.logins.delayed_tx.insert(id, (tx, dedup));
+    }
+
+    /// Sends delayed rejects and expires unanswered challenges.
+    pub(in crate::engine) fn login_timeouts(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.logins.delayed.peek() {
+            if at > now {
+                break;
+            }
+            self.logins.delayed.pop();
+            if let Some((tx, key)) = self.logins.delayed_tx.remove(&id) {
+                self.dedup.answer(key, tx.payload.clone(), now);
+                self.out.push_back(tx);
+            }
+        }
+        while let Some(&Reverse((at, lid))) = self.logins.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.logins.deadlines.pop();
+            let due = |l: &Login| l.deadline.is_some_and(|d| d <= now);
+            match self.logins.logins.get(&lid) {
+                Some(l) if l.phase == Phase::OutOfBand && due(l) => {
+                    let login = self.logins.logins.remove(&lid).expect("present");
+                    self.oob_expired(now, lid, login);
+                    continue;
+                }
+                Some(l) if matches!(l.phase, Phase::Challenged(_)) && due(l) => {}
+                _ => continue,
+            }
+            {
+                let mut login = self.logins.logins.remove(&lid).expect("present");
+                if let Phase::Challenged(s) = login.phase {
+                    self.logins.states.remove(&s);
+                }
+                self.stats.inc(Counter::MfaTimeouts);
+                let (result, mode) = match login.oob.as_ref().map(|o| o.method) {
+                    Some(Method::Sms) => (ResultCode::FailedAuthResultTimeout, "sms"),
+                    // Number matching: the NAS never answered the challenge.
+                    Some(Method::Push) => (ResultCode::FailedPhoneAppNoResponse, "push"),
+                    _ => (ResultCode::FailedOathTokenTimeout, "totp"),
+                };
+                self.release_oob(&mut login);
+                let (client, ip) = (login.client, login.client_ip.take());
+                let why = Some("no code entered in time");
+                self.record(&login.user, client, ip, result, false, mode, why);
+            }
+        }
+    }
+
+    /// The proxy is stopping: every login still waiting for its second
+    /// factor (a challenge not yet answered, a push not yet approved) gets
+    /// its audit record, `FAILED_SERVER_ERROR`, so none ends unrecorded.
+    /// The NAS is not answered: it fails over to its next server. Rejects
+    /// still waiting out `reject_delay` are sent now. The shell then runs
+    /// the store jobs this queues before it exits.
+    pub fn shutdown(&mut self) {
+        // Rejects waiting out `reject_delay` leave now.
+        while let Some(Reverse((_, id))) = self.logins.delayed.pop() {
+            if let Some((tx, _)) = self.logins.delayed_tx.remove(&id) {
+                self.out.push_back(tx);
+            }
+        }
+        let ids: Vec<u64> = self.logins.logins.keys().copied().collect();
+        for lid in ids {
+            let Some(mut login) = self.logins.logins.remove(&lid) else {
+                continue;
+            };
+            if let Phase::Challenged(s) = login.phase {
+                self.logins.states.remove(&s);
+            }
+            let mode = login
+                .oob
+                .as_ref()
+                .map_or(Method::Totp, |o| o.method)
+                .as_str();
+            self.release_oob(&mut login);
+            let (client, ip) = (login.client, login.client_ip.take());
+            let why = Some("the proxy stopped before the login ended");
+            let result = ResultCode::FailedServerError;
+            self.record(&login.user, client, ip, result, false, mode, why);
+        }
+    }
+
+    /// Store jobs whose answer the engine still waits for: logins between
+    /// two steps, and final answers held until their record is stored.
+    pub fn store_waits(&self) -> usize {
+        self.logins.jobs.len() + self.logins.held.len()
+    }
+}

@@ -1,0 +1,209 @@
+//! What an outside test found (issue 14), on the virtual clock: answers
+//! wait for their audit record, EAP rejects carry EAP-Failure, the inner
+//! identity of an EAP Accept counts, pending logins are recorded at stop.
+
+use std::time::Duration;
+
+use super::tests_mfa::*;
+use super::*;
+use crate::mfa::ResultCode;
+use crate::mfa::policy::{self, StoreAnswer, StoreOp};
+use crate::radius::crypto;
+use crate::store::Method;
+
+/// Runs the queued store jobs once, answering audits with `audit`.
+/// Returns how many audit jobs there were.
+fn pump_once(s: &mut Sim, audit: &StoreAnswer) -> usize {
+    let jobs = s.e.poll_store_jobs();
+    let mut audits = 0;
+    for job in jobs {
+        let answer = match &job.op {
+            StoreOp::Audit(a) => {
+                audits += 1;
+                s.audit.push(a.clone());
+                audit.clone()
+            }
+            op => policy::run(&s.store, op, s.unix),
+        };
+        s.e.handle_store(s.now, job.id, answer);
+    }
+    audits
+}
+
+/// Alice's challenge answered with the right code, the store not yet run.
+fn code_sent(s: &mut Sim) {
+    let ch = s.login(1000, 1, "alice", "pw", None);
+    let state = state_of(&ch[0]);
+    let code = s.code();
+    let req = request(2, [2 ^ 0xe8; 16], "alice", &code, Some(&state));
+    s.e.handle_nas(s.now, 0, from(1000), &req);
+}
+
+#[test]
+fn an_accept_leaves_only_once_its_audit_record_is_stored() {
+    let mut s = Sim::new("");
+    code_sent(&mut s);
+    assert_eq!(pump_once(&mut s, &StoreAnswer::Done), 0, "the code check");
+    assert!(s.out().is_empty(), "decided, but not yet on record");
+    assert_eq!(s.e.store_waits(), 1, "the answer waits for its record");
+    // A retransmission meanwhile is not a second login.
+    let req = request(2, [2 ^ 0xe8; 16], "alice", &s.code(), None);
+    s.e.handle_nas(s.now, 0, from(1000), &req);
+    assert!(s.out().is_empty());
+    assert_eq!(pump_once(&mut s, &StoreAnswer::Done), 1, "the record");
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(parse(&out[0]).code(), Code::ACCESS_ACCEPT);
+    assert_eq!(s.e.store_waits(), 0);
+}
+
+#[test]
+fn an_accept_whose_record_cannot_be_stored_becomes_a_reject() {
+    let mut s = Sim::new("");
+    code_sent(&mut s);
+    pump_once(&mut s, &StoreAnswer::Done);
+    assert_eq!(pump_once(&mut s, &StoreAnswer::Failed), 1);
+    let out = s.out();
+    assert_eq!(out.len(), 1, "answered at once, not after reject_delay");
+    assert_eq!(parse(&out[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(s.e.stats().get(Counter::MfaAuditFailures), 1);
+    assert_eq!(s.e.stats().get(Counter::RepliesAccept), 0);
+}
+
+/// An EAP Access-Request (Response/Identity, EAP identifier `eap_id`).
+fn eap_request(id: u8, outer: &str, eap_id: u8) -> Vec<u8> {
+    let auth = [id; 16];
+    let mut b = PacketBuilder::new(Code::ACCESS_REQUEST, id, &auth);
+    b.push_message_authenticator().expect("fits");
+    b.push(attr::USER_NAME, outer.as_bytes()).expect("fits");
+    let mut eap = vec![2, eap_id, 0, 5 + outer.len() as u8, 1];
+    eap.extend_from_slice(outer.as_bytes());
+    b.push(attr::EAP_MESSAGE, &eap).expect("fits");
+    b.finish_request(NAS)
+}
+
+/// The upstream ends the EAP dialogue with an Access-Accept carrying
+/// EAP-Success and, if given, the inner identity as User-Name.
+fn eap_accept(t: &Transmit, inner: Option<&str>) -> Vec<u8> {
+    let p = parse(t);
+    let eap_id = p.find(attr::EAP_MESSAGE).expect("EAP").value[1];
+    let mut b = PacketBuilder::new(Code::ACCESS_ACCEPT, p.identifier(), &[0; 16]);
+    b.push_message_authenticator().expect("fits");
+    if let Some(name) = inner {
+        b.push(attr::USER_NAME, name.as_bytes()).expect("fits");
+    }
+    b.push(attr::EAP_MESSAGE, &[3, eap_id, 0, 4]).expect("fits");
+    for ps in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+        b.push_raw(ps.raw(&p)).expect("fits");
+    }
+    b.finish_response(UP, p.authenticator())
+}
+
+/// Sends an EAP login for `outer` whose upstream names `inner`; returns
+/// what reached the NAS.
+fn eap_login(s: &mut Sim, id: u8, outer: &str, inner: Option<&str>) -> Vec<Transmit> {
+    s.e.handle_nas(s.now, 0, from(1000), &eap_request(id, outer, 42));
+    let mut to_nas = Vec::new();
+    for t in s.out() {
+        match t.socket {
+            SocketRef::Upstream(sock) => {
+                let reply = eap_accept(&t, inner);
+                s.e.handle_upstream(s.now, sock, t.to, &reply);
+            }
+            SocketRef::Listener(_) => to_nas.push(t),
+        }
+    }
+    s.pump();
+    to_nas.extend(s.out());
+    to_nas
+}
+
+fn assert_eap_failure(t: &Transmit, eap_id: u8) {
+    let p = parse(t);
+    assert_eq!(p.code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        p.find(attr::EAP_MESSAGE).map(|a| a.value),
+        Some(&[4, eap_id, 0, 4][..]),
+        "RFC 3579 §2.6.3: an Access-Reject ending EAP carries EAP-Failure"
+    );
+    let off = p.message_authenticator_offset().expect("signed");
+    assert!(crypto::verify_message_authenticator(
+        &t.payload, off, &[9; 16], NAS
+    ));
+}
+
+#[test]
+fn the_inner_identity_of_an_eap_accept_counts_and_a_denied_push_ends_in_eap_failure() {
+    let mut s = oob_sim("fallback_oath = false");
+    // PEAP's anonymous outer identity; the upstream names bob inside.
+    assert!(
+        eap_login(&mut s, 9, "anonymous", Some("bob")).is_empty(),
+        "bob's push is out"
+    );
+    let d = s.delivered();
+    assert_eq!(json(&d)["user"], "bob");
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"denied"}"#),
+        CallbackStatus::Accepted
+    );
+    s.advance(Duration::from_millis(1300));
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eap_failure(&out[0], 42);
+    let last = s.audit.last().expect("record");
+    assert_eq!(
+        (last.user.as_str(), last.result),
+        ("bob", ResultCode::FailedPhoneAppDenied)
+    );
+}
+
+#[test]
+fn without_an_inner_identity_the_outer_one_counts() {
+    let mut s = oob_sim("");
+    // No User-Name in the Accept: "anonymous" is looked up, and is no user.
+    eap_login(&mut s, 9, "anonymous", None);
+    s.advance(Duration::from_millis(1300));
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eap_failure(&out[0], 42);
+    let last = s.audit.last().expect("record");
+    assert_eq!(
+        (last.user.as_str(), last.result),
+        ("anonymous", ResultCode::ConfigIssue)
+    );
+    // A real outer identity works as before.
+    s.set_user("bob", Method::Push, Some("+4930123456"));
+    assert!(
+        eap_login(&mut s, 10, "bob", None).is_empty(),
+        "push for bob"
+    );
+    assert_eq!(json(&s.delivered())["user"], "bob");
+}
+
+#[test]
+fn logins_pending_at_shutdown_are_recorded() {
+    let mut s = oob_sim("");
+    // Alice is challenged for a code, bob waits for his push.
+    let ch = s.login(1000, 1, "alice", "pw", None);
+    assert_eq!(parse(&ch[0]).code(), Code::ACCESS_CHALLENGE);
+    assert!(s.login(1001, 2, "bob", "pw", None).is_empty());
+    s.delivered();
+    let before = s.audit.len();
+    s.e.shutdown();
+    s.pump();
+    let mut ended: Vec<_> = s.audit[before..]
+        .iter()
+        .map(|a| (a.user.as_str(), a.result, a.accepted))
+        .collect();
+    ended.sort_by_key(|e| e.0);
+    assert_eq!(
+        ended,
+        vec![
+            ("alice", ResultCode::FailedServerError, false),
+            ("bob", ResultCode::FailedServerError, false)
+        ]
+    );
+    assert!(s.out().is_empty(), "the NAS fails over: no answer");
+    assert_eq!(s.e.logins_pending(), 0);
+    assert_eq!(s.e.pending_verifications(), 0);
+}
