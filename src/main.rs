@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use mfa_proxy::config::Config;
 use mfa_proxy::io::Bound;
 use mfa_proxy::radius::dict::Dictionary;
-use mfa_proxy::store::{SeedKey, SqliteStore, Store};
+use mfa_proxy::store::{SqliteStore, Store, file};
 
 /// mimalloc instead of glibc's malloc. A login's buffers are made on the
 /// packet thread and dropped on the store thread, and the other way round:
@@ -40,6 +40,15 @@ enum Command {
         config: PathBuf,
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Start even though the database is missing beside its seed key
+        /// (it was deleted or moved): a new, empty one is created.
+        #[arg(long)]
+        allow_empty_store: bool,
+    },
+    /// Create the store (database and seed key) if it does not exist yet.
+    Init {
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
     },
     /// Validate the configuration and print a summary (never secrets).
     Check {
@@ -228,10 +237,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config, log_format } => {
+        Command::Serve {
+            config,
+            log_format,
+            allow_empty_store,
+        } => {
             init_logging(log_format);
-            serve(&config)
+            serve(&config, allow_empty_store)
         }
+        Command::Init { config } => init(&config),
         other => match admin(other) {
             Ok(()) => ExitCode::SUCCESS,
             Err(AdminFailure::Config(e)) => {
@@ -257,17 +271,50 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn open_store_for(config: &Config) -> Result<SqliteStore, String> {
-    let key = SeedKey::load_or_create(&config.store.key_file)
-        .map_err(|e| format!("{}: {e}", config.store.key_file.display()))?;
-    SqliteStore::open(&config.store.path, key)
-        .map_err(|e| format!("{}: {e}", config.store.path.display()))
-}
-
+/// The store of `config`, which must exist: admin commands never create one.
 fn open_store(config: &Path) -> Result<(Config, SqliteStore), AdminFailure> {
     let config = Config::load(config).map_err(|e| AdminFailure::Config(e.to_string()))?;
-    let store = open_store_for(&config).map_err(AdminFailure::Command)?;
+    let store = file::open_existing(&config.store.path, &config.store.key_file)
+        .map_err(|e| AdminFailure::Command(e.to_string()))?;
     Ok((config, store))
+}
+
+/// `mfa-proxy init`: creates what is missing of the store.
+fn init(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (db, key) = (&config.store.path, &config.store.key_file);
+    match file::init(db, key) {
+        Ok(file::Opened::Existing) => {
+            println!("{}: the store exists already; nothing to do", db.display());
+            ExitCode::SUCCESS
+        }
+        Ok(file::Opened::Created) => {
+            println!(
+                "created {} and its seed key {}: back them up together",
+                db.display(),
+                key.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(file::Opened::CreatedEmpty) => {
+            println!(
+                "created an empty {} under the existing seed key {}",
+                db.display(),
+                key.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// One line from standard input (a password or PIN), without its newline.
@@ -500,7 +547,9 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 ReportCmd::Users => cli::report_users(&store, format, &mut out).map_err(fail)?,
             }
         }
-        Command::Serve { .. } | Command::Check { .. } => unreachable!("handled in main"),
+        Command::Serve { .. } | Command::Check { .. } | Command::Init { .. } => {
+            unreachable!("handled in main")
+        }
     }
     Ok(())
 }
@@ -508,8 +557,12 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: a file or the journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -549,7 +602,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn serve(path: &Path) -> ExitCode {
+fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
     let (config, dictionary) = match load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -581,7 +634,7 @@ fn serve(path: &Path) -> ExitCode {
     };
     rt.block_on(async {
         let store: Option<Arc<dyn Store>> = if config.mfa.enabled {
-            match open_store_for(&config) {
+            match open_serve_store(&config, allow_empty_store) {
                 Ok(s) => Some(Arc::new(s)),
                 Err(e) => {
                     error!("{e}");
@@ -610,6 +663,7 @@ fn serve(path: &Path) -> ExitCode {
             upstreams = config.upstreams.len(),
             "mfa-proxy started"
         );
+        tokio::spawn(reload_signal(path.to_owned()));
         match bound.run(shutdown_signal(), None).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
@@ -618,6 +672,57 @@ fn serve(path: &Path) -> ExitCode {
             }
         }
     })
+}
+
+/// The store for `serve`: created on a first run, refused when it
+/// vanished (unless `allow_empty`), and loudly warned about when it holds
+/// no user while unenrolled users are let through.
+fn open_serve_store(config: &Config, allow_empty: bool) -> Result<SqliteStore, String> {
+    let (db, key) = (&config.store.path, &config.store.key_file);
+    let (store, opened) = file::open_for_serve(db, key, allow_empty).map_err(|e| e.to_string())?;
+    match opened {
+        file::Opened::Existing => {}
+        file::Opened::Created => info!(
+            database = %db.display(),
+            key = %key.display(),
+            "first run: created the store; back up the database and its key together"
+        ),
+        file::Opened::CreatedEmpty => warn!(
+            database = %db.display(),
+            "--allow-empty-store: created an empty database where one was expected"
+        ),
+    }
+    if config.mfa.unenrolled == mfa_proxy::config::Unenrolled::Accept
+        && store.users().map_err(|e| e.to_string())?.is_empty()
+    {
+        warn!(
+            database = %db.display(),
+            "the store has no users and unenrolled = \"accept\": every login passes on its first factor alone"
+        );
+    }
+    Ok(store)
+}
+
+/// SIGHUP (`systemctl reload`): the configuration file is read and checked
+/// again, and the result logged. Changes are applied by a restart; a HUP
+/// never stops the proxy (its default action would).
+async fn reload_signal(path: PathBuf) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        warn!("cannot handle SIGHUP");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match load(&path) {
+            Ok(_) => warn!(
+                config = %path.display(),
+                "SIGHUP: the configuration is valid; restart the proxy to apply changes (live reload is not supported yet)"
+            ),
+            Err(e) => error!(
+                config = %path.display(),
+                "SIGHUP: the configuration is not valid, nothing changed: {e}"
+            ),
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

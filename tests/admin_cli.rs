@@ -20,6 +20,8 @@ impl Site {
             dir.path().join("proxy.toml"),
         )
         .expect("copy config");
+        let o = run_bin(dir.path(), &["init"], None);
+        assert!(o.status.success(), "init: {}", text(&o));
         Site { dir }
     }
 

@@ -90,6 +90,18 @@ fn serve_runs_and_stops_on_sigterm() {
         answered = matches!(sock.recv_from(&mut buf), Ok((n, _)) if n >= 20 && buf[0] == 2);
     }
     assert!(answered, "serve did not answer Status-Server");
+    // SIGHUP (systemctl reload) checks the file again and never stops it.
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    std::thread::sleep(Duration::from_millis(300));
+    sock.send_to(&req, ("127.0.0.1", auth)).expect("send");
+    let mut buf = [0u8; 100];
+    assert!(
+        matches!(sock.recv_from(&mut buf), Ok((n, _)) if n >= 20 && buf[0] == 2),
+        "still answering after SIGHUP"
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -102,7 +114,9 @@ fn serve_runs_and_stops_on_sigterm() {
         "json log lines:\n{log}"
     );
     assert!(
-        log.contains("status_server_answered=1") && log.contains("SIGTERM"),
+        log.contains("status_server_answered=2")
+            && log.contains("SIGTERM")
+            && log.contains("SIGHUP: the configuration is valid"),
         "{log}"
     );
     assert!(

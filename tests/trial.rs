@@ -44,6 +44,9 @@ fn first_login_on_the_shipped_trial_configuration() {
     )
     .expect("write");
 
+    // The README starts `serve` first, which creates the store on its first
+    // run; here the users come first, so the store is created explicitly.
+    bin(dir.path(), &["init"], None);
     bin(
         dir.path(),
         &["user", "add", "alice", "--password-stdin"],
@@ -120,6 +123,10 @@ fn first_login_on_the_shipped_trial_configuration() {
         .read_to_string(&mut log)
         .expect("log");
     assert!(log.contains("trial secret"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes off a terminal:\n{log}"
+    );
     assert!(
         !log.contains(&code) && !log.contains("alice-pass"),
         "secrets in the log:\n{log}"

@@ -9,6 +9,7 @@
 //! still there) does it atomically in the database, so two proxies, or two
 //! concurrent answers, cannot both win.
 
+pub mod file;
 pub(crate) mod seal;
 mod sqlite;
 
@@ -45,6 +46,31 @@ pub enum StoreError {
     SerialTaken(String),
     #[error("the database schema is version {found}, newer than this program's {supported}")]
     SchemaTooNew { found: i64, supported: i64 },
+    #[error("{path}: no {what} here", path = path.display())]
+    Missing {
+        what: &'static str,
+        path: std::path::PathBuf,
+    },
+    #[error(
+        "{path}: the database is missing but its seed key exists, so one was expected: it was deleted or moved. \
+         Restore it from a backup, or start with --allow-empty-store to begin with an empty one (no user has a second factor then)",
+        path = path.display()
+    )]
+    Vanished { path: std::path::PathBuf },
+    #[error(
+        "{path}: the database exists but its seed key file {key} does not: restore the key from the backup taken with the database",
+        path = path.display(),
+        key = key.display()
+    )]
+    KeyMissing {
+        path: std::path::PathBuf,
+        key: std::path::PathBuf,
+    },
+    #[error(
+        "{path}: the database file was removed or replaced while in use; failing closed until the proxy is restarted",
+        path = path.display()
+    )]
+    FileLost { path: std::path::PathBuf },
 }
 
 impl StoreError {

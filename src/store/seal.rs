@@ -37,6 +37,14 @@ impl SeedKey {
     /// Reads the key file, or creates it (mode 0600, 32 random bytes as hex)
     /// when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<SeedKey, StoreError> {
+        match SeedKey::load(path) {
+            Err(StoreError::Missing { .. }) => SeedKey::create(path),
+            other => other,
+        }
+    }
+
+    /// Reads the key file, which must exist.
+    pub fn load(path: &Path) -> Result<SeedKey, StoreError> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let bytes = Zeroizing::new(hex_decode(text.trim()).ok_or(StoreError::BadKeyFile)?);
@@ -46,25 +54,32 @@ impl SeedKey {
                     .map_err(|_| StoreError::BadKeyFile)?;
                 Ok(SeedKey::from_bytes(&key))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = Zeroizing::new([0u8; 32]);
-                rand::rng().fill_bytes(key.as_mut());
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(StoreError::io)?;
-                }
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(path).map_err(StoreError::io)?;
-                let text = Zeroizing::new(hex_encode(key.as_ref()));
-                f.write_all(text.as_bytes()).map_err(StoreError::io)?;
-                f.write_all(b"\n").map_err(StoreError::io)?;
-                f.sync_all().map_err(StoreError::io)?;
-                Ok(SeedKey::from_bytes(&key))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing {
+                what: "seed key file",
+                path: path.to_owned(),
+            }),
             Err(e) => Err(StoreError::io(e)),
         }
+    }
+
+    /// Creates a new key file (mode 0600, 32 random bytes as hex); fails if
+    /// one exists.
+    pub fn create(path: &Path) -> Result<SeedKey, StoreError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(key.as_mut());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(StoreError::io)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(path).map_err(StoreError::io)?;
+        let text = Zeroizing::new(hex_encode(key.as_ref()));
+        f.write_all(text.as_bytes()).map_err(StoreError::io)?;
+        f.write_all(b"\n").map_err(StoreError::io)?;
+        f.sync_all().map_err(StoreError::io)?;
+        Ok(SeedKey::from_bytes(&key))
     }
 
     /// nonce || ciphertext || tag. Each seal draws a fresh random nonce;

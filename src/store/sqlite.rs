@@ -104,6 +104,9 @@ pub struct SqliteStore {
     /// taken per statement inside it.
     batch: Mutex<()>,
     key: SeedKey,
+    /// The file opened, for a database on disk: a batch fails once its
+    /// path names another file or none.
+    watch: Option<super::file::Watch>,
 }
 
 impl SqliteStore {
@@ -112,7 +115,9 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(StoreError::io)?;
         }
-        Self::init(Connection::open(path)?, key)
+        let mut store = Self::init(Connection::open(path)?, key)?;
+        store.watch = Some(super::file::Watch::new(path)?);
+        Ok(store)
     }
 
     /// An in-memory database, for tests.
@@ -152,6 +157,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             batch: Mutex::new(()),
             key,
+            watch: None,
         })
     }
 
@@ -316,6 +322,9 @@ const TOKENS_SQL: &str =
 impl Store for SqliteStore {
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
         let _one_at_a_time = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = &self.watch {
+            w.check()?;
+        }
         // IMMEDIATE takes the write lock now, under the busy timeout, rather
         // than failing at the first write if the admin CLI holds it.
         x(&self.conn(), "BEGIN IMMEDIATE", [])?;
