@@ -622,6 +622,16 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
             "a client uses the trial secret \"testing123\": this configuration is for trials only"
         );
     }
+    match mfa_proxy::io::raise_fd_limit() {
+        Ok((before, after)) if after > before => {
+            info!(
+                before,
+                after, "raised the open-files limit to the hard limit"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -200,6 +200,11 @@ pub struct Server {
     pub public_url: Option<String>,
     /// HTTPS on `http_listen` (`http_tls_cert` and `http_tls_key`).
     pub http_tls: Option<HttpTls>,
+    /// Open connections to `http_listen`, at most; further ones are closed
+    /// at once. Also bounded by half the file descriptors the process has.
+    pub http_max_connections: usize,
+    /// Open connections from one address, at most.
+    pub http_max_connections_per_address: usize,
 }
 
 /// The TLS server configuration of the HTTP listener, loaded and checked
@@ -538,6 +543,18 @@ struct RawServer {
     public_url: Option<String>,
     http_tls_cert: Option<PathBuf>,
     http_tls_key: Option<PathBuf>,
+    #[serde(default = "d_http_max_connections")]
+    http_max_connections: usize,
+    #[serde(default = "d_http_max_connections_per_address")]
+    http_max_connections_per_address: usize,
+}
+
+fn d_http_max_connections() -> usize {
+    1024
+}
+
+fn d_http_max_connections_per_address() -> usize {
+    64
 }
 
 fn default_name() -> String {
@@ -1443,6 +1460,26 @@ fn validate_server(s: RawServer) -> Result<Server, ConfigError> {
             ));
         }
     }
+    for (key, n) in [
+        ("server.http_max_connections", s.http_max_connections),
+        (
+            "server.http_max_connections_per_address",
+            s.http_max_connections_per_address,
+        ),
+    ] {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(invalid(key, format!("{n} is not between 1 and 1000000")));
+        }
+    }
+    if s.http_max_connections_per_address > s.http_max_connections {
+        return Err(invalid(
+            "server.http_max_connections_per_address",
+            format!(
+                "{} is more than server.http_max_connections ({})",
+                s.http_max_connections_per_address, s.http_max_connections
+            ),
+        ));
+    }
     Ok(Server {
         name: s.name,
         auth_listen,
@@ -1451,6 +1488,8 @@ fn validate_server(s: RawServer) -> Result<Server, ConfigError> {
         http_listen,
         public_url: s.public_url,
         http_tls: None,
+        http_max_connections: s.http_max_connections,
+        http_max_connections_per_address: s.http_max_connections_per_address,
     })
 }
 

@@ -34,7 +34,7 @@ use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, 
 use clients::ClientTable;
 use dedup::{DedupCache, DedupKey, Lookup};
 pub use login::StoreJob;
-pub use oob::{CallbackStatus, Delivery, FraudReport, sign, signature_ok};
+pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
 use rewrite::{CryptTable, RewriteError, Rewriter, Side};
 pub use stats::{Counter, RTT_BUCKETS_US, Stats, UpstreamStats};
 use upstream::{Health, IdPool, Transition};

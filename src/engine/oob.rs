@@ -34,6 +34,20 @@ use crate::store::seal::{hex_decode, hex_encode};
 /// Verification ids: 128 random bits, hex in URLs.
 pub(super) type VerificationId = [u8; 16];
 
+/// How a delivery to a provider ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The provider took it (a 2xx).
+    Delivered,
+    /// The provider refused it, or could not be reached: the provider's
+    /// failure, to which `fail_mode` applies.
+    ProviderFailed,
+    /// It never left this host (no file descriptor for a connection, and
+    /// the like): our failure, never the provider's, so it fails closed
+    /// whatever `fail_mode` says.
+    LocalFailure,
+}
+
 /// A message for a provider to deliver.
 #[derive(Clone)]
 pub struct Delivery {
@@ -329,7 +343,7 @@ impl Engine {
     }
 
     /// The shell delivered (or could not deliver) verification `id`.
-    pub fn handle_delivery(&mut self, now: Instant, id: &str, delivered: bool) {
+    pub fn handle_delivery(&mut self, now: Instant, id: &str, outcome: DeliveryOutcome) {
         let Some(vid) = hex_decode(id).and_then(|v| VerificationId::try_from(v).ok()) else {
             return;
         };
@@ -344,14 +358,30 @@ impl Engine {
             return;
         };
         let method = oob.method;
-        if !delivered {
-            return self.delivery_failed(
-                now,
-                lid,
-                login,
-                method,
-                "the provider could not be reached",
-            );
+        match outcome {
+            DeliveryOutcome::Delivered => {}
+            DeliveryOutcome::ProviderFailed => {
+                return self.delivery_failed(
+                    now,
+                    lid,
+                    login,
+                    method,
+                    "the provider could not be reached",
+                );
+            }
+            DeliveryOutcome::LocalFailure => {
+                self.stats.inc(Counter::MfaDeliveryFailures);
+                warn!(user = %login.user, method = method.as_str(),
+                      "the verification could not leave this host (out of file descriptors?): failing closed");
+                return self.finish(
+                    now,
+                    lid,
+                    login,
+                    false,
+                    ResultCode::FailedServerError,
+                    Some("the provider request could not be sent from this host"),
+                );
+            }
         }
         oob.delivered = true;
         if method == Method::Sms {

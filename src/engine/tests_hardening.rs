@@ -207,3 +207,22 @@ fn logins_pending_at_shutdown_are_recorded() {
     assert_eq!(s.e.logins_pending(), 0);
     assert_eq!(s.e.pending_verifications(), 0);
 }
+
+#[test]
+fn a_delivery_that_never_left_this_host_fails_closed_even_under_fail_open() {
+    let mut s = oob_sim("fail_mode = \"fail_open\"");
+    assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
+    let d = s.e.poll_delivery().expect("delivery");
+    s.e.handle_delivery(s.now, &d.id, super::oob::DeliveryOutcome::LocalFailure);
+    s.pump();
+    s.advance(Duration::from_millis(1300));
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(parse(&out[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedServerError, false)),
+        "out of descriptors is not the provider's fault"
+    );
+    assert_eq!(s.e.pending_verifications(), 0);
+}

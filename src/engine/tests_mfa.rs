@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::oob::{CallbackStatus, Delivery, sign};
+use super::oob::{CallbackStatus, Delivery, DeliveryOutcome, sign};
 use super::*;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::{Algorithm, TotpParams, totp_code};
@@ -592,7 +592,8 @@ impl Sim {
     pub(super) fn delivered(&mut self) -> Delivery {
         let d = self.e.poll_delivery().expect("a delivery");
         assert!(self.e.poll_delivery().is_none(), "exactly one delivery");
-        self.e.handle_delivery(self.now, &d.id, true);
+        self.e
+            .handle_delivery(self.now, &d.id, DeliveryOutcome::Delivered);
         self.pump();
         d
     }
@@ -838,7 +839,7 @@ fn undeliverable_fails_closed_or_open_per_client() {
     let mut s = oob_sim("");
     s.login(1000, 1, "bob", "pw", None);
     let d = s.e.poll_delivery().expect("delivery");
-    s.e.handle_delivery(s.now, &d.id, false);
+    s.e.handle_delivery(s.now, &d.id, DeliveryOutcome::ProviderFailed);
     s.pump();
     assert_eq!(
         s.last_result(),
@@ -849,7 +850,7 @@ fn undeliverable_fails_closed_or_open_per_client() {
     let mut s = oob_sim("fail_mode = \"fail_open\"");
     s.login(1000, 1, "bob", "pw", None);
     let d = s.e.poll_delivery().expect("delivery");
-    s.e.handle_delivery(s.now, &d.id, false);
+    s.e.handle_delivery(s.now, &d.id, DeliveryOutcome::ProviderFailed);
     s.pump();
     assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
     let a = s.audit.last().expect("audit");
@@ -964,7 +965,7 @@ fn sms_code_by_challenge() {
     // Not sent.
     s.login(1003, 9, "bob", "pw", None);
     let d = s.e.poll_delivery().expect("delivery");
-    s.e.handle_delivery(s.now, &d.id, false);
+    s.e.handle_delivery(s.now, &d.id, DeliveryOutcome::ProviderFailed);
     s.pump();
     assert_eq!(s.last_result(), Some((ResultCode::FailedSmsNotSent, false)));
 }

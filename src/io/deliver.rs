@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::config::{Notify, Provider, ProviderKind, SmtpTls};
-use crate::engine::{Delivery, FraudReport};
+use crate::engine::{Delivery, DeliveryOutcome, FraudReport};
 
 /// Sends deliveries and fraud emails.
 #[derive(Clone)]
@@ -34,22 +34,26 @@ impl Deliverer {
         }
     }
 
-    /// Delivers `d` in its own task; `(id, delivered)` goes to `done`.
-    pub(super) fn spawn(&self, d: Delivery, done: mpsc::UnboundedSender<(String, bool)>) {
+    /// Delivers `d` in its own task; `(id, outcome)` goes to `done`.
+    pub(super) fn spawn(
+        &self,
+        d: Delivery,
+        done: mpsc::UnboundedSender<(String, DeliveryOutcome)>,
+    ) {
         let Some(p) = self.providers.get(d.provider).cloned() else {
-            let _ = done.send((d.id, false));
+            let _ = done.send((d.id, DeliveryOutcome::LocalFailure));
             return;
         };
         match &p.kind {
             ProviderKind::Console => {
                 warn!(target: "console_provider", provider = %p.name, "{} (TRIAL ONLY: codes in the log)", d.console);
-                let _ = done.send((d.id, true));
+                let _ = done.send((d.id, DeliveryOutcome::Delivered));
             }
             ProviderKind::Webhook { url } => {
                 let (http, url) = (self.http.clone(), url.clone());
                 tokio::spawn(async move {
-                    let ok = post(&http, &url, &p, &d).await;
-                    let _ = done.send((d.id, ok));
+                    let outcome = post(&http, &url, &p, &d).await;
+                    let _ = done.send((d.id, outcome));
                 });
             }
         }
@@ -73,8 +77,11 @@ impl Deliverer {
     }
 }
 
-/// POSTs the signed body, retrying with a growing pause. `true` on a 2xx.
-async fn post(http: &reqwest::Client, url: &str, p: &Provider, d: &Delivery) -> bool {
+/// POSTs the signed body, retrying with a growing pause. The outcome of
+/// the last try decides: a 2xx, the provider's failure, or ours (the
+/// request could not leave this host).
+async fn post(http: &reqwest::Client, url: &str, p: &Provider, d: &Delivery) -> DeliveryOutcome {
+    let mut outcome = DeliveryOutcome::ProviderFailed;
     for attempt in 0..=p.retries {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(250 << attempt.min(4))).await;
@@ -88,14 +95,38 @@ async fn post(http: &reqwest::Client, url: &str, p: &Provider, d: &Delivery) -> 
             req = req.header("x-mfa-signature", sig);
         }
         match req.send().await {
-            Ok(r) if r.status().is_success() => return true,
+            Ok(r) if r.status().is_success() => return DeliveryOutcome::Delivered,
             Ok(r) => {
+                outcome = DeliveryOutcome::ProviderFailed;
                 warn!(provider = %p.name, id = %d.id, status = %r.status(), attempt, "provider refused the delivery")
             }
+            Err(e) if out_of_descriptors(&e) => {
+                outcome = DeliveryOutcome::LocalFailure;
+                error!(provider = %p.name, id = %d.id, attempt, "no file descriptor left to reach the provider: this host's fault, not the provider's")
+            }
             Err(e) => {
+                outcome = DeliveryOutcome::ProviderFailed;
                 warn!(provider = %p.name, id = %d.id, error = %e, attempt, "provider unreachable")
             }
         }
+    }
+    outcome
+}
+
+/// Whether `e` comes from running out of file descriptors (EMFILE, ENFILE)
+/// somewhere down its chain of sources.
+fn out_of_descriptors(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            let n = io.raw_os_error();
+            if n == Some(nix::errno::Errno::EMFILE as i32)
+                || n == Some(nix::errno::Errno::ENFILE as i32)
+            {
+                return true;
+            }
+        }
+        cur = err.source();
     }
     false
 }

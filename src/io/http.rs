@@ -4,7 +4,11 @@
 //! [`Command`] for the loop that owns the engine and waits for the answer,
 //! so callbacks are checked (signature, single use, expiry) by the engine.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,13 +31,15 @@ const LOOP_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 struct App {
     commands: mpsc::UnboundedSender<Command>,
-    upstream_names: std::sync::Arc<[String]>,
+    upstream_names: Arc<[String]>,
+    http: Arc<HttpStats>,
 }
 
 /// The router, sending its work to the loop through `commands`.
 pub(super) fn router(
     commands: mpsc::UnboundedSender<Command>,
     upstream_names: Vec<String>,
+    http: Arc<HttpStats>,
 ) -> Router {
     Router::new()
         .route("/v1/verifications/{id}", post(callback))
@@ -43,56 +49,203 @@ pub(super) fn router(
         .with_state(App {
             commands,
             upstream_names: upstream_names.into(),
+            http,
         })
 }
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay open in all, handshake, request and
+/// answer included. Connections carry one request each (no keep-alive), so
+/// an idle one is closed by [`HEADER_TIMEOUT`] and a slow one by this.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
-/// Serves `app` over TLS: each connection is handshaken in its own task,
-/// then served by hyper (HTTP/1.1). A failed handshake ends only its
-/// connection.
-pub(super) async fn serve_tls(
+/// Counts of the listener's connections, for `/metrics`.
+#[derive(Debug, Default)]
+pub(super) struct HttpStats {
+    accepted: AtomicU64,
+    refused_total: AtomicU64,
+    refused_address: AtomicU64,
+    timed_out: AtomicU64,
+    accept_errors: AtomicU64,
+    open: AtomicUsize,
+}
+
+impl HttpStats {
+    fn render(&self, o: &mut String) {
+        let _ = writeln!(
+            o,
+            "# HELP mfa_proxy_http_connections_total Connections to the HTTP listener, by outcome."
+        );
+        let _ = writeln!(o, "# TYPE mfa_proxy_http_connections_total counter");
+        for (outcome, n) in [
+            ("accepted", &self.accepted),
+            ("refused_total_cap", &self.refused_total),
+            ("refused_address_cap", &self.refused_address),
+            ("timed_out", &self.timed_out),
+            ("accept_error", &self.accept_errors),
+        ] {
+            let _ = writeln!(
+                o,
+                "mfa_proxy_http_connections_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP mfa_proxy_http_connections_open Connections to the HTTP listener open now."
+        );
+        let _ = writeln!(o, "# TYPE mfa_proxy_http_connections_open gauge");
+        let _ = writeln!(
+            o,
+            "mfa_proxy_http_connections_open {}",
+            self.open.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Admits connections up to a total and a per-address cap; a connection
+/// over either is closed at once, so a flood of idle connections cannot
+/// take the descriptors that callbacks, health checks and the proxy's own
+/// outgoing connections need.
+#[derive(Debug)]
+pub(super) struct Gate {
+    total: usize,
+    per_address: usize,
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+    pub(super) stats: Arc<HttpStats>,
+}
+
+/// An admitted connection; dropping it frees its place.
+#[derive(Debug)]
+struct Ticket {
+    gate: Arc<Gate>,
+    ip: IpAddr,
+}
+
+impl Gate {
+    pub(super) fn new(total: usize, per_address: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            total,
+            per_address,
+            by_address: Mutex::new(HashMap::new()),
+            stats: Arc::default(),
+        })
+    }
+
+    fn admit(self: &Arc<Gate>, ip: IpAddr) -> Option<Ticket> {
+        let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stats.open.load(Ordering::Relaxed) >= self.total {
+            self.stats.refused_total.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.per_address {
+            self.stats.refused_address.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *n += 1;
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        Some(Ticket {
+            gate: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut map = self
+            .gate
+            .by_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+        self.gate.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is given. Each admitted
+/// connection is served in its own task, one request, within
+/// [`CONNECTION_LIFETIME`]; a failed handshake or a slow client ends only
+/// its connection.
+pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    tls: std::sync::Arc<rustls::ServerConfig>,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto;
-    use hyper_util::service::TowerToHyperService;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tls: Option<Arc<rustls::ServerConfig>>,
+    gate: Arc<Gate>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let mut warned: Option<std::time::Instant> = None;
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                // Out of descriptors and the like: pause, do not spin.
-                tracing::warn!(error = %e, "HTTPS accept failed");
+                // Out of descriptors and the like: pause, do not spin, and
+                // say so at most every ten seconds.
+                gate.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    warned = Some(std::time::Instant::now());
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
+        let Some(ticket) = gate.admit(peer.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
+            let stats = ticket.gate.stats.clone();
+            let one = async move {
+                match acceptor {
+                    None => serve_connection(tcp, app, peer).await,
+                    Some(a) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, a.accept(tcp)).await {
+                        Ok(Ok(s)) => serve_connection(s, app, peer).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    },
                 }
             };
-            let service = TowerToHyperService::new(app);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .http1_only()
-                .serve_connection(TokioIo::new(stream), service)
+            if tokio::time::timeout(CONNECTION_LIFETIME, one)
                 .await
+                .is_err()
             {
-                tracing::debug!(%peer, error = %e, "HTTPS connection ended");
+                stats.timed_out.fetch_add(1, Ordering::Relaxed);
             }
+            drop(ticket);
         });
+    }
+}
+
+/// One request on `io` (HTTP/1.1, headers within [`HEADER_TIMEOUT`]).
+async fn serve_connection<I>(io: I, app: Router, peer: std::net::SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    let mut b = auto::Builder::new(TokioExecutor::new()).http1_only();
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false);
+    if let Err(e) = b
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended");
     }
 }
 
@@ -153,12 +306,16 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
     match ask(&app, Command::Snapshot).await {
-        Some((stats, pending)) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            prometheus(&stats, pending, &app.upstream_names),
-        )
-            .into_response(),
+        Some((stats, pending)) => {
+            let mut text = prometheus(&stats, pending, &app.upstream_names);
+            app.http.render(&mut text);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                text,
+            )
+                .into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the proxy loop is not answering\n",

@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::engine::{CallbackStatus, Engine, Family, SocketRef, Stats, StoreJob, Transmit};
+use crate::engine::{
+    CallbackStatus, DeliveryOutcome, Engine, Family, SocketRef, Stats, StoreJob, Transmit,
+};
 use crate::mfa::policy::{self, StoreAnswer};
 use crate::radius::MAX_PACKET_LEN;
 use crate::radius::dict::Dictionary;
@@ -34,8 +36,10 @@ const BATCH: usize = 64;
 
 mod deliver;
 mod http;
+mod limits;
 
 pub use http::prometheus;
+pub use limits::{fd_limit, raise_fd_limit};
 
 /// Requests from outside the loop.
 pub enum Command {
@@ -255,18 +259,21 @@ impl Bound {
                 .iter()
                 .map(|u| u.name.clone())
                 .collect();
-            let app = http::router(http_tx.clone(), names);
+            let server = &self.config.server;
+            let fds = limits::fd_limit();
+            let total = limits::http_connection_cap(server.http_max_connections, fds);
+            if total < server.http_max_connections {
+                warn!(
+                    fds,
+                    http_max_connections = server.http_max_connections,
+                    "only {total} HTTP connections fit in half the file descriptors: raise LimitNOFILE"
+                );
+            }
+            let gate = http::Gate::new(total, server.http_max_connections_per_address.min(total));
+            let app = http::router(http_tx.clone(), names, gate.stats.clone());
             let listener = tokio::net::TcpListener::from_std(l)?;
-            let tls = self.config.server.http_tls.clone();
-            tokio::spawn(async move {
-                let served = match tls {
-                    Some(tls) => http::serve_tls(listener, app, tls.0).await,
-                    None => axum::serve(listener, app).await,
-                };
-                if let Err(e) = served {
-                    warn!(error = %e, "the HTTP listener stopped");
-                }
-            });
+            let tls = server.http_tls.clone().map(|t| t.0);
+            tokio::spawn(http::serve(listener, app, tls, gate));
         }
         drop(http_tx);
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
@@ -334,8 +341,8 @@ const WIND_DOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Shell {
     deliverer: deliver::Deliverer,
-    delivered_tx: mpsc::UnboundedSender<(String, bool)>,
-    delivered_rx: mpsc::UnboundedReceiver<(String, bool)>,
+    delivered_tx: mpsc::UnboundedSender<(String, DeliveryOutcome)>,
+    delivered_rx: mpsc::UnboundedReceiver<(String, DeliveryOutcome)>,
     engine: Engine,
     listeners: Vec<UdpSocket>,
     upstream: Vec<UdpSocket>,
@@ -425,8 +432,8 @@ impl Shell {
         while let Some(r) = self.engine.poll_fraud_report() {
             self.deliverer.report_fraud(r);
         }
-        while let Poll::Ready(Some((id, ok))) = self.delivered_rx.poll_recv(cx) {
-            self.engine.handle_delivery(now, &id, ok);
+        while let Poll::Ready(Some((id, outcome))) = self.delivered_rx.poll_recv(cx) {
+            self.engine.handle_delivery(now, &id, outcome);
             progressed = true;
         }
         progressed
