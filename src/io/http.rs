@@ -1,4 +1,5 @@
-//! The HTTP listener: provider callbacks, `/healthz`, `/metrics`.
+//! The HTTP listener: provider callbacks, `/healthz`, `/metrics`, and the
+//! limits that keep it from being exhausted.
 //!
 //! Handlers hold no state of their own: each turns its request into a
 //! [`Command`] for the loop that owns the engine and waits for the answer,
@@ -33,6 +34,7 @@ struct App {
     commands: mpsc::UnboundedSender<Command>,
     upstream_names: Arc<[String]>,
     http: Arc<HttpStats>,
+    udp: Arc<super::kernel_drops::UdpSockets>,
 }
 
 /// The router, sending its work to the loop through `commands`.
@@ -40,6 +42,7 @@ pub(super) fn router(
     commands: mpsc::UnboundedSender<Command>,
     upstream_names: Vec<String>,
     http: Arc<HttpStats>,
+    udp: super::kernel_drops::UdpSockets,
 ) -> Router {
     Router::new()
         .route("/v1/verifications/{id}", post(callback))
@@ -50,6 +53,7 @@ pub(super) fn router(
             commands,
             upstream_names: upstream_names.into(),
             http,
+            udp: Arc::new(udp),
         })
 }
 
@@ -309,6 +313,7 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         Some((stats, pending)) => {
             let mut text = prometheus(&stats, pending, &app.upstream_names);
             app.http.render(&mut text);
+            app.udp.render(&mut text);
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

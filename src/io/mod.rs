@@ -36,6 +36,7 @@ const BATCH: usize = 64;
 
 mod deliver;
 mod http;
+mod kernel_drops;
 mod limits;
 
 pub use http::prometheus;
@@ -252,6 +253,8 @@ impl Bound {
         let mut engine = self.engine;
         engine.set_wall_clock(Instant::now(), unix_now());
         let (http_tx, mut http_rx) = mpsc::unbounded_channel();
+        let udp = kernel_drops::UdpSockets::new(&self.listeners, &self.upstream);
+        tokio::spawn(udp.clone().watch());
         if let Some(l) = self.http {
             let names = self
                 .config
@@ -270,7 +273,7 @@ impl Bound {
                 );
             }
             let gate = http::Gate::new(total, server.http_max_connections_per_address.min(total));
-            let app = http::router(http_tx.clone(), names, gate.stats.clone());
+            let app = http::router(http_tx.clone(), names, gate.stats.clone(), udp);
             let listener = tokio::net::TcpListener::from_std(l)?;
             let tls = server.http_tls.clone().map(|t| t.0);
             tokio::spawn(http::serve(listener, app, tls, gate));
