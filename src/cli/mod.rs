@@ -1,7 +1,7 @@
 //! The administrator's verbs: users, tokens, block, bypass, reports. Each
 //! works on a [`Store`] and writes its output to a writer, so `serve` picks
 //! up the change on the next login and the verbs are testable without a
-//! terminal.
+//! terminal. [`args`] is the command line that names them.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -13,6 +13,12 @@ use zeroize::Zeroizing;
 use crate::mfa::otp::{self, TotpParams, Verdict};
 use crate::store::{
     AuditRecord, HistoryEntry, Method, Store, StoreError, Token, TokenKind, UnixTime, User,
+};
+
+pub mod args;
+
+pub use args::{
+    Cli, Command, LogFormat, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd, TotpCmd, UserCmd,
 };
 
 /// An administrative command failed; the message says what to do.
