@@ -111,6 +111,26 @@ fn serve_runs_and_stops_on_sigterm() {
     );
 }
 
+#[test]
+fn version_names_the_package_version_and_the_commit() {
+    let o = bin().arg("--version").output().expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.trim_end();
+    let want = format!("mfa-proxy {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = line
+        .strip_prefix(&want)
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not \"{want}COMMIT)\": {line:?}"));
+    let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+    assert!(
+        commit == "unknown"
+            || (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            || std::env::var_os("MFA_PROXY_COMMIT").is_some(),
+        "not a commit: {line:?}"
+    );
+}
+
 /// Splits an example command line as a shell would: words, "quoted" and
 /// 'quoted' strings; from the last `mfa-proxy` on.
 fn example_args(line: &str) -> Vec<String> {

@@ -6,10 +6,20 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// What `mfa-proxy --version` prints after the name: the package version and
+/// the commit it was built from (`-dirty` for uncommitted changes,
+/// `unknown` when built outside git without `MFA_PROXY_COMMIT`; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MFA_PROXY_COMMIT_ID"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mfa-proxy",
-    version,
+    version = VERSION,
     about = "RADIUS second-factor authentication proxy",
     long_about = "RADIUS second-factor authentication proxy.\n\n\
         `serve` runs the proxy; the other verbs check the configuration and \
