@@ -413,6 +413,10 @@ fn serve(path: &Path) -> ExitCode {
             upstreams = config.upstreams.len(),
             "mfa-proxy started"
         );
+        // systemd's Type=notify: the listeners are bound (no-op elsewhere).
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            warn!("cannot tell systemd the proxy is ready: {e}");
+        }
         match bound.run(shutdown_signal(), None).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
