@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use tracing::{error, info, warn};
 
+use mfa_proxy::cli::{
+    Cli, Command, LogFormat, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd, TotpCmd, UserCmd,
+};
 use mfa_proxy::config::Config;
 use mfa_proxy::io::Bound;
 use mfa_proxy::radius::dict::Dictionary;
@@ -20,215 +23,6 @@ use mfa_proxy::store::{SqliteStore, Store, file};
 /// resident memory for nothing.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Parser)]
-#[command(
-    name = "mfa-proxy",
-    version,
-    about = "RADIUS second-factor authentication proxy"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the proxy.
-    Serve {
-        #[arg(long, default_value = "proxy.toml")]
-        config: PathBuf,
-        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-        log_format: LogFormat,
-        /// Start even though the database is missing beside its seed key
-        /// (it was deleted or moved): a new, empty one is created.
-        #[arg(long)]
-        allow_empty_store: bool,
-    },
-    /// Create the store (database and seed key) if it does not exist yet.
-    Init {
-        #[arg(long, default_value = "proxy.toml")]
-        config: PathBuf,
-    },
-    /// Validate the configuration and print a summary (never secrets).
-    Check {
-        #[arg(long, default_value = "proxy.toml")]
-        config: PathBuf,
-    },
-    /// Manage users.
-    User {
-        #[arg(long, default_value = "proxy.toml", global = true)]
-        config: PathBuf,
-        #[command(subcommand)]
-        action: UserCmd,
-    },
-    /// Enroll and activate authenticator apps.
-    Totp {
-        #[arg(long, default_value = "proxy.toml", global = true)]
-        config: PathBuf,
-        #[command(subcommand)]
-        action: TotpCmd,
-    },
-    /// OATH hardware tokens: import, resynchronise, remove.
-    Token {
-        #[arg(long, default_value = "proxy.toml", global = true)]
-        config: PathBuf,
-        #[command(subcommand)]
-        action: TokenCmd,
-    },
-    /// Block a user's second factor (every attempt is denied).
-    Block {
-        name: String,
-        #[arg(long)]
-        reason: String,
-        /// How long, e.g. "90d" (the default) or "12h".
-        #[arg(long = "for", default_value = "90d")]
-        duration: String,
-        #[arg(long, default_value = "proxy.toml")]
-        config: PathBuf,
-    },
-    /// Lift a block or a lockout.
-    Unblock {
-        name: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long, default_value = "proxy.toml")]
-        config: PathBuf,
-    },
-    /// Let a user's next login through without a second factor, once.
-    Bypass {
-        name: String,
-        #[arg(long)]
-        reason: String,
-        /// How long the bypass waits to be used, e.g. "300s".
-        #[arg(long = "for", default_value = "300s")]
-        duration: String,
-        #[arg(long, default_value = "proxy.toml")]
-        config: PathBuf,
-    },
-    /// Reports from the store.
-    Report {
-        #[arg(long, default_value = "proxy.toml", global = true)]
-        config: PathBuf,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Table, global = true)]
-        format: ReportFormat,
-        #[command(subcommand)]
-        which: ReportCmd,
-    },
-}
-
-#[derive(Subcommand)]
-enum UserCmd {
-    /// Add a user; --password-stdin reads a local password (for primary mode "local").
-    Add {
-        name: String,
-        #[arg(long)]
-        email: Option<String>,
-        #[arg(long)]
-        phone: Option<String>,
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// Change a user's default method, phone number or call PIN.
-    Set {
-        name: String,
-        /// push, call, sms or totp.
-        #[arg(long)]
-        method: Option<String>,
-        /// + and the country code; "" removes it.
-        #[arg(long)]
-        phone: Option<String>,
-        /// Read the call PIN (4 to 8 digits) from standard input; an empty line removes it.
-        #[arg(long)]
-        pin_stdin: bool,
-        /// The language of the user's prompts, calls and texts ([messages.LANG]); "" for the default.
-        #[arg(long)]
-        language: Option<String>,
-    },
-    List,
-    Show {
-        name: String,
-    },
-    Remove {
-        name: String,
-    },
-    /// Import users from CSV with the header name,email,phone.
-    Import {
-        file: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum TotpCmd {
-    /// Make a new secret and show it as an otpauth:// URI and QR code.
-    Enroll {
-        name: String,
-        /// Also write the QR code to this SVG file.
-        #[arg(long)]
-        svg: Option<PathBuf>,
-    },
-    /// Activate the pending secret with the code the app shows.
-    Activate { name: String, code: String },
-}
-
-#[derive(Subcommand)]
-enum TokenCmd {
-    /// Import tokens from the vendor's CSV:
-    /// upn,serial number,secret key,time interval,manufacturer,model[,digits].
-    /// A time interval of 0 or empty means an HOTP (event) token.
-    Import {
-        file: PathBuf,
-        #[arg(long, value_enum, default_value_t = SecretFormatArg::Base32)]
-        secret_format: SecretFormatArg,
-    },
-    /// Activate an imported token with the code it shows now.
-    Activate { serial: String, code: String },
-    /// Resynchronise a user's HOTP token from two consecutive codes.
-    Resync {
-        name: String,
-        first: String,
-        second: String,
-    },
-    /// Remove the token with this serial number (lost or returned).
-    Remove { serial: String },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum SecretFormatArg {
-    Base32,
-    Hex,
-}
-
-#[derive(Subcommand)]
-enum ReportCmd {
-    /// Every recorded login.
-    Signins {
-        #[arg(long)]
-        user: Option<String>,
-        /// A time (RFC 3339) or how long ago, e.g. "24h".
-        #[arg(long)]
-        since: Option<String>,
-    },
-    /// Block and unblock history.
-    Blocked,
-    /// Bypasses granted and used.
-    Bypassed,
-    /// Users registered for MFA and not, with their methods.
-    Users,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ReportFormat {
-    Table,
-    Csv,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
 
 /// Exit status for a configuration problem.
 const EXIT_CONFIG: u8 = 2;
@@ -673,8 +467,24 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
             upstreams = config.upstreams.len(),
             "mfa-proxy started"
         );
-        tokio::spawn(reload_signal(path.to_owned()));
-        match bound.run(shutdown_signal(), None).await {
+        // Signals are taken before systemd hears the proxy is ready, so a
+        // reload or stop right after start is never the default action.
+        let signals = match Signals::register() {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot handle signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tokio::spawn(reload_signal(signals.hup, path.to_owned()));
+        // systemd's Type=notify: the listeners are bound (no-op elsewhere).
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            warn!("cannot tell systemd the proxy is ready: {e}");
+        }
+        match bound
+            .run(shutdown_signal(signals.term, signals.int), None)
+            .await
+        {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("{e}");
@@ -713,14 +523,28 @@ fn open_serve_store(config: &Config, allow_empty: bool) -> Result<SqliteStore, S
     Ok(store)
 }
 
+/// The signals `serve` handles, registered before it reports ready.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// SIGHUP (`systemctl reload`): the configuration file is read and checked
 /// again, and the result logged. Changes are applied by a restart; a HUP
 /// never stops the proxy (its default action would).
-async fn reload_signal(path: PathBuf) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        warn!("cannot handle SIGHUP");
-        return;
-    };
+async fn reload_signal(mut hup: tokio::signal::unix::Signal, path: PathBuf) {
     while hup.recv().await.is_some() {
         match load(&path) {
             Ok(_) => warn!(
@@ -736,17 +560,12 @@ async fn reload_signal(path: PathBuf) {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
+async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT: stopping"),
-        _ = term => info!("SIGTERM: stopping"),
+        _ = int.recv() => info!("SIGINT: stopping"),
+        _ = term.recv() => info!("SIGTERM: stopping"),
     }
 }

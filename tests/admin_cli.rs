@@ -262,3 +262,75 @@ fn user_set_method_phone_and_pin() {
             .contains("language:  (default)")
     );
 }
+
+/// The files as spreadsheets write them: a byte-order mark, CRLF, quoted
+/// fields with commas and quotes inside. Each import's errors file is CSV
+/// that reads back field for field, without the secrets.
+#[test]
+fn imports_read_quoted_csv_with_crlf_and_a_bom() {
+    let site = Site::new();
+    let read_back = |p: &std::path::Path| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(p).expect("errors file");
+        let mut lines = Vec::new();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(text.as_bytes());
+        for r in reader.records() {
+            let r = r.unwrap_or_else(|e| panic!("not CSV: {e}\n{text}"));
+            lines.push(r.iter().map(str::to_owned).collect());
+        }
+        lines
+    };
+
+    let users = site.dir.path().join("users.csv");
+    std::fs::write(
+        &users,
+        "\u{feff}\"Name\",\"Email\",\"Phone\"\r\n\
+         \"greta@contoso.com\",\"Greta \"\"G\"\", Contoso\",\"+4930123456\"\r\n\
+         \"hans, the second\",,\r\n",
+    )
+    .expect("users.csv");
+    let out = site.ok(&["user", "import", users.to_str().expect("utf8")]);
+    assert!(out.contains("imported 1 users"), "{out}");
+    let show = site.ok(&["user", "show", "greta@contoso.com"]);
+    assert!(
+        show.contains("Greta \"G\", Contoso") && show.contains("+4930123456"),
+        "{show}"
+    );
+    let rows = read_back(&site.dir.path().join("users.errors.csv"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0], ["line", "name", "error"]);
+    assert_eq!(rows[1][..2], ["3", "hans, the second"], "{rows:?}");
+    assert!(rows[1][2].contains("not a valid user name"), "{rows:?}");
+
+    let tokens = site.dir.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        "\u{feff}upn,serial number,secret key,time interval,manufacturer,model\r\n\
+         \"helga@contoso.com\",\"12,34\",\"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\",\"0\",\"Contoso, Inc.\",\"Key \"\"One\"\"\"\r\n\
+         \"kim@contoso.com\",\"7654321\",\"SECRETNOTBASE32*\",\"30\",\"A\",\"B\"\r\n",
+    )
+    .expect("tokens.csv");
+    let out = site.ok(&["token", "import", tokens.to_str().expect("utf8")]);
+    assert!(out.contains("imported 1 tokens"), "{out}");
+    let show = site.ok(&["user", "show", "helga@contoso.com"]);
+    assert!(show.contains("hotp #12,34"), "{show}");
+    let errors = site.dir.path().join("tokens.errors.csv");
+    assert!(
+        !std::fs::read_to_string(&errors)
+            .expect("errors")
+            .contains("SECRETNOT"),
+        "no secret in the errors file"
+    );
+    let rows = read_back(&errors);
+    assert_eq!(rows[0], ["line", "upn", "serial number", "error"]);
+    assert_eq!(
+        rows[1],
+        [
+            "3",
+            "kim@contoso.com",
+            "7654321",
+            "the secret key is not valid Base32"
+        ]
+    );
+}

@@ -124,3 +124,99 @@ fn serve_runs_and_stops_on_sigterm() {
         "{log}"
     );
 }
+
+#[test]
+fn version_names_the_package_version_and_the_commit() {
+    let o = bin().arg("--version").output().expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.trim_end();
+    let want = format!("mfa-proxy {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = line
+        .strip_prefix(&want)
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not \"{want}COMMIT)\": {line:?}"));
+    let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+    assert!(
+        commit == "unknown"
+            || (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            || std::env::var_os("MFA_PROXY_COMMIT").is_some(),
+        "not a commit: {line:?}"
+    );
+}
+
+/// Splits an example command line as a shell would: words, "quoted" and
+/// 'quoted' strings; from the last `mfa-proxy` on.
+fn example_args(line: &str) -> Vec<String> {
+    let line = &line[line.rfind("mfa-proxy ").expect("an mfa-proxy command")..];
+    let (mut args, mut word, mut quote, mut in_word) = (vec![], String::new(), None, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => (quote, in_word) = (Some(c), true),
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    args.push(std::mem::take(&mut word));
+                }
+                in_word = false;
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    assert!(quote.is_none(), "unbalanced quotes: {line}");
+    if in_word {
+        args.push(word);
+    }
+    args
+}
+
+/// Every verb, down to the sub-verbs, says what it does (`--help` shows its
+/// about text) and gives an example that names the verb and parses.
+#[test]
+fn every_verb_has_help_with_an_example() {
+    use clap::{CommandFactory, Parser};
+    fn walk(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+        let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+        out.push((path.clone(), about));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            path.push(sub.get_name().to_owned());
+            walk(sub, path, out);
+            path.pop();
+        }
+    }
+    let mut verbs = Vec::new();
+    walk(&mfa_proxy::cli::Cli::command(), &mut vec![], &mut verbs);
+    assert!(verbs.len() > 20, "{} verbs", verbs.len());
+    for (path, about) in verbs {
+        let name = path.join(" ");
+        assert!(!about.trim().is_empty(), "`{name}` has no about text");
+        let o = bin().args(&path).arg("--help").output().expect("run");
+        let help = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "`{name} --help`: {}", text(&o));
+        assert!(help.contains(about.trim()), "`{name} --help`:\n{help}");
+        let examples: Vec<&str> = help
+            .split_once("\nExample:\n")
+            .or_else(|| help.split_once("\nExamples:\n"))
+            .unwrap_or_else(|| panic!("`{name} --help` has no Example: block:\n{help}"))
+            .1
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .collect();
+        assert!(!examples.is_empty(), "`{name}`: an empty Example: block");
+        for example in examples {
+            let args = example_args(example);
+            assert!(
+                args.get(1..=path.len())
+                    .is_some_and(|a| a == path.as_slice()),
+                "`{name}`: the example does not run `mfa-proxy {name}`: {example}"
+            );
+            if let Err(e) = mfa_proxy::cli::Cli::try_parse_from(&args) {
+                panic!("`{name}`: the example does not parse: {example}\n{e}");
+            }
+        }
+    }
+}

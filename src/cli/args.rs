@@ -1,0 +1,372 @@
+//! The command line: every verb, its arguments, what it does and an example.
+//! `main.rs` parses [`Cli`] and dispatches; a test runs `--help` for every
+//! verb and parses every example, so the help text stays true.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// What `mfa-proxy --version` prints after the name: the package version and
+/// the commit it was built from (`-dirty` for uncommitted changes,
+/// `unknown` when built outside git without `MFA_PROXY_COMMIT`; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MFA_PROXY_COMMIT_ID"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mfa-proxy",
+    version = VERSION,
+    about = "RADIUS second-factor authentication proxy",
+    long_about = "RADIUS second-factor authentication proxy.\n\n\
+        `serve` runs the proxy; the other verbs check the configuration and \
+        administer the users, tokens, blocks and bypasses in its store. Every \
+        verb takes --config FILE (default: proxy.toml in the current directory).",
+    after_help = "Example:\n  mfa-proxy serve --config /etc/mfa-proxy/proxy.toml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy.
+    ///
+    /// Binds the RADIUS (and HTTP) listeners of the configuration, creates
+    /// the store on a first run (refusing one that vanished, unless
+    /// --allow-empty-store), and relays and checks logins until SIGINT or
+    /// SIGTERM; SIGHUP checks the configuration again. Logs go to standard
+    /// error.
+    #[command(
+        after_help = "Example:\n  mfa-proxy serve --config /etc/mfa-proxy/proxy.toml --log-format json"
+    )]
+    Serve {
+        /// The configuration file.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// text, or json for one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// Start even though the database is missing beside its seed key
+        /// (it was deleted or moved): a new, empty one is created.
+        #[arg(long)]
+        allow_empty_store: bool,
+    },
+    /// Create the store (database and seed key) if it does not exist yet.
+    ///
+    /// `serve` creates the store on its first run; no other command ever
+    /// creates one. `init` makes it ahead of time, to add users before the
+    /// first start. An existing database is never replaced.
+    #[command(after_help = "Example:\n  mfa-proxy init --config /etc/mfa-proxy/proxy.toml")]
+    Init {
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and print a summary (never secrets).
+    ///
+    /// Prints the listeners, clients, upstreams and providers and exits 0;
+    /// a bad key is named on standard error with exit status 2.
+    #[command(after_help = "Example:\n  mfa-proxy check --config /etc/mfa-proxy/proxy.toml")]
+    Check {
+        /// The configuration file.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Manage users.
+    ///
+    /// Add, change, list, show, remove and import the users of the store.
+    #[command(after_help = "Example:\n  mfa-proxy user add alice --email alice@example.org")]
+    User {
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+    /// Enroll and activate authenticator apps.
+    ///
+    /// `enroll` makes a secret for the app to scan; it is pending until
+    /// `activate` sees the code the app shows.
+    #[command(after_help = "Example:\n  mfa-proxy totp enroll alice")]
+    Totp {
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: TotpCmd,
+    },
+    /// OATH hardware tokens: import, activate, resynchronise, remove.
+    #[command(after_help = "Example:\n  mfa-proxy token import tokens.csv")]
+    Token {
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
+    /// Block a user's second factor (every attempt is denied).
+    ///
+    /// The block ends after --for, or with `unblock`. It is recorded with
+    /// its reason (`report blocked`).
+    #[command(after_help = "Example:\n  mfa-proxy block alice --reason \"lost phone\" --for 7d")]
+    Block {
+        /// The user's name.
+        name: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+        /// How long, e.g. "90d" (the default) or "12h".
+        #[arg(long = "for", default_value = "90d")]
+        duration: String,
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Lift a block or a lockout.
+    ///
+    /// Recorded with its reason (`report blocked`).
+    #[command(after_help = "Example:\n  mfa-proxy unblock alice --reason \"phone found\"")]
+    Unblock {
+        /// The user's name.
+        name: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Let a user's next login through without a second factor, once.
+    ///
+    /// The bypass is used by the first login within --for and then ends;
+    /// unused, it expires. Recorded with its reason (`report bypassed`).
+    #[command(
+        after_help = "Example:\n  mfa-proxy bypass alice --for 300s --reason \"phone at home\""
+    )]
+    Bypass {
+        /// The user's name.
+        name: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+        /// How long the bypass waits to be used, e.g. "300s".
+        #[arg(long = "for", default_value = "300s")]
+        duration: String,
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Reports from the store.
+    ///
+    /// Sign-ins, blocks, bypasses and users, as a table, CSV or JSON (one
+    /// object per line).
+    #[command(after_help = "Example:\n  mfa-proxy report signins --since 24h --format csv")]
+    Report {
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        /// table, csv, or json (one object per line).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table, global = true)]
+        format: ReportFormat,
+        #[command(subcommand)]
+        which: ReportCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user.
+    ///
+    /// --password-stdin reads a local password from standard input (for
+    /// `[primary] mode = "local"`); it is stored as an argon2id hash.
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy user add alice --email alice@example.org --phone +4930123456\n  \
+        echo 'alice-pass' | mfa-proxy user add alice --password-stdin")]
+    Add {
+        /// The user's name, as the NAS sends it in User-Name.
+        name: String,
+        /// The user's email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// + and the country code, e.g. +4930123456.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Read a local password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's default method, phone number, call PIN or language.
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy user set alice --method call --phone +4930123456\n  \
+        echo 4711 | mfa-proxy user set alice --pin-stdin")]
+    Set {
+        /// The user's name.
+        name: String,
+        /// push, call, sms or totp.
+        #[arg(long)]
+        method: Option<String>,
+        /// + and the country code; "" removes it.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Read the call PIN (4 to 8 digits) from standard input; an empty line removes it.
+        #[arg(long)]
+        pin_stdin: bool,
+        /// The language of the user's prompts, calls and texts ([messages.LANG]); "" for the default.
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// List the users with their email, phone and methods.
+    #[command(after_help = "Example:\n  mfa-proxy user list --config /etc/mfa-proxy/proxy.toml")]
+    List,
+    /// Show one user: methods, tokens, block and lockout.
+    #[command(after_help = "Example:\n  mfa-proxy user show alice")]
+    Show {
+        /// The user's name.
+        name: String,
+    },
+    /// Remove a user and the user's tokens.
+    #[command(after_help = "Example:\n  mfa-proxy user remove alice")]
+    Remove {
+        /// The user's name.
+        name: String,
+    },
+    /// Import users from CSV with the header name,email,phone.
+    ///
+    /// Email and phone may be empty; fields may be quoted. Good rows are
+    /// imported; bad ones are written with the reason to FILE.errors.csv.
+    #[command(after_help = "Example:\n  mfa-proxy user import users.csv")]
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCmd {
+    /// Make a new secret and show it as an otpauth:// URI and QR code.
+    ///
+    /// The secret is pending (and replaces a pending one) until `totp
+    /// activate` sees the code the app shows.
+    #[command(after_help = "Example:\n  mfa-proxy totp enroll alice --svg alice.svg")]
+    Enroll {
+        /// The user's name.
+        name: String,
+        /// Also write the QR code to this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Activate the pending secret with the code the app shows.
+    #[command(after_help = "Example:\n  mfa-proxy totp activate alice 123456")]
+    Activate {
+        /// The user's name.
+        name: String,
+        /// The code the app shows now.
+        code: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Import tokens from the vendor's CSV.
+    ///
+    /// The header is upn,serial number,secret key,time interval,manufacturer,model[,digits].
+    /// A time interval of 30 or 60 is a TOTP token; 0 or empty, an HOTP
+    /// (event) token. Missing users are added. Bad rows are written with the
+    /// reason, never the secret, to FILE.errors.csv.
+    #[command(after_help = "Example:\n  mfa-proxy token import tokens.csv --secret-format hex")]
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// How the secret key column is written.
+        #[arg(long, value_enum, default_value_t = SecretFormatArg::Base32)]
+        secret_format: SecretFormatArg,
+    },
+    /// Activate an imported token with the code it shows now.
+    #[command(after_help = "Example:\n  mfa-proxy token activate 1234567 287082")]
+    Activate {
+        /// The token's serial number.
+        serial: String,
+        /// The code it shows now.
+        code: String,
+    },
+    /// Resynchronise a user's HOTP token from two consecutive codes.
+    ///
+    /// For a token pressed too often away from a login: its counter moves
+    /// past the two codes.
+    #[command(after_help = "Example:\n  mfa-proxy token resync alice 162583 399871")]
+    Resync {
+        /// The user's name.
+        name: String,
+        /// A code the token shows.
+        first: String,
+        /// The code it shows on the next press.
+        second: String,
+    },
+    /// Remove the token with this serial number (lost or returned).
+    #[command(after_help = "Example:\n  mfa-proxy token remove 1234567")]
+    Remove {
+        /// The token's serial number.
+        serial: String,
+    },
+}
+
+/// How the secret key column of a token file is written.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SecretFormatArg {
+    Base32,
+    Hex,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Every recorded login, with its result code.
+    #[command(after_help = "Example:\n  mfa-proxy report signins --user alice --since 24h")]
+    Signins {
+        /// Only this user's logins.
+        #[arg(long)]
+        user: Option<String>,
+        /// A time (RFC 3339) or how long ago, e.g. "24h".
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Block and unblock history.
+    #[command(after_help = "Example:\n  mfa-proxy report blocked --format csv")]
+    Blocked,
+    /// Bypasses granted and used.
+    #[command(after_help = "Example:\n  mfa-proxy report bypassed")]
+    Bypassed,
+    /// Users registered for MFA and not, with their methods.
+    #[command(after_help = "Example:\n  mfa-proxy report users --format json")]
+    Users,
+}
+
+/// How a report is written.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// How `serve` writes its log.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
