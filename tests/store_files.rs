@@ -92,6 +92,14 @@ fn admin_commands_never_create_a_store_and_init_does() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("back them up together"), "{}", text(&o));
     assert!(db.exists());
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["data/mfa.db", "data/seed.key"] {
+        let mode = std::fs::metadata(dir.path().join(f))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f} is for its owner only");
+    }
     let o = run_bin(dir.path(), &["user", "add", "alice"], None);
     assert!(o.status.success(), "{}", text(&o));
     let o = run_bin(dir.path(), &["init"], None);

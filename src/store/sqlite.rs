@@ -115,6 +115,17 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(StoreError::io)?;
         }
+        // A new database is readable by its owner only, whatever the umask
+        // (it holds password hashes and sealed seeds); SQLite gives its
+        // -wal and -shm files the database file's mode.
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        match opts.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io(e)),
+        }
         let mut store = Self::init(Connection::open(path)?, key)?;
         store.watch = Some(super::file::Watch::new(path)?);
         Ok(store)
