@@ -108,8 +108,28 @@ fn main() {
     }
 }
 
+/// Receive buffers as large as the proxy's own (capped by the kernel at
+/// net.core.rmem_max): with the default 208 KiB, a burst from the proxy
+/// overflowed the stand-in's socket, and the soak's lost requests were all
+/// dropped there, not in the proxy (benches/soak.sh shows where).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`]-sized buffers.
+fn bind_udp(addr: SocketAddr) -> UdpSocket {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )
+    .expect("socket");
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.bind(&addr.into()).expect("bind");
+    s.into()
+}
+
 fn upstream(addr: SocketAddr, secret: &[u8]) {
-    let s = UdpSocket::bind(addr).expect("bind upstream");
+    let s = bind_udp(addr);
     let mut buf = [0u8; 4096];
     loop {
         let Ok((n, from)) = s.recv_from(&mut buf) else {
@@ -589,6 +609,8 @@ struct Report {
     cpu_s: Option<f64>,
     rss_before: u64,
     rss_after: u64,
+    /// Answers the kernel dropped on the generator's own sockets.
+    kernel_drops: u64,
 }
 
 impl Report {
@@ -641,7 +663,7 @@ fn drive(
         // which does not wait for tokio to have seen it writable.
         let (sockets, senders): (Vec<tokio::net::UdpSocket>, Vec<UdpSocket>) = (0..SOCKETS)
             .map(|_| {
-                let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                let s = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)));
                 s.set_nonblocking(true).expect("nonblocking");
                 let send = s.try_clone().expect("dup");
                 (tokio::net::UdpSocket::from_std(s).expect("register"), send)
@@ -662,6 +684,7 @@ fn drive(
             cpu_s: None,
             rss_before: pid.map_or(0, proc_rss_kib),
             rss_after: 0,
+            kernel_drops: 0,
         };
         let (mut seq, mut cpu0, mut cpu1, mut ran_out) = (0usize, None, None, false);
         let mut buf = vec![0u8; 4096];
@@ -793,6 +816,8 @@ fn drive(
         }
         r.lost = wire.lost + wire.in_flight;
         r.measured = stop_at.saturating_duration_since(measure_from);
+        r.kernel_drops = own_udp_drops();
+        drop(sockets);
         r
     })
 }
@@ -906,13 +931,47 @@ fn load(args: &[String]) {
     );
 }
 
-/// ` lost=N` when requests went unanswered.
+/// ` lost=N` when requests went unanswered, and ` generator_drops=N` when
+/// the kernel dropped answers on the generator's own sockets.
 fn lost(r: &Report) -> String {
-    if r.lost == 0 {
-        String::new()
-    } else {
-        format!(" lost={}", r.lost)
+    let mut s = String::new();
+    if r.lost > 0 {
+        s.push_str(&format!(" lost={}", r.lost));
     }
+    if r.kernel_drops > 0 {
+        s.push_str(&format!(" generator_drops={}", r.kernel_drops));
+    }
+    s
+}
+
+/// Datagrams the kernel dropped on this process's UDP sockets (the drops
+/// column of /proc/net/udp for the inodes in /proc/self/fd).
+fn own_udp_drops() -> u64 {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    inodes
+                        .contains(*f.get(9)?)
+                        .then(|| f.get(12)?.parse::<u64>().ok())?
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// Two-round TOTP logins of users u0…u{users-1}: the password, then the

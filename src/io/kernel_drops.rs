@@ -104,7 +104,7 @@ impl UdpSockets {
             if new > 0 {
                 tracing::warn!(
                     dropped = new,
-                    "the kernel dropped datagrams on the proxy's sockets (receive buffers full): raise net.core.rmem_max (sysctl -w net.core.rmem_max=8388608) and restart"
+                    "the kernel dropped datagrams on the proxy's sockets (receive buffers full): raise net.core.rmem_max (sysctl -w net.core.rmem_max=4194304, the 4 MiB the proxy asks for) and restart"
                 );
             }
             last = now;

@@ -161,9 +161,23 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    // Best effort: the kernel caps these at net.core.[rw]mem_max.
+    // Best effort: the kernel caps these at net.core.[rw]mem_max, and a
+    // burst larger than the receive buffer is dropped unseen (counted in
+    // /metrics as mfa_proxy_udp_kernel_drops_total).
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    // Linux reports twice what it grants (the doubling covers its own
+    // bookkeeping): less than asked means rmem_max capped it.
+    if let Ok(got) = s.recv_buffer_size() {
+        if got < SOCKET_BUFFER {
+            warn!(
+                address = %addr,
+                granted = got,
+                "the kernel capped this socket's receive buffer below the 4 MiB asked for: \
+                 bursts may be dropped; raise it with sysctl -w net.core.rmem_max=4194304"
+            );
+        }
+    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
