@@ -366,8 +366,17 @@ impl Engine {
             auth: *upstream_auth,
         };
         let (mut login, _) = Login::from_nas(nas, Some(accept), Phase::Precheck);
-        if let Some(inner) = user_name(reply).filter(|n| !n.is_empty()) {
-            login.user = inner;
+        // RFC 2865 allows one User-Name in an Accept; a FreeRADIUS that
+        // copies the inner one without removing the outer sends two, the
+        // inner last.
+        let inner = reply
+            .attributes()
+            .filter(|a| a.typ == attr::USER_NAME)
+            .last()
+            .and_then(|a| std::str::from_utf8(a.value).ok())
+            .filter(|n| !n.is_empty());
+        if let Some(inner) = inner {
+            login.user = inner.to_owned();
         }
         let op = StoreOp::Precheck {
             user: login.user.clone(),

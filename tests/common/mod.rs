@@ -165,6 +165,18 @@ accounting {{
 	ok
 }}
 post-auth {{
+	# The inner identity of PEAP, kept in the session by the inner tunnel,
+	# goes out in the final Access-Accept (as NPS does), as the default
+	# site does it: the outer User-Name the EAP module put in the reply
+	# makes way for it.
+	if (session-state:User-Name && reply:User-Name && request:User-Name && (reply:User-Name == request:User-Name)) {{
+		update reply {{
+			&User-Name !* ANY
+		}}
+	}}
+	update {{
+		&reply: += &session-state:
+	}}
 	Post-Auth-Type REJECT {{
 		attr_filter.access_reject
 	}}
@@ -193,6 +205,9 @@ authenticate {{
 	eap
 }}
 post-auth {{
+	update outer.session-state {{
+		User-Name := &User-Name
+	}}
 }}
 }}
 "#
