@@ -704,6 +704,9 @@ impl Engine {
         };
         login.current = current;
         if login.client != client || user_name(p).as_deref() != Some(login.nas_user.as_str()) {
+            // The reject answers the NAS that sent this request: it is
+            // signed with that NAS's secret, and recorded as coming from it.
+            login.client = client;
             return self.finish(
                 now,
                 lid,

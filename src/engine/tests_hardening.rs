@@ -226,3 +226,25 @@ fn a_delivery_that_never_left_this_host_fails_closed_even_under_fail_open() {
     );
     assert_eq!(s.e.pending_verifications(), 0);
 }
+
+#[test]
+fn a_state_presented_by_another_nas_is_refused_to_that_nas() {
+    let mut s = Sim::new("");
+    let state = state_of(&s.login(1000, 1, "alice", "pw", None)[0]);
+    // Found by the engine fuzz target: the reject was built for the NAS
+    // that was challenged, with its secret, and sent to the other one.
+    assert!(
+        s.login(60001, 2, "alice", &s.code(), Some(&state))
+            .is_empty()
+    );
+    s.advance(Duration::from_secs(2));
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, from(60001));
+    assert_eq!(parse(&out[0]).code(), Code::ACCESS_REJECT);
+    let last = s.audit.last().expect("record");
+    assert_eq!(
+        (last.client.as_str(), last.result),
+        ("other-nas", ResultCode::SuccessInvalidInput)
+    );
+}
