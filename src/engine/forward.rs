@@ -23,11 +23,14 @@ use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, 
 impl Engine {
     // ---- to upstreams --------------------------------------------------------
 
-    /// Picks the upstream for a request among the live ones not yet tried,
-    /// in file order or in turn. A dead upstream gets no requests: it comes
-    /// back through its probes (or `revive_after`), so a request for a set
-    /// that is all dead is answered at once, not after every retry cycle.
-    fn choose(&mut self, accounting: bool, tried: u64) -> Option<usize> {
+    /// Picks the upstream for a request among those not yet tried: a live
+    /// one, in file order or in turn. When none is live, a dead upstream
+    /// without health checks gets one request at a time as a trial (its
+    /// answer is how it comes back before `revive_after`); one with
+    /// Status-Server probes gets none, the probes bring it back. Otherwise
+    /// `None`: the request is answered at once, not after a retry cycle.
+    /// Returns the upstream and whether the request is a trial.
+    fn choose(&mut self, accounting: bool, tried: u64) -> Option<(usize, bool)> {
         let n = self.upstreams.len();
         if n == 0 {
             return None;
@@ -42,9 +45,20 @@ impl Engine {
         let usable = |i: usize, u: &UpstreamRt| {
             tried & (1 << i) == 0 && (!accounting || u.cfg.acct_address.is_some())
         };
-        (0..n)
-            .map(|k| (start + k) % n)
+        let order = (0..n).map(|k| (start + k) % n);
+        if let Some(i) = order
+            .clone()
             .find(|&i| usable(i, &self.upstreams[i]) && self.upstreams[i].health.alive)
+        {
+            return Some((i, false));
+        }
+        order
+            .clone()
+            .find(|&i| {
+                let u = &self.upstreams[i];
+                usable(i, u) && u.cfg.health_check == HealthCheck::None && !u.health.trial_in_flight
+            })
+            .map(|i| (i, true))
     }
 
     /// A free (socket, identifier) towards upstream `u` at `dest`.
@@ -80,7 +94,7 @@ impl Engine {
     /// Sends a NAS request to the next upstream, or gives up.
     pub(super) fn forward(&mut self, now: Instant, mut nas: NasRequest) {
         let accounting = nas.request[0] == Code::ACCOUNTING_REQUEST.0;
-        let Some(u) = self.choose(accounting, nas.tried) else {
+        let Some((u, trial)) = self.choose(accounting, nas.tried) else {
             return self.give_up(now, nas);
         };
         nas.tried |= 1 << u;
@@ -179,6 +193,9 @@ impl Engine {
         let timer = self.arm(now, key, timeout);
         self.stats.inc(Counter::UpstreamRequests);
         self.stats.upstreams[u].requests += 1;
+        if trial {
+            self.upstreams[u].health.trial_in_flight = true;
+        }
         self.out.push_back(Transmit {
             socket: SocketRef::Upstream(socket),
             to: dest,
@@ -195,6 +212,7 @@ impl Engine {
                 sends: 1,
                 first_sent: now,
                 timer,
+                trial,
             },
         );
     }
@@ -351,6 +369,9 @@ impl Engine {
         // The reply is genuine: the request is done.
         let pending = self.pending.remove(&key).expect("looked up above");
         self.free_id(key);
+        if pending.trial {
+            self.upstreams[u].health.trial_in_flight = false;
+        }
         self.stats.inc(Counter::UpstreamReplies);
         let ust = &mut self.stats.upstreams[u];
         ust.replies += 1;
@@ -571,6 +592,9 @@ impl Engine {
         }
         let pending = self.pending.remove(&key).expect("present");
         self.free_id(key);
+        if pending.trial {
+            self.upstreams[u].health.trial_in_flight = false;
+        }
         self.stats.inc(Counter::UpstreamTimeouts);
         self.stats.upstreams[u].timeouts += 1;
         self.health_failure(now, u);
@@ -620,6 +644,7 @@ impl Engine {
                 sends: 1,
                 first_sent: now,
                 timer,
+                trial: false,
             },
         );
     }

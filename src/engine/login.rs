@@ -366,15 +366,18 @@ impl Engine {
             auth: *upstream_auth,
         };
         let (mut login, _) = Login::from_nas(nas, Some(accept), Phase::Precheck);
-        // RFC 2865 allows one User-Name in an Accept; a FreeRADIUS that
-        // copies the inner one without removing the outer sends two, the
-        // inner last.
+        // Inside EAP, the Accept's User-Name is the inner identity (the
+        // outer one is often "anonymous"). Only there: for PAP and the like
+        // an upstream that rewrites the name (DOMAIN\alice, a realm) must
+        // not change whose second factor runs. RFC 2865 allows one
+        // User-Name in an Accept; a FreeRADIUS that copies the inner one
+        // without removing the outer sends two, the inner last.
         let inner = reply
             .attributes()
             .filter(|a| a.typ == attr::USER_NAME)
             .last()
             .and_then(|a| std::str::from_utf8(a.value).ok())
-            .filter(|n| !n.is_empty());
+            .filter(|n| login.eap && !n.is_empty());
         if let Some(inner) = inner {
             login.user = inner.to_owned();
         }

@@ -128,6 +128,8 @@ struct Pending {
     sends: u8,
     first_sent: Instant,
     timer: u64,
+    /// Sent to a dead upstream as its one trial (see `choose`).
+    trial: bool,
 }
 
 #[derive(Debug)]

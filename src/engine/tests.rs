@@ -788,23 +788,28 @@ proptest! {
 }
 
 #[test]
-fn a_set_known_dead_is_answered_at_once() {
+fn a_set_known_dead_is_answered_at_once_but_for_one_trial() {
     let mut s = Sim::new(&config(
-        2,
-        "when_all_down = \"reject\"\ndead_after = 1\nrevive_after = \"1h\"",
+        1,
+        "when_all_down = \"reject\"\ndead_after = 1\nalive_after = 1\nrevive_after = \"1h\"",
         "",
         "health_check = \"none\"",
     ));
-    // The first request finds both upstreams silent and kills them.
+    // The first request finds the upstream silent and kills it.
     s.nas(&pap(1));
-    for _ in 0..8 {
+    for _ in 0..4 {
         s.advance(Duration::from_secs(1));
     }
-    assert!(s.e.stats().upstreams.iter().all(|u| !u.alive), "both dead");
+    assert!(!s.e.stats().upstreams[0].alive, "dead");
     assert_eq!(s.count(Counter::RejectAllUpstreamsDown), 1);
     s.out();
-    // The next ones are rejected now, without a datagram to either.
-    for id in 2..=4 {
+    // The next request goes to it as a trial; while that is out, every
+    // other request is rejected now, without a datagram upstream.
+    s.nas(&pap(2));
+    let trial = s.out();
+    assert_eq!(trial.len(), 1);
+    assert_eq!(trial[0].to, up_addr(0), "one trial request");
+    for id in 3..=5 {
         s.nas(&pap(id));
         let out = s.out();
         assert_eq!(out.len(), 1, "no retry cycle for a known-dead set");
@@ -815,8 +820,33 @@ fn a_set_known_dead_is_answered_at_once() {
         );
     }
     assert_eq!(s.count(Counter::RejectAllUpstreamsDown), 4);
-    // Revived after revive_after, tried again.
-    s.advance(Duration::from_secs(3600));
-    s.nas(&pap(5));
+    // The trial is answered: the upstream is back, long before revive_after.
+    deliver(
+        &mut s,
+        &trial[0],
+        &answer(&trial[0], Code::ACCESS_ACCEPT, &[]),
+    );
+    assert!(s.e.stats().upstreams[0].alive, "revived by its trial");
+    s.nas(&pap(6));
     assert!(s.out().iter().any(|t| t.to == up_addr(0)));
+}
+
+#[test]
+fn with_probes_a_dead_set_gets_no_requests_and_drops_at_once() {
+    let mut s = Sim::new(&config(
+        1,
+        "dead_after = 1\ncheck_interval = \"1h\"",
+        "",
+        "",
+    ));
+    // The first probe goes unanswered: dead.
+    s.advance(Duration::from_millis(1));
+    s.out();
+    for _ in 0..4 {
+        s.advance(Duration::from_secs(1));
+    }
+    assert!(!s.e.stats().upstreams[0].alive, "dead");
+    s.nas(&pap(1));
+    assert!(s.out().is_empty(), "dropped at once: the NAS fails over");
+    assert_eq!(s.count(Counter::DropNoUpstream), 1);
 }

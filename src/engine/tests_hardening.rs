@@ -248,3 +248,33 @@ fn a_state_presented_by_another_nas_is_refused_to_that_nas() {
         ("other-nas", ResultCode::SuccessInvalidInput)
     );
 }
+
+#[test]
+fn outside_eap_a_renamed_user_in_the_accept_does_not_count() {
+    let mut s = Sim::new("");
+    let req = request(1, [1 ^ 0xe8; 16], "alice", "pw", None);
+    s.e.handle_nas(s.now, 0, from(1000), &req);
+    for t in s.out() {
+        let SocketRef::Upstream(sock) = t.socket else {
+            continue;
+        };
+        // NPS answering with the account's down-level name.
+        let p = parse(&t);
+        let mut b = PacketBuilder::new(Code::ACCESS_ACCEPT, p.identifier(), &[0; 16]);
+        b.push_message_authenticator().expect("fits");
+        b.push(attr::USER_NAME, b"CORP\\alice").expect("fits");
+        for ps in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+            b.push_raw(ps.raw(&p)).expect("fits");
+        }
+        let reply = b.finish_response(UP, p.authenticator());
+        s.e.handle_upstream(s.now, sock, t.to, &reply);
+    }
+    s.pump();
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        parse(&out[0]).code(),
+        Code::ACCESS_CHALLENGE,
+        "alice, as the NAS named her, is asked for her code"
+    );
+}

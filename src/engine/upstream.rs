@@ -57,6 +57,8 @@ pub(crate) struct Health {
     pub(crate) dead_since: Option<Instant>,
     pub(crate) next_probe: Instant,
     pub(crate) probe_in_flight: bool,
+    /// Dead, without health checks: a request is out to it as a trial.
+    pub(crate) trial_in_flight: bool,
 }
 
 /// A change of state worth a log line.
@@ -76,6 +78,7 @@ impl Health {
             dead_since: None,
             next_probe: now,
             probe_in_flight: false,
+            trial_in_flight: false,
         }
     }
 
