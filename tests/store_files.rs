@@ -136,6 +136,16 @@ fn serve_creates_on_a_first_run_and_refuses_a_store_that_vanished() {
     assert!(!o.status.success(), "refused");
     assert!(text(&o).contains("deleted or moved"), "{}", text(&o));
     assert!(!dir.path().join("data/mfa.db").exists());
+    // An empty file where the database was (a botched restore) is no store.
+    std::fs::write(dir.path().join("data/mfa.db"), b"").expect("truncate");
+    let o = Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("proxy.toml"))
+        .output()
+        .expect("serve");
+    assert!(!o.status.success(), "an empty file is refused too");
+    assert!(text(&o).contains("deleted or moved"), "{}", text(&o));
+    std::fs::remove_file(dir.path().join("data/mfa.db")).expect("rm");
 
     // Told, it starts on an empty one.
     let child = serve(dir.path(), &["--allow-empty-store"]);

@@ -505,8 +505,9 @@ impl Engine {
                 dedup: nas.dedup,
                 client: nas.client,
                 request: nas.request,
+                user,
             };
-            return self.hold_answer(audit, to, reply.to_vec(), login::Final::Relayed);
+            return self.hold_answer(now, audit, to, reply.to_vec(), login::Final::Relayed);
         }
         self.dedup.answer(nas.dedup, reply.clone(), now);
         self.out.push_back(Transmit {

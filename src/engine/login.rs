@@ -205,6 +205,8 @@ pub(super) struct Logins {
     delayed_tx: HashMap<u64, (Transmit, DedupKey)>,
     /// Final answers waiting for their audit record, by its store job.
     held: HashMap<u64, finish::Held>,
+    /// When each held answer stops waiting.
+    held_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     pub(super) providers: Vec<config::Provider>,
     pub(super) public_url: Option<String>,
     /// Out-of-band verifications waiting for a callback or delivery.
@@ -235,6 +237,7 @@ impl Logins {
             delayed: BinaryHeap::new(),
             delayed_tx: HashMap::default(),
             held: HashMap::default(),
+            held_deadlines: BinaryHeap::new(),
             providers: config.providers.clone(),
             public_url: config.server.public_url.clone(),
             verifs: HashMap::default(),
@@ -268,7 +271,8 @@ impl Logins {
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         let a = self.deadlines.peek().map(|Reverse((t, _))| *t);
         let b = self.delayed.peek().map(|Reverse((t, _))| *t);
-        a.into_iter().chain(b).min()
+        let c = self.held_deadlines.peek().map(|Reverse((t, _))| *t);
+        a.into_iter().chain(b).chain(c).min()
     }
 
     pub(super) fn len(&self) -> usize {
@@ -466,7 +470,7 @@ impl Engine {
                 self.logins.logins.insert(lid, login);
                 self.store_job(Some(lid), StoreOp::Precheck { user });
             }
-            (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(login),
+            (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(now, login),
             (Phase::Precheck, StoreAnswer::Precheck(pc)) => match pc {
                 Precheck::Bypass => self.finish(
                     now,

@@ -604,7 +604,10 @@ impl Engine {
     fn reject_reply(&self, client: usize, p: &Packet<'_>, message: Option<&str>) -> Vec<u8> {
         let mut b = PacketBuilder::new(Code::ACCESS_REJECT, p.identifier(), &[0; AUTH_LEN]);
         let _ = b.push_message_authenticator();
-        if let Some(m) = message {
+        let eap = p.find(attr::EAP_MESSAGE);
+        // Inside EAP the supplicant reads the EAP-Failure, not a text for a
+        // person: no Reply-Message beside it.
+        if let Some(m) = message.filter(|_| eap.is_none()) {
             // At most one attribute's worth, cut on a character boundary.
             let end = (0..=m.len().min(253))
                 .rev()
@@ -612,7 +615,7 @@ impl Engine {
                 .unwrap_or(0);
             let _ = b.push(attr::REPLY_MESSAGE, &m.as_bytes()[..end]);
         }
-        if let Some(&id) = p.find(attr::EAP_MESSAGE).and_then(|a| a.value.get(1)) {
+        if let Some(&id) = eap.and_then(|a| a.value.get(1)) {
             let _ = b.push(attr::EAP_MESSAGE, &[EAP_FAILURE, id, 0, 4]);
         }
         // The request fit in 4096 octets, so its Proxy-States fit too.

@@ -278,3 +278,32 @@ fn outside_eap_a_renamed_user_in_the_accept_does_not_count() {
         "alice, as the NAS named her, is asked for her code"
     );
 }
+
+#[test]
+fn a_stalled_store_holds_no_answer_past_the_limit() {
+    let mut s = Sim::new("");
+    code_sent(&mut s);
+    pump_once(&mut s, &StoreAnswer::Done);
+    // The audit job never comes back (a hung disk).
+    assert_eq!(s.e.poll_store_jobs().len(), 1);
+    s.advance(Duration::from_secs(4));
+    assert!(s.out().is_empty(), "still waiting for the record");
+    s.advance(Duration::from_secs(2));
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        parse(&out[0]).code(),
+        Code::ACCESS_REJECT,
+        "an Accept not on record is refused"
+    );
+    assert_eq!(s.e.stats().get(Counter::MfaAuditFailures), 1);
+    assert_eq!(s.e.store_waits(), 0, "nothing held any more");
+    // Its duplicate-cache entry is answered, not left in flight.
+    let req = request(2, [2 ^ 0xe8; 16], "alice", &s.code(), None);
+    s.e.handle_nas(s.now, 0, from(1000), &req);
+    assert_eq!(
+        s.out().len(),
+        1,
+        "the retransmission gets the cached reject"
+    );
+}

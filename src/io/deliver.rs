@@ -106,6 +106,8 @@ async fn post(http: &reqwest::Client, url: &str, p: &Provider, d: &Delivery) -> 
             }
             Err(e) => {
                 outcome = DeliveryOutcome::ProviderFailed;
+                // Without the URL: webhook URLs often carry a token.
+                let e = e.without_url();
                 warn!(provider = %p.name, id = %d.id, error = %e, attempt, "provider unreachable")
             }
         }
@@ -174,4 +176,36 @@ async fn send_mail(n: &Notify, server: &str, r: &FraudReport) -> Result<(), Stri
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connect failed")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn out_of_descriptors_is_found_down_the_chain_and_nothing_else_is() {
+        let emfile = Wrapped(std::io::Error::from_raw_os_error(
+            nix::errno::Errno::EMFILE as i32,
+        ));
+        let enfile = std::io::Error::from_raw_os_error(nix::errno::Errno::ENFILE as i32);
+        let refused = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(out_of_descriptors(&emfile));
+        assert!(out_of_descriptors(&enfile));
+        assert!(!out_of_descriptors(&refused), "the provider's failure");
+    }
 }

@@ -110,16 +110,34 @@ impl HttpStats {
     }
 }
 
-/// Admits connections up to a total and a per-address cap; a connection
-/// over either is closed at once, so a flood of idle connections cannot
-/// take the descriptors that callbacks, health checks and the proxy's own
-/// outgoing connections need.
+/// Admits connections up to a total and a per-address cap (an IPv6 /64
+/// counts as one address); a connection over either is closed at once. The
+/// total is at most half the descriptors, so a flood never takes those the
+/// proxy's own sockets and outgoing webhooks need; the per-address cap
+/// keeps a flood from one source from taking every place, but a flood from
+/// more sources than `total / per_address` can still fill the listener
+/// until its idle connections time out (10 s).
 #[derive(Debug)]
 pub(super) struct Gate {
     total: usize,
     per_address: usize,
     by_address: Mutex<HashMap<IpAddr, usize>>,
     pub(super) stats: Arc<HttpStats>,
+}
+
+/// The address a connection counts against: IPv4 as it is, IPv6 by its
+/// /64 (one host is usually given a whole /64).
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 /// An admitted connection; dropping it frees its place.
@@ -140,6 +158,7 @@ impl Gate {
     }
 
     fn admit(self: &Arc<Gate>, ip: IpAddr) -> Option<Ticket> {
+        let ip = source(ip);
         let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
         if self.stats.open.load(Ordering::Relaxed) >= self.total {
             self.stats.refused_total.fetch_add(1, Ordering::Relaxed);
@@ -313,7 +332,18 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         Some((stats, pending)) => {
             let mut text = prometheus(&stats, pending, &app.upstream_names);
             app.http.render(&mut text);
-            app.udp.render(&mut text);
+            // /proc/net/udp lists every socket of the host: read it off the
+            // thread that moves the datagrams.
+            let udp = app.udp.clone();
+            if let Ok(drops) = tokio::task::spawn_blocking(move || {
+                let mut o = String::new();
+                udp.render(&mut o);
+                o
+            })
+            .await
+            {
+                text.push_str(&drops);
+            }
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -421,4 +451,30 @@ pub fn prometheus(stats: &Stats, pending: usize, upstreams: &[String]) -> String
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_caps_per_source_and_in_total_and_frees_on_drop() {
+        let gate = Gate::new(3, 2);
+        let a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let a2: IpAddr = "2001:db8::ffff:2".parse().expect("ip");
+        let b: IpAddr = "192.0.2.1".parse().expect("ip");
+        let t1 = gate.admit(a).expect("first");
+        let _t2 = gate.admit(a2).expect("same /64, second");
+        assert!(gate.admit(a).is_none(), "the /64 is one source");
+        let _t3 = gate.admit(b).expect("another source");
+        assert!(
+            gate.admit("192.0.2.2".parse().expect("ip")).is_none(),
+            "total"
+        );
+        drop(t1);
+        assert!(gate.admit(a).is_some(), "freed");
+        let s = &gate.stats;
+        assert_eq!(s.refused_address.load(Ordering::Relaxed), 1);
+        assert_eq!(s.refused_total.load(Ordering::Relaxed), 1);
+    }
 }

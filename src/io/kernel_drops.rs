@@ -92,10 +92,19 @@ impl UdpSockets {
     /// Warns, at most every [`CHECK_EVERY`], when the kernel dropped
     /// datagrams since the last check. Runs until the runtime stops.
     pub(super) async fn watch(self) {
-        let mut last = self.drops();
+        // Read off the loop thread: the tables list every socket of the host.
+        let read = |me: &UdpSockets| {
+            let me = me.clone();
+            async move {
+                tokio::task::spawn_blocking(move || me.drops())
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        let mut last = read(&self).await;
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
-            let now = self.drops();
+            let now = read(&self).await;
             let new: u64 = now
                 .iter()
                 .zip(&last)

@@ -196,7 +196,7 @@ pub fn stage_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<Out
         staged.extend(ops.iter().map(|op| stage(store, op, now)));
     });
     if let Err(e) = committed {
-        tracing::error!(error = %e, jobs = ops.len(), "store commit failed: failing closed");
+        log_failed_commit(&e, ops.len());
         return ops
             .iter()
             .map(|_| Outcome::Answer(StoreAnswer::Failed))
@@ -225,6 +225,25 @@ pub fn stage_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<Out
             }
         })
         .collect()
+}
+
+/// Logs a failed commit: at once the first time, then at most every ten
+/// seconds with how many failed since, as a lost or broken database fails
+/// every batch at the request rate.
+fn log_failed_commit(e: &StoreError, jobs: usize) {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    static LAST: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    match last.as_mut() {
+        Some((at, held)) if now.duration_since(*at) < Duration::from_secs(10) => *held += 1,
+        _ => {
+            let more = last.map_or(0, |(_, held)| held);
+            tracing::error!(error = %e, jobs, more, "store commit failed: failing closed");
+            *last = Some((now, 0));
+        }
+    }
 }
 
 /// A job's part inside the transaction.

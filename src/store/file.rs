@@ -31,7 +31,7 @@ pub enum Opened {
 
 /// Opens the database and key that must both exist (the admin commands).
 pub fn open_existing(db: &Path, key: &Path) -> Result<SqliteStore, StoreError> {
-    if !exists(db)? {
+    if !exists(db)? || is_empty(db)? {
         return Err(StoreError::Missing {
             what: "database (start `mfa-proxy serve` once, or run `mfa-proxy init`)",
             path: db.to_owned(),
@@ -56,7 +56,9 @@ pub fn open_for_serve(
     key: &Path,
     allow_empty: bool,
 ) -> Result<(SqliteStore, Opened), StoreError> {
-    match (exists(db)?, exists(key)?) {
+    // A 0-byte file (truncated, a botched restore) is no store either.
+    let db_exists = exists(db)? && !is_empty(db)?;
+    match (db_exists, exists(key)?) {
         (true, _) => Ok((open_existing(db, key)?, Opened::Existing)),
         (false, false) => Ok((
             SqliteStore::open(db, SeedKey::create(key)?)?,
@@ -79,7 +81,16 @@ pub fn init(db: &Path, key: &Path) -> Result<Opened, StoreError> {
 }
 
 fn exists(p: &Path) -> Result<bool, StoreError> {
-    p.try_exists().map_err(StoreError::io)
+    p.try_exists().map_err(|e| io_at(p, e))
+}
+
+fn is_empty(p: &Path) -> Result<bool, StoreError> {
+    Ok(std::fs::metadata(p).map_err(|e| io_at(p, e))?.len() == 0)
+}
+
+/// An I/O error that names its file.
+pub(super) fn io_at(p: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("{}: {e}", p.display()))
 }
 
 /// How often the database's path is checked against the opened file.
@@ -100,7 +111,7 @@ impl Watch {
     pub(super) fn new(path: &Path) -> Result<Watch, StoreError> {
         Ok(Watch {
             path: path.to_owned(),
-            id: file_id(path).map_err(StoreError::io)?,
+            id: file_id(path).map_err(|e| io_at(path, e))?,
             next_check: Mutex::new(Instant::now() + CHECK_EVERY),
             lost: AtomicBool::new(false),
         })

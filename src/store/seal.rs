@@ -58,7 +58,7 @@ impl SeedKey {
                 what: "seed key file",
                 path: path.to_owned(),
             }),
-            Err(e) => Err(StoreError::io(e)),
+            Err(e) => Err(super::file::io_at(path, e)),
         }
     }
 
@@ -68,17 +68,18 @@ impl SeedKey {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rng().fill_bytes(key.as_mut());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(StoreError::io)?;
+            std::fs::create_dir_all(dir).map_err(|e| super::file::io_at(dir, e))?;
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(path).map_err(StoreError::io)?;
+        let mut f = opts.open(path).map_err(|e| super::file::io_at(path, e))?;
         let text = Zeroizing::new(hex_encode(key.as_ref()));
-        f.write_all(text.as_bytes()).map_err(StoreError::io)?;
-        f.write_all(b"\n").map_err(StoreError::io)?;
-        f.sync_all().map_err(StoreError::io)?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.write_all(b"\n"))
+            .and_then(|()| f.sync_all())
+            .map_err(|e| super::file::io_at(path, e))?;
         Ok(SeedKey::from_bytes(&key))
     }
 

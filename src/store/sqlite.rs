@@ -121,12 +121,24 @@ impl SqliteStore {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        match opts.open(path) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StoreError::io(e)),
-        }
-        let mut store = Self::init(Connection::open(path)?, key)?;
+        let created = match opts.open(path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(super::file::io_at(path, e)),
+        };
+        let opened = Connection::open(path)
+            .map_err(StoreError::from)
+            .and_then(|c| Self::init(c, key));
+        let mut store = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                // Leave no empty file behind to pass for a store later.
+                if created {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        };
         store.watch = Some(super::file::Watch::new(path)?);
         Ok(store)
     }

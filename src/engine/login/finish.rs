@@ -33,6 +33,11 @@ pub(in crate::engine) enum Final {
     Relayed,
 }
 
+/// How long a final answer waits for its audit record. A batch commits in
+/// milliseconds; a store stalled longer than this (a hung disk) must not
+/// hold answers, and their duplicate-cache entries, forever.
+const HOLD_LIMIT: Duration = Duration::from_secs(5);
+
 /// A final answer waiting for its audit record to be stored.
 #[derive(Debug)]
 pub(in crate::engine) struct Held {
@@ -40,18 +45,33 @@ pub(in crate::engine) struct Held {
     dedup: DedupKey,
     how: Final,
     client: usize,
-    /// The request answered, to answer it with a Reject instead if the
-    /// record of an Accept cannot be stored.
-    request: Vec<u8>,
+    user: String,
+    /// For an Accept, the request answered: if its record cannot be stored
+    /// it is answered with a Reject instead.
+    request: Option<Vec<u8>>,
 }
 
-/// Where a final answer goes: the request it answers.
+/// Where a final answer goes: the request it answers, and whose login it
+/// ends (for the log line if its record fails).
 pub(in crate::engine) struct Answering {
     pub(in crate::engine) listener: u16,
     pub(in crate::engine) from: std::net::SocketAddr,
     pub(in crate::engine) dedup: DedupKey,
     pub(in crate::engine) client: usize,
     pub(in crate::engine) request: Vec<u8>,
+    pub(in crate::engine) user: String,
+}
+
+/// The answer to a login's current request.
+fn answering(current: super::Current, client: usize, user: &str) -> Answering {
+    Answering {
+        listener: current.listener,
+        from: current.from,
+        dedup: current.dedup,
+        client,
+        request: current.request,
+        user: user.to_owned(),
+    }
 }
 
 impl Engine {
@@ -144,21 +164,18 @@ impl Engine {
             method,
             reason,
         );
-        if let Some(reply) = built {
-            let to = Answering {
-                listener: login.current.listener,
-                from: login.current.from,
-                dedup: login.current.dedup,
-                client: login.client,
-                request: login.current.request,
-            };
-            let how = match (accepted, login.immediate) {
-                (true, _) => Final::Accept,
-                (false, false) => Final::Reject,
-                (false, true) => Final::RejectNow,
-            };
-            self.hold_answer(audit, to, reply, how);
-        }
+        let how = match (accepted, login.immediate || accept) {
+            (true, _) => Final::Accept,
+            (false, false) => Final::Reject,
+            // BUSY, or an Accept that could not be rebuilt: refused at once.
+            (false, true) => Final::RejectNow,
+        };
+        let reply = match built {
+            Some(r) => r,
+            None => self.reject_reply(login.client, &req, None),
+        };
+        let to = answering(login.current, login.client, &login.user);
+        self.hold_answer(now, audit, to, reply, how);
     }
 
     /// The end of a login: its audit record (stored by a store job, whose id
@@ -203,21 +220,15 @@ impl Engine {
 
     /// A wrong local password: a delayed reject, like the upstream's would
     /// be, recorded as `FAILED_PRIMARY_AUTH`.
-    pub(in crate::engine) fn reject_first_factor(&mut self, login: Login) {
+    pub(in crate::engine) fn reject_first_factor(&mut self, now: Instant, login: Login) {
         let (client, ip) = (login.client, login.client_ip.clone());
         let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
         let audit = self.record(&login.user, client, ip, result, false, "password", why);
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let reply = self.reject_reply(login.client, &req, None);
-        let to = Answering {
-            listener: login.current.listener,
-            from: login.current.from,
-            dedup: login.current.dedup,
-            client: login.client,
-            request: login.current.request,
-        };
-        self.hold_answer(audit, to, reply, Final::Reject);
+        let to = answering(login.current, login.client, &login.user);
+        self.hold_answer(now, audit, to, reply, Final::Reject);
     }
 
     /// Keeps a login's final answer until its audit record (store job
@@ -225,6 +236,7 @@ impl Engine {
     /// in flight and are dropped.
     pub(in crate::engine) fn hold_answer(
         &mut self,
+        now: Instant,
         audit: u64,
         to: Answering,
         reply: Vec<u8>,
@@ -239,9 +251,30 @@ impl Engine {
             dedup: to.dedup,
             how,
             client: to.client,
-            request: to.request,
+            user: to.user,
+            request: (how == Final::Accept).then_some(to.request),
         };
         self.logins.held.insert(audit, held);
+        self.logins
+            .held_deadlines
+            .push(Reverse((now + HOLD_LIMIT, audit)));
+    }
+
+    /// An Accept that may not leave without its record goes out as a
+    /// Reject instead: the record could not be stored (`why`).
+    fn refuse_unrecorded(&mut self, held: &mut Held, why: &str) {
+        self.stats.inc(Counter::MfaAuditFailures);
+        let client = &self.clients.get(held.client).name;
+        let Some(request) = held.request.take() else {
+            error!(user = %held.user, client = %client, "a login's audit record {why}");
+            return;
+        };
+        // Nothing may be granted that is not on record.
+        error!(user = %held.user, client = %client, "a login's audit record {why}: answering Access-Reject instead of Access-Accept");
+        let req = Packet::parse(&request).expect("stored requests were validated on arrival");
+        held.tx.payload = self.reject_reply(held.client, &req, None).into();
+        held.how = Final::RejectNow;
+        self.stats.login(ResultCode::FailedServerError, false);
     }
 
     /// The store answered audit job `id`, if it is one with an answer
@@ -257,22 +290,25 @@ impl Engine {
             return false;
         };
         if *answer != StoreAnswer::Done {
-            self.stats.inc(Counter::MfaAuditFailures);
-            if held.how == Final::Accept {
-                // Nothing may be granted that is not on record.
-                error!(
-                    "a login's audit record cannot be stored: answering Access-Reject instead of Access-Accept"
-                );
-                let req = Packet::parse(&held.request)
-                    .expect("stored requests were validated on arrival");
-                held.tx.payload = self.reject_reply(held.client, &req, None).into();
-                held.how = Final::RejectNow;
-            } else {
-                error!("a login's audit record cannot be stored");
-            }
+            self.refuse_unrecorded(&mut held, "cannot be stored");
         }
         self.send_final(now, held);
         true
+    }
+
+    /// Answers held past [`HOLD_LIMIT`]: the store is stalled. An Accept
+    /// becomes a Reject; a Reject goes out as decided.
+    fn expire_held(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.logins.held_deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.logins.held_deadlines.pop();
+            if let Some(mut held) = self.logins.held.remove(&id) {
+                self.refuse_unrecorded(&mut held, "was not stored in time (the store is stalled)");
+                self.send_final(now, held);
+            }
+        }
     }
 
     /// Sends a login's last answer; rejects wait `reject_delay` plus jitter.
@@ -306,6 +342,7 @@ impl Engine {
 
     /// Sends delayed rejects and expires unanswered challenges.
     pub(in crate::engine) fn login_timeouts(&mut self, now: Instant) {
+        self.expire_held(now);
         while let Some(&Reverse((at, id))) = self.logins.delayed.peek() {
             if at > now {
                 break;
