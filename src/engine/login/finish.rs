@@ -2,9 +2,12 @@
 //!
 //! What a login decided is durable before the NAS is told: the final
 //! answer is held until the store has committed the login's audit record,
-//! and a record that cannot be stored turns an Accept into a Reject. A
-//! crash at any instant therefore loses no record of an answer that left.
-//! Logins still pending when the proxy stops are recorded on the way out.
+//! and a record that cannot be stored (or not within [`HOLD_LIMIT`]) turns
+//! an Accept into a Reject. A crash of the process at any instant therefore
+//! loses no record of an answer that left. (The SQLite store commits in WAL
+//! mode with `synchronous = NORMAL`: a commit survives the process, not a
+//! power loss of the machine in the next moments.) Logins still pending
+//! when the proxy stops are recorded on the way out.
 
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
