@@ -274,7 +274,7 @@ pub enum TotpCmd {
 pub enum TokenCmd {
     /// Import tokens from the vendor's CSV.
     ///
-    /// The header is upn,serial number,secret key,time interval,manufacturer,model[,digits].
+    /// The header is `upn,serial number,secret key,time interval,manufacturer,model[,digits]`.
     /// A time interval of 30 or 60 is a TOTP token; 0 or empty, an HOTP
     /// (event) token. Missing users are added. Bad rows are written with the
     /// reason, never the secret, to FILE.errors.csv.

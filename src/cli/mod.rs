@@ -1,8 +1,8 @@
 //! The administrator's verbs: users, tokens, block, bypass, reports. Each
 //! works on a [`Store`] and writes its output to a writer, so `serve` picks
 //! up the change on the next login and the verbs are testable without a
-//! terminal. [`args`] is the command line that names them; [`import`] reads
-//! the CSV files of users and hardware tokens; [`report`] writes the reports.
+//! terminal. [`args`] is the command line that names them; `import` reads
+//! the CSV files of users and hardware tokens; `report` writes the reports.
 
 use std::io::Write;
 

@@ -8,7 +8,7 @@
 //! `unenrolled = "accept"`, so `serve` refuses unless told.
 //!
 //! A running proxy notices its database being removed or replaced
-//! ([`Watch`]) and fails closed, rather than writing on into an unlinked
+//! (`Watch`) and fails closed, rather than writing on into an unlinked
 //! file whose contents the next restart loses.
 
 use std::path::{Path, PathBuf};
