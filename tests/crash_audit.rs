@@ -132,3 +132,82 @@ fn kill_9_as_accepts_arrive_loses_no_record() {
         );
     }
 }
+
+/// A login still waiting for its code when the proxy is stopped (issue 14,
+/// defect 8) is recorded on the way out, not lost.
+#[test]
+fn sigterm_records_the_logins_still_pending() {
+    if !have("radclient") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, http) = (free_port(), free_port());
+    let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
+    std::fs::write(
+        dir.path().join("proxy.toml"),
+        shipped
+            .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{port}\"]"))
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}")),
+    )
+    .expect("write");
+    assert!(run_bin(dir.path(), &["init"], None).status.success());
+    let o = run_bin(
+        dir.path(),
+        &["user", "add", "alice", "--password-stdin"],
+        Some("alice-pass\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let enroll = text(&run_bin(dir.path(), &["totp", "enroll", "alice"], None));
+    let seed = seed_from_enroll(&enroll);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let code = mfa_proxy::mfa::otp::totp_code(&Default::default(), &seed, now);
+    let o = run_bin(dir.path(), &["totp", "activate", "alice", &code], None);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let mut serve = Killed(
+        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+            .args(["serve", "--config"])
+            .arg(dir.path().join("proxy.toml"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let challenged = loop {
+        let out = text(&radclient(
+            to,
+            "auth",
+            "testing123",
+            "User-Name = alice\nUser-Password = alice-pass\nMessage-Authenticator = 0x00\n",
+            &["-x", "-r", "1", "-t", "3"],
+        ));
+        if out.contains("Received") || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        challenged.contains("Received Access-Challenge"),
+        "{challenged}"
+    );
+    // The code is never typed: the proxy stops first.
+    Command::new("kill")
+        .args(["-TERM", &serve.0.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = serve.0.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    let report = text(&run_bin(
+        dir.path(),
+        &["report", "signins", "--format", "csv"],
+        None,
+    ));
+    assert!(
+        report.contains("FAILED_SERVER_ERROR") && report.contains("the proxy stopped"),
+        "{report}"
+    );
+}
