@@ -5,28 +5,36 @@
 //! - [`Dictionary::parse_str`], whose `$INCLUDE` resolves against the
 //!   dictionaries compiled into the binary (no file system at all);
 //! - [`Dictionary::from_file`] on the same text written into a private
-//!   temporary directory. Lines `%%` split the input into several files
-//!   (`dictionary`, `dictionary.1` to `dictionary.3`) that can include each other. An
-//!   input that would make `from_file` open anything outside that directory
-//!   (an `$INCLUDE` naming a path with `/` or `\`, `.` or `..`) is only
-//!   parsed from the string.
+//!   temporary directory (in `/dev/shm` where there is one). Lines `%%`
+//!   split the input into several files (`dictionary`, `dictionary.1` to
+//!   `dictionary.3`) that can include each other. An input that would make
+//!   `from_file` open anything outside that directory (an `$INCLUDE` naming
+//!   a path with `/` or `\`, `.` or `..`) is only parsed from the string.
 //!
 //! When the text has no `$INCLUDE`, both must agree: same success, same
-//! number of attributes and vendors, same failing line.
+//! number of attributes, same failing line and kind of error.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mfa_proxy::radius::dict::{DictError, Dictionary};
 
 /// Files an input can be split into.
 const FILES: usize = 4;
 
-/// A directory of this process's own, created once.
+/// A directory of this process's own, created once: in memory
+/// (`/dev/shm`) where there is one, else in the temporary directory.
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("mfa-proxy-fuzz-dict-{}", std::process::id()));
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let d = base.join(format!("mfa-proxy-fuzz-dict-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("create the scratch directory");
         d
     })
@@ -44,6 +52,14 @@ fn includes_stay_inside(text: &str) -> bool {
             _ => true,
         }
     })
+}
+
+fn file_name(i: usize) -> String {
+    if i == 0 {
+        "dictionary".to_owned()
+    } else {
+        format!("dictionary.{i}")
+    }
 }
 
 fn has_include(text: &str) -> bool {
@@ -97,17 +113,16 @@ pub fn run(data: &[u8]) {
         return;
     }
     let dir = scratch();
-    // Every file is written each time (empty when the input has fewer
-    // parts), so nothing of an earlier input is read.
-    let mut parts = text.split("\n%%\n");
-    for i in 0..FILES {
-        let name = if i == 0 {
-            "dictionary".to_owned()
-        } else {
-            format!("dictionary.{i}")
-        };
-        let part = parts.next().unwrap_or("");
-        std::fs::write(dir.join(&name), part).expect("write to the scratch directory");
+    // Files of an earlier input that this one does not have are removed,
+    // so nothing of an earlier input is ever read.
+    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+    let mut n = 0;
+    for (i, part) in text.split("\n%%\n").take(FILES).enumerate() {
+        std::fs::write(dir.join(file_name(i)), part).expect("write to the scratch directory");
+        n = i + 1;
+    }
+    for i in n..WRITTEN.swap(n, Ordering::Relaxed) {
+        let _ = std::fs::remove_file(dir.join(file_name(i)));
     }
     let path = dir.join("dictionary");
     let from_file = Dictionary::from_file(&path);
