@@ -54,6 +54,27 @@ const UP0: &str = "127.0.1.1:1812";
 const UP0_ACCT: &str = "127.0.1.1:1813";
 const UP1: &str = "127.0.1.2:1812";
 
+// ---- known findings ----------------------------------------------------------
+
+/// A reply to a NAS signed with the secret of another client: a login
+/// challenged for one NAS, whose State another NAS presents, is rejected
+/// with the first NAS's secret (`fuzz/regressions/engine/`).
+pub const CROSS_CLIENT: &str = "cross-client-secret";
+
+/// Known product bugs a long campaign may be told to count instead of
+/// stopping at (`MFA_FUZZ_TOLERATE=cross-client-secret`), so that it can
+/// look for others. Off by default: CI and the regression test stop at them.
+fn tolerated(finding: &str) -> bool {
+    static T: OnceLock<Vec<String>> = OnceLock::new();
+    T.get_or_init(|| {
+        std::env::var("MFA_FUZZ_TOLERATE")
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+            .unwrap_or_default()
+    })
+    .iter()
+    .any(|f| f == finding)
+}
+
 // ---- the configurations ----------------------------------------------------
 
 /// Which configuration the engine runs with.
@@ -677,6 +698,9 @@ pub struct Reach {
     pub audit_jobs: u64,
     pub deliveries: u64,
     pub fraud_reports: u64,
+    /// Replies signed with another client's secret (only counted when
+    /// tolerated).
+    pub tolerated_cross_client: u64,
     pub counters: Vec<(Counter, u64)>,
     pub results: Vec<(ResultCode, [u64; 2])>,
 }
@@ -695,6 +719,7 @@ impl Reach {
         self.audit_jobs += o.audit_jobs;
         self.deliveries += o.deliveries;
         self.fraud_reports += o.fraud_reports;
+        self.tolerated_cross_client += o.tolerated_cross_client;
         for &(c, n) in &o.counters {
             match self.counters.iter_mut().find(|(k, _)| *k == c) {
                 Some((_, m)) => *m += n,
@@ -1255,6 +1280,29 @@ impl World {
         }
     }
 
+    /// Whether `t` (to a NAS) is signed with `secret` as the answer to a
+    /// request that NAS sent with the same identifier.
+    fn answers_a_request(&self, t: &Transmit, p: &Packet<'_>, secret: &[u8]) -> bool {
+        self.nas_sent.iter().any(|s| {
+            let Some(auth) = s
+                .bytes
+                .get(4..20)
+                .and_then(|a| <&[u8; 16]>::try_from(a).ok())
+            else {
+                return false;
+            };
+            s.from == t.to
+                && s.bytes[1] == p.identifier()
+                && crypto::verify_packet_authenticator(&t.payload, auth, secret)
+                && (p.code() == Code::ACCOUNTING_RESPONSE || {
+                    let off = p
+                        .message_authenticator_offset()
+                        .expect("every answer but accounting is signed");
+                    crypto::verify_message_authenticator(&t.payload, off, auth, secret)
+                })
+        })
+    }
+
     fn check_transmit(&mut self, t: &Transmit) {
         let p = Packet::parse(&t.payload).expect("the engine sends only valid packets");
         match t.socket {
@@ -1263,32 +1311,27 @@ impl World {
                 let code = p.code();
                 // The Response Authenticator proves it answers a request of
                 // this NAS with this identifier.
-                let answered = self.nas_sent.iter().any(|s| {
-                    s.from == t.to
-                        && s.bytes.len() >= 20
-                        && s.bytes[1] == p.identifier()
-                        && crypto::verify_packet_authenticator(
-                            &t.payload,
-                            s.bytes[4..20].try_into().expect("16"),
-                            secret,
-                        )
-                        && (code == Code::ACCOUNTING_RESPONSE || {
-                            let off = p
-                                .message_authenticator_offset()
-                                .expect("every answer but accounting is signed");
-                            crypto::verify_message_authenticator(
-                                &t.payload,
-                                off,
-                                s.bytes[4..20].try_into().expect("16"),
-                                secret,
-                            )
-                        })
-                });
-                assert!(
-                    answered,
-                    "{code:?} to {} answers none of its requests",
-                    t.to
-                );
+                if !self.answers_a_request(t, &p, secret) {
+                    let other = if secret == NAS_SECRET {
+                        OTHER_SECRET
+                    } else {
+                        NAS_SECRET
+                    };
+                    let cross = self.answers_a_request(t, &p, other);
+                    if cross && tolerated(CROSS_CLIENT) {
+                        self.reach.tolerated_cross_client += 1;
+                    } else {
+                        panic!(
+                            "{code:?} to {} answers none of its requests{}",
+                            t.to,
+                            if cross {
+                                " with its secret: it is signed with the other client's secret"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
                 match code {
                     Code::ACCESS_CHALLENGE => {
                         self.reach.challenges_to_nas += 1;
@@ -1397,6 +1440,10 @@ pub fn report(inputs: u64, r: &Reach) -> String {
         ("store jobs: audit records", r.audit_jobs),
         ("out-of-band deliveries", r.deliveries),
         ("fraud reports", r.fraud_reports),
+        (
+            "replies signed with another client's secret",
+            r.tolerated_cross_client,
+        ),
     ] {
         let _ = writeln!(s, "  {name:<40} {n}");
     }

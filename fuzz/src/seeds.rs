@@ -970,3 +970,28 @@ pub fn dictionaries() -> Vec<(&'static str, &'static str)> {
         ),
     ]
 }
+
+// ---- inputs that found bugs -------------------------------------------------
+
+/// Hand-minimised inputs of what the campaigns found, for
+/// `fuzz/regressions/<target>/`.
+pub fn engine_regressions() -> Vec<(&'static str, Scenario)> {
+    vec![(
+        // The NAS "other-nas" is challenged; the NAS "nas" presents that
+        // State. The reject goes to "nas" signed with other-nas's secret.
+        "cross-client-state-reject-signed-with-other-secret",
+        Scenario {
+            setup: Setup::Upstream,
+            actions: vec![
+                Action::Nas(NasRequest {
+                    from: Peer::OtherNas { port: 0 },
+                    ..request(User::Alice)
+                }),
+                accept(),
+                ready(MethodChoice::Totp, false),
+                code(CodeChoice::Six, 2),
+                Action::Advance { ms: 2000 },
+            ],
+        },
+    )]
+}

@@ -85,7 +85,7 @@ fn engine_scenarios_decode_and_reach() {
     }
 }
 
-/// Rewrites `fuzz/seeds/`: `cargo test --manifest-path fuzz/Cargo.toml --
+/// Rewrites `fuzz/seeds/` and the hand-minimised `fuzz/regressions/`: `cargo test --manifest-path fuzz/Cargo.toml --
 /// --ignored write_seeds`.
 #[test]
 #[ignore]
@@ -110,5 +110,10 @@ fn write_seeds() {
     }
     for (name, text) in seeds::dictionaries() {
         std::fs::write(d.join(name), text).expect("write");
+    }
+    let d = root().join("regressions").join("engine");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    for (name, s) in seeds::engine_regressions() {
+        std::fs::write(d.join(name), s.encode()).expect("write");
     }
 }
