@@ -361,12 +361,12 @@ impl Encode for Action {
             }
             Action::Delivery {
                 which,
-                delivered,
+                outcome,
                 bogus_id,
             } => {
                 variant(out, 9, n);
                 which.encode(out);
-                delivered.encode(out);
+                outcome.encode(out);
                 bogus_id.encode(out);
             }
             Action::WallClock { unix } => {
@@ -469,7 +469,7 @@ fn callback(result: CallbackResult, pin: PinChoice, number: NumberChoice) -> Act
 fn delivered() -> Action {
     Action::Delivery {
         which: 0,
-        delivered: true,
+        outcome: 1,
         bogus_id: false,
     }
 }
@@ -798,7 +798,7 @@ pub fn engine_scenarios() -> Vec<(&'static str, Scenario)> {
                     ready(MethodChoice::Sms, false),
                     Action::Delivery {
                         which: 0,
-                        delivered: false,
+                        outcome: 0,
                         bogus_id: false,
                     },
                 ],
