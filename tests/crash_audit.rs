@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,16 +42,10 @@ fn request(n: u64, user: &str) -> Vec<u8> {
 #[test]
 fn kill_9_as_accepts_arrive_loses_no_record() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, http) = (free_port(), free_port());
-    let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
-    std::fs::write(
-        dir.path().join("proxy.toml"),
-        shipped
-            .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{port}\"]"))
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
-            .replace("unenrolled = \"reject\"", "unenrolled = \"accept\""),
-    )
-    .expect("write");
+    let (to, _) = shipped_config_in(
+        dir.path(),
+        &[("unenrolled = \"reject\"", "unenrolled = \"accept\"")],
+    );
     assert!(run_bin(dir.path(), &["init"], None).status.success());
     for i in 0..USERS {
         let o = run_bin(
@@ -64,7 +58,6 @@ fn kill_9_as_accepts_arrive_loses_no_record() {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(Duration::from_millis(20)))
         .expect("timeout");
-    let to = SocketAddr::from(([127, 0, 0, 1], port));
     let mut total_accepts = 0;
     for round in 0..3u32 {
         let mut serve = Killed(
@@ -141,15 +134,7 @@ fn sigterm_records_the_logins_still_pending() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, http) = (free_port(), free_port());
-    let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
-    std::fs::write(
-        dir.path().join("proxy.toml"),
-        shipped
-            .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{port}\"]"))
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}")),
-    )
-    .expect("write");
+    let (to, _) = shipped_config_in(dir.path(), &[]);
     assert!(run_bin(dir.path(), &["init"], None).status.success());
     let o = run_bin(
         dir.path(),
@@ -175,7 +160,6 @@ fn sigterm_records_the_logins_still_pending() {
             .spawn()
             .expect("serve"),
     );
-    let to = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(15);
     let challenged = loop {
         let out = text(&radclient(

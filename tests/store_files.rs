@@ -16,18 +16,14 @@ use common::*;
 /// letting unenrolled users through (so a login needs no code).
 fn site() -> (tempfile::TempDir, SocketAddr) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, http) = (free_port(), free_port());
-    let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
-    std::fs::write(
-        dir.path().join("proxy.toml"),
-        shipped
-            .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{port}\"]"))
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
-            .replace("unenrolled = \"reject\"", "unenrolled = \"accept\"")
-            .replace("reject_delay = \"1s\"", "reject_delay = \"0s\""),
-    )
-    .expect("write");
-    (dir, SocketAddr::from(([127, 0, 0, 1], port)))
+    let (to, _) = shipped_config_in(
+        dir.path(),
+        &[
+            ("unenrolled = \"reject\"", "unenrolled = \"accept\""),
+            ("reject_delay = \"1s\"", "reject_delay = \"0s\""),
+        ],
+    );
+    (dir, to)
 }
 
 fn serve(dir: &Path, extra: &[&str]) -> Child {

@@ -435,3 +435,21 @@ pub fn run_bin(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     }
     c.wait_with_output().expect("wait for mfa-proxy")
 }
+
+/// The shipped `proxy.toml` written into `dir` with its RADIUS and HTTP
+/// listeners on free ports and each `(from, to)` replaced; returns the
+/// RADIUS address and the HTTP port.
+#[allow(dead_code)]
+pub fn shipped_config_in(dir: &Path, replace: &[(&str, &str)]) -> (SocketAddr, u16) {
+    let (port, http) = (free_port(), free_port());
+    let mut conf = std::fs::read_to_string(workspace().join("proxy.toml"))
+        .expect("read")
+        .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{port}\"]"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"));
+    for (from, to) in replace {
+        assert!(conf.contains(from), "proxy.toml has no {from:?}");
+        conf = conf.replace(from, to);
+    }
+    std::fs::write(dir.join("proxy.toml"), conf).expect("write");
+    (SocketAddr::from(([127, 0, 0, 1], port)), http)
+}
