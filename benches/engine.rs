@@ -16,11 +16,12 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use mfa_proxy::config::Config;
 use mfa_proxy::engine::{Engine, SocketRef, StoreJob, Transmit};
+use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::otp::{TotpParams, Verdict};
-use mfa_proxy::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
 use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr};
-use mfa_proxy::store::{Method, SealedSeed, Token};
+use mfa_proxy::store::login::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
+use mfa_proxy::store::{SealedSeed, Token};
 
 #[allow(dead_code)] // the store helpers are for the other benches
 mod common;

@@ -62,10 +62,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mfa_proxy::mfa::otp::TotpParams;
+use mfa_proxy::mfa::{LockoutPolicy, Method};
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
 use mfa_proxy::store::{
-    AuditRecord, HistoryEntry, LockoutPolicy, LoginState, Method, SealedSeed, Seed, Store,
-    StoreError, Token, TokenKind, UnixTime, User,
+    AuditRecord, HistoryEntry, LoginState, SealedSeed, Seed, Store, StoreError, Token, TokenKind,
+    UnixTime, User,
 };
 
 #[path = "common/mod.rs"]

@@ -10,10 +10,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use mfa_proxy::mfa::LockoutPolicy;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
-use mfa_proxy::mfa::policy::{Precheck, StoreAnswer, StoreOp, Tokens, run_batch};
-use mfa_proxy::store::{AuditRecord, LockoutPolicy};
+use mfa_proxy::store::AuditRecord;
+use mfa_proxy::store::login::{Precheck, StoreAnswer, StoreOp, Tokens, run_batch};
 use zeroize::Zeroizing;
 
 #[path = "common/mod.rs"]

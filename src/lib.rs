@@ -12,4 +12,5 @@ pub mod engine;
 pub mod io;
 pub mod mfa;
 pub mod radius;
+pub mod secret;
 pub mod store;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use common::provider::*;
 use common::*;
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, User};
+use mfa_proxy::mfa::Method;
+use mfa_proxy::store::{SeedKey, SqliteStore, Store, User};
 
 fn eapol_test(to: SocketAddr, identity: &str, password: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -6,9 +6,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, User};
+use mfa_proxy::store::{SeedKey, SqliteStore, Store, Token, User};
 
 const SEED: &[u8] = b"end-to-end-seed-0001";
 

@@ -12,9 +12,10 @@ use std::time::Duration;
 use common::provider::*;
 use common::*;
 use mfa_proxy::config::Config;
+use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, User};
+use mfa_proxy::store::{SeedKey, SqliteStore, Store, Token, User};
 
 const PASSWORD: &str = "shared-pass";
 const PIN: &[u8] = b"4711";

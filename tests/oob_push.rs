@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use common::provider::*;
 use common::*;
 use mfa_proxy::engine::{Counter, sign};
+use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::ResultCode;
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, User};
+use mfa_proxy::store::{SeedKey, SqliteStore, Store, User};
 
 fn login(to: SocketAddr, user: &str, password: &str, args: &[&str]) -> String {
     pap(to, user, password, None, args)

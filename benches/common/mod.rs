@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::otp::TotpParams;
 use mfa_proxy::radius::{Code, PacketBuilder, attr, crypto};
-use mfa_proxy::store::{Method, SeedKey, SqliteStore, Store, Token, User};
+use mfa_proxy::store::{SeedKey, SqliteStore, Store, Token, User};
 
 /// The TOTP seed of bench user `i`: 20 bytes, derived from the index.
 pub fn seed_for(i: u64) -> Vec<u8> {

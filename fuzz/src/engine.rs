@@ -34,10 +34,11 @@ use mfa_proxy::engine::{
 };
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, Verdict};
-use mfa_proxy::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
+use mfa_proxy::store::login::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
 use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::radius::{AUTH_LEN, Code, Packet, PacketBuilder, attr, crypto};
-use mfa_proxy::store::{Method, SealedSeed, Token};
+use mfa_proxy::store::{SealedSeed, Token};
+use mfa_proxy::mfa::{Method};
 
 pub const NAS_SECRET: &[u8] = b"nas-secret-0123456789";
 pub const OTHER_SECRET: &[u8] = b"other-nas-secret-9876543210";

@@ -10,8 +10,9 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+use crate::mfa::Method;
 use crate::mfa::otp::{self, TotpParams, Verdict};
-use crate::store::{Method, Store, StoreError, Token, TokenKind, UnixTime, User};
+use crate::store::{Store, StoreError, Token, TokenKind, UnixTime, User};
 
 pub mod args;
 mod import;

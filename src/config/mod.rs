@@ -6,8 +6,6 @@
 //! the key (`upstream[1].timeout`) and says what is wrong. Secret values never
 //! appear in an error, even when the file is malformed around them.
 
-mod secret;
-
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,7 +15,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub use crate::radius::crypto::SharedSecret;
-pub use secret::Secret;
+pub use crate::secret::Secret;
 
 /// The validated configuration.
 #[derive(Clone, Debug)]
@@ -28,7 +26,7 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     pub store: StoreConfig,
     pub mfa: Mfa,
-    pub lockout: crate::store::LockoutPolicy,
+    pub lockout: crate::mfa::LockoutPolicy,
     pub primary: Primary,
     /// Out-of-band delivery (push, call, SMS), in file order.
     pub providers: Vec<Provider>,
@@ -153,7 +151,7 @@ pub enum ProviderKind {
 pub struct Provider {
     pub name: String,
     pub kind: ProviderKind,
-    pub methods: Vec<crate::store::Method>,
+    pub methods: Vec<crate::mfa::Method>,
     /// HMAC-SHA256 key for requests and callbacks; a console provider
     /// without one cannot be answered by callback.
     pub key: Option<Secret>,
@@ -924,7 +922,7 @@ fn validate(mut raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Confi
             "server.acct_listen is set but no [[upstream]] has an acct_address: accounting requests will be dropped".to_owned(),
         );
     }
-    let lockout = crate::store::LockoutPolicy {
+    let lockout = crate::mfa::LockoutPolicy {
         denials: bounded(raw.lockout.denials, "lockout.denials", 1, 1000)? as u32,
         reset_after: parse_duration(
             &raw.lockout.reset_after,
@@ -1074,8 +1072,8 @@ fn validate_providers(
         }
         let mut methods = Vec::new();
         for (j, m) in p.methods.iter().enumerate() {
-            match crate::store::Method::parse(m) {
-                Some(crate::store::Method::Totp) | None => {
+            match crate::mfa::Method::parse(m) {
+                Some(crate::mfa::Method::Totp) | None => {
                     return Err(invalid(
                         format!("{key}.methods[{j}]"),
                         format!("\"{m}\" is not one of \"push\", \"call\", \"sms\""),

@@ -23,9 +23,9 @@ use super::{Counter, Engine, HashMap, NasRequest, SocketRef, Transmit};
 use crate::config;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
-use crate::mfa::policy::{Precheck, Profile, StoreAnswer, StoreOp};
+use crate::mfa::{LockoutPolicy, Method};
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
-use crate::store::{LockoutPolicy, Method};
+use crate::store::login::{Precheck, Profile, StoreAnswer, StoreOp};
 
 mod finish;
 
@@ -118,7 +118,7 @@ pub(super) struct Login {
     /// the first factor was checked locally.
     accept: Option<UpstreamAccept>,
     pub(super) eap: bool,
-    inline_code: Option<crate::config::Secret>,
+    inline_code: Option<crate::secret::Secret>,
     inline: bool,
     pub(super) attempts: u32,
     pub(super) deadline: Option<Instant>,
@@ -141,7 +141,7 @@ impl Login {
         client: usize,
         current: Current,
         accept: Option<UpstreamAccept>,
-        inline_code: Option<crate::config::Secret>,
+        inline_code: Option<crate::secret::Secret>,
         phase: Phase,
     ) -> Login {
         let req =
@@ -174,7 +174,7 @@ impl Login {
         mut nas: NasRequest,
         accept: Option<UpstreamAccept>,
         phase: Phase,
-    ) -> (Login, Option<crate::config::Secret>) {
+    ) -> (Login, Option<crate::secret::Secret>) {
         let current = Current {
             listener: nas.listener,
             from: nas.from,
@@ -285,7 +285,7 @@ impl Logins {
 pub(super) fn split_inline(
     password: &[u8],
     sep: &str,
-) -> Option<(crate::config::Secret, crate::config::Secret)> {
+) -> Option<(crate::secret::Secret, crate::secret::Secret)> {
     let text = std::str::from_utf8(password).ok()?;
     let at = text.rfind(sep)?;
     let code = &text[at + sep.len()..];
@@ -293,8 +293,8 @@ pub(super) fn split_inline(
         return None;
     }
     Some((
-        crate::config::Secret::new(text.as_bytes()[..at].to_vec()),
-        crate::config::Secret::new(code.as_bytes().to_vec()),
+        crate::secret::Secret::new(text.as_bytes()[..at].to_vec()),
+        crate::secret::Secret::new(code.as_bytes().to_vec()),
     ))
 }
 
@@ -403,7 +403,7 @@ impl Engine {
                 .and_then(|a| {
                     crypto::unhide_password(a.value, secret.expose(), req.authenticator()).ok()
                 })
-                .map(|p| crate::config::Secret::new(p.to_vec()))
+                .map(|p| crate::secret::Secret::new(p.to_vec()))
         });
         let Some(password) = password else {
             let id = self.logins.id();
@@ -768,7 +768,7 @@ impl Engine {
             let right: bool = subtle::ConstantTimeEq::ct_eq(expected, typed).into();
             if right {
                 if let Some(pin) = pin {
-                    let pin = crate::config::Secret::new(pin.to_vec());
+                    let pin = crate::secret::Secret::new(pin.to_vec());
                     return self.check_pin(lid, login, pin);
                 }
                 return self.finish(

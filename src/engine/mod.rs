@@ -113,8 +113,8 @@ struct NasRequest {
     tried: u64,
     /// The password to send upstream instead of the NAS's, when the NAS's
     /// carried an inline one-time code.
-    password: Option<config::Secret>,
-    inline_code: Option<config::Secret>,
+    password: Option<crate::secret::Secret>,
+    inline_code: Option<crate::secret::Secret>,
 }
 
 #[derive(Debug)]

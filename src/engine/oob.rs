@@ -26,9 +26,9 @@ use zeroize::Zeroizing;
 use super::login::{Login, Oob, Phase};
 use super::{Counter, Engine};
 use crate::config::{FailMode, ProviderKind};
+use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::mfa::policy::{Profile, StoreOp};
-use crate::store::Method;
+use crate::store::login::{Profile, StoreOp};
 use crate::store::seal::{hex_decode, hex_encode};
 
 /// Verification ids: 128 random bits, hex in URLs.
@@ -133,7 +133,7 @@ struct CallbackBody {
 /// A provider's answer, kept until it can be applied.
 pub(super) struct PhoneAnswer {
     result: PhoneResult,
-    pin: Option<crate::config::Secret>,
+    pin: Option<crate::secret::Secret>,
     number: Option<u32>,
 }
 
@@ -478,7 +478,7 @@ impl Engine {
         self.stats.inc(Counter::CallbackAccepted);
         let answer = PhoneAnswer {
             result,
-            pin: cb.pin.map(|p| crate::config::Secret::new(p.into_bytes())),
+            pin: cb.pin.map(|p| crate::secret::Secret::new(p.into_bytes())),
             number: cb.number,
         };
         match (login.phase, login.oob.as_mut()) {
@@ -589,7 +589,7 @@ impl Engine {
     }
 
     /// PIN mode: has the store check `pin` (argon2, off the packet path).
-    pub(super) fn check_pin(&mut self, lid: u64, mut login: Login, pin: crate::config::Secret) {
+    pub(super) fn check_pin(&mut self, lid: u64, mut login: Login, pin: crate::secret::Secret) {
         login.phase = Phase::Pin;
         let user = login.user.clone();
         self.logins.logins.insert(lid, login);

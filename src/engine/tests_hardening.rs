@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::tests_mfa::*;
 use super::*;
+use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::mfa::policy::{self, StoreAnswer, StoreOp};
 use crate::radius::crypto;
-use crate::store::Method;
+use crate::store::login::{self as jobs, StoreAnswer, StoreOp};
 
 /// Runs the queued store jobs once, answering audits with `audit`.
 /// Returns how many audit jobs there were.
@@ -23,7 +23,7 @@ fn pump_once(s: &mut Sim, audit: &StoreAnswer) -> usize {
                 s.audit.push(a.clone());
                 audit.clone()
             }
-            op => policy::run(&s.store, op, s.unix),
+            op => jobs::run(&s.store, op, s.unix),
         };
         s.e.handle_store(s.now, job.id, answer);
     }

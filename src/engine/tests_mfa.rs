@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use super::oob::{CallbackStatus, Delivery, DeliveryOutcome, sign};
 use super::*;
+use crate::mfa::Method;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::{Algorithm, TotpParams, totp_code};
-use crate::mfa::policy::{self, StoreOp};
 use crate::radius::crypto;
-use crate::store::{AuditRecord, Method, SeedKey, SqliteStore, Store, Token, User};
+use crate::store::login::{self as jobs, StoreOp};
+use crate::store::{AuditRecord, SeedKey, SqliteStore, Store, Token, User};
 
 pub(super) const NAS: &[u8] = b"nas-secret-0123456789";
 pub(super) const UP: &[u8] = b"upstream-secret-0123456789";
@@ -89,7 +90,7 @@ impl Sim {
             let (ids, ops): (Vec<u64>, Vec<_>) = jobs.into_iter().map(|j| (j.id, j.op)).unzip();
             for (id, answer) in ids
                 .into_iter()
-                .zip(policy::run_batch(&self.store, &ops, self.unix))
+                .zip(jobs::run_batch(&self.store, &ops, self.unix))
             {
                 self.e.handle_store(self.now, id, answer);
             }

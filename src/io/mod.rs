@@ -24,10 +24,10 @@ use crate::config::Config;
 use crate::engine::{
     CallbackStatus, DeliveryOutcome, Engine, Family, SocketRef, Stats, StoreJob, Transmit,
 };
-use crate::mfa::policy::{self, StoreAnswer};
 use crate::radius::MAX_PACKET_LEN;
 use crate::radius::dict::Dictionary;
 use crate::store::Store;
+use crate::store::login::{self as jobs, StoreAnswer};
 
 /// Socket buffer size asked of the kernel (it may grant less).
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -98,7 +98,7 @@ fn unix_now() -> i64 {
 fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
     let (job_tx, job_rx) = std::sync::mpsc::channel::<Vec<StoreJob>>();
     let (ans_tx, ans_rx) = mpsc::unbounded_channel();
-    let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(u64, policy::HashCheck)>();
+    let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(u64, jobs::HashCheck)>();
     let hash_rx = Arc::new(std::sync::Mutex::new(hash_rx));
     for i in 0..HASH_WORKERS {
         let (hash_rx, ans_tx) = (hash_rx.clone(), ans_tx.clone());
@@ -129,13 +129,13 @@ fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
                 .into_iter()
                 .map(|j: StoreJob| ((j.id, j.wanted), j.op))
                 .unzip();
-            let outcomes = policy::stage_batch(store.as_ref(), &ops, unix_now());
+            let outcomes = jobs::stage_batch(store.as_ref(), &ops, unix_now());
             let mut answers = Vec::with_capacity(ids.len());
             for ((id, wanted), outcome) in ids.into_iter().zip(outcomes) {
                 match outcome {
-                    policy::Outcome::Answer(a) if wanted => answers.push((id, a)),
-                    policy::Outcome::Answer(_) => {}
-                    policy::Outcome::Hash(check) => {
+                    jobs::Outcome::Answer(a) if wanted => answers.push((id, a)),
+                    jobs::Outcome::Answer(_) => {}
+                    jobs::Outcome::Hash(check) => {
                         if hash_tx.send((id, check)).is_err() {
                             return;
                         }

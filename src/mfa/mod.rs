@@ -2,10 +2,14 @@
 //! verification with its replay rules, and the result codes every login
 //! records.
 
+mod lockout;
+mod method;
 pub mod otp;
-pub mod policy;
+
 pub mod result;
 
+pub use lockout::LockoutPolicy;
+pub use method::Method;
 pub use result::ResultCode;
 
 /// Phone numbers (SPEC §3): `+` and the country code, then at most 15

@@ -10,6 +10,7 @@
 //! concurrent answers, cannot both win.
 
 pub mod file;
+pub mod login;
 pub(crate) mod seal;
 mod sqlite;
 
@@ -17,8 +18,8 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::mfa::ResultCode;
 use crate::mfa::otp::{Algorithm, TotpParams};
+use crate::mfa::{LockoutPolicy, Method, ResultCode};
 pub use seal::SeedKey;
 pub use sqlite::SqliteStore;
 
@@ -82,36 +83,6 @@ impl StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Database(e.to_string())
-    }
-}
-
-/// A user's default second factor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Totp,
-    Push,
-    Call,
-    Sms,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Totp => "totp",
-            Method::Push => "push",
-            Method::Call => "call",
-            Method::Sms => "sms",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        Some(match s {
-            "totp" => Method::Totp,
-            "push" => Method::Push,
-            "call" => Method::Call,
-            "sms" => Method::Sms,
-            _ => return None,
-        })
     }
 }
 
@@ -182,7 +153,6 @@ pub struct HistoryEntry {
     pub until: Option<UnixTime>,
 }
 
-/// The lockout policy (SPEC §3).
 impl User {
     /// A user whose method is `method`, with nothing else set: no contact
     /// details, password, PIN, language or block.
@@ -217,16 +187,6 @@ impl Token {
             model: None,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    /// Denials that lock the account.
-    pub denials: u32,
-    /// Seconds after the first denial of a run when the count restarts.
-    pub reset_after: i64,
-    /// Seconds a lockout lasts.
-    pub unblock_after: i64,
 }
 
 /// One line of the audit trail (SPEC §5).

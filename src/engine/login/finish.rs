@@ -19,10 +19,11 @@ use super::{Login, Phase};
 use crate::engine::dedup::DedupKey;
 use crate::engine::rewrite::{RewriteError, Rewriter, Side};
 use crate::engine::{Counter, Engine, SocketRef, Transmit};
+use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::mfa::policy::{StoreAnswer, StoreOp};
 use crate::radius::{AUTH_LEN, Attr, Code, Packet, PacketBuilder, attr};
-use crate::store::{AuditRecord, Method};
+use crate::store::AuditRecord;
+use crate::store::login::{StoreAnswer, StoreOp};
 
 /// What kind of final answer a login gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::otp::{self, Verdict};
-use crate::store::{
-    AuditRecord, LockoutPolicy, Method, SealedSeed, Store, StoreError, Token, TokenKind, UnixTime,
-};
+use crate::mfa::otp::{self, Verdict};
+use crate::mfa::{LockoutPolicy, Method};
+use crate::store::{AuditRecord, SealedSeed, Store, StoreError, Token, TokenKind, UnixTime};
 
 /// A question from the engine.
 pub enum StoreOp {
@@ -31,12 +30,12 @@ pub enum StoreOp {
     /// `[primary] mode = "local"`: check the user's password.
     Password {
         user: String,
-        password: crate::config::Secret,
+        password: crate::secret::Secret,
     },
     /// Phone-call PIN mode: check the PIN the user typed.
     Pin {
         user: String,
-        pin: crate::config::Secret,
+        pin: crate::secret::Secret,
     },
     /// A wrong PIN: counts toward lockout like a wrong code (fire and
     /// forget; the next login's precheck sees the lockout).
@@ -158,7 +157,7 @@ impl Outcome {
 
 /// A password or PIN typed by the user and the hash stored for it.
 pub struct HashCheck {
-    typed: crate::config::Secret,
+    typed: crate::secret::Secret,
     hash: Option<String>,
     pin: bool,
 }
@@ -400,8 +399,9 @@ fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mfa::Method;
     use crate::mfa::otp::{TotpParams, totp_code};
-    use crate::store::{Method, SeedKey, SqliteStore, Token, User};
+    use crate::store::{SeedKey, SqliteStore, Token, User};
 
     const SEED: &[u8] = b"0123456789abcdefghij";
 
@@ -504,7 +504,7 @@ mod tests {
                 &s,
                 &StoreOp::Password {
                     user: user.into(),
-                    password: crate::config::Secret::new(pw.as_bytes().to_vec()),
+                    password: crate::secret::Secret::new(pw.as_bytes().to_vec()),
                 },
                 0,
             )
