@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod io;
 pub mod mfa;
+pub mod policy;
 pub mod radius;
 pub mod secret;
 pub mod store;

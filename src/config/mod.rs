@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::policy::{FailMode, Unenrolled};
 pub use crate::radius::crypto::SharedSecret;
 pub use crate::secret::Secret;
 
@@ -43,14 +44,6 @@ pub enum Primary {
     Upstream,
     /// argon2id password hashes in the store, for labs and small sites.
     Local,
-}
-
-/// What happens to a user with no second factor registered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unenrolled {
-    Reject,
-    /// Let them in after the first factor (logged).
-    Accept,
 }
 
 /// The second factor by one-time code.
@@ -125,16 +118,6 @@ pub struct Texts {
     pub call_message: String,
     /// The text message; `{code}` is replaced.
     pub sms_message: String,
-}
-
-/// What happens to a login whose out-of-band verification cannot be
-/// delivered (no provider reachable).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailMode {
-    /// Reject (the default).
-    Closed,
-    /// Accept after the first factor alone, logged loudly.
-    Open,
 }
 
 /// How a provider delivers.
