@@ -5,11 +5,13 @@
 mod lockout;
 mod method;
 pub mod otp;
+mod remember;
 
 pub mod result;
 
 pub use lockout::LockoutPolicy;
 pub use method::Method;
+pub use remember::Remembered;
 pub use result::ResultCode;
 
 /// Phone numbers (SPEC §3): `+` and the country code, then at most 15
