@@ -76,6 +76,10 @@ result_codes! {
     // Ours, beyond SPEC §4: the first factor (password) was refused, by the
     // upstream or locally, so no second factor ran.
     FailedPrimaryAuth => "FAILED_PRIMARY_AUTH",
+    // Ours: a `[[policy]]` let the login in without a second factor
+    // (`mfa = "skip"`, a trusted network), or refused it (`mfa = "deny"`).
+    SuccessSkippedByPolicy => "SUCCESS_SKIPPED_BY_POLICY",
+    FailedDeniedByPolicy => "FAILED_DENIED_BY_POLICY",
 }
 
 impl fmt::Display for ResultCode {
@@ -95,8 +99,8 @@ mod tests {
             assert!(seen.insert(c.as_str()), "duplicate {c}");
             assert_eq!(ResultCode::parse(c.as_str()), Some(c));
         }
-        // SPEC §4 lists 18 success and 27 failure codes; one is ours.
-        assert_eq!(ResultCode::ALL.len(), 46);
+        // SPEC §4 lists 18 success and 27 failure codes; three are ours.
+        assert_eq!(ResultCode::ALL.len(), 48);
         assert_eq!(ResultCode::parse("SUCCESS_MAYBE"), None);
     }
 }

@@ -9,7 +9,14 @@
 //! rule of who gets in without a second factor, who is refused and how the
 //! second factor runs is here, and its tests read like the policy table.
 
+mod decide;
+mod facts;
 mod rules;
+#[cfg(test)]
+mod tests;
+
+pub use decide::{Decision, Need, Plan, Start, Trace, decide, matching};
+pub use facts::{AuthType, Live, Request, Standing};
 
 pub use rules::{
     ClientDefaults, Conditions, FailMode, MfaRule, Policy, Remember, RememberScope, Rules,
