@@ -20,7 +20,7 @@ use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::otp::{TotpParams, Verdict};
 use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr};
-use mfa_proxy::store::login::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
+use mfa_proxy::store::login::{StoreAnswer, StoreOp, Tokens, UserFacts};
 use mfa_proxy::store::{SealedSeed, Token};
 
 #[allow(dead_code)] // the store helpers are for the other benches
@@ -114,13 +114,16 @@ fn store(e: &mut Engine, now: Instant, tokens: &Tokens) {
 fn store_once(e: &mut Engine, now: Instant, tokens: &Tokens, jobs: Vec<StoreJob>) {
     for job in jobs {
         let answer = match job.op {
-            StoreOp::Precheck { .. } => StoreAnswer::Precheck(Precheck::Ready(Profile {
+            StoreOp::Facts { .. } => StoreAnswer::Facts(Some(Box::new(UserFacts {
+                blocked: false,
+                bypass_waiting: false,
+                locked: false,
                 method: Method::Totp,
                 phone: None,
                 tokens: tokens.clone(),
                 pin: false,
                 language: None,
-            })),
+            }))),
             StoreOp::Verify { .. } => StoreAnswer::Verify {
                 verdict: Verdict::Valid { step: 1 },
                 locked: false,

@@ -14,7 +14,7 @@ use mfa_proxy::mfa::LockoutPolicy;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 use mfa_proxy::store::AuditRecord;
-use mfa_proxy::store::login::{Precheck, StoreAnswer, StoreOp, Tokens, run_batch};
+use mfa_proxy::store::login::{StoreAnswer, StoreOp, Tokens, run_batch};
 use zeroize::Zeroizing;
 
 #[path = "common/mod.rs"]
@@ -28,9 +28,9 @@ fn users() -> u64 {
         .unwrap_or(10_000)
 }
 
-/// The precheck of user `i`'s login.
+/// The facts read at the start of user `i`'s login.
 fn precheck(i: u64) -> StoreOp {
-    StoreOp::Precheck {
+    StoreOp::Facts {
         user: format!("u{i}"),
     }
 }
@@ -68,8 +68,8 @@ fn second_round(i: u64, now: u64) -> [StoreOp; 2] {
 /// Gives the verification the tokens its precheck read, as the engine does.
 fn carry(verify: &mut StoreOp, answer: StoreAnswer) {
     match (verify, answer) {
-        (StoreOp::Verify { tokens, .. }, StoreAnswer::Precheck(Precheck::Ready(p))) => {
-            *tokens = p.tokens;
+        (StoreOp::Verify { tokens, .. }, StoreAnswer::Facts(Some(f))) => {
+            *tokens = f.tokens;
         }
         (op, answer) => panic!("{op:?} is not ready: {answer:?}"),
     }

@@ -34,7 +34,7 @@ use mfa_proxy::engine::{
 };
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, Verdict};
-use mfa_proxy::store::login::{Precheck, Profile, StoreAnswer, StoreOp, Tokens};
+use mfa_proxy::store::login::{StoreAnswer, StoreOp, Tokens, UserFacts};
 use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::radius::{AUTH_LEN, Code, Packet, PacketBuilder, attr, crypto};
 use mfa_proxy::store::{SealedSeed, Token};
@@ -536,6 +536,19 @@ pub struct ProfileChoice {
     pub oath: bool,
     pub phone: PhoneChoice,
     pub language: LangChoice,
+}
+
+impl ProfileChoice {
+    /// An app user with nothing else set.
+    fn default_user() -> ProfileChoice {
+        ProfileChoice {
+            method: MethodChoice::Totp,
+            pin: false,
+            oath: true,
+            phone: PhoneChoice::None,
+            language: LangChoice::None,
+        }
+    }
 }
 
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
@@ -1136,8 +1149,11 @@ impl World {
         self.e.handle_upstream(self.now, socket, from, &bytes);
     }
 
-    fn profile(&self, c: &ProfileChoice) -> Profile {
-        Profile {
+    fn profile(&self, c: &ProfileChoice) -> UserFacts {
+        UserFacts {
+            blocked: false,
+            bypass_waiting: false,
+            locked: false,
             method: match c.method {
                 MethodChoice::Totp => Method::Totp,
                 MethodChoice::Push => Method::Push,
@@ -1174,10 +1190,14 @@ impl World {
         };
         match a {
             Answer::Fitting { ok, profile } => match op {
-                StoreOp::Precheck { .. } if *ok => {
-                    StoreAnswer::Precheck(Precheck::Ready(self.profile(profile)))
+                StoreOp::Facts { .. } if *ok => {
+                    StoreAnswer::Facts(Some(Box::new(self.profile(profile))))
                 }
-                StoreOp::Precheck { .. } => StoreAnswer::Precheck(Precheck::Locked),
+                StoreOp::Facts { .. } => StoreAnswer::Facts(Some(Box::new(UserFacts {
+                    locked: true,
+                    ..self.profile(profile)
+                }))),
+                StoreOp::ClaimBypass { .. } => StoreAnswer::Claimed(*ok),
                 StoreOp::Verify { .. } => StoreAnswer::Verify {
                     verdict: if *ok {
                         Verdict::Valid { step: 7 }
@@ -1194,13 +1214,21 @@ impl World {
                 }
                 _ => StoreAnswer::Done,
             },
-            Answer::Precheck(p) => StoreAnswer::Precheck(match p {
-                PrecheckChoice::Bypass => Precheck::Bypass,
-                PrecheckChoice::Blocked => Precheck::Blocked,
-                PrecheckChoice::Locked => Precheck::Locked,
-                PrecheckChoice::Unenrolled => Precheck::Unenrolled,
-                PrecheckChoice::Ready(c) => Precheck::Ready(self.profile(c)),
-            }),
+            // The store's facts as the old precheck's outcomes named them.
+            Answer::Precheck(p) => {
+                let user = |f: fn(&mut UserFacts)| {
+                    let mut u = self.profile(&ProfileChoice::default_user());
+                    f(&mut u);
+                    StoreAnswer::Facts(Some(Box::new(u)))
+                };
+                match p {
+                    PrecheckChoice::Bypass => user(|u| u.bypass_waiting = true),
+                    PrecheckChoice::Blocked => user(|u| u.blocked = true),
+                    PrecheckChoice::Locked => user(|u| u.locked = true),
+                    PrecheckChoice::Unenrolled => StoreAnswer::Facts(None),
+                    PrecheckChoice::Ready(c) => StoreAnswer::Facts(Some(Box::new(self.profile(c)))),
+                }
+            }
             Answer::Verify { verdict: v, locked } => StoreAnswer::Verify {
                 verdict: verdict(v),
                 locked: *locked,
@@ -1258,7 +1286,7 @@ impl World {
             for job in self.e.poll_store_jobs() {
                 let r = &mut self.reach;
                 match &job.op {
-                    StoreOp::Precheck { .. } => r.precheck_jobs += 1,
+                    StoreOp::Facts { .. } | StoreOp::ClaimBypass { .. } => r.precheck_jobs += 1,
                     StoreOp::Verify { .. } => r.verify_jobs += 1,
                     StoreOp::Audit(_) => {
                         r.audit_jobs += 1;

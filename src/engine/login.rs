@@ -24,9 +24,11 @@ use crate::config;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
 use crate::mfa::{LockoutPolicy, Method};
+use crate::policy::Plan;
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
-use crate::store::login::{Precheck, Profile, StoreAnswer, StoreOp};
+use crate::store::login::{StoreAnswer, StoreOp, UserFacts};
 
+mod decide;
 mod finish;
 
 pub(super) use finish::{Answering, Final};
@@ -67,7 +69,10 @@ struct UpstreamAccept {
 pub(super) enum Phase {
     /// Local first factor: the password is being checked.
     Password,
-    Precheck,
+    /// The store reads what it knows of the user.
+    Facts,
+    /// The store claims a one-time bypass.
+    Claim,
     Verify,
     Challenged([u8; STATE_LEN]),
     /// Push or call (or an SMS being sent): the NAS request is held.
@@ -124,8 +129,10 @@ pub(super) struct Login {
     pub(super) deadline: Option<Instant>,
     pub(super) client_ip: Option<String>,
     pub(super) phase: Phase,
-    /// From the precheck: how this user can do the second factor.
-    pub(super) profile: Option<Profile>,
+    /// What the store knows of the user; `None` for an unknown user.
+    pub(super) profile: Option<UserFacts>,
+    /// How the second factor runs, once decided.
+    pub(super) plan: Option<Plan>,
     pub(super) oob: Option<Oob>,
     /// The challenge is a fallback after push or call.
     pub(super) fallback: bool,
@@ -161,6 +168,7 @@ impl Login {
             phase,
             current,
             profile: None,
+            plan: None,
             oob: None,
             fallback: false,
             immediate: false,
@@ -192,6 +200,8 @@ impl Login {
 #[derive(Debug)]
 pub(super) struct Logins {
     pub(super) cfg: config::Mfa,
+    /// What `policy::decide` applies.
+    pub(super) rules: crate::policy::Rules,
     pub(super) lockout: LockoutPolicy,
     server: String,
     tag: [u8; TAG_LEN],
@@ -225,6 +235,11 @@ impl Logins {
     pub(super) fn new(config: &config::Config, tag: [u8; TAG_LEN]) -> Logins {
         Logins {
             cfg: config.mfa.clone(),
+            rules: crate::policy::Rules {
+                unenrolled: config.mfa.unenrolled,
+                fallback_oath: config.mfa.fallback_oath,
+                ..crate::policy::Rules::default()
+            },
             lockout: config.lockout,
             server: config.server.name.clone(),
             tag,
@@ -326,9 +341,13 @@ impl Engine {
         self.logins.wall = Some((now, unix));
     }
 
-    /// The texts in the language of `login`'s user.
+    /// The texts in the language of `login`'s policy, else its user's.
     pub(super) fn texts(&self, login: &Login) -> &config::Texts {
-        let language = login.profile.as_ref().and_then(|p| p.language.as_deref());
+        let language = login
+            .plan
+            .as_ref()
+            .and_then(|p| p.language.as_deref())
+            .or_else(|| login.profile.as_ref().and_then(|p| p.language.as_deref()));
         self.logins.cfg.texts(language)
     }
 
@@ -369,7 +388,7 @@ impl Engine {
             upstream,
             auth: *upstream_auth,
         };
-        let (mut login, _) = Login::from_nas(nas, Some(accept), Phase::Precheck);
+        let (mut login, _) = Login::from_nas(nas, Some(accept), Phase::Facts);
         // Inside EAP, the Accept's User-Name is the inner identity (the
         // outer one is often "anonymous"). Only there: for PAP and the like
         // an upstream that rewrites the name (DOMAIN\alice, a realm) must
@@ -385,7 +404,7 @@ impl Engine {
         if let Some(inner) = inner {
             login.user = inner.to_owned();
         }
-        let op = StoreOp::Precheck {
+        let op = StoreOp::Facts {
             user: login.user.clone(),
         };
         self.begin(now, login, op);
@@ -465,104 +484,31 @@ impl Engine {
         let max = self.logins.cfg.max_attempts;
         match (login.phase, answer) {
             (Phase::Password, StoreAnswer::Password(true)) => {
-                login.phase = Phase::Precheck;
+                login.phase = Phase::Facts;
                 let user = login.user.clone();
                 self.logins.logins.insert(lid, login);
-                self.store_job(Some(lid), StoreOp::Precheck { user });
+                self.store_job(Some(lid), StoreOp::Facts { user });
             }
             (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(now, login),
-            (Phase::Precheck, StoreAnswer::Precheck(pc)) => match pc {
-                Precheck::Bypass => self.finish(
-                    now,
-                    lid,
-                    login,
-                    true,
-                    ResultCode::SuccessBypassedAuth,
-                    Some("one-time bypass"),
-                ),
-                Precheck::Blocked => self.finish(
-                    now,
-                    lid,
-                    login,
-                    false,
-                    ResultCode::SuccessUserBlocked,
-                    Some("user blocked"),
-                ),
-                Precheck::Locked => self.finish(
-                    now,
-                    lid,
-                    login,
-                    false,
-                    ResultCode::FailedAuthenticationThrottled,
-                    Some("too many wrong codes"),
-                ),
-                Precheck::Unenrolled => match self.logins.cfg.unenrolled {
-                    config::Unenrolled::Accept => self.finish(
-                        now,
-                        lid,
-                        login,
-                        true,
-                        ResultCode::SuccessBypassedAuth,
-                        Some("no registered method; unenrolled users are accepted"),
-                    ),
-                    config::Unenrolled::Reject => self.finish(
-                        now,
-                        lid,
-                        login,
-                        false,
-                        ResultCode::ConfigIssue,
-                        Some("no registered method"),
-                    ),
-                },
-                Precheck::Ready(profile) => {
-                    let method = profile.method;
-                    login.profile = Some(profile);
-                    if self.take_grace(now, &login) {
-                        self.stats.inc(Counter::MfaUsedCache);
-                        return self.finish(
-                            now,
-                            lid,
-                            login,
-                            true,
-                            ResultCode::SuccessUsedCache,
-                            Some("verified out of band moments ago from this client"),
-                        );
-                    }
-                    if self.is_busy(&login.user) {
-                        self.stats.inc(Counter::MfaBusy);
-                        login.immediate = true;
-                        login.reply_message = Some(self.texts(&login).busy_message.clone());
-                        return self.finish(
-                            now,
-                            lid,
-                            login,
-                            false,
-                            ResultCode::FailedPhoneBusy,
-                            Some("authentication already in progress"),
-                        );
-                    }
-                    if method != Method::Totp && login.inline_code.is_none() {
-                        return self.start_oob(now, lid, login, method);
-                    }
-                    if let Some(code) = login.inline_code.take() {
-                        let code =
-                            Zeroizing::new(String::from_utf8_lossy(code.expose()).into_owned());
-                        self.verify(lid, login, code);
-                    } else if login.eap {
-                        self.finish(
-                            now,
-                            lid,
-                            login,
-                            false,
-                            ResultCode::ConfigIssue,
-                            Some("a one-time code cannot be asked inside EAP"),
-                        );
-                    } else {
-                        let prompt = self.texts(&login).prompt.clone();
-                        self.challenge(now, lid, login, &prompt);
-                    }
+            (Phase::Facts, StoreAnswer::Facts(facts)) => {
+                login.profile = facts.map(|f| *f);
+                self.decide(now, lid, login);
+            }
+            (Phase::Claim, StoreAnswer::Claimed(true)) => self.finish(
+                now,
+                lid,
+                login,
+                true,
+                ResultCode::SuccessBypassedAuth,
+                Some("one-time bypass"),
+            ),
+            (Phase::Claim, StoreAnswer::Claimed(false)) => {
+                // Another login used it first: decide again without it.
+                if let Some(p) = login.profile.as_mut() {
+                    p.bypass_waiting = false;
                 }
-            },
+                self.decide(now, lid, login);
+            }
             (Phase::Pin, StoreAnswer::Pin(right)) => self.pin_checked(now, lid, login, right),
             (Phase::Verify, StoreAnswer::Verify { verdict, locked }) => {
                 if let Verdict::Valid { .. } = verdict {
@@ -800,10 +746,8 @@ impl Engine {
         let word = Method::parse(&code.to_ascii_lowercase()).filter(|m| *m != Method::Totp);
         if let (Some(m), false) = (word, login.fallback) {
             let offered = self.logins.providers.iter().any(|p| p.methods.contains(&m));
-            if offered {
-                if let Some(p) = login.profile.as_mut() {
-                    p.method = m;
-                }
+            let allowed = login.plan.as_ref().is_some_and(|p| p.allows(m));
+            if offered && allowed {
                 return self.start_oob(now, lid, login, m);
             }
         }

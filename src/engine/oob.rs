@@ -28,7 +28,7 @@ use super::{Counter, Engine};
 use crate::config::{FailMode, ProviderKind};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::store::login::{Profile, StoreOp};
+use crate::store::login::StoreOp;
 use crate::store::seal::{hex_decode, hex_encode};
 
 /// Verification ids: 128 random bits, hex in URLs.
@@ -199,20 +199,6 @@ impl Engine {
         self.logins.verifs.len()
     }
 
-    /// Whether the same user from the same client succeeded out of band
-    /// within `busy_grace`; uses the grace up.
-    pub(super) fn take_grace(&mut self, now: Instant, login: &Login) -> bool {
-        let key = (login.user.to_lowercase(), login.client);
-        match self.logins.grace.remove(&key) {
-            Some(until) => until > now,
-            None => false,
-        }
-    }
-
-    pub(super) fn is_busy(&self, user: &str) -> bool {
-        self.logins.busy.contains_key(&user.to_lowercase())
-    }
-
     /// Starts `method` for `login`: validates the phone, picks a provider,
     /// queues the delivery and holds the NAS request.
     pub(super) fn start_oob(&mut self, now: Instant, lid: u64, mut login: Login, method: Method) {
@@ -261,8 +247,8 @@ impl Engine {
         let code = (method == Method::Sms)
             .then(|| Zeroizing::new(format!("{:06}", self.rng.random_range(0..1_000_000u32))));
         let client_cfg = self.clients.get(login.client);
-        let number = (method == Method::Push && client_cfg.number_matching && !login.eap)
-            .then(|| self.rng.random_range(10..100u8));
+        let matching = login.plan.as_ref().is_some_and(|p| p.number_matching);
+        let number = (method == Method::Push && matching).then(|| self.rng.random_range(10..100u8));
         let pin_mode = login.profile.as_ref().is_some_and(|p| p.pin);
         let client = client_cfg.name.clone();
         let texts = self.texts(&login);
@@ -414,7 +400,11 @@ impl Engine {
             Method::Call => ResultCode::ConfigIssue,
             Method::Sms => ResultCode::FailedSmsNotSent,
         };
-        match self.clients.get(login.client).fail_mode {
+        let fail_mode = login
+            .plan
+            .as_ref()
+            .map_or(self.clients.get(login.client).fail_mode, |p| p.fail_mode);
+        match fail_mode {
             FailMode::Open => {
                 warn!(user = %login.user, method = method.as_str(), reason = why,
                       "FAIL OPEN: accepting after the first factor alone");
@@ -661,8 +651,8 @@ impl Engine {
         code: ResultCode,
         may_fall_back: bool,
     ) {
-        let oath = login.profile.as_ref().is_some_and(Profile::oath);
-        if may_fall_back && self.logins.cfg.fallback_oath && oath && !login.eap {
+        let fallback = login.plan.as_ref().is_some_and(|p| p.fallback_oath);
+        if may_fall_back && fallback {
             self.release_oob(&mut login);
             login.fallback = true;
             login.deadline = None;

@@ -258,10 +258,9 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
             .find(|&m| usable(m)),
     };
     let Some(method) = method else {
-        let any = [Method::Totp, Method::Push, Method::Call, Method::Sms]
-            .into_iter()
-            .any(usable);
-        if any {
+        // Enrolled: the user's own method works, or an app is registered.
+        let enrolled = usable(standing.method) || standing.oath;
+        if enrolled {
             return decision(reject(
                 ResultCode::ConfigIssue,
                 label("none of the user's methods is allowed"),

@@ -14,10 +14,13 @@ use crate::store::{AuditRecord, SealedSeed, Store, StoreError, Token, TokenKind,
 
 /// A question from the engine.
 pub enum StoreOp {
-    /// After the first factor: which policy applies to this user.
-    Precheck { user: String },
+    /// After the first factor: what the store knows of this user, for
+    /// `policy::decide`.
+    Facts { user: String },
+    /// Use up a one-time bypass still valid now, atomically.
+    ClaimBypass { user: String },
     /// Check a one-time code against the user's active tokens, as the
-    /// precheck read them ([`Profile::tokens`]).
+    /// facts read them ([`UserFacts::tokens`]).
     Verify {
         user: String,
         code: Zeroizing<String>,
@@ -55,7 +58,8 @@ impl fmt::Debug for StoreOp {
     // The code is a secret: never print it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreOp::Precheck { user } => write!(f, "Precheck({user})"),
+            StoreOp::Facts { user } => write!(f, "Facts({user})"),
+            StoreOp::ClaimBypass { user } => write!(f, "ClaimBypass({user})"),
             StoreOp::Verify { user, .. } => write!(f, "Verify({user}, <code>)"),
             StoreOp::Audit(a) => write!(f, "Audit({}, {})", a.user, a.result),
             StoreOp::Password { user, .. } => write!(f, "Password({user}, <password>)"),
@@ -69,7 +73,10 @@ impl fmt::Debug for StoreOp {
 /// The answer to a [`StoreOp`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreAnswer {
-    Precheck(Precheck),
+    /// `None`: no such user.
+    Facts(Option<Box<UserFacts>>),
+    /// Whether a bypass was there and is now used up.
+    Claimed(bool),
     Verify {
         verdict: Verdict,
         locked: bool,
@@ -82,28 +89,20 @@ pub enum StoreAnswer {
     Failed,
 }
 
-/// What policy applies to a user after the first factor.
+/// What the store knows of a user at the start of a login: their standing
+/// (which `policy::decide` weighs) and what the second factor needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Precheck {
-    /// A one-time bypass was waiting, and is now used up.
-    Bypass,
-    Blocked,
-    Locked,
-    /// Not known, or no usable method.
-    Unenrolled,
-    /// Run the second factor.
-    Ready(Profile),
-}
-
-/// How a user can do the second factor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Profile {
-    /// The method to start with: the user's default if usable, else TOTP.
+pub struct UserFacts {
+    pub blocked: bool,
+    /// A one-time bypass may be waiting; [`StoreOp::ClaimBypass`] decides.
+    pub bypass_waiting: bool,
+    pub locked: bool,
+    /// The user's default method.
     pub method: Method,
     pub phone: Option<String>,
-    /// The active OATH tokens with their sealed seeds, read by the
-    /// precheck and carried to the code check, which then reads nothing
-    /// but claims the step (and the claim fails if the token went away).
+    /// The active OATH tokens with their sealed seeds, read here and
+    /// carried to the code check, which then reads nothing but claims the
+    /// step (and the claim fails if the token went away).
     pub tokens: Tokens,
     /// PIN mode: a call asks for the PIN, an SMS answer is code then PIN.
     pub pin: bool,
@@ -114,7 +113,7 @@ pub struct Profile {
 /// A user's active tokens with their sealed seeds, by id.
 pub type Tokens = Arc<[(Token, SealedSeed)]>;
 
-impl Profile {
+impl UserFacts {
     /// Has an active OATH token (for codes typed at a prompt, and fallback).
     pub fn oath(&self) -> bool {
         !self.tokens.is_empty()
@@ -270,7 +269,8 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
             store.block(user, reason, now, now.saturating_add(*for_secs))?;
             StoreAnswer::Done
         }
-        StoreOp::Precheck { user } => StoreAnswer::Precheck(precheck(store, user, now)?),
+        StoreOp::Facts { user } => StoreAnswer::Facts(facts(store, user, now)?.map(Box::new)),
+        StoreOp::ClaimBypass { user } => StoreAnswer::Claimed(store.take_bypass(user, now)?),
         StoreOp::Denial { user, lockout } => {
             store.record_denial(user, now, lockout)?;
             StoreAnswer::Done
@@ -322,38 +322,20 @@ fn check_password(hash: Option<&str>, password: &[u8]) -> bool {
     ok && real
 }
 
-fn precheck(store: &dyn Store, user: &str, now: UnixTime) -> Result<Precheck, StoreError> {
+fn facts(store: &dyn Store, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError> {
     let Some(state) = store.login_state(user, now)? else {
-        return Ok(Precheck::Unenrolled);
+        return Ok(None);
     };
-    let enrolled = !state.tokens.is_empty();
-    Ok(if state.blocked {
-        Precheck::Blocked
-    } else if state.bypass_waiting && store.take_bypass(user, now)? {
-        Precheck::Bypass
-    } else if state.locked {
-        Precheck::Locked
-    } else {
-        let usable = match state.method {
-            Method::Totp => enrolled,
-            Method::Push => true,
-            Method::Call | Method::Sms => state.phone.is_some(),
-        };
-        let method = if usable {
-            state.method
-        } else if enrolled {
-            Method::Totp
-        } else {
-            return Ok(Precheck::Unenrolled);
-        };
-        Precheck::Ready(Profile {
-            method,
-            phone: state.phone,
-            tokens: state.tokens.into(),
-            pin: state.has_pin,
-            language: state.language,
-        })
-    })
+    Ok(Some(UserFacts {
+        blocked: state.blocked,
+        bypass_waiting: state.bypass_waiting,
+        locked: state.locked,
+        method: state.method,
+        phone: state.phone,
+        tokens: state.tokens.into(),
+        pin: state.has_pin,
+        language: state.language,
+    }))
 }
 
 /// Tries the code on every active token; the first that matches claims its
@@ -518,83 +500,57 @@ mod tests {
         );
     }
 
+    /// Alice's facts at `now`.
+    fn facts_at(s: &SqliteStore, now: UnixTime) -> UserFacts {
+        match run(
+            s,
+            &StoreOp::Facts {
+                user: "alice".into(),
+            },
+            now,
+        ) {
+            StoreAnswer::Facts(Some(f)) => *f,
+            other => panic!("no facts: {other:?}"),
+        }
+    }
+
     #[test]
-    fn precheck_order() {
+    fn facts_and_bypass_claims() {
         let s = store_with_alice();
-        let pre = |now| {
-            run(
-                &s,
-                &StoreOp::Precheck {
-                    user: "alice".into(),
-                },
-                now,
-            )
+        let nobody = StoreOp::Facts {
+            user: "nobody".into(),
         };
-        assert_eq!(pre(0), StoreAnswer::Precheck(Precheck::Unenrolled));
-        assert_eq!(
-            run(
-                &s,
-                &StoreOp::Precheck {
-                    user: "nobody".into()
-                },
-                0
-            ),
-            StoreAnswer::Precheck(Precheck::Unenrolled)
-        );
-        // Call without a phone number is not usable.
+        assert_eq!(run(&s, &nobody, 0), StoreAnswer::Facts(None));
+        let f = facts_at(&s, 0);
+        assert!(!f.oath() && !f.blocked && !f.locked && !f.bypass_waiting);
         let mut u = s.user("alice").expect("q").expect("found");
         u.method = Method::Call;
-        s.update_user(&u).expect("update");
-        assert_eq!(pre(0), StoreAnswer::Precheck(Precheck::Unenrolled));
-        enroll(&s);
-        let totp = Precheck::Ready(Profile {
-            method: Method::Totp,
-            phone: None,
-            tokens: tokens(&s),
-            pin: false,
-            language: None,
-        });
-        assert_eq!(
-            pre(0),
-            StoreAnswer::Precheck(totp.clone()),
-            "falls back to the app"
-        );
         u.phone = Some("+4930123456".into());
         s.update_user(&u).expect("update");
+        enroll(&s);
+        let f = facts_at(&s, 0);
         assert_eq!(
-            pre(0),
-            StoreAnswer::Precheck(Precheck::Ready(Profile {
-                method: Method::Call,
-                phone: Some("+4930123456".into()),
-                tokens: tokens(&s),
-                pin: false,
-                language: None,
-            }))
+            (f.method, f.phone.as_deref()),
+            (Method::Call, Some("+4930123456"))
         );
-        u.method = Method::Totp;
-        s.update_user(&u).expect("update");
-        assert_eq!(
-            pre(0),
-            StoreAnswer::Precheck(Precheck::Ready(Profile {
-                phone: Some("+4930123456".into()),
-                ..match totp.clone() {
-                    Precheck::Ready(p) => p,
-                    _ => unreachable!(),
-                }
-            }))
-        );
-        u.phone = None;
-        s.update_user(&u).expect("update");
+        assert_eq!(f.tokens, tokens(&s));
+        let claim = StoreOp::ClaimBypass {
+            user: "alice".into(),
+        };
+        assert_eq!(run(&s, &claim, 10), StoreAnswer::Claimed(false));
         s.add_bypass("alice", "r", 0, 100).expect("bypass");
-        assert_eq!(pre(10), StoreAnswer::Precheck(Precheck::Bypass));
-        assert_eq!(pre(11), StoreAnswer::Precheck(totp), "a bypass works once");
+        assert!(
+            facts_at(&s, 10).bypass_waiting,
+            "reading does not use it up"
+        );
+        assert_eq!(run(&s, &claim, 10), StoreAnswer::Claimed(true));
+        assert_eq!(
+            run(&s, &claim, 11),
+            StoreAnswer::Claimed(false),
+            "a bypass works once"
+        );
         s.block("alice", "r", 0, 1000).expect("block");
-        s.add_bypass("alice", "r", 0, 100).expect("bypass");
-        assert_eq!(
-            pre(20),
-            StoreAnswer::Precheck(Precheck::Blocked),
-            "a block beats a bypass"
-        );
+        assert!(facts_at(&s, 20).blocked);
     }
 
     #[test]
@@ -635,33 +591,8 @@ mod tests {
             },
             "the third denial since the last success locks"
         );
-        assert_eq!(
-            run(
-                &s,
-                &StoreOp::Precheck {
-                    user: "alice".into()
-                },
-                now
-            ),
-            StoreAnswer::Precheck(Precheck::Locked)
-        );
-        assert_eq!(
-            run(
-                &s,
-                &StoreOp::Precheck {
-                    user: "alice".into()
-                },
-                now + 1800
-            ),
-            StoreAnswer::Precheck(Precheck::Ready(Profile {
-                method: Method::Totp,
-                phone: None,
-                tokens: tokens(&s),
-                pin: false,
-                language: None,
-            })),
-            "unlocked automatically"
-        );
+        assert!(facts_at(&s, now).locked);
+        assert!(!facts_at(&s, now + 1800).locked, "unlocked automatically");
         assert!(
             !format!("{:?}", verify_op(&s, &code)).contains(&code),
             "codes never print"

@@ -1,0 +1,137 @@
+//! The engine's side of `policy::decide`: it gathers the request's facts
+//! beside the store's, asks the policy what the login needs, and does it.
+
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use super::{Login, Phase};
+use crate::engine::{Counter, Engine};
+use crate::mfa::ResultCode;
+use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Standing, Start};
+use crate::radius::{Packet, attr};
+use crate::store::login::StoreOp;
+
+/// MS-CHAP-Response and MS-CHAP2-Response (RFC 2548), vendor 311.
+const MS_CHAP_RESPONSE: u8 = 1;
+const MS_CHAP2_RESPONSE: u8 = 25;
+
+/// How the request gave its first factor.
+pub(in crate::engine) fn auth_type(p: &Packet<'_>) -> AuthType {
+    if p.has(attr::EAP_MESSAGE) {
+        return AuthType::Eap;
+    }
+    if p.has(attr::USER_PASSWORD) {
+        return AuthType::Pap;
+    }
+    if p.has(attr::CHAP_PASSWORD) {
+        return AuthType::Chap;
+    }
+    let ms_chap = p
+        .attributes()
+        .filter(|a| a.typ == attr::VENDOR_SPECIFIC)
+        .any(|a| {
+            a.value.len() > 5
+                && a.value[..4] == attr::VENDOR_MICROSOFT.to_be_bytes()
+                && matches!(a.value[4], MS_CHAP_RESPONSE | MS_CHAP2_RESPONSE)
+        });
+    if ms_chap {
+        AuthType::MsChap
+    } else {
+        AuthType::Other
+    }
+}
+
+impl Engine {
+    /// The store has said what it knows of the user: decide what the login
+    /// needs, and start it.
+    pub(in crate::engine) fn decide(&mut self, now: Instant, lid: u64, mut login: Login) {
+        let req = Packet::parse(&login.current.request)
+            .expect("stored requests were validated on arrival");
+        let client = self.clients.get(login.client);
+        let nas_identifier = req
+            .find(attr::NAS_IDENTIFIER)
+            .and_then(|a| std::str::from_utf8(a.value).ok());
+        let grace_key = (login.user.to_lowercase(), login.client);
+        let live = Live {
+            now: self.logins.unix_at(now),
+            busy: self.logins.busy.contains_key(&grace_key.0),
+            grace: self.logins.grace.get(&grace_key).is_some_and(|&t| t > now),
+        };
+        let standing = match &login.profile {
+            None => Standing::unknown(),
+            Some(f) => Standing {
+                known: true,
+                blocked: f.blocked,
+                bypass_waiting: f.bypass_waiting,
+                locked: f.locked,
+                method: f.method,
+                oath: f.oath(),
+                phone: f.phone.is_some(),
+                groups: Vec::new(),
+                remembered: Vec::new(),
+            },
+        };
+        let facts = policy::Request {
+            user: &login.user,
+            client: &client.name,
+            client_defaults: ClientDefaults {
+                fail_mode: client.fail_mode,
+                number_matching: client.number_matching,
+            },
+            nas_identifier,
+            address: Some(login.current.from.ip()),
+            client_ip: login.client_ip.as_deref(),
+            auth_type: auth_type(&req),
+            inline_code: login.inline_code.is_some(),
+            groups: &[],
+        };
+        let decision = policy::decide(&self.logins.rules, &facts, &standing, live);
+        match decision.need {
+            Need::Accept { result, reason } => {
+                if result == ResultCode::SuccessUsedCache {
+                    self.stats.inc(Counter::MfaUsedCache);
+                    if live.grace {
+                        self.logins.grace.remove(&grace_key);
+                    }
+                }
+                self.finish(now, lid, login, true, result, Some(&reason));
+            }
+            Need::Reject {
+                result,
+                reason,
+                busy,
+            } => {
+                if busy {
+                    self.stats.inc(Counter::MfaBusy);
+                    login.immediate = true;
+                    login.reply_message = Some(self.texts(&login).busy_message.clone());
+                }
+                self.finish(now, lid, login, false, result, Some(&reason));
+            }
+            Need::ClaimBypass => {
+                login.phase = Phase::Claim;
+                let user = login.user.clone();
+                self.logins.logins.insert(lid, login);
+                self.store_job(Some(lid), StoreOp::ClaimBypass { user });
+            }
+            Need::SecondFactor(plan) => {
+                let (method, start) = (plan.method, plan.start);
+                login.plan = Some(plan);
+                match start {
+                    Start::OutOfBand => self.start_oob(now, lid, login, method),
+                    Start::InlineCode => {
+                        let code = login.inline_code.take().expect("decided on an inline code");
+                        let code =
+                            Zeroizing::new(String::from_utf8_lossy(code.expose()).into_owned());
+                        self.verify(lid, login, code);
+                    }
+                    Start::Prompt => {
+                        let prompt = self.texts(&login).prompt.clone();
+                        self.challenge(now, lid, login, &prompt);
+                    }
+                }
+            }
+        }
+    }
+}
