@@ -30,8 +30,10 @@ use crate::store::login::{StoreAnswer, StoreOp, UserFacts};
 
 mod decide;
 mod finish;
+mod outcome;
 
 pub(super) use finish::{Answering, Final};
+pub(super) use outcome::Outcome;
 
 const TAG_LEN: usize = 4;
 const STATE_LEN: usize = TAG_LEN + 16;
@@ -430,9 +432,8 @@ impl Engine {
                 now,
                 id,
                 login,
-                false,
-                ResultCode::ConfigIssue,
-                Some("local mode checks PAP passwords only"),
+                Outcome::reject(ResultCode::ConfigIssue)
+                    .because("local mode checks PAP passwords only"),
             );
         };
         let op = StoreOp::Password {
@@ -451,9 +452,8 @@ impl Engine {
                 now,
                 id,
                 login,
-                false,
-                ResultCode::FailedServerError,
-                Some("the request has no User-Name"),
+                Outcome::reject(ResultCode::FailedServerError)
+                    .because("the request has no User-Name"),
             );
         }
         if self.logins.len() >= MAX_LOGINS {
@@ -461,9 +461,8 @@ impl Engine {
                 now,
                 id,
                 login,
-                false,
-                ResultCode::FailedAuthenticationThrottled,
-                Some("too many logins in progress"),
+                Outcome::reject(ResultCode::FailedAuthenticationThrottled)
+                    .because("too many logins in progress"),
             );
         }
         self.logins.logins.insert(id, login);
@@ -498,9 +497,7 @@ impl Engine {
                 now,
                 lid,
                 login,
-                true,
-                ResultCode::SuccessBypassedAuth,
-                Some("one-time bypass"),
+                Outcome::accept(ResultCode::SuccessBypassedAuth).because("one-time bypass"),
             ),
             (Phase::Claim, StoreAnswer::Claimed(false)) => {
                 // Another login used it first: decide again without it.
@@ -517,7 +514,7 @@ impl Engine {
                     } else {
                         ResultCode::SuccessOathCodeVerified
                     };
-                    return self.finish(now, lid, login, true, code, None);
+                    return self.finish(now, lid, login, Outcome::accept(code));
                 }
                 login.attempts += 1;
                 let result = result_for(verdict);
@@ -526,9 +523,8 @@ impl Engine {
                         now,
                         lid,
                         login,
-                        false,
-                        ResultCode::FailedAuthenticationThrottled,
-                        Some("too many wrong codes"),
+                        Outcome::reject(ResultCode::FailedAuthenticationThrottled)
+                            .because("too many wrong codes"),
                     );
                 } else if login.attempts < max && !login.inline {
                     let prompt = if login.fallback {
@@ -538,7 +534,7 @@ impl Engine {
                     };
                     self.challenge(now, lid, login, &prompt);
                 } else {
-                    self.finish(now, lid, login, false, result, None);
+                    self.finish(now, lid, login, Outcome::reject(result));
                 }
             }
             _ => {
@@ -547,9 +543,8 @@ impl Engine {
                     now,
                     lid,
                     login,
-                    false,
-                    ResultCode::FailedServerError,
-                    Some("the store is unavailable"),
+                    Outcome::reject(ResultCode::FailedServerError)
+                        .because("the store is unavailable"),
                 );
             }
         }
@@ -594,9 +589,7 @@ impl Engine {
                 now,
                 lid,
                 login,
-                false,
-                ResultCode::FailedServerError,
-                Some("challenge too large"),
+                Outcome::reject(ResultCode::FailedServerError).because("challenge too large"),
             );
         };
         let reply: Arc<[u8]> = reply.into();
@@ -650,9 +643,8 @@ impl Engine {
                 now,
                 lid,
                 login,
-                false,
-                ResultCode::FailedOathTokenTimeout,
-                Some("unknown or expired State"),
+                Outcome::reject(ResultCode::FailedOathTokenTimeout)
+                    .because("unknown or expired State"),
             );
         };
         login.current = current;
@@ -664,9 +656,8 @@ impl Engine {
                 now,
                 lid,
                 login,
-                false,
-                ResultCode::SuccessInvalidInput,
-                Some("State presented by another client or user"),
+                Outcome::reject(ResultCode::SuccessInvalidInput)
+                    .because("State presented by another client or user"),
             );
         }
         if login.deadline.is_some_and(|d| now >= d) {
@@ -674,9 +665,7 @@ impl Engine {
                 now,
                 lid,
                 login,
-                false,
-                ResultCode::FailedOathTokenTimeout,
-                None,
+                Outcome::reject(ResultCode::FailedOathTokenTimeout),
             );
         }
         let secret = self.clients.get(client).secret.expose();
@@ -721,9 +710,7 @@ impl Engine {
                     now,
                     lid,
                     login,
-                    true,
-                    ResultCode::SuccessSmsAuthenticated,
-                    None,
+                    Outcome::accept(ResultCode::SuccessSmsAuthenticated),
                 );
             }
             let prompt = if oob.pin_mode {
@@ -740,7 +727,7 @@ impl Engine {
             } else {
                 ResultCode::FailedSmsOtpIncorrect
             };
-            return self.finish(now, lid, login, false, result, None);
+            return self.finish(now, lid, login, Outcome::reject(result));
         }
         // The first prompt also takes the name of another method.
         let word = Method::parse(&code.to_ascii_lowercase()).filter(|m| *m != Method::Totp);

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use tracing::warn;
 use zeroize::Zeroizing;
 
-use super::login::{Login, Oob, Phase};
+use super::login::{Login, Oob, Outcome, Phase};
 use super::{Counter, Engine};
 use crate::config::{FailMode, ProviderKind};
 use crate::mfa::Method;
@@ -209,7 +209,12 @@ impl Engine {
                 .ok_or(ResultCode::FailedInvalidPhoneNumber)
                 .and_then(crate::mfa::check_phone);
             if let Err(code) = checked {
-                return self.finish(now, lid, login, false, code, Some("no valid phone number"));
+                return self.finish(
+                    now,
+                    lid,
+                    login,
+                    Outcome::reject(code).because("no valid phone number"),
+                );
             }
         }
         if self.logins.verifs.len() >= self.logins.cfg.max_pending {
@@ -217,9 +222,8 @@ impl Engine {
                 now,
                 lid,
                 login,
-                false,
-                ResultCode::FailedServerError,
-                Some("too many verifications in progress"),
+                Outcome::reject(ResultCode::FailedServerError)
+                    .because("too many verifications in progress"),
             );
         }
         let Some(provider) = self
@@ -363,9 +367,8 @@ impl Engine {
                     now,
                     lid,
                     login,
-                    false,
-                    ResultCode::FailedServerError,
-                    Some("the provider request could not be sent from this host"),
+                    Outcome::reject(ResultCode::FailedServerError)
+                        .because("the provider request could not be sent from this host"),
                 );
             }
         }
@@ -412,12 +415,10 @@ impl Engine {
                     now,
                     lid,
                     login,
-                    true,
-                    result,
-                    Some(&format!("{why}; fail_open")),
+                    Outcome::accept(result).because(format!("{why}; fail_open")),
                 );
             }
-            FailMode::Closed => self.finish(now, lid, login, false, result, Some(why)),
+            FailMode::Closed => self.finish(now, lid, login, Outcome::reject(result).because(why)),
         }
     }
 
@@ -527,9 +528,8 @@ impl Engine {
                         now,
                         lid,
                         login,
-                        false,
-                        C::SuccessInvalidInput,
-                        Some("PIN mode: the call returned no PIN"),
+                        Outcome::reject(C::SuccessInvalidInput)
+                            .because("PIN mode: the call returned no PIN"),
                     );
                 };
                 // The store checks the PIN (argon2, off the loop).
@@ -545,9 +545,8 @@ impl Engine {
                         now,
                         lid,
                         login,
-                        false,
-                        C::FailedPhoneAppDenied,
-                        Some("number matching: the wrong number was chosen"),
+                        Outcome::reject(C::FailedPhoneAppDenied)
+                            .because("number matching: the wrong number was chosen"),
                     );
                 }
                 (Some(_), None) => {
@@ -555,9 +554,8 @@ impl Engine {
                         now,
                         lid,
                         login,
-                        false,
-                        C::FailedPhoneAppInvalidResult,
-                        Some("number matching: the approval carried no number"),
+                        Outcome::reject(C::FailedPhoneAppInvalidResult)
+                            .because("number matching: the approval carried no number"),
                     );
                 }
             },
@@ -572,7 +570,7 @@ impl Engine {
             R::Failed => (false, C::FailedPhoneAppNotificationFailed),
         };
         if ok {
-            return self.finish(now, lid, login, true, code, None);
+            return self.finish(now, lid, login, Outcome::accept(code));
         }
         let may_fall_back = matches!(result, R::Denied | R::NoResponse | R::Voicemail | R::HungUp);
         self.not_approved(now, lid, login, code, may_fall_back);
@@ -602,7 +600,7 @@ impl Engine {
             } else {
                 ResultCode::SuccessWithPin
             };
-            return self.finish(now, lid, login, true, code, None);
+            return self.finish(now, lid, login, Outcome::accept(code));
         }
         self.store_job(
             None,
@@ -621,9 +619,7 @@ impl Engine {
                 now,
                 lid,
                 login,
-                false,
-                ResultCode::SuccessInvalidInput,
-                Some(why),
+                Outcome::reject(ResultCode::SuccessInvalidInput).because(why),
             );
         }
         login.attempts += 1;
@@ -635,9 +631,7 @@ impl Engine {
             now,
             lid,
             login,
-            false,
-            ResultCode::FailedSmsOtpPinIncorrect,
-            Some(why),
+            Outcome::reject(ResultCode::FailedSmsOtpPinIncorrect).because(why),
         )
     }
 
@@ -660,7 +654,7 @@ impl Engine {
             let prompt = self.texts(&login).fallback_prompt.clone();
             return self.challenge(now, lid, login, &prompt);
         }
-        self.finish(now, lid, login, false, code, None)
+        self.finish(now, lid, login, Outcome::reject(code))
     }
 
     fn fraud(&mut self, now: Instant, lid: u64, login: Login, code: ResultCode) {
@@ -686,9 +680,7 @@ impl Engine {
             now,
             lid,
             login,
-            false,
-            code,
-            Some("fraud reported; user blocked"),
+            Outcome::reject(code).because("fraud reported; user blocked"),
         );
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::{Login, Phase};
+use super::{Login, Outcome, Phase};
 use crate::engine::{Counter, Engine};
 use crate::mfa::ResultCode;
 use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Standing, Start};
@@ -95,7 +95,7 @@ impl Engine {
                         self.logins.grace.remove(&grace_key);
                     }
                 }
-                self.finish(now, lid, login, true, result, Some(&reason));
+                self.finish(now, lid, login, Outcome::accept(result).because(reason));
             }
             Need::Reject {
                 result,
@@ -107,7 +107,7 @@ impl Engine {
                     login.immediate = true;
                     login.reply_message = Some(self.texts(&login).busy_message.clone());
                 }
-                self.finish(now, lid, login, false, result, Some(&reason));
+                self.finish(now, lid, login, Outcome::reject(result).because(reason));
             }
             Need::ClaimBypass => {
                 login.phase = Phase::Claim;

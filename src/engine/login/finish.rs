@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tracing::{error, info};
 
-use super::{Login, Phase};
+use super::{Login, Outcome, Phase};
 use crate::engine::dedup::DedupKey;
 use crate::engine::rewrite::{RewriteError, Rewriter, Side};
 use crate::engine::{Counter, Engine, SocketRef, Transmit};
@@ -86,10 +86,9 @@ impl Engine {
         now: Instant,
         lid: u64,
         mut login: Login,
-        accept: bool,
-        result: ResultCode,
-        reason: Option<&str>,
+        outcome: Outcome,
     ) {
+        let (accept, result, reason) = (outcome.accepted(), outcome.result(), outcome.reason());
         if let Phase::Challenged(s) = login.phase {
             self.logins.states.remove(&s);
         }

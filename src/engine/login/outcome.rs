@@ -1,0 +1,64 @@
+//! How a login ends: accepted or rejected, with its result code and, when
+//! the code alone does not say it, a reason for the audit trail.
+
+use crate::mfa::ResultCode;
+
+/// The end of a login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::engine) enum Outcome {
+    Accept {
+        result: ResultCode,
+        reason: Option<String>,
+    },
+    Reject {
+        result: ResultCode,
+        reason: Option<String>,
+    },
+}
+
+impl Outcome {
+    pub(in crate::engine) fn accept(result: ResultCode) -> Outcome {
+        Outcome::Accept {
+            result,
+            reason: None,
+        }
+    }
+
+    pub(in crate::engine) fn reject(result: ResultCode) -> Outcome {
+        Outcome::Reject {
+            result,
+            reason: None,
+        }
+    }
+
+    /// The same outcome, with the reason recorded beside its code.
+    pub(in crate::engine) fn because(self, why: impl Into<String>) -> Outcome {
+        let why = Some(why.into());
+        match self {
+            Outcome::Accept { result, .. } => Outcome::Accept {
+                result,
+                reason: why,
+            },
+            Outcome::Reject { result, .. } => Outcome::Reject {
+                result,
+                reason: why,
+            },
+        }
+    }
+
+    pub(in crate::engine) fn accepted(&self) -> bool {
+        matches!(self, Outcome::Accept { .. })
+    }
+
+    pub(in crate::engine) fn result(&self) -> ResultCode {
+        match self {
+            Outcome::Accept { result, .. } | Outcome::Reject { result, .. } => *result,
+        }
+    }
+
+    pub(in crate::engine) fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Accept { reason, .. } | Outcome::Reject { reason, .. } => reason.as_deref(),
+        }
+    }
+}
