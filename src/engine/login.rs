@@ -39,6 +39,11 @@ const TAG_LEN: usize = 4;
 const STATE_LEN: usize = TAG_LEN + 16;
 /// Logins waiting for a second factor, at most.
 const MAX_LOGINS: usize = 100_000;
+/// How long a login waits for the store to answer one of its questions.
+/// A batch commits in milliseconds and a password check takes tens of
+/// them; a store stalled longer (a hung disk, a dead worker) must not hold
+/// logins for ever.
+const STORE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Work for the store, run off the packet path. `id` comes back with the
 /// answer in [`Engine::handle_store`].
@@ -210,6 +215,8 @@ pub(super) struct Logins {
     pub(super) logins: HashMap<u64, Login>,
     states: HashMap<[u8; STATE_LEN], u64>,
     jobs: HashMap<u64, u64>,
+    /// When each job a login waits for stops being waited for.
+    store_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_id: u64,
     out: VecDeque<StoreJob>,
     pub(super) deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -248,6 +255,7 @@ impl Logins {
             logins: HashMap::default(),
             states: HashMap::default(),
             jobs: HashMap::default(),
+            store_deadlines: BinaryHeap::new(),
             next_id: 0,
             out: VecDeque::new(),
             deadlines: BinaryHeap::new(),
@@ -289,7 +297,8 @@ impl Logins {
         let a = self.deadlines.peek().map(|Reverse((t, _))| *t);
         let b = self.delayed.peek().map(|Reverse((t, _))| *t);
         let c = self.held_deadlines.peek().map(|Reverse((t, _))| *t);
-        a.into_iter().chain(b).chain(c).min()
+        let d = self.store_deadlines.peek().map(|Reverse((t, _))| *t);
+        a.into_iter().chain(b).chain(c).chain(d).min()
     }
 
     pub(super) fn len(&self) -> usize {
@@ -363,16 +372,49 @@ impl Engine {
         self.logins.len()
     }
 
-    /// Queues `op` for the store; its answer goes to `login`, if given.
-    /// Audit records are always answered: a final answer may wait for one.
-    pub(super) fn store_job(&mut self, login: Option<u64>, op: StoreOp) -> u64 {
+    /// Queues `op` for the store without a login waiting for it (a denial,
+    /// a block, an audit record). Audit records are answered all the same:
+    /// a final answer may wait for one.
+    pub(super) fn store_job(&mut self, op: StoreOp) -> u64 {
         let id = self.logins.id();
-        if let Some(l) = login {
-            self.logins.jobs.insert(id, l);
-        }
-        let wanted = login.is_some() || matches!(op, StoreOp::Audit(_));
+        let wanted = matches!(op, StoreOp::Audit(_));
         self.logins.out.push_back(StoreJob { id, op, wanted });
         id
+    }
+
+    /// The shell could not hand `jobs` to the store (its queue is full, or
+    /// its thread is gone): each is answered as failed.
+    pub fn store_refused(&mut self, now: Instant, jobs: Vec<StoreJob>) {
+        for job in jobs {
+            self.stats.inc(Counter::StoreQueueFull);
+            if job.wanted {
+                self.handle_store(now, job.id, StoreAnswer::Failed);
+            }
+        }
+    }
+
+    /// Parks `login` in `phase` until the store answers `op`, or until
+    /// [`STORE_LIMIT`] has passed: then it ends as `FAILED_SERVER_ERROR`.
+    pub(super) fn ask_store(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        mut login: Login,
+        phase: Phase,
+        op: StoreOp,
+    ) {
+        login.phase = phase;
+        self.logins.logins.insert(lid, login);
+        let id = self.logins.id();
+        self.logins.jobs.insert(id, lid);
+        self.logins.out.push_back(StoreJob {
+            id,
+            op,
+            wanted: true,
+        });
+        self.logins
+            .store_deadlines
+            .push(Reverse((now + STORE_LIMIT, id)));
     }
 
     /// The upstream accepted `nas`: start the second factor instead of
@@ -465,8 +507,8 @@ impl Engine {
                     .because("too many logins in progress"),
             );
         }
-        self.logins.logins.insert(id, login);
-        self.store_job(Some(id), op);
+        let phase = login.phase;
+        self.ask_store(now, id, login, phase, op);
     }
 
     /// The store answered job `id`.
@@ -483,10 +525,8 @@ impl Engine {
         let max = self.logins.cfg.max_attempts;
         match (login.phase, answer) {
             (Phase::Password, StoreAnswer::Password(true)) => {
-                login.phase = Phase::Facts;
                 let user = login.user.clone();
-                self.logins.logins.insert(lid, login);
-                self.store_job(Some(lid), StoreOp::Facts { user });
+                self.ask_store(now, lid, login, Phase::Facts, StoreOp::Facts { user });
             }
             (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(now, login),
             (Phase::Facts, StoreAnswer::Facts(facts)) => {
@@ -537,21 +577,11 @@ impl Engine {
                     self.finish(now, lid, login, Outcome::reject(result));
                 }
             }
-            _ => {
-                self.stats.inc(Counter::MfaStoreFailures);
-                self.finish(
-                    now,
-                    lid,
-                    login,
-                    Outcome::reject(ResultCode::FailedServerError)
-                        .because("the store is unavailable"),
-                );
-            }
+            _ => self.store_unavailable(now, lid, login, "the store failed"),
         }
     }
 
-    fn verify(&mut self, lid: u64, mut login: Login, code: Zeroizing<String>) {
-        login.phase = Phase::Verify;
+    fn verify(&mut self, now: Instant, lid: u64, login: Login, code: Zeroizing<String>) {
         let op = StoreOp::Verify {
             user: login.user.clone(),
             code,
@@ -563,8 +593,7 @@ impl Engine {
                 .as_ref()
                 .map_or_else(|| Arc::from([]), |p| p.tokens.clone()),
         };
-        self.logins.logins.insert(lid, login);
-        self.store_job(Some(lid), op);
+        self.ask_store(now, lid, login, Phase::Verify, op);
     }
 
     /// Answers the current request with an Access-Challenge.
@@ -704,7 +733,7 @@ impl Engine {
             if right {
                 if let Some(pin) = pin {
                     let pin = crate::secret::Secret::new(pin.to_vec());
-                    return self.check_pin(lid, login, pin);
+                    return self.check_pin(now, lid, login, pin);
                 }
                 return self.finish(
                     now,
@@ -738,6 +767,6 @@ impl Engine {
                 return self.start_oob(now, lid, login, m);
             }
         }
-        self.verify(lid, login, code);
+        self.verify(now, lid, login, code);
     }
 }

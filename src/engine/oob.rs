@@ -533,7 +533,7 @@ impl Engine {
                     );
                 };
                 // The store checks the PIN (argon2, off the loop).
-                return self.check_pin(lid, login, pin);
+                return self.check_pin(now, lid, login, pin);
             }
             // Standard mode: `#` alone; other digits mean nothing.
             R::Approved if call => (true, C::SuccessNoPin),
@@ -577,11 +577,15 @@ impl Engine {
     }
 
     /// PIN mode: has the store check `pin` (argon2, off the packet path).
-    pub(super) fn check_pin(&mut self, lid: u64, mut login: Login, pin: crate::secret::Secret) {
-        login.phase = Phase::Pin;
+    pub(super) fn check_pin(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        login: Login,
+        pin: crate::secret::Secret,
+    ) {
         let user = login.user.clone();
-        self.logins.logins.insert(lid, login);
-        self.store_job(Some(lid), StoreOp::Pin { user, pin });
+        self.ask_store(now, lid, login, Phase::Pin, StoreOp::Pin { user, pin });
     }
 
     /// PIN mode: the store checked the PIN of a call, or the PIN after a
@@ -602,13 +606,10 @@ impl Engine {
             };
             return self.finish(now, lid, login, Outcome::accept(code));
         }
-        self.store_job(
-            None,
-            StoreOp::Denial {
-                user: login.user.clone(),
-                lockout: self.logins.lockout,
-            },
-        );
+        self.store_job(StoreOp::Denial {
+            user: login.user.clone(),
+            lockout: self.logins.lockout,
+        });
         let why = if right.is_none() {
             "a PIN was entered but the user has none set"
         } else {
@@ -661,14 +662,11 @@ impl Engine {
         let blocked_for = self.logins.cfg.fraud_block;
         self.stats.inc(Counter::MfaFraudReports);
         warn!(user = %login.user, result = %code, "fraud reported: blocking the user");
-        self.store_job(
-            None,
-            StoreOp::Block {
-                user: login.user.clone(),
-                reason: format!("fraud reported ({code})"),
-                for_secs: blocked_for.as_secs() as i64,
-            },
-        );
+        self.store_job(StoreOp::Block {
+            user: login.user.clone(),
+            reason: format!("fraud reported ({code})"),
+            for_secs: blocked_for.as_secs() as i64,
+        });
         self.logins.fraud.push_back(FraudReport {
             user: login.user.clone(),
             result: code,

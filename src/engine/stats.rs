@@ -73,6 +73,7 @@ counters! {
     MfaRejects => "mfa_rejects",
     MfaTimeouts => "mfa_timeouts",
     MfaStoreFailures => "mfa_store_failures",
+    StoreQueueFull => "mfa_store_queue_full",
     MfaAuditFailures => "mfa_audit_failures",
     MfaBusy => "mfa_busy",
     MfaUsedCache => "mfa_used_cache",

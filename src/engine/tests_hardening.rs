@@ -307,3 +307,71 @@ fn a_stalled_store_holds_no_answer_past_the_limit() {
         "the retransmission gets the cached reject"
     );
 }
+
+/// Alice's first factor accepted upstream; the store's question about her
+/// is dropped (a dead or hung worker) and she waits.
+fn facts_never_answered(s: &mut Sim) {
+    let req = request(1, [1 ^ 0xe8; 16], "alice", "pw", None);
+    s.e.handle_nas(s.now, 0, from(1000), &req);
+    for t in s.out() {
+        if let SocketRef::Upstream(sock) = t.socket {
+            s.e.handle_upstream(s.now, sock, t.to, &upstream_accept(&t));
+        }
+    }
+    let jobs = s.e.poll_store_jobs();
+    assert!(matches!(
+        jobs[..],
+        [StoreJob {
+            op: StoreOp::Facts { .. },
+            ..
+        }]
+    ));
+    assert_eq!(s.e.store_waits(), 1);
+}
+
+#[test]
+fn a_login_the_store_never_answers_ends_as_a_server_error() {
+    let mut s = Sim::new("");
+    facts_never_answered(&mut s);
+    s.advance(Duration::from_secs(9));
+    assert_eq!(s.e.store_waits(), 1, "still waiting");
+    assert!(s.e.poll_store_jobs().is_empty());
+    s.advance(Duration::from_secs(2));
+    assert_eq!(s.e.stats().get(Counter::MfaStoreFailures), 1);
+    assert_eq!(pump_once(&mut s, &StoreAnswer::Done), 1, "its record");
+    let a = s.audit.last().expect("recorded");
+    assert_eq!(
+        (a.result, a.accepted),
+        (ResultCode::FailedServerError, false)
+    );
+    assert_eq!(
+        a.reason.as_deref(),
+        Some("the store did not answer in time")
+    );
+    s.advance(Duration::from_secs(2));
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(parse(&out[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(s.e.store_waits(), 0);
+    assert_eq!(s.e.logins_pending(), 0, "nothing left waiting");
+}
+
+#[test]
+fn under_fail_open_a_stalled_store_accepts_only_what_it_can_record() {
+    let mut s = Sim::new("fail_mode = \"fail_open\"");
+    facts_never_answered(&mut s);
+    s.advance(Duration::from_secs(11));
+    assert_eq!(pump_once(&mut s, &StoreAnswer::Done), 1);
+    let a = s.audit.last().expect("recorded");
+    assert_eq!(
+        (a.result, a.accepted),
+        (ResultCode::FailedServerError, true)
+    );
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
+    // The same, but the record cannot be stored either: refused.
+    let mut s = Sim::new("fail_mode = \"fail_open\"");
+    facts_never_answered(&mut s);
+    s.advance(Duration::from_secs(11));
+    assert_eq!(pump_once(&mut s, &StoreAnswer::Failed), 1);
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+}

@@ -162,7 +162,7 @@ pub(super) fn request(
 }
 
 /// The fake upstream accepts "pw" only, with a Tunnel-Password.
-fn upstream_accept(t: &Transmit) -> Vec<u8> {
+pub(super) fn upstream_accept(t: &Transmit) -> Vec<u8> {
     let p = Packet::parse(&t.payload).expect("valid");
     let pw = crypto::unhide_password(
         p.find(attr::USER_PASSWORD).expect("pw").value,

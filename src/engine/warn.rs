@@ -24,6 +24,8 @@ pub(super) enum Topic {
     UpstreamForged(usize),
     /// No live upstream was left for a request.
     NoUpstream,
+    /// The store failed a login's question, or did not answer in time.
+    StoreUnavailable,
 }
 
 /// When each topic was last logged, and how many were held back since.

@@ -31,7 +31,7 @@ const LOOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 struct App {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
     upstream_names: Arc<[String]>,
     http: Arc<HttpStats>,
     udp: Arc<super::kernel_drops::UdpSockets>,
@@ -39,7 +39,7 @@ struct App {
 
 /// The router, sending its work to the loop through `commands`.
 pub(super) fn router(
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
     upstream_names: Vec<String>,
     http: Arc<HttpStats>,
     udp: super::kernel_drops::UdpSockets,
@@ -274,7 +274,8 @@ where
 
 async fn ask<T>(app: &App, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
     let (tx, rx) = oneshot::channel();
-    app.commands.send(make(tx)).ok()?;
+    // A full queue means the loop is far behind: 503, not a longer queue.
+    app.commands.try_send(make(tx)).ok()?;
     tokio::time::timeout(LOOP_TIMEOUT, rx).await.ok()?.ok()
 }
 

@@ -70,9 +70,22 @@ pub struct Bound {
 /// Jobs to the store workers, and their answers back, a batch per message:
 /// one wake-up each way per loop turn and per transaction, not per job.
 type StoreChannels = (
-    std::sync::mpsc::Sender<Vec<StoreJob>>,
-    mpsc::UnboundedReceiver<Vec<(u64, StoreAnswer)>>,
+    std::sync::mpsc::SyncSender<Vec<StoreJob>>,
+    mpsc::Receiver<Vec<(u64, StoreAnswer)>>,
 );
+
+/// Batches queued for the database thread, at most. A store that falls
+/// this far behind is failing: further jobs are answered as failed at once
+/// (counted in `mfa_store_queue_full`), never buffered without limit.
+const STORE_QUEUE: usize = 1024;
+
+/// Answer batches from the store threads waiting for the loop, at most; a
+/// store thread waits when the loop is this far behind.
+const ANSWER_QUEUE: usize = 1024;
+
+/// HTTP requests (callbacks, metrics) waiting for the loop, at most; more
+/// are answered 503.
+const HTTP_QUEUE: usize = 1024;
 
 /// Threads that check password and PIN hashes (argon2id, milliseconds
 /// each), so local logins never hold up the database thread.
@@ -95,9 +108,9 @@ fn unix_now() -> i64 {
 /// wake-ups (about a quarter fewer logins per second with two). It takes
 /// every queued job and runs them in one transaction. Password and PIN
 /// checks leave it with their stored hash for the hash threads.
-fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
-    let (job_tx, job_rx) = std::sync::mpsc::channel::<Vec<StoreJob>>();
-    let (ans_tx, ans_rx) = mpsc::unbounded_channel();
+fn store_workers(store: Arc<dyn Store>) -> io::Result<StoreChannels> {
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Vec<StoreJob>>(STORE_QUEUE);
+    let (ans_tx, ans_rx) = mpsc::channel(ANSWER_QUEUE);
     let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(u64, jobs::HashCheck)>();
     let hash_rx = Arc::new(std::sync::Mutex::new(hash_rx));
     for i in 0..HASH_WORKERS {
@@ -109,11 +122,11 @@ fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
                     Err(_) => return,
                 };
                 let Ok((id, check)) = next else { return };
-                if ans_tx.send(vec![(id, check.check())]).is_err() {
+                if ans_tx.blocking_send(vec![(id, check.check())]).is_err() {
                     return;
                 }
             }
-        });
+        })?;
     }
     spawn_worker("store".into(), move || {
         // Wait for one batch, then take whatever else is queued: under load
@@ -142,18 +155,21 @@ fn store_workers(store: Arc<dyn Store>) -> StoreChannels {
                     }
                 }
             }
-            if !answers.is_empty() && ans_tx.send(answers).is_err() {
+            if !answers.is_empty() && ans_tx.blocking_send(answers).is_err() {
                 return;
             }
         }
-    });
-    (job_tx, ans_rx)
+    })?;
+    Ok((job_tx, ans_rx))
 }
 
-fn spawn_worker(name: String, f: impl FnOnce() + Send + 'static) {
-    if let Err(e) = std::thread::Builder::new().name(name).spawn(f) {
-        warn!(error = %e, "cannot start a store thread");
-    }
+/// Starts a store thread; `serve` refuses to start without it.
+fn spawn_worker(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start the {name} thread: {e}")))
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -266,7 +282,7 @@ impl Bound {
         };
         let mut engine = self.engine;
         engine.set_wall_clock(Instant::now(), unix_now());
-        let (http_tx, mut http_rx) = mpsc::unbounded_channel();
+        let (http_tx, mut http_rx) = mpsc::channel(HTTP_QUEUE);
         let udp = kernel_drops::UdpSockets::new(&self.listeners, &self.upstream);
         tokio::spawn(udp.clone().watch());
         if let Some(l) = self.http {
@@ -308,7 +324,7 @@ impl Bound {
             buf: vec![0u8; MAX_PACKET_LEN + 1].into_boxed_slice(),
             sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             backlog: VecDeque::new(),
-            store: self.store.map(store_workers),
+            store: self.store.map(store_workers).transpose()?,
             closing: false,
         };
         let mut shutdown = std::pin::pin!(shutdown);
@@ -424,14 +440,18 @@ impl Shell {
         let last = self.engine.poll_store_jobs();
         if !last.is_empty() {
             info!(records = last.len(), "recording the logins still pending");
-            if jobs.send(last).is_err() {
+        }
+        // The queue is bounded: wait for room off the loop, while the
+        // answers drain below. The database thread ends once it has
+        // committed what it was sent; the answer channel closes when every
+        // store thread has ended.
+        let sent = tokio::task::spawn_blocking(move || last.is_empty() || jobs.send(last).is_ok());
+        let closed = async {
+            while answers.recv().await.is_some() {}
+            if !matches!(sent.await, Ok(true)) {
                 warn!("store workers are gone: pending logins not recorded");
             }
-        }
-        // The database thread ends once it has committed what it was sent;
-        // the answer channel closes when every store thread has ended.
-        drop(jobs);
-        let closed = async { while answers.recv().await.is_some() {} };
+        };
         if tokio::time::timeout_at(deadline, closed).await.is_err() {
             warn!("the store did not finish in time while stopping");
         }
@@ -479,8 +499,15 @@ impl Shell {
             }
             if let Some((jobs, answers)) = self.store.as_mut() {
                 let batch = self.engine.poll_store_jobs();
-                if !batch.is_empty() && jobs.send(batch).is_err() {
-                    warn!("store workers are gone");
+                if !batch.is_empty() {
+                    if let Err(e) = jobs.try_send(batch) {
+                        // Full, or the database thread is gone: the engine
+                        // answers these jobs as failed, and logs it.
+                        let (std::sync::mpsc::TrySendError::Full(batch)
+                        | std::sync::mpsc::TrySendError::Disconnected(batch)) = e;
+                        self.engine.store_refused(now, batch);
+                        progressed = true;
+                    }
                 }
                 while let Poll::Ready(Some(batch)) = answers.poll_recv(cx) {
                     for (id, answer) in batch {

@@ -110,10 +110,9 @@ impl Engine {
                 self.finish(now, lid, login, Outcome::reject(result).because(reason));
             }
             Need::ClaimBypass => {
-                login.phase = Phase::Claim;
                 let user = login.user.clone();
-                self.logins.logins.insert(lid, login);
-                self.store_job(Some(lid), StoreOp::ClaimBypass { user });
+                let op = StoreOp::ClaimBypass { user };
+                self.ask_store(now, lid, login, Phase::Claim, op);
             }
             Need::SecondFactor(plan) => {
                 let (method, start) = (plan.method, plan.start);
@@ -124,7 +123,7 @@ impl Engine {
                         let code = login.inline_code.take().expect("decided on an inline code");
                         let code =
                             Zeroizing::new(String::from_utf8_lossy(code.expose()).into_owned());
-                        self.verify(lid, login, code);
+                        self.verify(now, lid, login, code);
                     }
                     Start::Prompt => {
                         let prompt = self.texts(&login).prompt.clone();

@@ -18,9 +18,11 @@ use tracing::{error, info};
 use super::{Login, Outcome, Phase};
 use crate::engine::dedup::DedupKey;
 use crate::engine::rewrite::{RewriteError, Rewriter, Side};
+use crate::engine::warn::Topic;
 use crate::engine::{Counter, Engine, SocketRef, Transmit};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
+use crate::policy::FailMode;
 use crate::radius::{AUTH_LEN, Attr, Code, Packet, PacketBuilder, attr};
 use crate::store::AuditRecord;
 use crate::store::login::{StoreAnswer, StoreOp};
@@ -218,7 +220,7 @@ impl Engine {
             "login"
         );
         self.stats.login(result, accepted);
-        self.store_job(None, StoreOp::Audit(record))
+        self.store_job(StoreOp::Audit(record))
     }
 
     /// A wrong local password: a delayed reject, like the upstream's would
@@ -343,9 +345,48 @@ impl Engine {
         self.logins.delayed_tx.insert(id, (tx, dedup));
     }
 
-    /// Sends delayed rejects and expires unanswered challenges.
+    /// A login's question to the store failed or was not answered within
+    /// `STORE_LIMIT`: it ends as `FAILED_SERVER_ERROR` under the fail mode
+    /// (an Accept still waits for its audit record like any other).
+    pub(in crate::engine) fn store_unavailable(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        login: Login,
+        why: &str,
+    ) {
+        self.stats.inc(Counter::MfaStoreFailures);
+        if let Some(more) = self.throttle.allow(now, Topic::StoreUnavailable) {
+            error!(user = %login.user, more, "{why}: the login ends as FAILED_SERVER_ERROR");
+        }
+        let fail_mode = login
+            .plan
+            .as_ref()
+            .map_or(self.clients.get(login.client).fail_mode, |p| p.fail_mode);
+        let result = ResultCode::FailedServerError;
+        let outcome = match fail_mode {
+            FailMode::Open => Outcome::accept(result).because(format!("{why}; fail_open")),
+            FailMode::Closed => Outcome::reject(result).because(why),
+        };
+        self.finish(now, lid, login, outcome);
+    }
+
+    /// Sends delayed rejects and expires unanswered challenges and
+    /// questions to the store.
     pub(in crate::engine) fn login_timeouts(&mut self, now: Instant) {
         self.expire_held(now);
+        while let Some(&Reverse((at, job))) = self.logins.store_deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.logins.store_deadlines.pop();
+            let Some(lid) = self.logins.jobs.remove(&job) else {
+                continue;
+            };
+            if let Some(login) = self.logins.logins.remove(&lid) {
+                self.store_unavailable(now, lid, login, "the store did not answer in time");
+            }
+        }
         while let Some(&Reverse((at, id))) = self.logins.delayed.peek() {
             if at > now {
                 break;
