@@ -497,7 +497,7 @@ impl Engine {
                 login::client_ip(&req),
                 crate::mfa::ResultCode::FailedPrimaryAuth,
             );
-            let audit = self.record(&user, nas.client, ip, result, false, mode, Some(&why));
+            let audit = self.record(now, &user, nas.client, ip, result, false, mode, Some(&why));
             // The upstream's reject goes out as it came, once recorded.
             let to = login::Answering {
                 listener: nas.listener,

@@ -54,6 +54,10 @@ pub struct StoreJob {
     /// A login waits for the answer; `false` for fire-and-forget jobs
     /// (audit, denial, block), whose answers need not come back.
     pub wanted: bool,
+    /// When the engine asked (Unix seconds, from the clock the shell gave
+    /// it): the store decides code windows, lockouts, blocks and bypass
+    /// expiry at this time, never on a clock of its own.
+    pub at: crate::store::UnixTime,
 }
 
 /// The NAS request a login is answering now.
@@ -375,10 +379,11 @@ impl Engine {
     /// Queues `op` for the store without a login waiting for it (a denial,
     /// a block, an audit record). Audit records are answered all the same:
     /// a final answer may wait for one.
-    pub(super) fn store_job(&mut self, op: StoreOp) -> u64 {
+    pub(super) fn store_job(&mut self, now: Instant, op: StoreOp) -> u64 {
         let id = self.logins.id();
         let wanted = matches!(op, StoreOp::Audit(_));
-        self.logins.out.push_back(StoreJob { id, op, wanted });
+        let at = self.logins.unix_at(now);
+        self.logins.out.push_back(StoreJob { id, op, wanted, at });
         id
     }
 
@@ -411,6 +416,7 @@ impl Engine {
             id,
             op,
             wanted: true,
+            at: self.logins.unix_at(now),
         });
         self.logins
             .store_deadlines

@@ -606,10 +606,13 @@ impl Engine {
             };
             return self.finish(now, lid, login, Outcome::accept(code));
         }
-        self.store_job(StoreOp::Denial {
-            user: login.user.clone(),
-            lockout: self.logins.lockout,
-        });
+        self.store_job(
+            now,
+            StoreOp::Denial {
+                user: login.user.clone(),
+                lockout: self.logins.lockout,
+            },
+        );
         let why = if right.is_none() {
             "a PIN was entered but the user has none set"
         } else {
@@ -662,11 +665,14 @@ impl Engine {
         let blocked_for = self.logins.cfg.fraud_block;
         self.stats.inc(Counter::MfaFraudReports);
         warn!(user = %login.user, result = %code, "fraud reported: blocking the user");
-        self.store_job(StoreOp::Block {
-            user: login.user.clone(),
-            reason: format!("fraud reported ({code})"),
-            for_secs: blocked_for.as_secs() as i64,
-        });
+        self.store_job(
+            now,
+            StoreOp::Block {
+                user: login.user.clone(),
+                reason: format!("fraud reported ({code})"),
+                for_secs: blocked_for.as_secs() as i64,
+            },
+        );
         self.logins.fraud.push_back(FraudReport {
             user: login.user.clone(),
             result: code,

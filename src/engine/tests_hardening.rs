@@ -189,7 +189,7 @@ fn logins_pending_at_shutdown_are_recorded() {
     assert!(s.login(1001, 2, "bob", "pw", None).is_empty());
     s.delivered();
     let before = s.audit.len();
-    s.e.shutdown();
+    s.e.shutdown(s.now);
     s.pump();
     let mut ended: Vec<_> = s.audit[before..]
         .iter()

@@ -54,13 +54,16 @@ impl Sim {
             ..Token::totp("alice", TotpParams::default())
         };
         store.add_token(&token, SEED).expect("token");
+        let mut e = Engine::new(
+            &config(extra_mfa),
+            Arc::new(Dictionary::builtin()),
+            [3; 32],
+            now,
+        );
+        // One clock: the store decides at the time the engine stamps.
+        e.set_wall_clock(now, T0);
         Sim {
-            e: Engine::new(
-                &config(extra_mfa),
-                Arc::new(Dictionary::builtin()),
-                [3; 32],
-                now,
-            ),
+            e,
             store,
             now,
             unix: T0,
@@ -87,11 +90,13 @@ impl Sim {
                     self.audit.push(a.clone());
                 }
             }
+            // Each job is decided at the time the engine stamped on it.
+            let at: Vec<i64> = jobs.iter().map(|j| j.at).collect();
             let (ids, ops): (Vec<u64>, Vec<_>) = jobs.into_iter().map(|j| (j.id, j.op)).unzip();
-            for (id, answer) in ids
+            let answers = jobs::stage_batch(&self.store, &ops, &at)
                 .into_iter()
-                .zip(jobs::run_batch(&self.store, &ops, self.unix))
-            {
+                .map(jobs::Outcome::finish);
+            for (id, answer) in ids.into_iter().zip(answers) {
                 self.e.handle_store(self.now, id, answer);
             }
         }
@@ -525,6 +530,7 @@ fn local_primary_mode_checks_the_password_then_the_code() {
     let config = Config::from_toml(&t, Path::new("local.toml")).expect("valid without upstreams");
     let mut s = Sim::new("");
     s.e = Engine::new(&config, Arc::new(Dictionary::builtin()), [4; 32], s.now);
+    s.e.set_wall_clock(s.now, s.unix);
     let mut u = s.store.user("alice").expect("q").expect("found");
     u.password_hash = Some(crate::cli::hash_password(b"pw").expect("hash"));
     s.store.update_user(&u).expect("update");

@@ -95,6 +95,8 @@ const HASH_WORKERS: usize = 2;
 /// into one transaction.
 const STORE_BATCH: usize = 64;
 
+/// The wall clock, read by the shell only: the engine is given it and
+/// stamps each store job with the time it asked.
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -138,11 +140,15 @@ fn store_workers(store: Arc<dyn Store>) -> io::Result<StoreChannels> {
                     Err(_) => break,
                 }
             }
-            let (ids, ops): (Vec<(u64, bool)>, Vec<_>) = jobs
-                .into_iter()
-                .map(|j: StoreJob| ((j.id, j.wanted), j.op))
-                .unzip();
-            let outcomes = jobs::stage_batch(store.as_ref(), &ops, unix_now());
+            let mut ids = Vec::with_capacity(jobs.len());
+            let mut ops = Vec::with_capacity(jobs.len());
+            let mut at = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                ids.push((j.id, j.wanted));
+                ops.push(j.op);
+                at.push(j.at);
+            }
+            let outcomes = jobs::stage_batch(store.as_ref(), &ops, &at);
             let mut answers = Vec::with_capacity(ids.len());
             for ((id, wanted), outcome) in ids.into_iter().zip(outcomes) {
                 match outcome {
@@ -432,7 +438,7 @@ impl Shell {
                 "the store did not answer in time while stopping"
             );
         }
-        self.engine.shutdown();
+        self.engine.shutdown(Instant::now());
         let Some((jobs, mut answers)) = self.store.take() else {
             std::future::poll_fn(|cx| Poll::Ready(self.flush(cx))).await;
             return;
@@ -480,6 +486,8 @@ impl Shell {
         loop {
             let mut progressed = self.flush(cx);
             let now = Instant::now();
+            // Re-anchored every turn, so a stepped system clock is followed.
+            self.engine.set_wall_clock(now, unix_now());
             for (i, sock) in self.listeners.iter().enumerate() {
                 if self.closing {
                     break;

@@ -130,7 +130,7 @@ pub fn run(store: &dyn Store, op: &StoreOp, now: UnixTime) -> StoreAnswer {
 /// Runs a burst of jobs in one store transaction and answers them in order,
 /// password and PIN checks included. See [`stage_batch`].
 pub fn run_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<StoreAnswer> {
-    stage_batch(store, ops, now)
+    stage_batch(store, ops, &vec![now; ops.len()])
         .into_iter()
         .map(Outcome::finish)
         .collect()
@@ -187,11 +187,15 @@ impl HashCheck {
 /// are read inside it and come back as [`Outcome::Hash`], so the slow argon2
 /// work never holds the database. If the commit fails, every job in the
 /// burst fails closed, because none of what it wrote was kept.
-pub fn stage_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<Outcome> {
+///
+/// `at[i]` is when the engine asked `ops[i]`: each is decided at that time
+/// (code windows, lockouts, blocks, bypass expiry), not on the store's clock.
+pub fn stage_batch(store: &dyn Store, ops: &[StoreOp], at: &[UnixTime]) -> Vec<Outcome> {
+    debug_assert_eq!(ops.len(), at.len());
     let mut staged: Vec<Result<Staged, StoreError>> = Vec::with_capacity(ops.len());
     let committed = store.batch(&mut || {
         staged.clear();
-        staged.extend(ops.iter().map(|op| stage(store, op, now)));
+        staged.extend(ops.iter().zip(at).map(|(op, &now)| stage(store, op, now)));
     });
     if let Err(e) = committed {
         log_failed_commit(&e, ops.len());

@@ -161,6 +161,7 @@ impl Engine {
         };
         let (client, client_ip) = (login.client, login.client_ip.clone());
         let audit = self.record(
+            now,
             &login.user,
             client,
             client_ip,
@@ -188,6 +189,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(in crate::engine) fn record(
         &mut self,
+        now: Instant,
         user: &str,
         client: usize,
         client_ip: Option<String>,
@@ -197,7 +199,7 @@ impl Engine {
         reason: Option<&str>,
     ) -> u64 {
         let record = AuditRecord {
-            at: 0,
+            at: self.logins.unix_at(now),
             user: user.to_owned(),
             result,
             accepted,
@@ -220,7 +222,7 @@ impl Engine {
             "login"
         );
         self.stats.login(result, accepted);
-        self.store_job(StoreOp::Audit(record))
+        self.store_job(now, StoreOp::Audit(record))
     }
 
     /// A wrong local password: a delayed reject, like the upstream's would
@@ -228,7 +230,7 @@ impl Engine {
     pub(in crate::engine) fn reject_first_factor(&mut self, now: Instant, login: Login) {
         let (client, ip) = (login.client, login.client_ip.clone());
         let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
-        let audit = self.record(&login.user, client, ip, result, false, "password", why);
+        let audit = self.record(now, &login.user, client, ip, result, false, "password", why);
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let reply = self.reject_reply(login.client, &req, None);
@@ -427,7 +429,7 @@ impl Engine {
                 self.release_oob(&mut login);
                 let (client, ip) = (login.client, login.client_ip.take());
                 let why = Some("no code entered in time");
-                self.record(&login.user, client, ip, result, false, mode, why);
+                self.record(now, &login.user, client, ip, result, false, mode, why);
             }
         }
     }
@@ -438,7 +440,7 @@ impl Engine {
     /// The NAS is not answered: it fails over to its next server. Rejects
     /// still waiting out `reject_delay` are sent now. The shell then runs
     /// the store jobs this queues before it exits.
-    pub fn shutdown(&mut self) {
+    pub fn shutdown(&mut self, now: Instant) {
         // Rejects waiting out `reject_delay` leave now.
         while let Some(Reverse((_, id))) = self.logins.delayed.pop() {
             if let Some((tx, _)) = self.logins.delayed_tx.remove(&id) {
@@ -462,7 +464,7 @@ impl Engine {
             let (client, ip) = (login.client, login.client_ip.take());
             let why = Some("the proxy stopped before the login ended");
             let result = ResultCode::FailedServerError;
-            self.record(&login.user, client, ip, result, false, mode, why);
+            self.record(now, &login.user, client, ip, result, false, mode, why);
         }
     }
 
