@@ -258,6 +258,7 @@ impl Store for MemoryStore {
             phone: None,
             has_pin: false,
             language: None,
+            groups: Vec::new(),
         }))
     }
     fn open_seed(&self, _: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {

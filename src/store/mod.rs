@@ -101,6 +101,10 @@ pub struct User {
     /// The language of the user's prompts, calls and texts (`[messages.LANG]`);
     /// `None`: `[mfa] language`.
     pub language: Option<String>,
+    /// The groups the user is in, by name as given: compared without case,
+    /// sorted and without duplicates (see [`normalize_groups`]; the store
+    /// applies it on writing and reading).
+    pub groups: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,8 +171,18 @@ impl User {
             blocked_until: None,
             pin_hash: None,
             language: None,
+            groups: Vec::new(),
         }
     }
+}
+
+/// Group names as a [`User`] holds them: sorted without case, and of names
+/// equal without case only the first given kept.
+pub fn normalize_groups(mut groups: Vec<String>) -> Vec<String> {
+    // Stable: of names equal without case, the one given first stays first.
+    groups.sort_by_cached_key(|g| g.to_lowercase());
+    groups.dedup_by(|later, kept| later.to_lowercase() == kept.to_lowercase());
+    groups
 }
 
 impl Token {
@@ -231,6 +245,8 @@ pub struct LoginState {
     /// Has a PIN: PIN mode for calls, code-and-PIN for SMS.
     pub has_pin: bool,
     pub language: Option<String>,
+    /// The user's groups, as [`User::groups`].
+    pub groups: Vec<String>,
 }
 
 /// The store's contract. See the module documentation.

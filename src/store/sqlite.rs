@@ -94,6 +94,15 @@ ALTER TABLE users ADD COLUMN language TEXT;
 DROP INDEX audit_user_at;
 CREATE INDEX audit_at ON audit(at);
 "#,
+    // The groups a user is in, which policies match. Names compare without
+    // case, as user names do; the user's rows go with the user.
+    r#"
+CREATE TABLE user_groups (
+    user TEXT NOT NULL COLLATE NOCASE REFERENCES users(name) ON DELETE CASCADE,
+    name TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (user, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -166,16 +175,7 @@ impl SqliteStore {
                 supported,
             });
         }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(m)?;
-            tx.execute("DELETE FROM schema_version", [])?;
-            tx.execute(
-                "INSERT INTO schema_version (version) VALUES (?1)",
-                [i as i64 + 1],
-            )?;
-            tx.commit()?;
-        }
+        migrate(&conn, version as usize, MIGRATIONS.len())?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             batch: Mutex::new(()),
@@ -200,6 +200,36 @@ impl SqliteStore {
         // every statement is atomic. Carry on with the connection.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Runs the migrations that take a database at schema version `from` to
+/// `to`, each in a transaction of its own that records the version reached.
+fn migrate(conn: &Connection, from: usize, to: usize) -> Result<(), StoreError> {
+    for (i, m) in MIGRATIONS.iter().enumerate().take(to).skip(from) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(m)?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Replaces the groups of `user` (who exists) with `groups`, normalized.
+fn set_groups(c: &Connection, user: &str, groups: &[String]) -> Result<(), StoreError> {
+    x(c, "DELETE FROM user_groups WHERE user = ?1", [user])?;
+    for g in normalize_groups(groups.to_vec()) {
+        // The user's name as stored, whatever the case of `user`.
+        x(
+            c,
+            "INSERT INTO user_groups (user, name) SELECT name, ?2 FROM users WHERE name = ?1",
+            params![user, g],
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs `f` all or nothing. A savepoint rather than a transaction, so it
@@ -237,6 +267,19 @@ fn x(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<us
     c.prepare_cached(sql)?.execute(p)
 }
 
+/// A column that holds a JSON document (an aggregate of several rows).
+fn json_at<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// A user's groups from a JSON array of their names.
+fn groups_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
+    json_at(r, i).map(normalize_groups)
+}
+
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let method: String = r.get(3)?;
     Ok(User {
@@ -249,11 +292,15 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         blocked_until: r.get(6)?,
         pin_hash: r.get(7)?,
         language: r.get(8)?,
+        groups: groups_at(r, 9)?,
     })
 }
 
+/// The columns of [`user_from_row`], from `users u`; the groups as a JSON
+/// array.
 const USER_COLS: &str =
-    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language";
+    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language,
+ (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name)";
 
 fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     token_at(r, 0)
@@ -309,11 +356,12 @@ const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 0),
                  WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
          COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
          u.method, u.phone, u.pin_hash IS NOT NULL, u.language,
+         (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name),
          t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
   FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
   WHERE u.name = ?1 COLLATE NOCASE ORDER BY t.id";
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-const LOGIN_STATE_TOKEN_AT: usize = 7;
+const LOGIN_STATE_TOKEN_AT: usize = 8;
 
 /// Claims a step of a token: changes one row, or none if the step was used,
 /// if the token was removed since the login read it, or if it is pending.
@@ -363,48 +411,53 @@ impl Store for SqliteStore {
     }
 
     fn add_user(&self, u: &User) -> Result<(), StoreError> {
-        let r = x(
-            &self.conn(),
-            "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                u.name,
-                u.email,
-                u.phone,
-                u.method.as_str(),
-                u.password_hash,
-                u.created_at,
-                u.pin_hash,
-                u.language
-            ],
-        );
-        match r {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::UserExists(u.name.clone()))
-            }
-            r => r.map(|_| ()).map_err(Into::into),
-        }
+        atomic(&self.conn(), |tx| {
+            let r = x(
+                tx,
+                "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    u.name,
+                    u.email,
+                    u.phone,
+                    u.method.as_str(),
+                    u.password_hash,
+                    u.created_at,
+                    u.pin_hash,
+                    u.language
+                ],
+            );
+            match r {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::UserExists(u.name.clone()));
+                }
+                r => r?,
+            };
+            set_groups(tx, &u.name, &u.groups)
+        })
     }
 
     fn update_user(&self, u: &User) -> Result<(), StoreError> {
-        let n = x(
-            &self.conn(),
-            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
-            params![
-                u.name,
-                u.email,
-                u.phone,
-                u.method.as_str(),
-                u.password_hash,
-                u.pin_hash,
-                u.language
-            ],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchUser(u.name.clone()));
-        }
-        Ok(())
+        atomic(&self.conn(), |tx| {
+            let n = x(
+                tx,
+                "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
+                params![
+                    u.name,
+                    u.email,
+                    u.phone,
+                    u.method.as_str(),
+                    u.password_hash,
+                    u.pin_hash,
+                    u.language
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NoSuchUser(u.name.clone()));
+            }
+            set_groups(tx, &u.name, &u.groups)
+        })
     }
 
     fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
@@ -414,7 +467,7 @@ impl Store for SqliteStore {
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
         Ok(q(
             &self.conn(),
-            &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
+            &format!("SELECT {USER_COLS} FROM users u WHERE name = ?1"),
             [name],
             user_from_row,
         )
@@ -423,7 +476,7 @@ impl Store for SqliteStore {
 
     fn users(&self) -> Result<Vec<User>, StoreError> {
         let c = self.conn();
-        let mut st = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY name"))?;
+        let mut st = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u ORDER BY name"))?;
         let rows = st.query_map([], user_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -662,6 +715,7 @@ impl Store for SqliteStore {
                     phone: r.get(4)?,
                     has_pin: r.get(5)?,
                     language: r.get(6)?,
+                    groups: groups_at(r, 7)?,
                 }),
             };
             if r.get::<_, Option<i64>>(LOGIN_STATE_TOKEN_AT)?.is_some() {
@@ -832,6 +886,150 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_kept_sorted_without_duplicates_and_replaced_whole() {
+        let s = store();
+        let groups = |v: &[&str]| v.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+        s.add_user(&User {
+            groups: groups(&["vpn", "Admins", "VPN", "Ärzte", "ärzte", "b"]),
+            ..user("Gina")
+        })
+        .expect("add");
+        let stored = s.user("gina").expect("q").expect("found");
+        assert_eq!(stored.groups, groups(&["Admins", "b", "vpn", "Ärzte"]));
+        assert_eq!(s.users().expect("list")[0].groups, stored.groups);
+        assert_eq!(
+            s.login_state("GINA", 0)
+                .expect("state")
+                .expect("user")
+                .groups,
+            stored.groups
+        );
+        // Written under another case of the name: the user's rows all the same.
+        s.update_user(&User {
+            groups: groups(&["Ops"]),
+            ..stored.clone()
+        })
+        .expect("update");
+        s.update_user(&User {
+            name: "GINA".into(),
+            groups: groups(&["Ops", "net"]),
+            ..stored.clone()
+        })
+        .expect("update");
+        assert_eq!(
+            s.user("gina").expect("q").expect("found").groups,
+            groups(&["net", "Ops"])
+        );
+        s.update_user(&User {
+            groups: Vec::new(),
+            ..stored.clone()
+        })
+        .expect("clear");
+        assert!(s.user("gina").expect("q").expect("found").groups.is_empty());
+        // Another user's groups are their own; a removed user's go with it.
+        s.add_user(&User {
+            groups: groups(&["net"]),
+            ..user("hal")
+        })
+        .expect("add");
+        s.update_user(&User {
+            groups: groups(&["net"]),
+            ..stored
+        })
+        .expect("update");
+        assert!(s.remove_user("hal").expect("rm"));
+        assert_eq!(
+            s.user("gina").expect("q").expect("found").groups,
+            groups(&["net"])
+        );
+        let rows: i64 = s
+            .conn()
+            .query_row("SELECT COUNT(*) FROM user_groups", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, 1, "hal's row went with hal");
+        // A user that cannot be added leaves no groups behind.
+        assert!(matches!(
+            s.add_user(&User {
+                groups: groups(&["intruders"]),
+                ..user("GINA")
+            }),
+            Err(StoreError::UserExists(_))
+        ));
+        assert_eq!(
+            s.user("gina").expect("q").expect("found").groups,
+            groups(&["net"])
+        );
+    }
+
+    /// A database as an older program left it: the migrations up to
+    /// `version` only.
+    fn database_at_version(path: &Path, version: usize) -> Connection {
+        let c = Connection::open(path).expect("open");
+        c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .expect("version table");
+        migrate(&c, 0, version).expect("migrate");
+        c
+    }
+
+    #[test]
+    fn an_older_schema_upgrades_in_place_with_its_data() {
+        // From each version since the one before groups.
+        for version in 6..MIGRATIONS.len() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = dir.path().join("old.db");
+            let key = SeedKey::from_bytes(&[5; 32]);
+            {
+                let c = database_at_version(&p, version);
+                c.execute_batch(
+                    "INSERT INTO users (name, email, phone, method, created_at, blocked_until, language)
+                     VALUES ('Olga', 'olga@example.org', '+4930123456', 'sms', 42, 9999, 'de');
+                     INSERT INTO lockouts (user, denials, first_denial) VALUES ('olga', 2, 40);",
+                )
+                .expect("rows");
+                c.execute(
+                    "INSERT INTO tokens (user, kind, seed, algorithm, digits, step, active)
+                     VALUES ('Olga', 'totp', ?1, 'SHA1', 6, 30, 1)",
+                    [key.seal("olga", b"old-seed")],
+                )
+                .expect("token");
+            }
+            let s = SqliteStore::open(&p, key).expect("upgrades");
+            let found: i64 = s
+                .conn()
+                .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                .expect("version");
+            assert_eq!(found, MIGRATIONS.len() as i64, "from {version}");
+            let olga = s.user("olga").expect("q").expect("kept");
+            assert_eq!(
+                (
+                    olga.email.as_deref(),
+                    olga.method,
+                    olga.created_at,
+                    olga.language.as_deref()
+                ),
+                (Some("olga@example.org"), Method::Sms, 42, Some("de"))
+            );
+            assert!(olga.groups.is_empty());
+            assert_eq!(s.blocked_until("olga", 100).expect("b"), Some(9999));
+            let t = &s.tokens("olga").expect("tokens")[0];
+            assert_eq!(&s.token_seed(t).expect("seed")[..], b"old-seed");
+            // The new tables work, and survive a reopen.
+            s.update_user(&User {
+                groups: vec!["vpn".into()],
+                ..olga
+            })
+            .expect("groups");
+            drop(s);
+            let s = SqliteStore::open(&p, SeedKey::from_bytes(&[5; 32])).expect("reopen");
+            assert_eq!(
+                s.user("olga").expect("q").expect("kept").groups,
+                ["vpn"],
+                "from {version}"
+            );
+        }
+    }
+
+    #[test]
     fn seeds_are_sealed_and_steps_claimed_once() {
         let s = store();
         s.add_user(&user("bob")).expect("add");
@@ -988,6 +1186,7 @@ mod tests {
             phone: None,
             has_pin: false,
             language: None,
+            groups: Vec::new(),
         };
         assert_eq!(state(&s), Some(plain.clone()));
         let id = s
