@@ -19,7 +19,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::mfa::otp::{Algorithm, TotpParams};
-use crate::mfa::{LockoutPolicy, Method, ResultCode};
+use crate::mfa::{LockoutPolicy, Method, Remembered, ResultCode};
 pub use seal::SeedKey;
 pub use sqlite::SqliteStore;
 
@@ -247,6 +247,9 @@ pub struct LoginState {
     pub language: Option<String>,
     /// The user's groups, as [`User::groups`].
     pub groups: Vec<String>,
+    /// All the user's remembered logins, as [`Store::remembered`] lists
+    /// them; which of them count is the policy's to decide.
+    pub remembered: Vec<Remembered>,
 }
 
 /// The store's contract. See the module documentation.
@@ -263,6 +266,7 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     fn add_user(&self, user: &User) -> Result<(), StoreError>;
     fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Removes the user with the user's tokens, groups and remembered logins.
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
     fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
     fn users(&self) -> Result<Vec<User>, StoreError>;
@@ -283,7 +287,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// one) first.
     fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError>;
 
-    /// Counts a denial; returns `Some(until)` when this denial locks the user.
+    /// Counts a denial; returns `Some(until)` when this denial locks the
+    /// user, which also forgets the user's remembered logins.
     fn record_denial(
         &self,
         user: &str,
@@ -293,6 +298,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn clear_denials(&self, user: &str) -> Result<(), StoreError>;
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
 
+    /// Blocks the user until `until` and forgets the user's remembered
+    /// logins, in one transaction. An administrator's block and a fraud
+    /// report both come here.
     fn block(
         &self,
         user: &str,
@@ -306,6 +314,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// unknown user, in one query: this runs for every login.
     fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError>;
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Remembers a login of `user`: one row per auth type, application and
+    /// address, whose time becomes `r.at` (never earlier than it was). Then
+    /// forgets the user's logins from before `keep_since`, so a user's rows
+    /// stay few. Remembers nothing, without an error, for an unknown user,
+    /// and for one blocked or locked after `r.at`: a block or lockout that
+    /// came between the second factor and this call has revoked it.
+    fn remember(&self, user: &str, r: &Remembered, keep_since: UnixTime) -> Result<(), StoreError>;
+    /// Forgets all of the user's remembered logins; returns how many (an
+    /// unknown user is [`StoreError::NoSuchUser`]). [`Store::block`], a denial that locks the user
+    /// ([`Store::record_denial`]) and [`Store::remove_user`] do too.
+    fn forget(&self, user: &str) -> Result<usize, StoreError>;
+    /// The user's remembered logins, newest first (then by auth type,
+    /// application and address); none for an unknown user.
+    fn remembered(&self, user: &str) -> Result<Vec<Remembered>, StoreError>;
 
     fn add_bypass(
         &self,
