@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mfa_proxy::mfa::otp::TotpParams;
-use mfa_proxy::mfa::{LockoutPolicy, Method};
+use mfa_proxy::mfa::{LockoutPolicy, Method, Remembered};
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
 use mfa_proxy::store::{
     AuditRecord, HistoryEntry, LoginState, SealedSeed, Seed, Store, StoreError, Token, TokenKind,
@@ -258,6 +258,8 @@ impl Store for MemoryStore {
             phone: None,
             has_pin: false,
             language: None,
+            groups: Vec::new(),
+            remembered: Vec::new(),
         }))
     }
     fn open_seed(&self, _: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
@@ -294,6 +296,10 @@ impl Store for MemoryStore {
         Ok(None)
     }
     fn clear_denials(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A login may remember itself; this store keeps nothing.
+    fn remember(&self, _: &str, _: &Remembered, _: UnixTime) -> Result<(), StoreError> {
         Ok(())
     }
     fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
@@ -352,6 +358,12 @@ impl Store for MemoryStore {
         not_here()
     }
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        not_here()
+    }
+    fn forget(&self, _: &str) -> Result<usize, StoreError> {
+        not_here()
+    }
+    fn remembered(&self, _: &str) -> Result<Vec<Remembered>, StoreError> {
         not_here()
     }
     fn add_bypass(&self, _: &str, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {

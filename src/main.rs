@@ -156,9 +156,17 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     email,
                     phone,
                     password_stdin,
+                    groups,
                 } => {
+                    let groups = groups
+                        .as_deref()
+                        .map(cli::parse_groups)
+                        .transpose()
+                        .map_err(fail)?
+                        .unwrap_or_default();
                     let password = password_stdin.then(stdin_line).transpose()?;
-                    cli::user_add(&store, &name, email, phone, password, now).map_err(fail)?;
+                    cli::user_add(&store, &name, email, phone, password, groups, now)
+                        .map_err(fail)?;
                     println!("added {name}");
                 }
                 UserCmd::Set {
@@ -167,7 +175,13 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     phone,
                     pin_stdin,
                     language,
+                    groups,
                 } => {
+                    let groups = groups
+                        .as_deref()
+                        .map(cli::parse_groups)
+                        .transpose()
+                        .map_err(fail)?;
                     let pin = pin_stdin.then(stdin_line).transpose()?;
                     cli::user_set(
                         &store,
@@ -176,6 +190,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         phone.as_deref(),
                         pin,
                         language.as_deref(),
+                        groups,
                     )
                     .map_err(fail)?;
                     println!("updated {name}");
@@ -192,6 +207,13 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 UserCmd::List => cli::user_list(&store, &mut out).map_err(fail)?,
                 UserCmd::Show { name } => {
                     cli::user_show(&store, &name, now, &mut out).map_err(fail)?
+                }
+                UserCmd::Forget { name } => {
+                    let n = store.forget(&name).map_err(|e| fail(e.into()))?;
+                    println!(
+                        "revoked {n} remembered login{} of {name}",
+                        if n == 1 { "" } else { "s" }
+                    );
                 }
                 UserCmd::Remove { name } => {
                     if !store.remove_user(&name).map_err(|e| fail(e.into()))? {

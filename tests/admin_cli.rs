@@ -6,7 +6,9 @@ mod common;
 use std::process::Output;
 
 use common::*;
+use mfa_proxy::mfa::Remembered;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+use mfa_proxy::store::Store;
 
 struct Site {
     dir: tempfile::TempDir,
@@ -260,6 +262,93 @@ fn user_set_method_phone_and_pin() {
     assert!(
         site.ok(&["user", "show", "erik"])
             .contains("language:  (default)")
+    );
+}
+
+#[test]
+fn user_groups_and_forgetting_remembered_logins() {
+    let site = Site::new();
+    site.ok(&["user", "add", "fay", "--groups", "vpn, Admins,VPN"]);
+    let show = site.ok(&["user", "show", "fay"]);
+    assert!(
+        show.contains("groups:    Admins, vpn\n") && show.contains("remembered: none\n"),
+        "{show}"
+    );
+    // --groups replaces them; a bad list changes nothing, nor adds a user.
+    site.ok(&["user", "set", "fay", "--groups", "ops"]);
+    let o = site.run(&["user", "set", "fay", "--groups", "ops,,vpn"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("is not a list of groups"),
+        "{}",
+        text(&o)
+    );
+    let o = site.run(&["user", "add", "gus", "--groups", "vpn,"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("is not a list of groups"),
+        "{}",
+        text(&o)
+    );
+    assert!(!site.ok(&["user", "list"]).contains("gus"));
+    assert!(
+        site.ok(&["user", "show", "fay"])
+            .contains("groups:    ops\n")
+    );
+    let users = site.ok(&["report", "users", "--format", "csv"]);
+    assert!(
+        users.starts_with("user,mfa,default_method,methods,groups\n")
+            && users.contains("fay,not registered,totp,none,ops\n"),
+        "{users}"
+    );
+    let users = site.ok(&["report", "users", "--format", "json"]);
+    assert!(users.contains("\"groups\":\"ops\""), "{users}");
+    site.ok(&["user", "set", "fay", "--groups", ""]);
+    assert!(
+        site.ok(&["user", "show", "fay"])
+            .contains("groups:    (none)\n")
+    );
+
+    // Two remembered logins, as a proxy's logins record them.
+    {
+        let data = site.dir.path().join("data");
+        let store =
+            mfa_proxy::store::file::open_existing(&data.join("mfa.db"), &data.join("seed.key"))
+                .expect("store");
+        for (app, address, at) in [
+            ("vpn", Some("192.0.2.7"), 1_700_000_000),
+            ("wifi", None, 1_700_000_100),
+        ] {
+            let r = Remembered {
+                auth_type: "pap".into(),
+                app: app.into(),
+                address: address.map(Into::into),
+                at,
+            };
+            store.remember("fay", &r, 0).expect("remember");
+        }
+    }
+    let show = site.ok(&["user", "show", "fay"]);
+    assert!(
+        show.contains(
+            "remembered: auth pap, app wifi, address -, at 2023-11-14T22:15:00Z\n\
+             \x20           auth pap, app vpn, address 192.0.2.7, at 2023-11-14T22:13:20Z\n"
+        ),
+        "{show}"
+    );
+    let out = site.ok(&["user", "forget", "FAY"]);
+    assert_eq!(out, "revoked 2 remembered logins of FAY\n");
+    assert!(
+        site.ok(&["user", "show", "fay"])
+            .contains("remembered: none\n")
+    );
+    assert_eq!(
+        site.ok(&["user", "forget", "fay"]),
+        "revoked 0 remembered logins of fay\n"
+    );
+    let o = site.run(&["user", "forget", "nobody"], None);
+    assert!(
+        !o.status.success() && text(&o).contains("no user named \"nobody\""),
+        "{}",
+        text(&o)
     );
 }
 

@@ -79,7 +79,8 @@ pub enum Command {
     },
     /// Manage users.
     ///
-    /// Add, change, list, show, remove and import the users of the store.
+    /// Add, change, list, show, remove and import the users of the store, and
+    /// forget their remembered logins.
     #[command(after_help = "Example:\n  mfa-proxy user add alice --email alice@example.org")]
     User {
         /// The configuration file, which names the store.
@@ -186,6 +187,7 @@ pub enum UserCmd {
     /// `[primary] mode = "local"`); it is stored as an argon2id hash.
     #[command(after_help = "Examples:\n  \
         mfa-proxy user add alice --email alice@example.org --phone +4930123456\n  \
+        mfa-proxy user add bob --groups vpn,admins\n  \
         echo 'alice-pass' | mfa-proxy user add alice --password-stdin")]
     Add {
         /// The user's name, as the NAS sends it in User-Name.
@@ -199,11 +201,15 @@ pub enum UserCmd {
         /// Read a local password from standard input (one line).
         #[arg(long)]
         password_stdin: bool,
+        /// The groups the user is in, separated by commas (policies match them).
+        #[arg(long)]
+        groups: Option<String>,
     },
-    /// Change a user's default method, phone number, call PIN or language.
+    /// Change a user's default method, phone number, call PIN, language or groups.
     #[command(after_help = "Examples:\n  \
         mfa-proxy user set alice --method call --phone +4930123456\n  \
-        echo 4711 | mfa-proxy user set alice --pin-stdin")]
+        echo 4711 | mfa-proxy user set alice --pin-stdin\n  \
+        mfa-proxy user set alice --groups vpn,admins")]
     Set {
         /// The user's name.
         name: String,
@@ -219,19 +225,32 @@ pub enum UserCmd {
         /// The language of the user's prompts, calls and texts ([messages.LANG]); "" for the default.
         #[arg(long)]
         language: Option<String>,
+        /// The groups the user is in, separated by commas, replacing those
+        /// set before; "" for none.
+        #[arg(long)]
+        groups: Option<String>,
     },
     /// List the users with their email, phone and methods.
     #[command(after_help = "Example:\n  mfa-proxy user list --config /etc/mfa-proxy/proxy.toml")]
     List,
-    /// Show one user: methods, tokens, block and lockout.
+    /// Show one user: methods, tokens, groups, block, lockout and remembered logins.
     #[command(after_help = "Example:\n  mfa-proxy user show alice")]
     Show {
         /// The user's name.
         name: String,
     },
-    /// Remove a user and the user's tokens.
+    /// Remove a user with the user's tokens, groups and remembered logins.
     #[command(after_help = "Example:\n  mfa-proxy user remove alice")]
     Remove {
+        /// The user's name.
+        name: String,
+    },
+    /// Revoke every remembered login of a user.
+    ///
+    /// The user's next login asks for the second factor again, wherever it
+    /// comes from. Prints how many were revoked.
+    #[command(after_help = "Example:\n  mfa-proxy user forget alice")]
+    Forget {
         /// The user's name.
         name: String,
     },

@@ -35,7 +35,7 @@ pub fn user_import(
             return Err(invalid("expected 3 fields"));
         };
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        user_add(store, name, opt(email), opt(phone), None, now)
+        user_add(store, name, opt(email), opt(phone), None, Vec::new(), now)
     })
 }
 
@@ -262,7 +262,7 @@ fn import_token_row(
         .collect::<Vec<_>>()
         .join(" ");
     if store.user(upn)?.is_none() {
-        user_add(store, upn, None, None, None, now)?;
+        user_add(store, upn, None, None, None, Vec::new(), now)?;
     }
     let held = store
         .tokens(upn)?
@@ -328,8 +328,19 @@ mod tests {
     #[test]
     fn validation_and_import_report_errors() {
         let s = store();
-        assert!(user_add(&s, "has space", None, None, None, 0).is_err());
-        assert!(user_add(&s, "bob", None, Some("555-1234".into()), None, 0).is_err());
+        assert!(user_add(&s, "has space", None, None, None, Vec::new(), 0).is_err());
+        assert!(
+            user_add(
+                &s,
+                "bob",
+                None,
+                Some("555-1234".into()),
+                None,
+                Vec::new(),
+                0
+            )
+            .is_err()
+        );
         let (n, errors) = user_import(
             &s,
             "name,email,phone\nhelga@contoso.com,helga@contoso.com,+4930123456\nbad name,,\nhelga@contoso.com,,\nkim,,+821012345678\n",
@@ -436,7 +447,7 @@ mod tests {
     #[test]
     fn hardware_tokens_import_and_hotp_resync() {
         let s = store();
-        user_add(&s, "helga@contoso.com", None, None, None, 0).expect("add");
+        user_add(&s, "helga@contoso.com", None, None, None, Vec::new(), 0).expect("add");
         // RFC 4226's test secret, in Base32 and in hex.
         let b32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
         let csv = format!(

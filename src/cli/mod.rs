@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::mfa::Method;
 use crate::mfa::otp::{self, TotpParams, Verdict};
-use crate::store::{Store, StoreError, Token, TokenKind, UnixTime, User};
+use crate::store::{Store, StoreError, Token, TokenKind, UnixTime, User, normalize_groups};
 
 pub mod args;
 mod import;
@@ -55,6 +55,30 @@ pub fn check_user_name(name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// The groups of `--groups`: names separated by commas, spaces around each
+/// ignored; `""` is none. A name is 1 to 253 characters without control
+/// characters (groups also come in RADIUS attributes). Returned sorted
+/// and without duplicates, as the store keeps them.
+pub fn parse_groups(list: &str) -> Result<Vec<String>, AdminError> {
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let groups = list
+        .split(',')
+        .map(str::trim)
+        .map(|g| {
+            if g.is_empty() || g.len() > 253 || g.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "\"{}\" is not a list of groups: names of 1 to 253 characters without control characters, separated by commas, e.g. vpn,admins",
+                    list.escape_default()
+                )));
+            }
+            Ok(g.to_owned())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(normalize_groups(groups))
+}
+
 /// Phone numbers: see [`crate::mfa::check_phone`].
 pub fn check_phone(phone: &str) -> Result<(), AdminError> {
     crate::mfa::check_phone(phone).map_err(|_| {
@@ -82,6 +106,7 @@ pub fn user_add(
     email: Option<String>,
     phone: Option<String>,
     password: Option<Zeroizing<String>>,
+    groups: Vec<String>,
     now: UnixTime,
 ) -> Result<(), AdminError> {
     check_user_name(name)?;
@@ -100,13 +125,15 @@ pub fn user_add(
         phone,
         password_hash,
         created_at: now,
+        groups,
         ..User::new(name, Method::Totp)
     })?;
     Ok(())
 }
 
-/// Changes a user's default method, phone number (`""` removes it) or call
-/// PIN (4 to 8 digits, stored as an argon2id hash; `""` removes it).
+/// Changes a user's default method, phone number (`""` removes it), call
+/// PIN (4 to 8 digits, stored as an argon2id hash; `""` removes it),
+/// language or groups (replaced by those given, see [`parse_groups`]).
 pub fn user_set(
     store: &dyn Store,
     name: &str,
@@ -114,6 +141,7 @@ pub fn user_set(
     phone: Option<&str>,
     pin: Option<Zeroizing<String>>,
     language: Option<&str>,
+    groups: Option<Vec<String>>,
 ) -> Result<(), AdminError> {
     let mut u = store
         .user(name)?
@@ -149,6 +177,9 @@ pub fn user_set(
                 ))
             })?)
         };
+    }
+    if let Some(g) = groups {
+        u.groups = g;
     }
     if matches!(u.method, Method::Call | Method::Sms) && u.phone.is_none() {
         return Err(invalid(format!(
@@ -242,6 +273,11 @@ pub fn user_show(
         }
     )?;
     writeln!(out, "tokens:    {}", methods(store, &u.name)?)?;
+    if u.groups.is_empty() {
+        writeln!(out, "groups:    (none)")?;
+    } else {
+        writeln!(out, "groups:    {}", u.groups.join(", "))?;
+    }
     writeln!(out, "created:   {}", show_time(u.created_at))?;
     match store.blocked_until(&u.name, now)? {
         Some(t) => writeln!(out, "blocked:   until {}", show_time(t))?,
@@ -249,6 +285,28 @@ pub fn user_show(
     }
     if let Some(t) = store.locked_until(&u.name, now)? {
         writeln!(out, "locked:    until {}", show_time(t))?;
+    }
+    let remembered = store.remembered(&u.name)?;
+    if remembered.is_empty() {
+        writeln!(out, "remembered: none")?;
+    }
+    for (i, r) in remembered.iter().enumerate() {
+        // What a NAS sent: shown escaped, never as terminal controls.
+        writeln!(
+            out,
+            "{}auth {}, app {}, address {}, at {}",
+            if i == 0 {
+                "remembered: "
+            } else {
+                "            "
+            },
+            r.auth_type.escape_debug(),
+            r.app.escape_debug(),
+            r.address
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |a| a.escape_debug().to_string()),
+            show_time(r.at)
+        )?;
     }
     Ok(())
 }
@@ -431,7 +489,16 @@ mod tests {
     #[test]
     fn enroll_then_activate_with_the_apps_code() {
         let s = store();
-        user_add(&s, "alice", Some("alice@example.org".into()), None, None, 0).expect("add");
+        user_add(
+            &s,
+            "alice",
+            Some("alice@example.org".into()),
+            None,
+            None,
+            Vec::new(),
+            0,
+        )
+        .expect("add");
         let e = totp_enroll(&s, "alice", "mfa-proxy test").expect("enroll");
         assert!(
             e.uri
@@ -471,6 +538,63 @@ mod tests {
     }
 
     #[test]
+    fn groups_parse_from_a_comma_list() {
+        assert_eq!(
+            parse_groups(" vpn , Admins,VPN,Domain Users").expect("parse"),
+            ["Admins", "Domain Users", "vpn"]
+        );
+        assert!(parse_groups("").expect("none").is_empty());
+        assert!(parse_groups("  ").expect("none").is_empty());
+        for bad in ["vpn,,admins", "vpn,", ",", "bell\u{7}", &"g".repeat(254)] {
+            let e = parse_groups(bad).expect_err(bad).to_string();
+            assert!(e.contains("is not a list of groups"), "{e}");
+        }
+        assert_eq!(parse_groups(&"g".repeat(253)).expect("253").len(), 1);
+    }
+
+    #[test]
+    fn show_prints_groups_and_remembered_logins() {
+        let s = store();
+        let show = |s: &SqliteStore| {
+            let mut out = Vec::new();
+            user_show(s, "ute", 0, &mut out).expect("show");
+            String::from_utf8(out).expect("utf8")
+        };
+        user_add(&s, "ute", None, None, None, Vec::new(), 0).expect("add");
+        let text = show(&s);
+        assert!(
+            text.contains("groups:    (none)\n") && text.contains("remembered: none\n"),
+            "{text}"
+        );
+        let groups = parse_groups("vpn,admins").expect("parse");
+        user_set(&s, "UTE", None, None, None, None, Some(groups)).expect("set");
+        for (app, address, at) in [
+            ("vpn", Some("192.0.2.7"), 1_700_000_000),
+            ("evil\u{1b}[2J", None, 1_700_000_100),
+        ] {
+            let r = crate::mfa::Remembered {
+                auth_type: "pap".into(),
+                app: app.into(),
+                address: address.map(Into::into),
+                at,
+            };
+            s.remember("ute", &r, 0).expect("remember");
+        }
+        let text = show(&s);
+        assert!(text.contains("groups:    admins, vpn\n"), "{text}");
+        assert!(
+            text.contains(
+                "remembered: auth pap, app evil\\u{1b}[2J, address -, at 2023-11-14T22:15:00Z\n\
+                 \x20           auth pap, app vpn, address 192.0.2.7, at 2023-11-14T22:13:20Z\n"
+            ),
+            "newest first, times as elsewhere, a NAS's text escaped: {text}"
+        );
+        assert!(!text.contains('\u{1b}'));
+        user_set(&s, "ute", None, None, None, None, Some(Vec::new())).expect("clear");
+        assert!(show(&s).contains("groups:    (none)\n"));
+    }
+
+    #[test]
     fn local_password_is_an_argon2id_hash() {
         let s = store();
         user_add(
@@ -479,6 +603,7 @@ mod tests {
             None,
             None,
             Some(Zeroizing::new("s3cret-pw".into())),
+            Vec::new(),
             0,
         )
         .expect("add");

@@ -188,12 +188,13 @@ pub fn report_users(
             .to_owned(),
             u.method.as_str().to_owned(),
             methods(store, &u.name)?,
+            u.groups.join(", "),
         ]);
     }
     write_rows(
         out,
         format,
-        &["user", "mfa", "default_method", "methods"],
+        &["user", "mfa", "default_method", "methods", "groups"],
         &rows,
     )
 }
@@ -211,7 +212,16 @@ mod tests {
     #[test]
     fn reports_in_three_formats() {
         let s = store();
-        user_add(&s, "dave", None, Some("+15551234567".into()), None, 0).expect("add");
+        user_add(
+            &s,
+            "dave",
+            None,
+            Some("+15551234567".into()),
+            None,
+            Vec::new(),
+            0,
+        )
+        .expect("add");
         s.block("dave", "lost, phone", 10, 20).expect("block");
         let mut out = Vec::new();
         report_blocked(&s, Format::Csv, &mut out).expect("csv");
@@ -224,6 +234,39 @@ mod tests {
             json.contains("\"user\":\"dave\"") && json.contains("\"mfa\":\"registered\""),
             "{json}"
         );
+        crate::cli::user_set(
+            &s,
+            "dave",
+            None,
+            None,
+            None,
+            None,
+            Some(vec!["vpn".into(), "Admins".into()]),
+        )
+        .expect("set");
+        let mut out = Vec::new();
+        report_users(&s, Format::Json, &mut out).expect("json");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("one JSON object");
+        assert_eq!(v["groups"], "Admins, vpn");
+        let mut out = Vec::new();
+        report_users(&s, Format::Csv, &mut out).expect("csv");
+        let csv = String::from_utf8(out).expect("utf8");
+        assert!(
+            csv.starts_with("user,mfa,default_method,methods,groups\n")
+                && csv.contains(",\"Admins, vpn\"\n"),
+            "{csv}"
+        );
+        let mut out = Vec::new();
+        report_users(&s, Format::Table, &mut out).expect("table");
+        let table = String::from_utf8(out).expect("utf8");
+        assert!(
+            table
+                .lines()
+                .next()
+                .is_some_and(|h| h.ends_with("  groups"))
+                && table.contains("  Admins, vpn\n"),
+            "{table}"
+        );
         let mut out = Vec::new();
         report_signins(&s, None, None, Format::Table, &mut out).expect("table");
         assert!(String::from_utf8(out).expect("utf8").starts_with("time"));
@@ -232,7 +275,7 @@ mod tests {
     #[test]
     fn csv_and_json_carry_any_text() {
         let s = store();
-        user_add(&s, "erin", None, None, None, 0).expect("add");
+        user_add(&s, "erin", None, None, None, Vec::new(), 0).expect("add");
         let reason = "said \"lost\", then\r\nfound it \\ \u{1}";
         s.block("erin", reason, 10, 20).expect("block");
         let mut out = Vec::new();

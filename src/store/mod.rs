@@ -19,7 +19,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::mfa::otp::{Algorithm, TotpParams};
-use crate::mfa::{LockoutPolicy, Method, ResultCode};
+use crate::mfa::{LockoutPolicy, Method, Remembered, ResultCode};
 pub use seal::SeedKey;
 pub use sqlite::SqliteStore;
 
@@ -101,6 +101,10 @@ pub struct User {
     /// The language of the user's prompts, calls and texts (`[messages.LANG]`);
     /// `None`: `[mfa] language`.
     pub language: Option<String>,
+    /// The groups the user is in, by name as given: compared without case,
+    /// sorted and without duplicates (see [`normalize_groups`]; the store
+    /// applies it on writing and reading).
+    pub groups: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,8 +171,18 @@ impl User {
             blocked_until: None,
             pin_hash: None,
             language: None,
+            groups: Vec::new(),
         }
     }
+}
+
+/// Group names as a [`User`] holds them: sorted without case, and of names
+/// equal without case only the first given kept.
+pub fn normalize_groups(mut groups: Vec<String>) -> Vec<String> {
+    // Stable: of names equal without case, the one given first stays first.
+    groups.sort_by_cached_key(|g| g.to_lowercase());
+    groups.dedup_by(|later, kept| later.to_lowercase() == kept.to_lowercase());
+    groups
 }
 
 impl Token {
@@ -231,6 +245,11 @@ pub struct LoginState {
     /// Has a PIN: PIN mode for calls, code-and-PIN for SMS.
     pub has_pin: bool,
     pub language: Option<String>,
+    /// The user's groups, as [`User::groups`].
+    pub groups: Vec<String>,
+    /// All the user's remembered logins, as [`Store::remembered`] lists
+    /// them; which of them count is the policy's to decide.
+    pub remembered: Vec<Remembered>,
 }
 
 /// The store's contract. See the module documentation.
@@ -247,6 +266,7 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     fn add_user(&self, user: &User) -> Result<(), StoreError>;
     fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Removes the user with the user's tokens, groups and remembered logins.
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
     fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
     fn users(&self) -> Result<Vec<User>, StoreError>;
@@ -267,7 +287,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// one) first.
     fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError>;
 
-    /// Counts a denial; returns `Some(until)` when this denial locks the user.
+    /// Counts a denial; returns `Some(until)` when this denial locks the
+    /// user, which also forgets the user's remembered logins.
     fn record_denial(
         &self,
         user: &str,
@@ -277,6 +298,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn clear_denials(&self, user: &str) -> Result<(), StoreError>;
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
 
+    /// Blocks the user until `until` and forgets the user's remembered
+    /// logins, in one transaction. An administrator's block and a fraud
+    /// report both come here.
     fn block(
         &self,
         user: &str,
@@ -290,6 +314,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// unknown user, in one query: this runs for every login.
     fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError>;
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Remembers a login of `user`: one row per auth type, application and
+    /// address, whose time becomes `r.at` (never earlier than it was). Then
+    /// forgets the user's logins from before `keep_since`, so a user's rows
+    /// stay few. Remembers nothing, without an error, for an unknown user,
+    /// and for one blocked or locked after `r.at`: a block or lockout that
+    /// came between the second factor and this call has revoked it.
+    fn remember(&self, user: &str, r: &Remembered, keep_since: UnixTime) -> Result<(), StoreError>;
+    /// Forgets all of the user's remembered logins; returns how many (an
+    /// unknown user is [`StoreError::NoSuchUser`]). [`Store::block`], a denial that locks the user
+    /// ([`Store::record_denial`]) and [`Store::remove_user`] do too.
+    fn forget(&self, user: &str) -> Result<usize, StoreError>;
+    /// The user's remembered logins, newest first (then by auth type,
+    /// application and address); none for an unknown user.
+    fn remembered(&self, user: &str) -> Result<Vec<Remembered>, StoreError>;
 
     fn add_bypass(
         &self,

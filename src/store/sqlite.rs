@@ -94,6 +94,28 @@ ALTER TABLE users ADD COLUMN language TEXT;
 DROP INDEX audit_user_at;
 CREATE INDEX audit_at ON audit(at);
 "#,
+    // The groups a user is in, which policies match. Names compare without
+    // case, as user names do; the user's rows go with the user.
+    r#"
+CREATE TABLE user_groups (
+    user TEXT NOT NULL COLLATE NOCASE REFERENCES users(name) ON DELETE CASCADE,
+    name TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (user, name)
+) WITHOUT ROWID;
+"#,
+    // Remembered logins: one row per user, auth type, application and
+    // address. No address (NULL, which a unique index never finds equal) is
+    // keyed as x'': a blob, unequal to every text address, "" included.
+    r#"
+CREATE TABLE remembered (
+    user      TEXT NOT NULL COLLATE NOCASE REFERENCES users(name) ON DELETE CASCADE,
+    auth_type TEXT NOT NULL,
+    app       TEXT NOT NULL,
+    address   TEXT,
+    at        INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX remembered_key ON remembered(user, auth_type, app, COALESCE(address, x''));
+"#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -166,16 +188,7 @@ impl SqliteStore {
                 supported,
             });
         }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(m)?;
-            tx.execute("DELETE FROM schema_version", [])?;
-            tx.execute(
-                "INSERT INTO schema_version (version) VALUES (?1)",
-                [i as i64 + 1],
-            )?;
-            tx.commit()?;
-        }
+        migrate(&conn, version as usize, MIGRATIONS.len())?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             batch: Mutex::new(()),
@@ -200,6 +213,36 @@ impl SqliteStore {
         // every statement is atomic. Carry on with the connection.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Runs the migrations that take a database at schema version `from` to
+/// `to`, each in a transaction of its own that records the version reached.
+fn migrate(conn: &Connection, from: usize, to: usize) -> Result<(), StoreError> {
+    for (i, m) in MIGRATIONS.iter().enumerate().take(to).skip(from) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(m)?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Replaces the groups of `user` (who exists) with `groups`, normalized.
+fn set_groups(c: &Connection, user: &str, groups: &[String]) -> Result<(), StoreError> {
+    x(c, "DELETE FROM user_groups WHERE user = ?1", [user])?;
+    for g in normalize_groups(groups.to_vec()) {
+        // The user's name as stored, whatever the case of `user`.
+        x(
+            c,
+            "INSERT INTO user_groups (user, name) SELECT name, ?2 FROM users WHERE name = ?1",
+            params![user, g],
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs `f` all or nothing. A savepoint rather than a transaction, so it
@@ -237,6 +280,45 @@ fn x(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<us
     c.prepare_cached(sql)?.execute(p)
 }
 
+/// A column that holds a JSON document (an aggregate of several rows).
+fn json_at<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// A user's remembered logins from a JSON array of
+/// `[auth_type, app, address, at]` arrays, in the order of
+/// [`Store::remembered`].
+fn remembered_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<Remembered>> {
+    let rows: Vec<(String, String, Option<String>, i64)> = json_at(r, i)?;
+    let mut v: Vec<Remembered> = rows
+        .into_iter()
+        .map(|(auth_type, app, address, at)| Remembered {
+            auth_type,
+            app,
+            address,
+            at,
+        })
+        .collect();
+    let key = |r: &Remembered| {
+        (
+            std::cmp::Reverse(r.at),
+            r.auth_type.clone(),
+            r.app.clone(),
+            r.address.clone(),
+        )
+    };
+    v.sort_by_cached_key(key);
+    Ok(v)
+}
+
+/// A user's groups from a JSON array of their names.
+fn groups_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
+    json_at(r, i).map(normalize_groups)
+}
+
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let method: String = r.get(3)?;
     Ok(User {
@@ -249,11 +331,15 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         blocked_until: r.get(6)?,
         pin_hash: r.get(7)?,
         language: r.get(8)?,
+        groups: groups_at(r, 9)?,
     })
 }
 
+/// The columns of [`user_from_row`], from `users u`; the groups as a JSON
+/// array.
 const USER_COLS: &str =
-    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language";
+    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language,
+ (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name)";
 
 fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     token_at(r, 0)
@@ -309,11 +395,32 @@ const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 0),
                  WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
          COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
          u.method, u.phone, u.pin_hash IS NOT NULL, u.language,
+         (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name),
+         (SELECT json_group_array(json_array(m.auth_type, m.app, m.address, m.at))
+            FROM remembered m WHERE m.user = u.name),
          t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
   FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
   WHERE u.name = ?1 COLLATE NOCASE ORDER BY t.id";
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-const LOGIN_STATE_TOKEN_AT: usize = 7;
+const LOGIN_STATE_TOKEN_AT: usize = 9;
+
+/// The user's remembered logins, as [`remembered_at`] reads them.
+const REMEMBERED_SQL: &str = "SELECT json_group_array(json_array(auth_type, app, address, at)) FROM remembered WHERE user = ?1";
+
+/// Remembers a login (see [`Store::remember`]): of a user who exists and
+/// was neither blocked nor locked after the login's time.
+const REMEMBER_SQL: &str =
+    "INSERT INTO remembered (user, auth_type, app, address, at)
+ SELECT u.name, ?2, ?3, ?4, ?5 FROM users u
+ WHERE u.name = ?1 COLLATE NOCASE AND NOT COALESCE(u.blocked_until > ?5, 0)
+   AND NOT COALESCE((SELECT l.locked_until > ?5 FROM lockouts l WHERE l.user = u.name), 0)
+ ON CONFLICT (user, auth_type, app, COALESCE(address, x'')) DO UPDATE SET at = MAX(at, excluded.at)";
+
+/// Forgets all of a user's remembered logins.
+const FORGET_SQL: &str = "DELETE FROM remembered WHERE user = ?1";
+
+/// Forgets a user's remembered logins from before `?2`.
+const PRUNE_SQL: &str = "DELETE FROM remembered WHERE user = ?1 AND at < ?2";
 
 /// Claims a step of a token: changes one row, or none if the step was used,
 /// if the token was removed since the login read it, or if it is pending.
@@ -363,48 +470,53 @@ impl Store for SqliteStore {
     }
 
     fn add_user(&self, u: &User) -> Result<(), StoreError> {
-        let r = x(
-            &self.conn(),
-            "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                u.name,
-                u.email,
-                u.phone,
-                u.method.as_str(),
-                u.password_hash,
-                u.created_at,
-                u.pin_hash,
-                u.language
-            ],
-        );
-        match r {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::UserExists(u.name.clone()))
-            }
-            r => r.map(|_| ()).map_err(Into::into),
-        }
+        atomic(&self.conn(), |tx| {
+            let r = x(
+                tx,
+                "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    u.name,
+                    u.email,
+                    u.phone,
+                    u.method.as_str(),
+                    u.password_hash,
+                    u.created_at,
+                    u.pin_hash,
+                    u.language
+                ],
+            );
+            match r {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::UserExists(u.name.clone()));
+                }
+                r => r?,
+            };
+            set_groups(tx, &u.name, &u.groups)
+        })
     }
 
     fn update_user(&self, u: &User) -> Result<(), StoreError> {
-        let n = x(
-            &self.conn(),
-            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
-            params![
-                u.name,
-                u.email,
-                u.phone,
-                u.method.as_str(),
-                u.password_hash,
-                u.pin_hash,
-                u.language
-            ],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchUser(u.name.clone()));
-        }
-        Ok(())
+        atomic(&self.conn(), |tx| {
+            let n = x(
+                tx,
+                "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
+                params![
+                    u.name,
+                    u.email,
+                    u.phone,
+                    u.method.as_str(),
+                    u.password_hash,
+                    u.pin_hash,
+                    u.language
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NoSuchUser(u.name.clone()));
+            }
+            set_groups(tx, &u.name, &u.groups)
+        })
     }
 
     fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
@@ -414,7 +526,7 @@ impl Store for SqliteStore {
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
         Ok(q(
             &self.conn(),
-            &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
+            &format!("SELECT {USER_COLS} FROM users u WHERE name = ?1"),
             [name],
             user_from_row,
         )
@@ -423,7 +535,7 @@ impl Store for SqliteStore {
 
     fn users(&self) -> Result<Vec<User>, StoreError> {
         let c = self.conn();
-        let mut st = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY name"))?;
+        let mut st = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u ORDER BY name"))?;
         let rows = st.query_map([], user_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -562,6 +674,9 @@ impl Store for SqliteStore {
                  locked_until = COALESCE(?4, locked_until)",
             params![user, if locked.is_some() { 0 } else { denials }, first, locked],
         )?;
+            if locked.is_some() {
+                x(tx, FORGET_SQL, [user])?;
+            }
             Ok(locked)
         })
     }
@@ -615,6 +730,7 @@ impl Store for SqliteStore {
                 "INSERT INTO block_history (user, action, reason, at, until) VALUES (?1, 'block', ?2, ?3, ?4)",
                 params![user, reason, now, until],
             )?;
+            x(tx, FORGET_SQL, [user])?;
             Ok(())
         })
     }
@@ -662,6 +778,8 @@ impl Store for SqliteStore {
                     phone: r.get(4)?,
                     has_pin: r.get(5)?,
                     language: r.get(6)?,
+                    groups: groups_at(r, 7)?,
+                    remembered: remembered_at(r, 8)?,
                 }),
             };
             if r.get::<_, Option<i64>>(LOGIN_STATE_TOKEN_AT)?.is_some() {
@@ -675,6 +793,39 @@ impl Store for SqliteStore {
 
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
         self.until_in_future("SELECT blocked_until FROM users WHERE name = ?1", user, now)
+    }
+
+    fn remember(&self, user: &str, r: &Remembered, keep_since: UnixTime) -> Result<(), StoreError> {
+        atomic(&self.conn(), |tx| {
+            x(
+                tx,
+                REMEMBER_SQL,
+                params![user, r.auth_type, r.app, r.address, r.at],
+            )?;
+            x(tx, PRUNE_SQL, params![user, keep_since])?;
+            Ok(())
+        })
+    }
+
+    fn forget(&self, user: &str) -> Result<usize, StoreError> {
+        atomic(&self.conn(), |tx| {
+            let exists: bool = q(
+                tx,
+                "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+                [user],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Err(StoreError::NoSuchUser(user.to_owned()));
+            }
+            Ok(x(tx, FORGET_SQL, [user])?)
+        })
+    }
+
+    fn remembered(&self, user: &str) -> Result<Vec<Remembered>, StoreError> {
+        Ok(q(&self.conn(), REMEMBERED_SQL, [user], |r| {
+            remembered_at(r, 0)
+        })?)
     }
 
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -808,6 +959,143 @@ mod tests {
         Token::totp(user, TotpParams::default())
     }
 
+    /// A PAP login through the application "vpn", remembered at `at`.
+    fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
+        Remembered {
+            auth_type: "pap".into(),
+            app: "vpn".into(),
+            address: address.map(Into::into),
+            at,
+        }
+    }
+
+    fn remembered_rows(s: &SqliteStore) -> i64 {
+        s.conn()
+            .query_row("SELECT COUNT(*) FROM remembered", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn remember_keeps_one_row_per_key_and_prunes_the_old() {
+        let s = store();
+        s.add_user(&user("Ivy")).expect("add");
+        s.add_user(&user("jo")).expect("add");
+        let ip = Some("192.0.2.7");
+        s.remember("ivy", &vpn(ip, 100), 0).expect("remember");
+        s.remember("IVY", &vpn(ip, 150), 0).expect("again");
+        s.remember("ivy", &vpn(ip, 120), 0).expect("late");
+        assert_eq!(
+            s.remembered("ivy").expect("list"),
+            [vpn(ip, 150)],
+            "one row per key, at the newest time"
+        );
+        // Each part of the key makes a row of its own; no address is one too.
+        s.remember("ivy", &vpn(Some("192.0.2.8"), 160), 0)
+            .expect("remember");
+        s.remember("ivy", &vpn(None, 170), 0).expect("remember");
+        s.remember("ivy", &vpn(None, 175), 0).expect("remember");
+        s.remember("ivy", &vpn(Some(""), 165), 0).expect("remember");
+        let eap = Remembered {
+            auth_type: "eap".into(),
+            ..vpn(ip, 140)
+        };
+        s.remember("ivy", &eap, 0).expect("remember");
+        let wifi = Remembered {
+            app: "wifi".into(),
+            ..vpn(ip, 140)
+        };
+        s.remember("ivy", &wifi, 0).expect("remember");
+        s.remember("jo", &vpn(ip, 10), 0).expect("remember");
+        let all = vec![
+            vpn(None, 175),
+            vpn(Some(""), 165),
+            vpn(Some("192.0.2.8"), 160),
+            vpn(ip, 150),
+            eap.clone(),
+            wifi.clone(),
+        ];
+        assert_eq!(s.remembered("ivy").expect("list"), all, "newest first");
+        assert_eq!(
+            s.login_state("ivy", 0)
+                .expect("state")
+                .expect("user")
+                .remembered,
+            all,
+            "the login reads them all, in the same order"
+        );
+        // Remembering prunes the user's rows from before keep_since, and
+        // only the user's.
+        s.remember("ivy", &vpn(ip, 200), 160).expect("remember");
+        assert_eq!(
+            s.remembered("ivy").expect("list"),
+            [
+                vpn(ip, 200),
+                vpn(None, 175),
+                vpn(Some(""), 165),
+                vpn(Some("192.0.2.8"), 160)
+            ]
+        );
+        assert_eq!(s.remembered("jo").expect("list"), [vpn(ip, 10)]);
+        // A login older than keep_since is not kept either.
+        s.remember("jo", &vpn(None, 5), 10).expect("remember");
+        assert_eq!(s.remembered("jo").expect("list"), [vpn(ip, 10)]);
+        // An unknown user: nothing stored, no error.
+        let before = remembered_rows(&s);
+        s.remember("nobody", &vpn(ip, 300), 0).expect("no-op");
+        assert_eq!(remembered_rows(&s), before);
+        assert!(s.remembered("nobody").expect("list").is_empty());
+        // Forgetting counts what went, for the user alone.
+        assert_eq!(s.forget("IVY").expect("forget"), 4);
+        assert_eq!(s.forget("ivy").expect("forget"), 0);
+        assert!(s.remembered("ivy").expect("list").is_empty());
+        assert_eq!(s.remembered("jo").expect("list").len(), 1);
+        assert!(matches!(s.forget("nobody"), Err(StoreError::NoSuchUser(_))));
+    }
+
+    #[test]
+    fn block_lockout_and_removal_revoke_remembered_logins() {
+        let s = store();
+        s.add_user(&user("kai")).expect("add");
+        s.add_user(&user("lea")).expect("add");
+        let remembered = |name| s.remembered(name).expect("list").len();
+        s.remember("kai", &vpn(None, 100), 0).expect("remember");
+        s.remember("lea", &vpn(None, 100), 0).expect("remember");
+
+        // An administrator's block (and a fraud report, which is one).
+        s.block("KAI", "lost phone", 110, 1_000).expect("block");
+        assert_eq!((remembered("kai"), remembered("lea")), (0, 1));
+        // A login verified before the block but remembered after it is not.
+        s.remember("kai", &vpn(None, 105), 0).expect("no-op");
+        assert_eq!(remembered("kai"), 0, "blocked after the login");
+        s.unblock("kai", "found", 120).expect("unblock");
+        s.remember("kai", &vpn(None, 130), 0).expect("remember");
+        assert_eq!(remembered("kai"), 1, "unblocked");
+
+        // A denial that does not lock keeps them; the one that locks does not.
+        let p = LockoutPolicy {
+            denials: 2,
+            reset_after: 600,
+            unblock_after: 300,
+        };
+        assert_eq!(s.record_denial("Kai", 140, &p).expect("deny"), None);
+        assert_eq!(remembered("kai"), 1, "not locked yet");
+        assert_eq!(s.record_denial("kai", 150, &p).expect("deny"), Some(450));
+        assert_eq!((remembered("kai"), remembered("lea")), (0, 1));
+        s.remember("kai", &vpn(None, 145), 0).expect("no-op");
+        assert_eq!(remembered("kai"), 0, "locked after the login");
+        s.remember("kai", &vpn(None, 450), 0).expect("remember");
+        assert_eq!(remembered("kai"), 1, "the lockout has ended");
+
+        // Removing the user removes its rows (the foreign key cascades).
+        assert!(s.remove_user("kai").expect("rm"));
+        assert_eq!(remembered_rows(&s), 1, "lea's row alone");
+        s.add_user(&user("kai")).expect("add again");
+        assert!(
+            s.remembered("kai").expect("list").is_empty(),
+            "nothing comes back"
+        );
+    }
+
     #[test]
     fn users_crud_and_case_insensitive_names() {
         let s = store();
@@ -829,6 +1117,153 @@ mod tests {
         assert!(s.remove_user("alice").expect("rm"));
         assert!(!s.remove_user("alice").expect("rm"));
         assert!(matches!(s.update_user(&u), Err(StoreError::NoSuchUser(_))));
+    }
+
+    #[test]
+    fn groups_are_kept_sorted_without_duplicates_and_replaced_whole() {
+        let s = store();
+        let groups = |v: &[&str]| v.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+        s.add_user(&User {
+            groups: groups(&["vpn", "Admins", "VPN", "Ärzte", "ärzte", "b"]),
+            ..user("Gina")
+        })
+        .expect("add");
+        let stored = s.user("gina").expect("q").expect("found");
+        assert_eq!(stored.groups, groups(&["Admins", "b", "vpn", "Ärzte"]));
+        assert_eq!(s.users().expect("list")[0].groups, stored.groups);
+        assert_eq!(
+            s.login_state("GINA", 0)
+                .expect("state")
+                .expect("user")
+                .groups,
+            stored.groups
+        );
+        // Written under another case of the name: the user's rows all the same.
+        s.update_user(&User {
+            groups: groups(&["Ops"]),
+            ..stored.clone()
+        })
+        .expect("update");
+        s.update_user(&User {
+            name: "GINA".into(),
+            groups: groups(&["Ops", "net"]),
+            ..stored.clone()
+        })
+        .expect("update");
+        assert_eq!(
+            s.user("gina").expect("q").expect("found").groups,
+            groups(&["net", "Ops"])
+        );
+        s.update_user(&User {
+            groups: Vec::new(),
+            ..stored.clone()
+        })
+        .expect("clear");
+        assert!(s.user("gina").expect("q").expect("found").groups.is_empty());
+        // Another user's groups are their own; a removed user's go with it.
+        s.add_user(&User {
+            groups: groups(&["net"]),
+            ..user("hal")
+        })
+        .expect("add");
+        s.update_user(&User {
+            groups: groups(&["net"]),
+            ..stored
+        })
+        .expect("update");
+        assert!(s.remove_user("hal").expect("rm"));
+        assert_eq!(
+            s.user("gina").expect("q").expect("found").groups,
+            groups(&["net"])
+        );
+        let rows: i64 = s
+            .conn()
+            .query_row("SELECT COUNT(*) FROM user_groups", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, 1, "hal's row went with hal");
+        // A user that cannot be added leaves no groups behind.
+        assert!(matches!(
+            s.add_user(&User {
+                groups: groups(&["intruders"]),
+                ..user("GINA")
+            }),
+            Err(StoreError::UserExists(_))
+        ));
+        assert_eq!(
+            s.user("gina").expect("q").expect("found").groups,
+            groups(&["net"])
+        );
+    }
+
+    /// A database as an older program left it: the migrations up to
+    /// `version` only.
+    fn database_at_version(path: &Path, version: usize) -> Connection {
+        let c = Connection::open(path).expect("open");
+        c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .expect("version table");
+        migrate(&c, 0, version).expect("migrate");
+        c
+    }
+
+    #[test]
+    fn an_older_schema_upgrades_in_place_with_its_data() {
+        // From each version since the one before groups.
+        for version in 6..MIGRATIONS.len() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = dir.path().join("old.db");
+            let key = SeedKey::from_bytes(&[5; 32]);
+            {
+                let c = database_at_version(&p, version);
+                c.execute_batch(
+                    "INSERT INTO users (name, email, phone, method, created_at, blocked_until, language)
+                     VALUES ('Olga', 'olga@example.org', '+4930123456', 'sms', 42, 9999, 'de');
+                     INSERT INTO lockouts (user, denials, first_denial) VALUES ('olga', 2, 40);",
+                )
+                .expect("rows");
+                c.execute(
+                    "INSERT INTO tokens (user, kind, seed, algorithm, digits, step, active)
+                     VALUES ('Olga', 'totp', ?1, 'SHA1', 6, 30, 1)",
+                    [key.seal("olga", b"old-seed")],
+                )
+                .expect("token");
+            }
+            let s = SqliteStore::open(&p, key).expect("upgrades");
+            let found: i64 = s
+                .conn()
+                .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                .expect("version");
+            assert_eq!(found, MIGRATIONS.len() as i64, "from {version}");
+            let olga = s.user("olga").expect("q").expect("kept");
+            assert_eq!(
+                (
+                    olga.email.as_deref(),
+                    olga.method,
+                    olga.created_at,
+                    olga.language.as_deref()
+                ),
+                (Some("olga@example.org"), Method::Sms, 42, Some("de"))
+            );
+            assert!(olga.groups.is_empty());
+            assert_eq!(s.blocked_until("olga", 100).expect("b"), Some(9999));
+            let t = &s.tokens("olga").expect("tokens")[0];
+            assert_eq!(&s.token_seed(t).expect("seed")[..], b"old-seed");
+            // The new tables work, and survive a reopen.
+            s.update_user(&User {
+                groups: vec!["vpn".into()],
+                ..olga
+            })
+            .expect("groups");
+            // After her block of the older database ends.
+            s.remember("olga", &vpn(None, 10_000), 0).expect("remember");
+            drop(s);
+            let s = SqliteStore::open(&p, SeedKey::from_bytes(&[5; 32])).expect("reopen");
+            assert_eq!(
+                s.user("olga").expect("q").expect("kept").groups,
+                ["vpn"],
+                "from {version}"
+            );
+            assert_eq!(s.remembered("olga").expect("list"), [vpn(None, 10_000)]);
+        }
     }
 
     #[test]
@@ -922,6 +1357,8 @@ mod tests {
                 assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed");
                 assert!(s.claim_step(t.id, 5).expect("claim"));
                 s.clear_denials(&name).expect("clear");
+                s.remember(&name, &vpn(Some("192.0.2.7"), 10), 0)
+                    .expect("remember");
                 s.append_audit(&AuditRecord {
                     at: 1,
                     user: name,
@@ -949,7 +1386,14 @@ mod tests {
         drop(st);
         assert!(TOKENS_SQL.starts_with(&format!("SELECT {TOKEN_COLS}\n")));
         // The login's statements, and the token list, which had the same trap.
-        for sql in [LOGIN_STATE_SQL, CLAIM_SQL, AUDIT_SQL, TOKENS_SQL] {
+        for sql in [
+            LOGIN_STATE_SQL,
+            CLAIM_SQL,
+            REMEMBER_SQL,
+            PRUNE_SQL,
+            AUDIT_SQL,
+            TOKENS_SQL,
+        ] {
             let st = c.prepare_cached(sql).expect("cached");
             // Run by the logins above: the test looks at the right one.
             assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
@@ -988,6 +1432,8 @@ mod tests {
             phone: None,
             has_pin: false,
             language: None,
+            groups: Vec::new(),
+            remembered: Vec::new(),
         };
         assert_eq!(state(&s), Some(plain.clone()));
         let id = s
