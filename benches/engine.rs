@@ -123,6 +123,8 @@ fn store_once(e: &mut Engine, now: Instant, tokens: &Tokens, jobs: Vec<StoreJob>
                 tokens: tokens.clone(),
                 pin: false,
                 language: None,
+                groups: Vec::new(),
+                remembered: Vec::new(),
             }))),
             StoreOp::Verify { .. } => StoreAnswer::Verify {
                 verdict: Verdict::Valid { step: 1 },

@@ -714,6 +714,7 @@ pub struct Reach {
     pub pin_jobs: u64,
     pub denial_jobs: u64,
     pub block_jobs: u64,
+    pub remember_jobs: u64,
     pub audit_jobs: u64,
     pub deliveries: u64,
     pub fraud_reports: u64,
@@ -735,6 +736,7 @@ impl Reach {
         self.pin_jobs += o.pin_jobs;
         self.denial_jobs += o.denial_jobs;
         self.block_jobs += o.block_jobs;
+        self.remember_jobs += o.remember_jobs;
         self.audit_jobs += o.audit_jobs;
         self.deliveries += o.deliveries;
         self.fraud_reports += o.fraud_reports;
@@ -1178,6 +1180,8 @@ impl World {
                 LangChoice::De => Some("de".into()),
                 LangChoice::Unknown => Some("xx".into()),
             },
+            groups: Vec::new(),
+            remembered: Vec::new(),
         }
     }
 
@@ -1297,6 +1301,7 @@ impl World {
                     StoreOp::Pin { .. } => r.pin_jobs += 1,
                     StoreOp::Denial { .. } => r.denial_jobs += 1,
                     StoreOp::Block { .. } => r.block_jobs += 1,
+                    StoreOp::Remember { .. } => r.remember_jobs += 1,
                 }
                 self.jobs.push(job);
             }
@@ -1501,6 +1506,7 @@ pub fn report(inputs: u64, r: &Reach) -> String {
         ("store jobs: PIN checks", r.pin_jobs),
         ("store jobs: denials", r.denial_jobs),
         ("store jobs: blocks (fraud)", r.block_jobs),
+        ("store jobs: remembered logins", r.remember_jobs),
         ("store jobs: audit records", r.audit_jobs),
         ("out-of-band deliveries", r.deliveries),
         ("fraud reports", r.fraud_reports),

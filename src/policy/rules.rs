@@ -154,6 +154,19 @@ pub struct Rules {
     pub fallback_oath: bool,
 }
 
+impl Rules {
+    /// The longest time any policy remembers a login: older remembered
+    /// logins can go.
+    pub fn longest_remember(&self) -> Duration {
+        self.policies
+            .iter()
+            .filter_map(|p| p.set.remember.flatten())
+            .map(|r| r.duration)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
 impl Default for Rules {
     fn default() -> Rules {
         Rules {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::mfa::otp::{self, Verdict};
-use crate::mfa::{LockoutPolicy, Method};
+use crate::mfa::{LockoutPolicy, Method, Remembered};
 use crate::store::{AuditRecord, SealedSeed, Store, StoreError, Token, TokenKind, UnixTime};
 
 /// A question from the engine.
@@ -19,6 +19,13 @@ pub enum StoreOp {
     Facts { user: String },
     /// Use up a one-time bypass still valid now, atomically.
     ClaimBypass { user: String },
+    /// A verified second factor, remembered for later logins; rows older
+    /// than `keep_since` go (fire and forget).
+    Remember {
+        user: String,
+        login: Remembered,
+        keep_since: UnixTime,
+    },
     /// Check a one-time code against the user's active tokens, as the
     /// facts read them ([`UserFacts::tokens`]).
     Verify {
@@ -60,6 +67,7 @@ impl fmt::Debug for StoreOp {
         match self {
             StoreOp::Facts { user } => write!(f, "Facts({user})"),
             StoreOp::ClaimBypass { user } => write!(f, "ClaimBypass({user})"),
+            StoreOp::Remember { user, .. } => write!(f, "Remember({user})"),
             StoreOp::Verify { user, .. } => write!(f, "Verify({user}, <code>)"),
             StoreOp::Audit(a) => write!(f, "Audit({}, {})", a.user, a.result),
             StoreOp::Password { user, .. } => write!(f, "Password({user}, <password>)"),
@@ -108,6 +116,9 @@ pub struct UserFacts {
     pub pin: bool,
     /// The user's language, if set.
     pub language: Option<String>,
+    pub groups: Vec<String>,
+    /// The user's remembered logins; which count is the policy's.
+    pub remembered: Vec<Remembered>,
 }
 
 /// A user's active tokens with their sealed seeds, by id.
@@ -275,6 +286,14 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
         }
         StoreOp::Facts { user } => StoreAnswer::Facts(facts(store, user, now)?.map(Box::new)),
         StoreOp::ClaimBypass { user } => StoreAnswer::Claimed(store.take_bypass(user, now)?),
+        StoreOp::Remember {
+            user,
+            login,
+            keep_since,
+        } => {
+            store.remember(user, login, *keep_since)?;
+            StoreAnswer::Done
+        }
         StoreOp::Denial { user, lockout } => {
             store.record_denial(user, now, lockout)?;
             StoreAnswer::Done
@@ -339,6 +358,8 @@ fn facts(store: &dyn Store, user: &str, now: UnixTime) -> Result<Option<UserFact
         tokens: state.tokens.into(),
         pin: state.has_pin,
         language: state.language,
+        groups: state.groups,
+        remembered: state.remembered,
     }))
 }
 

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::{Login, Outcome, Phase};
 use crate::engine::{Counter, Engine};
-use crate::mfa::ResultCode;
+use crate::mfa::{Remembered, ResultCode};
 use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Standing, Start};
 use crate::radius::{Packet, attr};
 use crate::store::login::StoreOp;
@@ -42,16 +42,67 @@ pub(in crate::engine) fn auth_type(p: &Packet<'_>) -> AuthType {
     }
 }
 
+/// The application of remembered logins: the NAS-Identifier, else the
+/// client's name (see `policy::Request::app`).
+fn nas_identifier<'a>(p: &'a Packet<'_>) -> Option<&'a str> {
+    p.find(attr::NAS_IDENTIFIER)
+        .and_then(|a| std::str::from_utf8(a.value).ok())
+}
+
+/// A second factor that was verified (not skipped, bypassed, remembered
+/// or let through by the fail mode): only these are remembered.
+fn verified(result: ResultCode) -> bool {
+    use ResultCode as R;
+    matches!(
+        result,
+        R::SuccessOathCodeVerified
+            | R::SuccessFallbackOathCodeVerified
+            | R::SuccessSmsAuthenticated
+            | R::SuccessPhoneAppAuthenticated
+            | R::SuccessNoPin
+            | R::SuccessWithPin
+    )
+}
+
 impl Engine {
+    /// A login accepted with `result`: if its second factor was verified
+    /// and its policy remembers logins, the store remembers this one.
+    pub(in crate::engine) fn remember(
+        &mut self,
+        now: Instant,
+        login: &Login,
+        req: &Packet<'_>,
+        result: ResultCode,
+    ) {
+        if !verified(result) || login.plan.as_ref().and_then(|p| p.remember).is_none() {
+            return;
+        }
+        let at = self.logins.unix_at(now);
+        let keep = self.logins.rules.longest_remember().as_secs() as i64;
+        let client = &self.clients.get(login.client).name;
+        let record = Remembered {
+            auth_type: auth_type(req).as_str().to_owned(),
+            app: nas_identifier(req).unwrap_or(client).to_owned(),
+            address: login.client_ip.clone(),
+            at,
+        };
+        self.store_job(
+            now,
+            StoreOp::Remember {
+                user: login.user.clone(),
+                login: record,
+                keep_since: at.saturating_sub(keep),
+            },
+        );
+    }
+
     /// The store has said what it knows of the user: decide what the login
     /// needs, and start it.
     pub(in crate::engine) fn decide(&mut self, now: Instant, lid: u64, mut login: Login) {
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let client = self.clients.get(login.client);
-        let nas_identifier = req
-            .find(attr::NAS_IDENTIFIER)
-            .and_then(|a| std::str::from_utf8(a.value).ok());
+        let nas_identifier = nas_identifier(&req);
         let grace_key = (login.user.to_lowercase(), login.client);
         let live = Live {
             now: self.logins.unix_at(now),
@@ -68,8 +119,8 @@ impl Engine {
                 method: f.method,
                 oath: f.oath(),
                 phone: f.phone.is_some(),
-                groups: Vec::new(),
-                remembered: Vec::new(),
+                groups: f.groups.clone(),
+                remembered: f.remembered.clone(),
             },
         };
         let facts = policy::Request {

@@ -159,6 +159,10 @@ impl Engine {
         } else {
             result
         };
+        if accepted {
+            // Before the record: the same batch stores both.
+            self.remember(now, &login, &req, result);
+        }
         let (client, client_ip) = (login.client, login.client_ip.clone());
         let audit = self.record(
             now,
