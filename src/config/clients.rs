@@ -22,6 +22,35 @@ pub struct Client {
     /// `[mfa] number_matching` unless this client overrides it: push
     /// approvals show a two-digit number in an Access-Challenge.
     pub number_matching: bool,
+    /// Where the user's own address is read from, for `[[trusted_network]]`
+    /// conditions; `None`: the NAS's source address.
+    pub user_address_from: Option<UserAddressFrom>,
+}
+
+/// The attribute of an Access-Request that carries the user's address
+/// (`user_address_from`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAddressFrom {
+    CallingStationId,
+    TunnelClientEndpoint,
+    FramedIpAddress,
+}
+
+impl UserAddressFrom {
+    const ALL: [UserAddressFrom; 3] = [
+        UserAddressFrom::CallingStationId,
+        UserAddressFrom::TunnelClientEndpoint,
+        UserAddressFrom::FramedIpAddress,
+    ];
+
+    /// The attribute's dictionary name, as `user_address_from` gives it.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            UserAddressFrom::CallingStationId => "Calling-Station-Id",
+            UserAddressFrom::TunnelClientEndpoint => "Tunnel-Client-Endpoint",
+            UserAddressFrom::FramedIpAddress => "Framed-IP-Address",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -36,6 +65,7 @@ pub(super) struct RawClient {
     require_message_authenticator: bool,
     fail_mode: Option<String>,
     number_matching: Option<bool>,
+    user_address_from: Option<String>,
 }
 
 fn d_true() -> bool {
@@ -109,6 +139,22 @@ pub(super) fn validate(
                 "{key} (\"{name}\"): fail_mode = \"fail_open\": when no provider can be reached, logins through this NAS need the first factor only"
             ));
         }
+        let user_address_from = c
+            .user_address_from
+            .map(|a| {
+                UserAddressFrom::ALL
+                    .into_iter()
+                    .find(|u| u.attribute().eq_ignore_ascii_case(&a))
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("{key}.user_address_from"),
+                            format!(
+                                "\"{a}\" is not one of \"Calling-Station-Id\", \"Tunnel-Client-Endpoint\", \"Framed-IP-Address\" (leave it out for the NAS's own address)"
+                            ),
+                        )
+                    })
+            })
+            .transpose()?;
         clients.push(Client {
             name,
             network,
@@ -116,6 +162,7 @@ pub(super) fn validate(
             require_message_authenticator: c.require_message_authenticator,
             fail_mode,
             number_matching: c.number_matching.unwrap_or(mfa.number_matching),
+            user_address_from,
         });
     }
     Ok(clients)

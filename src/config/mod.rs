@@ -36,7 +36,7 @@ use serde::Deserialize;
 pub use crate::policy::{FailMode, Unenrolled};
 pub use crate::radius::crypto::SharedSecret;
 pub use crate::secret::Secret;
-pub use clients::Client;
+pub use clients::{Client, UserAddressFrom};
 pub use error::ConfigError;
 pub use mfa::{Mfa, Texts, parse_language_tag};
 pub use primary::Primary;

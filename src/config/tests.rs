@@ -329,3 +329,30 @@ fn https_listener_certificate_and_key() {
         "nonexistent",
     );
 }
+
+#[test]
+fn user_address_from() {
+    let client = |v: &str| {
+        GOOD.replace(
+            "secret = \"a-long-shared-secret-xyz\"",
+            &format!("secret = \"a-long-shared-secret-xyz\"\nuser_address_from = \"{v}\""),
+        )
+    };
+    expect_err(
+        &client("NAS-IP-Address"),
+        "client[0].user_address_from",
+        "\"NAS-IP-Address\" is not one of",
+    );
+    for (v, want) in [
+        (
+            "Tunnel-Client-Endpoint",
+            UserAddressFrom::TunnelClientEndpoint,
+        ),
+        ("framed-ip-address", UserAddressFrom::FramedIpAddress),
+    ] {
+        let c = load(&client(v)).expect("valid");
+        assert_eq!(c.clients[0].user_address_from, Some(want), "{v}");
+    }
+    let c = load(GOOD).expect("valid");
+    assert_eq!(c.clients[0].user_address_from, None);
+}
