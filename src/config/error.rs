@@ -20,6 +20,15 @@ pub enum ConfigError {
     },
     #[error("`{key}`: {problem}")]
     Invalid { key: String, problem: String },
+    /// A problem in one named entry of an array of tables, such as
+    /// `[[policy]] "contractors": networks`.
+    #[error("[[{table}]] \"{name}\": {key}: {problem}")]
+    InEntry {
+        table: &'static str,
+        name: String,
+        key: String,
+        problem: String,
+    },
 }
 
 pub(super) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {

@@ -3,13 +3,16 @@
 //! Parsing is two steps. Serde reads the file into raw structs with
 //! `deny_unknown_fields`, keeping addresses and durations as text; then
 //! [`validate`] turns them into typed values and, on the first problem, names
-//! the key (`upstream[1].timeout`) and says what is wrong. Secret values never
-//! appear in an error, even when the file is malformed around them.
+//! the key (`upstream[1].timeout`; in the policy tables the entry by its
+//! name, `[[policy]] "contractors": networks`) and says what is wrong. Secret
+//! values never appear in an error, even when the file is malformed around
+//! them.
 //!
 //! Each section of the file has its own module here, holding its raw struct,
 //! its validated type and its `validate`: `[server]` in `server.rs`,
 //! `[[client]]` in `clients.rs`, `[mfa]` and `[messages.LANG]` in `mfa.rs`,
-//! and so on. This module reads the file and calls them in order; values
+//! `[[policy]]`, `[[trusted_network]]` and `[groups]` in `policy.rs`, and so
+//! on. This module reads the file and calls them in order; values
 //! every section parses alike (durations, ranges, secrets) are in
 //! `values.rs`.
 
@@ -17,6 +20,7 @@ mod clients;
 mod error;
 mod lockout;
 mod mfa;
+mod policy;
 mod primary;
 mod providers;
 mod proxy;
@@ -28,6 +32,8 @@ mod values;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_policy;
 
 use std::path::Path;
 
@@ -39,6 +45,7 @@ pub use crate::secret::Secret;
 pub use clients::{Client, UserAddressFrom};
 pub use error::ConfigError;
 pub use mfa::{Mfa, Texts, parse_language_tag};
+pub use policy::GroupsFrom;
 pub use primary::Primary;
 pub use providers::{Notify, Provider, ProviderKind, SmtpTls};
 pub use proxy::{Proxy, Selection, WhenAllDown};
@@ -66,6 +73,11 @@ pub struct Config {
     pub providers: Vec<Provider>,
     /// Who hears about fraud reports.
     pub notify: Option<Notify>,
+    /// `[[policy]]` and `[[trusted_network]]`, with the defaults of `[mfa]`.
+    pub rules: crate::policy::Rules,
+    /// `[groups]`: where the upstream's Access-Accept names the user's
+    /// groups.
+    pub groups: Option<GroupsFrom>,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
 }
@@ -94,6 +106,11 @@ struct RawConfig {
     notify: Option<providers::RawNotify>,
     #[serde(default)]
     messages: std::collections::BTreeMap<String, mfa::RawTexts>,
+    #[serde(default)]
+    trusted_network: Vec<policy::RawTrustedNetwork>,
+    groups: Option<policy::RawGroups>,
+    #[serde(default)]
+    policy: Vec<policy::RawPolicy>,
 }
 
 impl Config {
@@ -145,6 +162,17 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
     let store = store::validate(raw.store, base);
     let providers = providers::validate(raw.provider, &server, base, env, &mut warnings)?;
     let notify = raw.notify.map(providers::validate_notify).transpose()?;
+    let groups = raw.groups.map(policy::validate_groups).transpose()?;
+    let rules = policy::validate(
+        raw.trusted_network,
+        raw.policy,
+        policy::Known {
+            clients: &clients,
+            providers: &providers,
+            mfa: &mfa,
+        },
+        &mut warnings,
+    )?;
     Ok(Config {
         server,
         proxy,
@@ -156,6 +184,8 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         primary,
         providers,
         notify,
+        rules,
+        groups,
         warnings,
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 
-const GOOD: &str = r#"
+pub(super) const GOOD: &str = r#"
 [server]
 name = "t"
 auth_listen = ["127.0.0.1:1812", "[::1]:1812"]
@@ -26,7 +26,7 @@ timeout = "2s"
 retries = 1
 "#;
 
-fn load(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, Path::new("test.toml"))
 }
 
@@ -43,7 +43,7 @@ fn parses_and_defaults() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
-fn expect_err(text: &str, key: &str, words: &str) {
+pub(super) fn expect_err(text: &str, key: &str, words: &str) {
     let e = load(text).expect_err("must fail").to_string();
     assert!(
         e.contains(key) && e.contains(words),

@@ -49,23 +49,21 @@ pub fn parse_duration(
     min: Duration,
     max: Duration,
 ) -> Result<Duration, ConfigError> {
+    duration_within(s, min, max).map_err(|problem| invalid(key, problem))
+}
+
+/// [`parse_duration`] for a caller that names the key itself: the problem
+/// alone.
+pub(super) fn duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|_| {
-        invalid(
-            key,
-            format!(
-                "\"{s}\" is not a duration; write a number and a unit, e.g. \"30s\" or \"500ms\""
-            ),
-        )
+        format!("\"{s}\" is not a duration; write a number and a unit, e.g. \"30s\" or \"500ms\"")
     })?;
     if d < min || d > max {
-        return Err(invalid(
-            key,
-            format!(
-                "{} is outside {}..={}",
-                humantime::format_duration(d),
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            ),
+        return Err(format!(
+            "{} is outside {}..={}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
         ));
     }
     Ok(d)
