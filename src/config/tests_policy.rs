@@ -454,3 +454,42 @@ fn groups_errors_name_the_key() {
         })
     );
 }
+
+/// Uncommented, the examples of the shipped file are valid: the policy
+/// tables at its end, `user_address_from`, and the `[messages.de]` that
+/// `language = "de"` needs.
+#[test]
+fn the_shipped_policy_examples_are_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml");
+    let text = std::fs::read_to_string(&path).expect("read proxy.toml");
+    let is_toml = |l: &str| {
+        l.starts_with('[')
+            || l.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+    };
+    let mut in_messages = false;
+    let mut in_policies = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        in_policies |= line.starts_with("# Policies:");
+        in_messages = (in_messages && !line.is_empty()) || line == "# [messages.de]";
+        let uncomment = in_policies || in_messages || line.starts_with("# user_address_from = ");
+        match line.strip_prefix("# ") {
+            Some(l) if uncomment && is_toml(l) => out.push(l),
+            _ => out.push(line),
+        }
+    }
+    let c = Config::from_toml(&out.join("\n"), &path).expect("the uncommented examples load");
+    assert_eq!(c.rules.networks.len(), 1);
+    let names: Vec<&str> = c.rules.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["office-skip", "contractors"]);
+    let contractors = &c.rules.policies[1];
+    assert_eq!(contractors.when.clients, ["vpn"]);
+    assert_eq!(contractors.set.language.as_deref(), Some("de"));
+    assert!(c.groups.is_some());
+    assert_eq!(
+        c.clients[0].user_address_from,
+        Some(UserAddressFrom::CallingStationId)
+    );
+}
