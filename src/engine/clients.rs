@@ -45,6 +45,7 @@ mod tests {
             require_message_authenticator: true,
             fail_mode: crate::config::FailMode::Closed,
             number_matching: false,
+            user_address_from: None,
         }
     }
 
