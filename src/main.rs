@@ -400,6 +400,9 @@ fn load(path: &Path) -> Result<(Config, Arc<Dictionary>), String> {
             Dictionary::from_file(&p).map_err(|e| format!("`server.dictionary`: {e}"))?
         }
     };
+    if let Some(g) = &config.groups {
+        mfa_proxy::engine::GroupSource::resolve(g, &dictionary)?;
+    }
     Ok((config, Arc::new(dictionary)))
 }
 

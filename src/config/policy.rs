@@ -250,7 +250,10 @@ fn validate_policy(
                 at,
                 "fail_mode",
                 &f,
-                &[("open", FailMode::Open), ("closed", FailMode::Closed)],
+                &[
+                    ("fail_open", FailMode::Open),
+                    ("fail_closed", FailMode::Closed),
+                ],
             )
         })
         .transpose()?;

@@ -59,7 +59,7 @@ networks = ["lab", "office"]
 mfa = "required"
 methods = ["push", "totp"]
 unenrolled = "reject"
-fail_mode = "open"
+fail_mode = "fail_open"
 number_matching = true
 remember = "ip"
 remember_for = "8h"
@@ -334,9 +334,9 @@ fn policy_errors_name_the_policy_and_the_key() {
         "not one of \"accept\", \"reject\"",
     );
     expect_err(
-        &policy("fail_mode = \"fail_open\""),
+        &policy("fail_mode = \"open\""),
         &at("fail_mode"),
-        "\"fail_open\" is not one of \"open\", \"closed\"",
+        "\"open\" is not one of \"fail_open\", \"fail_closed\"",
     );
     expect_err(
         &policy("language = \"d e\""),

@@ -28,10 +28,12 @@ use crate::policy::Plan;
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
 use crate::store::login::{StoreAnswer, StoreOp, UserFacts};
 
+mod address;
 mod decide;
 mod finish;
 mod outcome;
 
+pub use address::GroupSource;
 pub(super) use finish::{Answering, Final};
 pub(super) use outcome::Outcome;
 
@@ -144,6 +146,8 @@ pub(super) struct Login {
     pub(super) profile: Option<UserFacts>,
     /// How the second factor runs, once decided.
     pub(super) plan: Option<Plan>,
+    /// The groups the upstream's Access-Accept named.
+    upstream_groups: Vec<String>,
     pub(super) oob: Option<Oob>,
     /// The challenge is a fallback after push or call.
     pub(super) fallback: bool,
@@ -180,6 +184,7 @@ impl Login {
             current,
             profile: None,
             plan: None,
+            upstream_groups: Vec::new(),
             oob: None,
             fallback: false,
             immediate: false,
@@ -213,6 +218,8 @@ pub(super) struct Logins {
     pub(super) cfg: config::Mfa,
     /// What `policy::decide` applies.
     pub(super) rules: crate::policy::Rules,
+    /// Where the upstream's Access-Accept names groups (`[groups]`).
+    groups: Option<GroupSource>,
     pub(super) lockout: LockoutPolicy,
     server: String,
     tag: [u8; TAG_LEN],
@@ -245,14 +252,21 @@ pub(super) struct Logins {
 }
 
 impl Logins {
-    pub(super) fn new(config: &config::Config, tag: [u8; TAG_LEN]) -> Logins {
+    pub(super) fn new(
+        config: &config::Config,
+        dictionary: &crate::radius::dict::Dictionary,
+        tag: [u8; TAG_LEN],
+    ) -> Logins {
+        // `check` and `serve` refuse a name the dictionary lacks first.
+        let groups = config.groups.as_ref().and_then(|g| {
+            GroupSource::resolve(g, dictionary)
+                .inspect_err(|e| tracing::error!("{e}: no groups are taken from Access-Accepts"))
+                .ok()
+        });
         Logins {
             cfg: config.mfa.clone(),
-            rules: crate::policy::Rules {
-                unenrolled: config.mfa.unenrolled,
-                fallback_oath: config.mfa.fallback_oath,
-                ..crate::policy::Rules::default()
-            },
+            rules: config.rules.clone(),
+            groups,
             lockout: config.lockout,
             server: config.server.name.clone(),
             tag,
@@ -453,6 +467,9 @@ impl Engine {
             .filter(|n| login.eap && !n.is_empty());
         if let Some(inner) = inner {
             login.user = inner.to_owned();
+        }
+        if let Some(g) = &self.logins.groups {
+            login.upstream_groups = g.groups(reply);
         }
         let op = StoreOp::Facts {
             user: login.user.clone(),

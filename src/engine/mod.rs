@@ -34,7 +34,7 @@ use crate::radius::dict::Dictionary;
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
 use clients::ClientTable;
 use dedup::{DedupCache, DedupKey, Lookup};
-pub use login::StoreJob;
+pub use login::{GroupSource, StoreJob};
 pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
 use rewrite::CryptTable;
 pub use stats::{Counter, RTT_BUCKETS_US, Stats, UpstreamStats};
@@ -214,6 +214,7 @@ impl Engine {
         rng.fill_bytes(&mut proxy_state_tag);
         let mut state_tag = [0u8; 4];
         rng.fill_bytes(&mut state_tag);
+        let logins = login::Logins::new(config, &dictionary, state_tag);
         Engine {
             proxy: config.proxy.clone(),
             listeners,
@@ -241,7 +242,7 @@ impl Engine {
             proxy_state_tag,
             proxy_state_seq: 0,
             next_sweep: now,
-            logins: login::Logins::new(config, state_tag),
+            logins,
             primary: config.primary,
             stats: Stats::new(config.upstreams.len()),
             throttle: Throttle::default(),

@@ -1,6 +1,7 @@
 //! The engine's side of `policy::decide`: it gathers the request's facts
 //! beside the store's, asks the policy what the login needs, and does it.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use zeroize::Zeroizing;
@@ -65,6 +66,21 @@ fn verified(result: ResultCode) -> bool {
 }
 
 impl Engine {
+    /// Where `login` comes from: the address trusted networks are tested
+    /// against, and the client address remembered logins of the `ip` scope
+    /// compare. With `user_address_from`, both are the user's address from
+    /// that attribute (none if the request lacks it: no network trusts
+    /// it); without, the NAS's source address and the Calling-Station-Id.
+    fn whence(&self, login: &Login, req: &Packet<'_>) -> (Option<IpAddr>, Option<String>) {
+        match self.clients.get(login.client).user_address_from {
+            Some(from) => {
+                let ip = super::address::user_address(req, from);
+                (ip, ip.map(|a| a.to_string()))
+            }
+            None => (Some(login.current.from.ip()), login.client_ip.clone()),
+        }
+    }
+
     /// A login accepted with `result`: if its second factor was verified
     /// and its policy remembers logins, the store remembers this one.
     pub(in crate::engine) fn remember(
@@ -83,7 +99,7 @@ impl Engine {
         let record = Remembered {
             auth_type: auth_type(req).as_str().to_owned(),
             app: nas_identifier(req).unwrap_or(client).to_owned(),
-            address: login.client_ip.clone(),
+            address: self.whence(login, req).1,
             at,
         };
         self.store_job(
@@ -103,6 +119,7 @@ impl Engine {
             .expect("stored requests were validated on arrival");
         let client = self.clients.get(login.client);
         let nas_identifier = nas_identifier(&req);
+        let (address, client_ip) = self.whence(&login, &req);
         let grace_key = (login.user.to_lowercase(), login.client);
         let live = Live {
             now: self.logins.unix_at(now),
@@ -131,11 +148,11 @@ impl Engine {
                 number_matching: client.number_matching,
             },
             nas_identifier,
-            address: Some(login.current.from.ip()),
-            client_ip: login.client_ip.as_deref(),
+            address,
+            client_ip: client_ip.as_deref(),
             auth_type: auth_type(&req),
             inline_code: login.inline_code.is_some(),
-            groups: &[],
+            groups: &login.upstream_groups,
         };
         let decision = policy::decide(&self.logins.rules, &facts, &standing, live);
         match decision.need {
