@@ -148,6 +148,9 @@ pub(super) struct Login {
     pub(super) plan: Option<Plan>,
     /// The groups the upstream's Access-Accept named.
     upstream_groups: Vec<String>,
+    /// Where the login came from (authentication type, application,
+    /// address), set when its policy was decided.
+    origin: Option<crate::mfa::Remembered>,
     pub(super) oob: Option<Oob>,
     /// The challenge is a fallback after push or call.
     pub(super) fallback: bool,
@@ -185,6 +188,7 @@ impl Login {
             profile: None,
             plan: None,
             upstream_groups: Vec::new(),
+            origin: None,
             oob: None,
             fallback: false,
             immediate: false,

@@ -635,3 +635,6 @@ mod tests_mfa;
 
 #[cfg(test)]
 mod tests_hardening;
+
+#[cfg(test)]
+mod tests_policy;

@@ -573,7 +573,7 @@ fn local_primary_mode_checks_the_password_then_the_code() {
 
 // ---- out of band: push, call, SMS ------------------------------------------
 
-const PROVIDER_KEY: &[u8] = b"provider-key-0123456789";
+pub(super) const PROVIDER_KEY: &[u8] = b"provider-key-0123456789";
 
 pub(super) fn oob_sim(extra: &str) -> Sim {
     let mut s = Sim::new(&format!(

@@ -83,24 +83,18 @@ impl Engine {
 
     /// A login accepted with `result`: if its second factor was verified
     /// and its policy remembers logins, the store remembers this one.
-    pub(in crate::engine) fn remember(
-        &mut self,
-        now: Instant,
-        login: &Login,
-        req: &Packet<'_>,
-        result: ResultCode,
-    ) {
+    pub(in crate::engine) fn remember(&mut self, now: Instant, login: &Login, result: ResultCode) {
+        let Some(origin) = login.origin.as_ref() else {
+            return;
+        };
         if !verified(result) || login.plan.as_ref().and_then(|p| p.remember).is_none() {
             return;
         }
         let at = self.logins.unix_at(now);
         let keep = self.logins.rules.longest_remember().as_secs() as i64;
-        let client = &self.clients.get(login.client).name;
         let record = Remembered {
-            auth_type: auth_type(req).as_str().to_owned(),
-            app: nas_identifier(req).unwrap_or(client).to_owned(),
-            address: self.whence(login, req).1,
             at,
+            ..origin.clone()
         };
         self.store_job(
             now,
@@ -155,6 +149,14 @@ impl Engine {
             groups: &login.upstream_groups,
         };
         let decision = policy::decide(&self.logins.rules, &facts, &standing, live);
+        // Where the login came from, as its first request said: what a
+        // verified second factor is remembered by.
+        login.origin = Some(Remembered {
+            auth_type: facts.auth_type.as_str().to_owned(),
+            app: facts.app().to_owned(),
+            address: client_ip.clone(),
+            at: 0,
+        });
         match decision.need {
             Need::Accept { result, reason } => {
                 if result == ResultCode::SuccessUsedCache {

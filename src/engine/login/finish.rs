@@ -161,7 +161,7 @@ impl Engine {
         };
         if accepted {
             // Before the record: the same batch stores both.
-            self.remember(now, &login, &req, result);
+            self.remember(now, &login, result);
         }
         let (client, client_ip) = (login.client, login.client_ip.clone());
         let audit = self.record(
