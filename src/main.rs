@@ -8,7 +8,8 @@ use clap::Parser;
 use tracing::{error, info, warn};
 
 use mfa_proxy::cli::{
-    Cli, Command, LogFormat, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd, TotpCmd, UserCmd,
+    Cli, Command, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd,
+    TotpCmd, UserCmd,
 };
 use mfa_proxy::config::Config;
 use mfa_proxy::io::Bound;
@@ -362,6 +363,40 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 }
                 ReportCmd::Users => cli::report_users(&store, format, &mut out).map_err(fail)?,
             }
+        }
+        Command::Policy {
+            config,
+            action:
+                PolicyCmd::Explain {
+                    user,
+                    client,
+                    ip,
+                    groups,
+                    nas_identifier,
+                    auth,
+                },
+        } => {
+            let (config, _) = load(&config).map_err(AdminFailure::Config)?;
+            // The store's facts about the user, if there is a store yet.
+            let standing = match file::open_existing(&config.store.path, &config.store.key_file) {
+                Ok(store) => cli::policy::standing(&store, &user, now).map_err(fail)?,
+                Err(e) => {
+                    println!("store not read ({e}): the user is taken as unknown");
+                    mfa_proxy::policy::Standing::unknown()
+                }
+            };
+            let q = cli::policy::Query {
+                user,
+                client,
+                ip,
+                groups,
+                nas_identifier,
+                auth,
+            };
+            print!(
+                "{}",
+                cli::policy::explain(&config, &q, &standing, now).map_err(fail)?
+            );
         }
         Command::Serve { .. } | Command::Check { .. } | Command::Init { .. } => {
             unreachable!("handled in main")

@@ -423,3 +423,69 @@ fn imports_read_quoted_csv_with_crlf_and_a_bom() {
         ]
     );
 }
+
+#[test]
+fn policy_explain_through_the_binary() {
+    let site = Site::new();
+    let config = site.dir.path().join("proxy.toml");
+    let mut text_ = std::fs::read_to_string(&config).expect("config");
+    text_.push_str(
+        "\n[[trusted_network]]\nname = \"office\"\nranges = [\"10.1.0.0/16\", \"2001:db8:1::/48\"]\n\
+         [[policy]]\nname = \"office-skip\"\nnetworks = [\"office\"]\nmfa = \"skip\"\n\
+         [[policy]]\nname = \"contractors\"\ngroups = [\"contractors\"]\nmfa = \"deny\"\n",
+    );
+    std::fs::write(&config, text_).expect("write");
+    site.ok(&["user", "add", "alice", "--groups", "contractors"]);
+    let client = "vpn";
+    let out = site.ok(&[
+        "policy",
+        "explain",
+        "--user",
+        "alice",
+        "--client",
+        client,
+        "--ip",
+        "2001:db8:1::9",
+    ]);
+    assert!(
+        out.contains(
+            "policy office-skip: matches: address 2001:db8:1::9 in trusted network office"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("needs: no second factor: accepted as SUCCESS_SKIPPED_BY_POLICY"),
+        "{out}"
+    );
+    let out = site.ok(&[
+        "policy",
+        "explain",
+        "--user",
+        "alice",
+        "--client",
+        client,
+        "--ip",
+        "192.0.2.1",
+    ]);
+    assert!(out.contains("groups: contractors (store)"), "{out}");
+    assert!(
+        out.contains("policy contractors: matches: group contractors"),
+        "{out}"
+    );
+    assert!(
+        out.contains("needs: rejected as FAILED_DENIED_BY_POLICY"),
+        "{out}"
+    );
+    // Nothing was logged in: no sign-in on record.
+    assert!(!site.ok(&["report", "signins"]).contains("alice"));
+    let o = site.run(
+        &["policy", "explain", "--user", "alice", "--client", "nope"],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--client: no [[client]] named \"nope\""),
+        "{}",
+        text(&o)
+    );
+}

@@ -177,6 +177,47 @@ pub enum Command {
         #[command(subcommand)]
         which: ReportCmd,
     },
+    /// Dry runs of the [[policy]] tables.
+    Policy {
+        /// The configuration file, with the policies and the store.
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: PolicyCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Which policy a login would match, why, and what it would need.
+    ///
+    /// Runs the proxy's own decision on the store's facts about the user
+    /// (groups, blocks, lockouts, bypasses, remembered logins) without
+    /// logging in. --ip is the address trusted networks test: the user's
+    /// own when the client has user_address_from, else the NAS's.
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy policy explain --user alice --client vpn --ip 10.1.2.3\n  \
+        mfa-proxy policy explain --user bob --client vpn --group contractors --nas-identifier asa-1")]
+    Explain {
+        /// The user's name, as the NAS sends it.
+        #[arg(long)]
+        user: String,
+        /// A [[client]] name.
+        #[arg(long)]
+        client: String,
+        /// The address trusted networks are tested against.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// A group the upstream's Access-Accept would name (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// The NAS-Identifier the request would carry.
+        #[arg(long)]
+        nas_identifier: Option<String>,
+        /// pap (the default), chap, mschap or eap.
+        #[arg(long)]
+        auth: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,10 +16,12 @@ use crate::store::{Store, StoreError, Token, TokenKind, UnixTime, User, normaliz
 
 pub mod args;
 mod import;
+pub mod policy;
 mod report;
 
 pub use args::{
-    Cli, Command, LogFormat, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd, TotpCmd, UserCmd,
+    Cli, Command, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd,
+    TotpCmd, UserCmd,
 };
 pub use import::{SecretFormat, token_import, user_import};
 pub use report::{Format, report_blocked, report_bypassed, report_signins, report_users};
