@@ -67,6 +67,13 @@ alice	Cleartext-Password := "alice-pass"
 
 bob	Cleartext-Password := "bob-pass"
 
+# NPS-style group decisions in Class, for the policy tests.
+carol	Cleartext-Password := "carol-pass"
+	Class := "grp:kiosk"
+
+dave	Cleartext-Password := "dave-pass"
+	Class := "grp:staff"
+
 # Everyone else (the out-of-band tests' many users) has one password.
 DEFAULT	Cleartext-Password := "shared-pass"
 "#;
