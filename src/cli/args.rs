@@ -178,6 +178,9 @@ pub enum Command {
         which: ReportCmd,
     },
     /// Dry runs of the [[policy]] tables.
+    #[command(
+        after_help = "Example:\n  mfa-proxy policy explain --user alice --client vpn --ip 10.1.2.3"
+    )]
     Policy {
         /// The configuration file, with the policies and the store.
         #[arg(long, default_value = "proxy.toml", global = true)]

@@ -3,6 +3,70 @@
 use std::fmt;
 
 use super::{Config, Primary, ProviderKind};
+use crate::policy::{MfaRule, Policy, Rules};
+
+/// One policy: its conditions, then what it sets.
+fn policy_line(p: &Policy, rules: &Rules) -> String {
+    let w = &p.when;
+    let mut when = Vec::new();
+    let mut list = |key: &str, items: &[String]| {
+        if !items.is_empty() {
+            when.push(format!("{key} {}", items.join("|")));
+        }
+    };
+    list("client", &w.clients);
+    list("nas-identifier", &w.nas_identifiers);
+    list("user", &w.users);
+    list("group", &w.groups);
+    let nets: Vec<String> = w
+        .networks
+        .iter()
+        .filter_map(|&i| rules.networks.get(i).map(|n| n.name.clone()))
+        .collect();
+    list("network", &nets);
+    let when = if when.is_empty() {
+        "every login".to_owned()
+    } else {
+        when.join(" and ")
+    };
+    let s = &p.set;
+    let mut set = Vec::new();
+    match s.mfa {
+        Some(MfaRule::Skip) => set.push("skip the second factor".to_owned()),
+        Some(MfaRule::Deny) => set.push("deny".to_owned()),
+        Some(MfaRule::Required) => set.push("second factor required".to_owned()),
+        None => {}
+    }
+    if let Some(m) = &s.methods {
+        let m: Vec<&str> = m.iter().map(|m| m.as_str()).collect();
+        set.push(format!("methods {}", m.join(", ")));
+    }
+    match s.remember {
+        Some(Some(r)) => set.push(format!(
+            "remember {} for {}",
+            r.scope.as_str(),
+            humantime::format_duration(r.duration)
+        )),
+        Some(None) => set.push("remember off".to_owned()),
+        None => {}
+    }
+    if let Some(u) = s.unenrolled {
+        set.push(format!("unenrolled {u:?}").to_lowercase());
+    }
+    if let Some(fm) = s.fail_mode {
+        set.push(format!("fail mode {fm:?}").to_lowercase());
+    }
+    if let Some(n) = s.number_matching {
+        set.push(format!("number matching {}", if n { "on" } else { "off" }));
+    }
+    if let Some(l) = &s.language {
+        set.push(format!("language {l}"));
+    }
+    if set.is_empty() {
+        set.push("the defaults".to_owned());
+    }
+    format!("when {when}: {}", set.join(", "))
+}
 
 /// See [`Config::summary`].
 #[derive(Debug)]
@@ -86,6 +150,30 @@ impl fmt::Display for Summary<'_> {
         if let Some(n) = &c.notify {
             writeln!(f, "fraud email: {} via {}", n.to.join(", "), n.smtp)?;
         }
+        let rules = &c.rules;
+        if !rules.networks.is_empty() {
+            writeln!(f, "trusted networks ({}):", rules.networks.len())?;
+            for n in &rules.networks {
+                let ranges: Vec<String> = n.ranges.iter().map(ToString::to_string).collect();
+                writeln!(f, "  {:<16} {}", n.name, ranges.join(", "))?;
+            }
+        }
+        if let Some(g) = &c.groups {
+            writeln!(
+                f,
+                "groups from the upstream's {} (prefix \"{}\")",
+                g.attribute, g.prefix
+            )?;
+        }
+        writeln!(
+            f,
+            "policies ({}), the first that matches applies:",
+            rules.policies.len()
+        )?;
+        for p in &rules.policies {
+            writeln!(f, "  {:<16} {}", p.name, policy_line(p, rules))?;
+        }
+        writeln!(f, "  (otherwise)      the defaults of [mfa] and the client")?;
         for w in &c.warnings {
             writeln!(f, "warning: {w}")?;
         }

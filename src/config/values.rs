@@ -82,7 +82,21 @@ pub(super) fn parse_network(s: &str) -> Result<IpNet, String> {
             net.trunc()
         ));
     }
-    Ok(net)
+    Ok(canonical(net))
+}
+
+/// An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) as the IPv4 range it
+/// is: addresses are compared in canonical form, so it would never match.
+fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
+    }
 }
 
 pub(super) fn resolve_secret(
@@ -139,4 +153,32 @@ pub(super) fn resolve_secret(
 /// A path as written, relative to the configuration file's directory.
 pub(super) fn resolve_path(base: &Path, p: PathBuf) -> PathBuf {
     if p.is_absolute() { p } else { base.join(p) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_mapped_ranges_are_ipv4_ranges() {
+        assert_eq!(
+            parse_network("::ffff:10.0.0.0/104")
+                .expect("valid")
+                .to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_network("::ffff:10.1.2.3").expect("valid").to_string(),
+            "10.1.2.3/32"
+        );
+        assert_eq!(
+            parse_network("2001:db8::/32").expect("valid").to_string(),
+            "2001:db8::/32"
+        );
+        assert!(
+            parse_network("10.1.2.3/16")
+                .expect_err("host bits")
+                .contains("10.1.0.0/16")
+        );
+    }
 }
