@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+mod hex;
 pub mod io;
 pub mod mfa;
 pub mod policy;

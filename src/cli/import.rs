@@ -231,7 +231,7 @@ fn import_token_row(
                 base32::Alphabet::Rfc4648 { padding: false },
                 &secret.to_ascii_uppercase(),
             ),
-            SecretFormat::Hex => crate::store::seal::hex_decode(secret),
+            SecretFormat::Hex => crate::hex::hex_decode(secret),
         }
         .ok_or_else(|| invalid(format!("the secret key is not valid {format:?}")))?,
     );

@@ -16,20 +16,19 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use rand::{Rng, RngCore};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use tracing::warn;
 use zeroize::Zeroizing;
 
 use super::login::{Login, Oob, Outcome, Phase};
 use super::{Counter, Engine};
 use crate::config::{FailMode, ProviderKind};
+use crate::hex::{hex_decode, hex_encode};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
+use crate::mfa::webhook::{CallbackBody, DeliveryBody, PhoneResult};
+pub use crate::mfa::webhook::{sign, signature_ok};
 use crate::store::login::StoreOp;
-use crate::store::seal::{hex_decode, hex_encode};
 
 /// Verification ids: 128 random bits, hex in URLs.
 pub(super) type VerificationId = [u8; 16];
@@ -98,89 +97,11 @@ pub enum CallbackStatus {
     Unknown,
 }
 
-#[derive(Serialize)]
-struct DeliveryBody<'a> {
-    id: &'a str,
-    method: &'a str,
-    user: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    phone: Option<&'a str>,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    number: Option<u8>,
-    /// The user's language, for the provider's voice and texts.
-    language: &'a str,
-    /// A call in PIN mode: collect the PIN, send it back as `pin`.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pin_mode: bool,
-    client: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_ip: Option<&'a str>,
-    callback_url: &'a str,
-    expires_at: i64,
-}
-
-#[derive(Deserialize)]
-struct CallbackBody {
-    result: String,
-    pin: Option<String>,
-    /// Number matching: the number the user chose.
-    number: Option<u32>,
-}
-
 /// A provider's answer, kept until it can be applied.
 pub(super) struct PhoneAnswer {
     result: PhoneResult,
     pin: Option<crate::secret::Secret>,
     number: Option<u32>,
-}
-
-/// What the phone said.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum PhoneResult {
-    Approved,
-    Denied,
-    Fraud,
-    NoResponse,
-    HungUp,
-    Voicemail,
-    Unreachable,
-    Failed,
-}
-
-impl PhoneResult {
-    fn parse(s: &str) -> Option<PhoneResult> {
-        Some(match s {
-            "approved" => PhoneResult::Approved,
-            "denied" => PhoneResult::Denied,
-            "fraud" => PhoneResult::Fraud,
-            "no_response" => PhoneResult::NoResponse,
-            "hung_up" => PhoneResult::HungUp,
-            "voicemail" => PhoneResult::Voicemail,
-            "unreachable" => PhoneResult::Unreachable,
-            "failed" => PhoneResult::Failed,
-            _ => return None,
-        })
-    }
-}
-
-/// `sha256=<hex HMAC-SHA256(key, body)>`.
-pub fn sign(key: &[u8], body: &[u8]) -> String {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(body);
-    format!("sha256={}", hex_encode(&m.finalize().into_bytes()))
-}
-
-/// Checks `sha256=<hex>` over `body` in constant time.
-pub fn signature_ok(key: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(tag) = header.trim().strip_prefix("sha256=").and_then(hex_decode) else {
-        return false;
-    };
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(body);
-    m.verify_slice(&tag).is_ok()
 }
 
 impl Engine {

@@ -8,6 +8,7 @@ pub mod otp;
 mod remember;
 
 pub mod result;
+pub mod webhook;
 
 pub use lockout::LockoutPolicy;
 pub use method::Method;

@@ -8,6 +8,7 @@
 //! RustCrypto crate used before (0.16 against 1.4 µs), whose vector set-up
 //! outweighs the message. The format is the same, nonce || ciphertext || tag.
 
+use crate::hex::{hex_decode, hex_encode};
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
@@ -124,20 +125,6 @@ impl SeedKey {
         buf.truncate(len);
         Ok(buf)
     }
-}
-
-pub(crate) fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
