@@ -13,7 +13,9 @@
 //!    allowed: refused.
 //! 8. An out-of-band success moments ago from this client lets in once
 //!    (`busy_grace`); a verification already in progress refuses at once.
-//! 9. Otherwise the second factor runs as the plan says.
+//! 9. Otherwise the second factor runs as the plan says. Inside EAP no code
+//!    can be asked (the NAS shows no challenge text to a person), number
+//!    matching and the fallback to an app code are off.
 
 use std::time::Duration;
 
@@ -292,13 +294,13 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
     let eap = req.eap();
     let start = if req.inline_code && totp_allowed && standing.oath {
         Start::InlineCode
+    } else if matches!(method, Method::Totp | Method::Sms) && eap {
+        // Inside EAP the NAS shows no Access-Challenge text to a person.
+        return decision(reject(
+            ResultCode::ConfigIssue,
+            label("a one-time code cannot be asked inside EAP"),
+        ));
     } else if method == Method::Totp {
-        if eap {
-            return decision(reject(
-                ResultCode::ConfigIssue,
-                label("a one-time code cannot be asked inside EAP"),
-            ));
-        }
         Start::Prompt
     } else {
         Start::OutOfBand

@@ -506,6 +506,16 @@ fn eap_limits() {
     let p = plan(need(&rules(vec![]), &eap, &push));
     assert!(!p.number_matching, "no number to show inside EAP");
     assert!(!p.fallback_oath, "no OATH fallback inside EAP");
+    let sms = Standing {
+        method: Method::Sms,
+        phone: true,
+        ..alice()
+    };
+    assert_eq!(
+        result(&need(&rules(vec![]), &eap, &sms)),
+        Some((R::ConfigIssue, false)),
+        "no SMS code inside EAP"
+    );
 }
 
 #[test]
