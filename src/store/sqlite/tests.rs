@@ -1,0 +1,675 @@
+//! The SQLite store: each test runs against a database in memory or in a
+//! temporary directory.
+
+use super::*;
+use rusqlite::StatementStatus;
+
+fn store() -> SqliteStore {
+    SqliteStore::in_memory(SeedKey::from_bytes(&[1; 32])).expect("open")
+}
+
+fn user(name: &str) -> User {
+    User {
+        email: Some(format!("{name}@example.org")),
+        created_at: 1000,
+        ..User::new(name, Method::Totp)
+    }
+}
+
+fn totp(user: &str) -> Token {
+    Token::totp(user, TotpParams::default())
+}
+
+/// A PAP login through the application "vpn", remembered at `at`.
+fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
+    Remembered {
+        auth_type: "pap".into(),
+        app: "vpn".into(),
+        address: address.map(Into::into),
+        at,
+    }
+}
+
+fn remembered_rows(s: &SqliteStore) -> i64 {
+    s.conn()
+        .query_row("SELECT COUNT(*) FROM remembered", [], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn remember_keeps_one_row_per_key_and_prunes_the_old() {
+    let s = store();
+    s.add_user(&user("Ivy")).expect("add");
+    s.add_user(&user("jo")).expect("add");
+    let ip = Some("192.0.2.7");
+    s.remember("ivy", &vpn(ip, 100), 0).expect("remember");
+    s.remember("IVY", &vpn(ip, 150), 0).expect("again");
+    s.remember("ivy", &vpn(ip, 120), 0).expect("late");
+    assert_eq!(
+        s.remembered("ivy").expect("list"),
+        [vpn(ip, 150)],
+        "one row per key, at the newest time"
+    );
+    // Each part of the key makes a row of its own; no address is one too.
+    s.remember("ivy", &vpn(Some("192.0.2.8"), 160), 0)
+        .expect("remember");
+    s.remember("ivy", &vpn(None, 170), 0).expect("remember");
+    s.remember("ivy", &vpn(None, 175), 0).expect("remember");
+    s.remember("ivy", &vpn(Some(""), 165), 0).expect("remember");
+    let eap = Remembered {
+        auth_type: "eap".into(),
+        ..vpn(ip, 140)
+    };
+    s.remember("ivy", &eap, 0).expect("remember");
+    let wifi = Remembered {
+        app: "wifi".into(),
+        ..vpn(ip, 140)
+    };
+    s.remember("ivy", &wifi, 0).expect("remember");
+    s.remember("jo", &vpn(ip, 10), 0).expect("remember");
+    let all = vec![
+        vpn(None, 175),
+        vpn(Some(""), 165),
+        vpn(Some("192.0.2.8"), 160),
+        vpn(ip, 150),
+        eap.clone(),
+        wifi.clone(),
+    ];
+    assert_eq!(s.remembered("ivy").expect("list"), all, "newest first");
+    assert_eq!(
+        s.login_state("ivy", 0)
+            .expect("state")
+            .expect("user")
+            .remembered,
+        all,
+        "the login reads them all, in the same order"
+    );
+    // Remembering prunes the user's rows from before keep_since, and
+    // only the user's.
+    s.remember("ivy", &vpn(ip, 200), 160).expect("remember");
+    assert_eq!(
+        s.remembered("ivy").expect("list"),
+        [
+            vpn(ip, 200),
+            vpn(None, 175),
+            vpn(Some(""), 165),
+            vpn(Some("192.0.2.8"), 160)
+        ]
+    );
+    assert_eq!(s.remembered("jo").expect("list"), [vpn(ip, 10)]);
+    // A login older than keep_since is not kept either.
+    s.remember("jo", &vpn(None, 5), 10).expect("remember");
+    assert_eq!(s.remembered("jo").expect("list"), [vpn(ip, 10)]);
+    // An unknown user: nothing stored, no error.
+    let before = remembered_rows(&s);
+    s.remember("nobody", &vpn(ip, 300), 0).expect("no-op");
+    assert_eq!(remembered_rows(&s), before);
+    assert!(s.remembered("nobody").expect("list").is_empty());
+    // Forgetting counts what went, for the user alone.
+    assert_eq!(s.forget("IVY").expect("forget"), 4);
+    assert_eq!(s.forget("ivy").expect("forget"), 0);
+    assert!(s.remembered("ivy").expect("list").is_empty());
+    assert_eq!(s.remembered("jo").expect("list").len(), 1);
+    assert!(matches!(s.forget("nobody"), Err(StoreError::NoSuchUser(_))));
+}
+
+#[test]
+fn block_lockout_and_removal_revoke_remembered_logins() {
+    let s = store();
+    s.add_user(&user("kai")).expect("add");
+    s.add_user(&user("lea")).expect("add");
+    let remembered = |name| s.remembered(name).expect("list").len();
+    s.remember("kai", &vpn(None, 100), 0).expect("remember");
+    s.remember("lea", &vpn(None, 100), 0).expect("remember");
+
+    // An administrator's block (and a fraud report, which is one).
+    s.block("KAI", "lost phone", 110, 1_000).expect("block");
+    assert_eq!((remembered("kai"), remembered("lea")), (0, 1));
+    // A login verified before the block but remembered after it is not.
+    s.remember("kai", &vpn(None, 105), 0).expect("no-op");
+    assert_eq!(remembered("kai"), 0, "blocked after the login");
+    s.unblock("kai", "found", 120).expect("unblock");
+    s.remember("kai", &vpn(None, 130), 0).expect("remember");
+    assert_eq!(remembered("kai"), 1, "unblocked");
+
+    // A denial that does not lock keeps them; the one that locks does not.
+    let p = LockoutPolicy {
+        denials: 2,
+        reset_after: 600,
+        unblock_after: 300,
+    };
+    assert_eq!(s.record_denial("Kai", 140, &p).expect("deny"), None);
+    assert_eq!(remembered("kai"), 1, "not locked yet");
+    assert_eq!(s.record_denial("kai", 150, &p).expect("deny"), Some(450));
+    assert_eq!((remembered("kai"), remembered("lea")), (0, 1));
+    s.remember("kai", &vpn(None, 145), 0).expect("no-op");
+    assert_eq!(remembered("kai"), 0, "locked after the login");
+    s.remember("kai", &vpn(None, 450), 0).expect("remember");
+    assert_eq!(remembered("kai"), 1, "the lockout has ended");
+
+    // Removing the user removes its rows (the foreign key cascades).
+    assert!(s.remove_user("kai").expect("rm"));
+    assert_eq!(remembered_rows(&s), 1, "lea's row alone");
+    s.add_user(&user("kai")).expect("add again");
+    assert!(
+        s.remembered("kai").expect("list").is_empty(),
+        "nothing comes back"
+    );
+}
+
+#[test]
+fn users_crud_and_case_insensitive_names() {
+    let s = store();
+    s.add_user(&user("Alice")).expect("add");
+    assert!(matches!(
+        s.add_user(&user("alice")),
+        Err(StoreError::UserExists(_))
+    ));
+    let mut u = s.user("ALICE").expect("query").expect("found");
+    assert_eq!(u.name, "Alice");
+    u.phone = Some("+15551234567".into());
+    u.method = Method::Sms;
+    s.update_user(&u).expect("update");
+    assert_eq!(
+        s.user("alice").expect("q").expect("found").method,
+        Method::Sms
+    );
+    assert_eq!(s.users().expect("list").len(), 1);
+    assert!(s.remove_user("alice").expect("rm"));
+    assert!(!s.remove_user("alice").expect("rm"));
+    assert!(matches!(s.update_user(&u), Err(StoreError::NoSuchUser(_))));
+}
+
+#[test]
+fn groups_are_kept_sorted_without_duplicates_and_replaced_whole() {
+    let s = store();
+    let groups = |v: &[&str]| v.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+    s.add_user(&User {
+        groups: groups(&["vpn", "Admins", "VPN", "Ärzte", "ärzte", "b"]),
+        ..user("Gina")
+    })
+    .expect("add");
+    let stored = s.user("gina").expect("q").expect("found");
+    assert_eq!(stored.groups, groups(&["Admins", "b", "vpn", "Ärzte"]));
+    assert_eq!(s.users().expect("list")[0].groups, stored.groups);
+    assert_eq!(
+        s.login_state("GINA", 0)
+            .expect("state")
+            .expect("user")
+            .groups,
+        stored.groups
+    );
+    // Written under another case of the name: the user's rows all the same.
+    s.update_user(&User {
+        groups: groups(&["Ops"]),
+        ..stored.clone()
+    })
+    .expect("update");
+    s.update_user(&User {
+        name: "GINA".into(),
+        groups: groups(&["Ops", "net"]),
+        ..stored.clone()
+    })
+    .expect("update");
+    assert_eq!(
+        s.user("gina").expect("q").expect("found").groups,
+        groups(&["net", "Ops"])
+    );
+    s.update_user(&User {
+        groups: Vec::new(),
+        ..stored.clone()
+    })
+    .expect("clear");
+    assert!(s.user("gina").expect("q").expect("found").groups.is_empty());
+    // Another user's groups are their own; a removed user's go with it.
+    s.add_user(&User {
+        groups: groups(&["net"]),
+        ..user("hal")
+    })
+    .expect("add");
+    s.update_user(&User {
+        groups: groups(&["net"]),
+        ..stored
+    })
+    .expect("update");
+    assert!(s.remove_user("hal").expect("rm"));
+    assert_eq!(
+        s.user("gina").expect("q").expect("found").groups,
+        groups(&["net"])
+    );
+    let rows: i64 = s
+        .conn()
+        .query_row("SELECT COUNT(*) FROM user_groups", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 1, "hal's row went with hal");
+    // A user that cannot be added leaves no groups behind.
+    assert!(matches!(
+        s.add_user(&User {
+            groups: groups(&["intruders"]),
+            ..user("GINA")
+        }),
+        Err(StoreError::UserExists(_))
+    ));
+    assert_eq!(
+        s.user("gina").expect("q").expect("found").groups,
+        groups(&["net"])
+    );
+}
+
+/// A database as an older program left it: the migrations up to
+/// `version` only.
+fn database_at_version(path: &Path, version: usize) -> Connection {
+    let c = Connection::open(path).expect("open");
+    c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        .expect("version table");
+    migrate(&c, 0, version).expect("migrate");
+    c
+}
+
+#[test]
+fn an_older_schema_upgrades_in_place_with_its_data() {
+    // From each version since the one before groups.
+    for version in 6..MIGRATIONS.len() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("old.db");
+        let key = SeedKey::from_bytes(&[5; 32]);
+        {
+            let c = database_at_version(&p, version);
+            c.execute_batch(
+                "INSERT INTO users (name, email, phone, method, created_at, blocked_until, language)
+                 VALUES ('Olga', 'olga@example.org', '+4930123456', 'sms', 42, 9999, 'de');
+                 INSERT INTO lockouts (user, denials, first_denial) VALUES ('olga', 2, 40);",
+            )
+            .expect("rows");
+            c.execute(
+                "INSERT INTO tokens (user, kind, seed, algorithm, digits, step, active)
+                 VALUES ('Olga', 'totp', ?1, 'SHA1', 6, 30, 1)",
+                [key.seal("olga", b"old-seed")],
+            )
+            .expect("token");
+        }
+        let s = SqliteStore::open(&p, key).expect("upgrades");
+        let found: i64 = s
+            .conn()
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(found, MIGRATIONS.len() as i64, "from {version}");
+        let olga = s.user("olga").expect("q").expect("kept");
+        assert_eq!(
+            (
+                olga.email.as_deref(),
+                olga.method,
+                olga.created_at,
+                olga.language.as_deref()
+            ),
+            (Some("olga@example.org"), Method::Sms, 42, Some("de"))
+        );
+        assert!(olga.groups.is_empty());
+        assert_eq!(s.blocked_until("olga", 100).expect("b"), Some(9999));
+        let t = &s.tokens("olga").expect("tokens")[0];
+        assert_eq!(&s.token_seed(t).expect("seed")[..], b"old-seed");
+        // The new tables work, and survive a reopen.
+        s.update_user(&User {
+            groups: vec!["vpn".into()],
+            ..olga
+        })
+        .expect("groups");
+        // After her block of the older database ends.
+        s.remember("olga", &vpn(None, 10_000), 0).expect("remember");
+        drop(s);
+        let s = SqliteStore::open(&p, SeedKey::from_bytes(&[5; 32])).expect("reopen");
+        assert_eq!(
+            s.user("olga").expect("q").expect("kept").groups,
+            ["vpn"],
+            "from {version}"
+        );
+        assert_eq!(s.remembered("olga").expect("list"), [vpn(None, 10_000)]);
+    }
+}
+
+#[test]
+fn seeds_are_sealed_and_steps_claimed_once() {
+    let s = store();
+    s.add_user(&user("bob")).expect("add");
+    let id = s
+        .add_token(&totp("bob"), b"twenty-byte-seed-xyz")
+        .expect("token");
+    let t = &s.tokens("bob").expect("tokens")[0];
+    assert!(!t.active);
+    assert_eq!(&s.token_seed(t).expect("seed")[..], b"twenty-byte-seed-xyz");
+    // The stored blob is not the seed.
+    let raw: Vec<u8> = s
+        .conn()
+        .query_row("SELECT seed FROM tokens WHERE id = ?1", [id], |r| r.get(0))
+        .expect("raw");
+    assert!(!raw.windows(8).any(|w| w == b"twenty-b"));
+    let active = |name| s.login_state(name, 0).expect("state").expect("user").tokens;
+    assert!(active("bob").is_empty(), "pending");
+    s.activate_token(id).expect("activate");
+    let active = active("BOB");
+    assert_eq!(active.len(), 1);
+    let (t, sealed) = &active[0];
+    assert_eq!(sealed.0, raw, "sealed as stored");
+    assert_eq!(
+        (t.id, &s.open_seed(t, sealed).expect("open")[..]),
+        (id, &b"twenty-byte-seed-xyz"[..])
+    );
+    assert!(s.claim_step(id, 100).expect("claim"));
+    assert!(
+        !s.claim_step(id, 100).expect("claim"),
+        "the same step twice"
+    );
+    assert!(!s.claim_step(id, 99).expect("claim"), "an older step");
+    assert!(s.claim_step(id, 101).expect("claim"));
+    assert_eq!(s.tokens("bob").expect("t")[0].last_step, Some(101));
+    assert!(matches!(
+        s.add_token(&totp("nobody"), b"x"),
+        Err(StoreError::NoSuchUser(_))
+    ));
+}
+
+#[test]
+fn concurrent_claims_of_one_step_have_one_winner() {
+    // Separate connections to one file, as two proxies or two workers.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("race.db");
+    let s = SqliteStore::open(&p, SeedKey::from_bytes(&[3; 32])).expect("open");
+    s.add_user(&user("race")).expect("add");
+    let id = s.add_token(&totp("race"), b"seed").expect("token");
+    assert!(
+        !s.claim_step(id, 777).expect("claim"),
+        "a pending token is never claimed"
+    );
+    s.activate_token(id).expect("activate");
+    let winners: usize = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let p = p.clone();
+                sc.spawn(move || {
+                    let s = SqliteStore::open(&p, SeedKey::from_bytes(&[3; 32])).expect("open");
+                    usize::from(s.claim_step(id, 777).expect("claim"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    assert_eq!(winners, 1);
+}
+
+#[test]
+fn login_statements_are_compiled_once() {
+    // SQLite can mark a statement to be compiled again whenever it is
+    // bound to a new value (a join on `u.name = ?1` does, see
+    // LOGIN_STATE_SQL). The statement cache binds every login's values,
+    // so a login's statements must not be marked.
+    let s = store();
+    for i in 0..20 {
+        let name = format!("u{i}");
+        s.add_user(&user(&name)).expect("add");
+        let id = s.add_token(&totp(&name), b"seed").expect("token");
+        s.activate_token(id).expect("activate");
+    }
+    s.batch(&mut || {
+        for i in 0..20 {
+            let name = format!("u{i}");
+            assert_eq!(s.tokens(&name).expect("tokens").len(), 1);
+            let st = s.login_state(&name, 10).expect("state").expect("user");
+            let (t, sealed) = &st.tokens[0];
+            assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed");
+            assert!(s.claim_step(t.id, 5).expect("claim"));
+            s.clear_denials(&name).expect("clear");
+            s.remember(&name, &vpn(Some("192.0.2.7"), 10), 0)
+                .expect("remember");
+            s.append_audit(&AuditRecord {
+                at: 1,
+                user: name,
+                result: ResultCode::SuccessOathCodeVerified,
+                accepted: true,
+                mode: "totp".into(),
+                server: "s".into(),
+                client: "c".into(),
+                client_ip: None,
+                reason: None,
+            })
+            .expect("audit");
+        }
+    })
+    .expect("batch");
+    let c = s.conn();
+    assert_eq!(TOKEN_COLS.split(',').count(), TOKEN_COLS_N);
+    // The token columns of the login state are TOKEN_COLS, then the seed.
+    let st = c.prepare_cached(LOGIN_STATE_SQL).expect("cached");
+    let names = (LOGIN_STATE_TOKEN_AT..st.column_count())
+        .map(|i| st.column_name(i).expect("name"))
+        .collect::<Vec<_>>();
+    let expected = TOKEN_COLS.split(", ").chain(["seed"]).collect::<Vec<_>>();
+    assert_eq!(names, expected);
+    drop(st);
+    assert!(TOKENS_SQL.starts_with(&format!("SELECT {TOKEN_COLS}\n")));
+    // The login's statements, and the token list, which had the same trap.
+    for sql in [
+        LOGIN_STATE_SQL,
+        CLAIM_SQL,
+        REMEMBER_SQL,
+        PRUNE_SQL,
+        AUDIT_SQL,
+        TOKENS_SQL,
+    ] {
+        let st = c.prepare_cached(sql).expect("cached");
+        // Run by the logins above: the test looks at the right one.
+        assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
+        assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+    }
+}
+
+#[test]
+fn hardware_serials_belong_to_one_user() {
+    let s = store();
+    s.add_user(&user("a")).expect("add");
+    s.add_user(&user("b")).expect("add");
+    let mut t = totp("a");
+    t.serial = Some("1234567".into());
+    s.add_token(&t, b"k").expect("first");
+    t.user = "b".into();
+    assert!(matches!(
+        s.add_token(&t, b"k"),
+        Err(StoreError::SerialTaken(_))
+    ));
+}
+
+#[test]
+fn login_state_in_one_query() {
+    let s = store();
+    let now = 1_000;
+    let state = |s: &SqliteStore| s.login_state("bob", now).expect("state");
+    assert_eq!(state(&s), None);
+    s.add_user(&user("bob")).expect("add");
+    let plain = LoginState {
+        blocked: false,
+        bypass_waiting: false,
+        locked: false,
+        tokens: Vec::new(),
+        method: Method::Totp,
+        phone: None,
+        has_pin: false,
+        language: None,
+        groups: Vec::new(),
+        remembered: Vec::new(),
+    };
+    assert_eq!(state(&s), Some(plain.clone()));
+    let id = s
+        .add_token(&totp("bob"), b"0123456789abcdefghij")
+        .expect("token");
+    assert_eq!(
+        state(&s),
+        Some(plain.clone()),
+        "a pending token does not enroll"
+    );
+    s.activate_token(id).expect("activate");
+    let enrolled = LoginState {
+        tokens: state(&s).expect("user").tokens,
+        ..plain.clone()
+    };
+    assert_eq!(enrolled.tokens.len(), 1, "the active token");
+    assert_eq!(enrolled.tokens[0].0.id, id);
+    assert_eq!(state(&s), Some(enrolled.clone()));
+    s.add_bypass("bob", "r", now, now + 10).expect("bypass");
+    assert_eq!(
+        s.login_state("BOB", now)
+            .expect("state")
+            .map(|l| l.bypass_waiting),
+        Some(true)
+    );
+    assert!(s.take_bypass("bob", now).expect("take"));
+    assert_eq!(
+        state(&s),
+        Some(enrolled.clone()),
+        "a used bypass is not waiting"
+    );
+    s.block("bob", "r", now, now + 5).expect("block");
+    assert_eq!(state(&s).map(|l| l.blocked), Some(true));
+    assert_eq!(
+        s.login_state("bob", now + 5).expect("state"),
+        Some(enrolled.clone()),
+        "expired block"
+    );
+    s.unblock("bob", "r", now).expect("unblock");
+    let p = LockoutPolicy {
+        denials: 1,
+        reset_after: 60,
+        unblock_after: 30,
+    };
+    s.record_denial("bob", now, &p).expect("deny");
+    assert_eq!(state(&s).map(|l| l.locked), Some(true));
+    assert_eq!(
+        s.login_state("bob", now + 30).expect("state"),
+        Some(enrolled.clone()),
+        "unlocked"
+    );
+}
+
+#[test]
+fn lockout_counts_resets_and_unlocks() {
+    let s = store();
+    let p = LockoutPolicy {
+        denials: 3,
+        reset_after: 600,
+        unblock_after: 1800,
+    };
+    assert_eq!(s.record_denial("u", 0, &p).expect("d"), None);
+    assert_eq!(s.record_denial("u", 10, &p).expect("d"), None);
+    // The run restarts after reset_after.
+    assert_eq!(s.record_denial("u", 700, &p).expect("d"), None);
+    assert_eq!(s.record_denial("u", 710, &p).expect("d"), None);
+    assert_eq!(s.record_denial("u", 720, &p).expect("d"), Some(2520));
+    assert_eq!(s.locked_until("u", 721).expect("l"), Some(2520));
+    assert_eq!(
+        s.locked_until("u", 2520).expect("l"),
+        None,
+        "unlocked automatically"
+    );
+}
+
+#[test]
+fn block_unblock_and_history() {
+    let s = store();
+    s.add_user(&user("c")).expect("add");
+    s.block("c", "lost phone", 100, 100 + 90 * 86400)
+        .expect("block");
+    assert_eq!(
+        s.blocked_until("c", 200).expect("b"),
+        Some(100 + 90 * 86400)
+    );
+    s.unblock("c", "found it", 300).expect("unblock");
+    assert_eq!(s.blocked_until("c", 400).expect("b"), None);
+    let h = s.block_history().expect("history");
+    assert_eq!(
+        h.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["block", "unblock"]
+    );
+    assert_eq!(h[0].reason, "lost phone");
+    assert!(matches!(
+        s.block("zed", "x", 0, 1),
+        Err(StoreError::NoSuchUser(_))
+    ));
+}
+
+#[test]
+fn bypass_is_used_once_and_expires() {
+    let s = store();
+    s.add_user(&user("d")).expect("add");
+    s.add_bypass("d", "travel", 100, 400).expect("bypass");
+    assert!(!s.take_bypass("d", 400).expect("t"), "expired");
+    s.add_bypass("d", "again", 500, 800).expect("bypass");
+    assert!(s.take_bypass("d", 600).expect("t"));
+    assert!(!s.take_bypass("d", 601).expect("t"), "only once");
+    let h = s.bypass_history().expect("h");
+    assert_eq!(
+        h.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["granted", "used"]
+    );
+}
+
+#[test]
+fn audit_round_trip_and_filters() {
+    let s = store();
+    for (at, user, result) in [
+        (10, "a", ResultCode::SuccessOathCodeVerified),
+        (20, "b", ResultCode::FailedOathCodeIncorrect),
+    ] {
+        s.append_audit(&AuditRecord {
+            at,
+            user: user.into(),
+            result,
+            accepted: result == ResultCode::SuccessOathCodeVerified,
+            mode: "totp".into(),
+            server: "s1".into(),
+            client: "vpn".into(),
+            client_ip: Some("192.0.2.7".into()),
+            reason: None,
+        })
+        .expect("append");
+    }
+    assert_eq!(s.audit(None, None).expect("all").len(), 2);
+    assert_eq!(
+        s.audit(Some("B"), None).expect("b")[0].result,
+        ResultCode::FailedOathCodeIncorrect
+    );
+    assert_eq!(s.audit(None, Some(15)).expect("since").len(), 1);
+    assert_eq!(s.audit(Some("a"), Some(15)).expect("since").len(), 0);
+    // The report reads a range of the time index, in its order.
+    let plan: Vec<String> = s
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {REPORT_SQL}"))
+        .expect("plan")
+        .query_map(params!["a", 15], |r| r.get(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan");
+    let plan = plan.join("; ");
+    assert!(
+        plan.contains("USING INDEX audit_at (at>?)") && !plan.contains("TEMP B-TREE"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn survives_reopen_and_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("mfa.db");
+    {
+        let s = SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])).expect("open");
+        s.add_user(&user("persist")).expect("add");
+        s.block("persist", "r", 0, 10_000).expect("block");
+    }
+    let s = SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])).expect("reopen");
+    assert_eq!(s.blocked_until("persist", 5).expect("b"), Some(10_000));
+    s.conn()
+        .execute("UPDATE schema_version SET version = 99", [])
+        .expect("bump");
+    drop(s);
+    assert!(matches!(
+        SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
