@@ -1,14 +1,14 @@
 //! The SQLite store: each test runs against a database in memory or in a
-//! temporary directory.
+//! temporary directory. The helpers here serve the `tests_*` files too.
 
 use super::*;
 use rusqlite::StatementStatus;
 
-fn store() -> SqliteStore {
+pub(super) fn store() -> SqliteStore {
     SqliteStore::in_memory(SeedKey::from_bytes(&[1; 32])).expect("open")
 }
 
-fn user(name: &str) -> User {
+pub(super) fn user(name: &str) -> User {
     User {
         email: Some(format!("{name}@example.org")),
         created_at: 1000,
@@ -16,12 +16,12 @@ fn user(name: &str) -> User {
     }
 }
 
-fn totp(user: &str) -> Token {
+pub(super) fn totp(user: &str) -> Token {
     Token::totp(user, TotpParams::default())
 }
 
 /// A PAP login through the application "vpn", remembered at `at`.
-fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
+pub(super) fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
     Remembered {
         auth_type: "pap".into(),
         app: "vpn".into(),
@@ -30,7 +30,7 @@ fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
     }
 }
 
-fn remembered_rows(s: &SqliteStore) -> i64 {
+pub(super) fn remembered_rows(s: &SqliteStore) -> i64 {
     s.conn()
         .query_row("SELECT COUNT(*) FROM remembered", [], |r| r.get(0))
         .expect("count")
@@ -254,77 +254,6 @@ fn groups_are_kept_sorted_without_duplicates_and_replaced_whole() {
         s.user("gina").expect("q").expect("found").groups,
         groups(&["net"])
     );
-}
-
-/// A database as an older program left it: the migrations up to
-/// `version` only.
-fn database_at_version(path: &Path, version: usize) -> Connection {
-    let c = Connection::open(path).expect("open");
-    c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        .expect("version table");
-    migrate(&c, 0, version).expect("migrate");
-    c
-}
-
-#[test]
-fn an_older_schema_upgrades_in_place_with_its_data() {
-    // From each version since the one before groups.
-    for version in 6..MIGRATIONS.len() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("old.db");
-        let key = SeedKey::from_bytes(&[5; 32]);
-        {
-            let c = database_at_version(&p, version);
-            c.execute_batch(
-                "INSERT INTO users (name, email, phone, method, created_at, blocked_until, language)
-                 VALUES ('Olga', 'olga@example.org', '+4930123456', 'sms', 42, 9999, 'de');
-                 INSERT INTO lockouts (user, denials, first_denial) VALUES ('olga', 2, 40);",
-            )
-            .expect("rows");
-            c.execute(
-                "INSERT INTO tokens (user, kind, seed, algorithm, digits, step, active)
-                 VALUES ('Olga', 'totp', ?1, 'SHA1', 6, 30, 1)",
-                [key.seal("olga", b"old-seed")],
-            )
-            .expect("token");
-        }
-        let s = SqliteStore::open(&p, key).expect("upgrades");
-        let found: i64 = s
-            .conn()
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .expect("version");
-        assert_eq!(found, MIGRATIONS.len() as i64, "from {version}");
-        let olga = s.user("olga").expect("q").expect("kept");
-        assert_eq!(
-            (
-                olga.email.as_deref(),
-                olga.method,
-                olga.created_at,
-                olga.language.as_deref()
-            ),
-            (Some("olga@example.org"), Method::Sms, 42, Some("de"))
-        );
-        assert!(olga.groups.is_empty());
-        assert_eq!(s.blocked_until("olga", 100).expect("b"), Some(9999));
-        let t = &s.tokens("olga").expect("tokens")[0];
-        assert_eq!(&s.token_seed(t).expect("seed")[..], b"old-seed");
-        // The new tables work, and survive a reopen.
-        s.update_user(&User {
-            groups: vec!["vpn".into()],
-            ..olga
-        })
-        .expect("groups");
-        // After her block of the older database ends.
-        s.remember("olga", &vpn(None, 10_000), 0).expect("remember");
-        drop(s);
-        let s = SqliteStore::open(&p, SeedKey::from_bytes(&[5; 32])).expect("reopen");
-        assert_eq!(
-            s.user("olga").expect("q").expect("kept").groups,
-            ["vpn"],
-            "from {version}"
-        );
-        assert_eq!(s.remembered("olga").expect("list"), [vpn(None, 10_000)]);
-    }
 }
 
 #[test]
@@ -651,25 +580,4 @@ fn audit_round_trip_and_filters() {
         plan.contains("USING INDEX audit_at (at>?)") && !plan.contains("TEMP B-TREE"),
         "{plan}"
     );
-}
-
-#[test]
-fn survives_reopen_and_refuses_a_newer_schema() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("mfa.db");
-    {
-        let s = SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])).expect("open");
-        s.add_user(&user("persist")).expect("add");
-        s.block("persist", "r", 0, 10_000).expect("block");
-    }
-    let s = SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])).expect("reopen");
-    assert_eq!(s.blocked_until("persist", 5).expect("b"), Some(10_000));
-    s.conn()
-        .execute("UPDATE schema_version SET version = 99", [])
-        .expect("bump");
-    drop(s);
-    assert!(matches!(
-        SqliteStore::open(&p, SeedKey::from_bytes(&[2; 32])),
-        Err(StoreError::SchemaTooNew { found: 99, .. })
-    ));
 }
