@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::*;
 
 mod schema;
+mod users;
 
 /// SQLite-backed [`Store`].
 #[derive(Debug)]
@@ -95,20 +96,6 @@ impl SqliteStore {
     }
 }
 
-/// Replaces the groups of `user` (who exists) with `groups`, normalized.
-fn set_groups(c: &Connection, user: &str, groups: &[String]) -> Result<(), StoreError> {
-    x(c, "DELETE FROM user_groups WHERE user = ?1", [user])?;
-    for g in normalize_groups(groups.to_vec()) {
-        // The user's name as stored, whatever the case of `user`.
-        x(
-            c,
-            "INSERT INTO user_groups (user, name) SELECT name, ?2 FROM users WHERE name = ?1",
-            params![user, g],
-        )?;
-    }
-    Ok(())
-}
-
 /// Runs `f` all or nothing. A savepoint rather than a transaction, so it
 /// nests inside a [`Store::batch`].
 fn atomic<T>(
@@ -177,33 +164,6 @@ fn remembered_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<Rememb
     v.sort_by_cached_key(key);
     Ok(v)
 }
-
-/// A user's groups from a JSON array of their names.
-fn groups_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
-    json_at(r, i).map(normalize_groups)
-}
-
-fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    let method: String = r.get(3)?;
-    Ok(User {
-        name: r.get(0)?,
-        email: r.get(1)?,
-        phone: r.get(2)?,
-        method: Method::parse(&method).unwrap_or(Method::Totp),
-        password_hash: r.get(4)?,
-        created_at: r.get(5)?,
-        blocked_until: r.get(6)?,
-        pin_hash: r.get(7)?,
-        language: r.get(8)?,
-        groups: groups_at(r, 9)?,
-    })
-}
-
-/// The columns of [`user_from_row`], from `users u`; the groups as a JSON
-/// array.
-const USER_COLS: &str =
-    "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language,
- (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name)";
 
 fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     token_at(r, 0)
@@ -334,74 +294,23 @@ impl Store for SqliteStore {
     }
 
     fn add_user(&self, u: &User) -> Result<(), StoreError> {
-        atomic(&self.conn(), |tx| {
-            let r = x(
-                tx,
-                "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    u.name,
-                    u.email,
-                    u.phone,
-                    u.method.as_str(),
-                    u.password_hash,
-                    u.created_at,
-                    u.pin_hash,
-                    u.language
-                ],
-            );
-            match r {
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    return Err(StoreError::UserExists(u.name.clone()));
-                }
-                r => r?,
-            };
-            set_groups(tx, &u.name, &u.groups)
-        })
+        users::add_user(&self.conn(), u)
     }
 
     fn update_user(&self, u: &User) -> Result<(), StoreError> {
-        atomic(&self.conn(), |tx| {
-            let n = x(
-                tx,
-                "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
-                params![
-                    u.name,
-                    u.email,
-                    u.phone,
-                    u.method.as_str(),
-                    u.password_hash,
-                    u.pin_hash,
-                    u.language
-                ],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NoSuchUser(u.name.clone()));
-            }
-            set_groups(tx, &u.name, &u.groups)
-        })
+        users::update_user(&self.conn(), u)
     }
 
     fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(x(&self.conn(), "DELETE FROM users WHERE name = ?1", [name])? > 0)
+        users::remove_user(&self.conn(), name)
     }
 
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        Ok(q(
-            &self.conn(),
-            &format!("SELECT {USER_COLS} FROM users u WHERE name = ?1"),
-            [name],
-            user_from_row,
-        )
-        .optional()?)
+        users::user(&self.conn(), name)
     }
 
     fn users(&self) -> Result<Vec<User>, StoreError> {
-        let c = self.conn();
-        let mut st = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u ORDER BY name"))?;
-        let rows = st.query_map([], user_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        users::users(&self.conn())
     }
 
     fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
@@ -642,7 +551,7 @@ impl Store for SqliteStore {
                     phone: r.get(4)?,
                     has_pin: r.get(5)?,
                     language: r.get(6)?,
-                    groups: groups_at(r, 7)?,
+                    groups: users::groups_at(r, 7)?,
                     remembered: remembered_at(r, 8)?,
                 }),
             };
@@ -806,3 +715,5 @@ impl Store for SqliteStore {
 mod tests;
 #[cfg(test)]
 mod tests_schema;
+#[cfg(test)]
+mod tests_users;
