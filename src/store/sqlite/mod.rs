@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::*;
 
 mod schema;
+mod tokens;
 mod users;
 
 /// SQLite-backed [`Store`].
@@ -165,36 +166,6 @@ fn remembered_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<Rememb
     Ok(v)
 }
 
-fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
-    token_at(r, 0)
-}
-
-/// A token from the [`TOKEN_COLS`] that start at column `at`.
-fn token_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Token> {
-    let kind: String = r.get(at + 2)?;
-    let alg: String = r.get(at + 4)?;
-    let last: Option<i64> = r.get(at + 8)?;
-    Ok(Token {
-        id: r.get(at)?,
-        user: r.get(at + 1)?,
-        kind: if kind == "hotp" {
-            TokenKind::Hotp
-        } else {
-            TokenKind::Totp
-        },
-        serial: r.get(at + 3)?,
-        params: TotpParams {
-            algorithm: Algorithm::parse(&alg).unwrap_or(Algorithm::Sha1),
-            digits: r.get(at + 5)?,
-            step: r.get::<_, i64>(at + 6)? as u64,
-        },
-        counter: r.get::<_, i64>(at + 7)? as u64,
-        last_step: last.map(|s| s as u64),
-        active: r.get(at + 9)?,
-        model: r.get(at + 10)?,
-    })
-}
-
 /// Columns: user, action, reason, at, until.
 fn history_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     Ok(HistoryEntry {
@@ -246,11 +217,6 @@ const FORGET_SQL: &str = "DELETE FROM remembered WHERE user = ?1";
 /// Forgets a user's remembered logins from before `?2`.
 const PRUNE_SQL: &str = "DELETE FROM remembered WHERE user = ?1 AND at < ?2";
 
-/// Claims a step of a token: changes one row, or none if the step was used,
-/// if the token was removed since the login read it, or if it is pending.
-const CLAIM_SQL: &str = "UPDATE tokens SET last_step = ?2, counter = MAX(counter, ?2 + 1)
- WHERE id = ?1 AND active AND (last_step IS NULL OR last_step < ?2)";
-
 const AUDIT_SQL: &str =
     "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -260,18 +226,6 @@ const AUDIT_SQL: &str =
 const REPORT_SQL: &str =
     "SELECT at, user, result, accepted, mode, server, client, client_ip, reason FROM audit
  WHERE at >= ?2 AND (?1 IS NULL OR user = ?1 COLLATE NOCASE) ORDER BY at, id";
-
-const TOKEN_COLS: &str =
-    "id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model";
-/// How many columns [`TOKEN_COLS`] names.
-const TOKEN_COLS_N: usize = 11;
-
-/// A user's tokens, by id. The collation on `?1` matters here too (see
-/// [`LOGIN_STATE_SQL`]): without it, the `ORDER BY` got the statement
-/// compiled again for every user bound to it.
-const TOKENS_SQL: &str =
-    "SELECT id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model
- FROM tokens WHERE user = ?1 COLLATE NOCASE ORDER BY id";
 
 impl Store for SqliteStore {
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
@@ -314,112 +268,41 @@ impl Store for SqliteStore {
     }
 
     fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
-        let sealed = self.key.seal(&t.user.to_lowercase(), seed);
-        let c = self.conn();
-        let exists: bool = q(
-            &c,
-            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-            [&t.user],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(StoreError::NoSuchUser(t.user.clone()));
-        }
-        let r = x(&c,
-            "INSERT INTO tokens (user, kind, serial, seed, algorithm, digits, step, counter, last_step, active, model)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                t.user,
-                if t.kind == TokenKind::Hotp { "hotp" } else { "totp" },
-                t.serial,
-                sealed,
-                t.params.algorithm.as_str(),
-                t.params.digits,
-                t.params.step as i64,
-                t.counter as i64,
-                t.last_step.map(|s| s as i64),
-                t.active,
-                t.model
-            ],
-        );
-        match r {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::SerialTaken(
-                    t.serial.clone().unwrap_or_default(),
-                ))
-            }
-            r => r.map(|_| c.last_insert_rowid()).map_err(Into::into),
-        }
+        let sealed = tokens::seal(&self.key, t, seed);
+        tokens::add_token(&self.conn(), t, &sealed)
     }
 
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError> {
-        let c = self.conn();
-        let mut st = c.prepare_cached(TOKENS_SQL)?;
-        let tokens = st.query_map([user], token_from_row)?;
-        Ok(tokens.collect::<Result<_, _>>()?)
+        tokens::tokens(&self.conn(), user)
     }
 
     fn token_seed(&self, t: &Token) -> Result<Seed, StoreError> {
-        let sealed = q(
-            &self.conn(),
-            "SELECT seed FROM tokens WHERE id = ?1",
-            [t.id],
-            |r| r.get(0),
-        )?;
-        self.open_seed(t, &SealedSeed(sealed))
+        let sealed = tokens::sealed_seed(&self.conn(), t.id)?;
+        self.open_seed(t, &sealed)
     }
 
     fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
-        self.key.open(&t.user.to_lowercase(), &sealed.0)
+        tokens::open_seed(&self.key, t, sealed)
     }
 
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        Ok(q(
-            &self.conn(),
-            &format!("SELECT {TOKEN_COLS} FROM tokens WHERE serial = ?1"),
-            [serial],
-            token_from_row,
-        )
-        .optional()?)
+        tokens::token_by_serial(&self.conn(), serial)
     }
 
     fn remove_token(&self, serial: &str) -> Result<bool, StoreError> {
-        Ok(x(
-            &self.conn(),
-            "DELETE FROM tokens WHERE serial = ?1",
-            [serial],
-        )? > 0)
+        tokens::remove_token(&self.conn(), serial)
     }
 
     fn activate_token(&self, id: i64) -> Result<(), StoreError> {
-        x(
-            &self.conn(),
-            "UPDATE tokens SET active = 1 WHERE id = ?1",
-            [id],
-        )?;
-        Ok(())
+        tokens::activate_token(&self.conn(), id)
     }
 
     fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError> {
-        let k = if kind == TokenKind::Hotp {
-            "hotp"
-        } else {
-            "totp"
-        };
-        x(
-            &self.conn(),
-            "DELETE FROM tokens WHERE user = ?1 AND kind = ?2 AND active = 0",
-            params![user, k],
-        )?;
-        Ok(())
+        tokens::remove_pending_tokens(&self.conn(), user, kind)
     }
 
     fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
-        let s = step as i64;
-        let n = x(&self.conn(), CLAIM_SQL, params![id, s])?;
-        Ok(n == 1)
+        tokens::claim_step(&self.conn(), id, step)
     }
 
     fn record_denial(
@@ -556,9 +439,11 @@ impl Store for SqliteStore {
                 }),
             };
             if r.get::<_, Option<i64>>(LOGIN_STATE_TOKEN_AT)?.is_some() {
-                let sealed = r.get(LOGIN_STATE_TOKEN_AT + TOKEN_COLS_N)?;
-                s.tokens
-                    .push((token_at(r, LOGIN_STATE_TOKEN_AT)?, SealedSeed(sealed)));
+                let sealed = r.get(LOGIN_STATE_TOKEN_AT + tokens::TOKEN_COLS_N)?;
+                s.tokens.push((
+                    tokens::token_at(r, LOGIN_STATE_TOKEN_AT)?,
+                    SealedSeed(sealed),
+                ));
             }
         }
         Ok(state)
@@ -715,5 +600,7 @@ impl Store for SqliteStore {
 mod tests;
 #[cfg(test)]
 mod tests_schema;
+#[cfg(test)]
+mod tests_tokens;
 #[cfg(test)]
 mod tests_users;
