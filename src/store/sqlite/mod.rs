@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::*;
 
+mod login;
 mod schema;
 mod tokens;
 mod users;
@@ -79,17 +80,6 @@ impl SqliteStore {
         })
     }
 
-    /// A time column for `user` (`sql` selects it), if set and after `now`.
-    fn until_in_future(
-        &self,
-        sql: &str,
-        user: &str,
-        now: UnixTime,
-    ) -> Result<Option<UnixTime>, StoreError> {
-        let until: Option<Option<i64>> = q(&self.conn(), sql, [user], |r| r.get(0)).optional()?;
-        Ok(until.flatten().filter(|&u| u > now))
-    }
-
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent:
         // every statement is atomic. Carry on with the connection.
@@ -140,32 +130,6 @@ fn json_at<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> r
     })
 }
 
-/// A user's remembered logins from a JSON array of
-/// `[auth_type, app, address, at]` arrays, in the order of
-/// [`Store::remembered`].
-fn remembered_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<Remembered>> {
-    let rows: Vec<(String, String, Option<String>, i64)> = json_at(r, i)?;
-    let mut v: Vec<Remembered> = rows
-        .into_iter()
-        .map(|(auth_type, app, address, at)| Remembered {
-            auth_type,
-            app,
-            address,
-            at,
-        })
-        .collect();
-    let key = |r: &Remembered| {
-        (
-            std::cmp::Reverse(r.at),
-            r.auth_type.clone(),
-            r.app.clone(),
-            r.address.clone(),
-        )
-    };
-    v.sort_by_cached_key(key);
-    Ok(v)
-}
-
 /// Columns: user, action, reason, at, until.
 fn history_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     Ok(HistoryEntry {
@@ -176,46 +140,6 @@ fn history_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
         until: r.get(4)?,
     })
 }
-
-/// What a login reads about its user, in one statement (see
-/// [`Store::login_state`]).
-///
-/// Mind joins here: in a join, SQLite carries `u.name = ?1` over to the
-/// other table's terms, and unless `?1` is given a collation
-/// (`?1 COLLATE NOCASE`, which changes nothing else), it then compiles the
-/// statement again each time `?1` is bound, which the statement cache does
-/// for every login.
-const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 0),
-         EXISTS (SELECT 1 FROM bypasses b
-                 WHERE b.user = u.name AND b.used_at IS NULL AND b.until > ?2),
-         COALESCE((SELECT l.locked_until > ?2 FROM lockouts l WHERE l.user = u.name), 0),
-         u.method, u.phone, u.pin_hash IS NOT NULL, u.language,
-         (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name),
-         (SELECT json_group_array(json_array(m.auth_type, m.app, m.address, m.at))
-            FROM remembered m WHERE m.user = u.name),
-         t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
-  FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
-  WHERE u.name = ?1 COLLATE NOCASE ORDER BY t.id";
-/// Where the token columns start in [`LOGIN_STATE_SQL`].
-const LOGIN_STATE_TOKEN_AT: usize = 9;
-
-/// The user's remembered logins, as [`remembered_at`] reads them.
-const REMEMBERED_SQL: &str = "SELECT json_group_array(json_array(auth_type, app, address, at)) FROM remembered WHERE user = ?1";
-
-/// Remembers a login (see [`Store::remember`]): of a user who exists and
-/// was neither blocked nor locked after the login's time.
-const REMEMBER_SQL: &str =
-    "INSERT INTO remembered (user, auth_type, app, address, at)
- SELECT u.name, ?2, ?3, ?4, ?5 FROM users u
- WHERE u.name = ?1 COLLATE NOCASE AND NOT COALESCE(u.blocked_until > ?5, 0)
-   AND NOT COALESCE((SELECT l.locked_until > ?5 FROM lockouts l WHERE l.user = u.name), 0)
- ON CONFLICT (user, auth_type, app, COALESCE(address, x'')) DO UPDATE SET at = MAX(at, excluded.at)";
-
-/// Forgets all of a user's remembered logins.
-const FORGET_SQL: &str = "DELETE FROM remembered WHERE user = ?1";
-
-/// Forgets a user's remembered logins from before `?2`.
-const PRUNE_SQL: &str = "DELETE FROM remembered WHERE user = ?1 AND at < ?2";
 
 const AUDIT_SQL: &str =
     "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
@@ -311,58 +235,15 @@ impl Store for SqliteStore {
         now: UnixTime,
         p: &LockoutPolicy,
     ) -> Result<Option<UnixTime>, StoreError> {
-        atomic(&self.conn(), |tx| {
-            let row: Option<(i64, i64)> = q(
-                tx,
-                "SELECT denials, first_denial FROM lockouts WHERE user = ?1",
-                [user],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-            let (denials, first) = match row {
-                Some((d, f)) if now < f + p.reset_after => (d + 1, f),
-                _ => (1, now),
-            };
-            let locked = (denials >= i64::from(p.denials)).then_some(now + p.unblock_after);
-            x(tx,
-            "INSERT INTO lockouts (user, denials, first_denial, locked_until) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(user) DO UPDATE SET denials = ?2, first_denial = ?3,
-                 locked_until = COALESCE(?4, locked_until)",
-            params![user, if locked.is_some() { 0 } else { denials }, first, locked],
-        )?;
-            if locked.is_some() {
-                x(tx, FORGET_SQL, [user])?;
-            }
-            Ok(locked)
-        })
+        login::record_denial(&self.conn(), user, now, p)
     }
 
     fn clear_denials(&self, user: &str) -> Result<(), StoreError> {
-        let c = self.conn();
-        // Most users have nothing to clear: read first, so a login does not
-        // take the write lock for nothing.
-        let any: bool = q(
-            &c,
-            "SELECT EXISTS (SELECT 1 FROM lockouts WHERE user = ?1 AND denials > 0)",
-            [user],
-            |r| r.get(0),
-        )?;
-        if any {
-            x(
-                &c,
-                "UPDATE lockouts SET denials = 0 WHERE user = ?1",
-                [user],
-            )?;
-        }
-        Ok(())
+        login::clear_denials(&self.conn(), user)
     }
 
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        self.until_in_future(
-            "SELECT locked_until FROM lockouts WHERE user = ?1",
-            user,
-            now,
-        )
+        login::locked_until(&self.conn(), user, now)
     }
 
     fn block(
@@ -372,118 +253,31 @@ impl Store for SqliteStore {
         now: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError> {
-        atomic(&self.conn(), |tx| {
-            if x(
-                tx,
-                "UPDATE users SET blocked_until = ?2 WHERE name = ?1",
-                params![user, until],
-            )? == 0
-            {
-                return Err(StoreError::NoSuchUser(user.to_owned()));
-            }
-            x(
-                tx,
-                "INSERT INTO block_history (user, action, reason, at, until) VALUES (?1, 'block', ?2, ?3, ?4)",
-                params![user, reason, now, until],
-            )?;
-            x(tx, FORGET_SQL, [user])?;
-            Ok(())
-        })
+        login::block(&self.conn(), user, reason, now, until)
     }
 
     fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError> {
-        atomic(&self.conn(), |tx| {
-            if x(
-                tx,
-                "UPDATE users SET blocked_until = NULL WHERE name = ?1",
-                [user],
-            )? == 0
-            {
-                return Err(StoreError::NoSuchUser(user.to_owned()));
-            }
-            x(
-                tx,
-                "UPDATE lockouts SET locked_until = NULL, denials = 0 WHERE user = ?1",
-                [user],
-            )?;
-            x(
-                tx,
-                "INSERT INTO block_history (user, action, reason, at) VALUES (?1, 'unblock', ?2, ?3)",
-                params![user, reason, now],
-            )?;
-            Ok(())
-        })
+        login::unblock(&self.conn(), user, reason, now)
     }
 
     fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        // One statement instead of six: this runs for every login. A row
-        // per active token, or one with no token.
-        let c = self.conn();
-        let mut st = c.prepare_cached(LOGIN_STATE_SQL)?;
-        let mut rows = st.query(params![user, now])?;
-        let mut state: Option<LoginState> = None;
-        while let Some(r) = rows.next()? {
-            let s = match &mut state {
-                Some(s) => s,
-                None => state.insert(LoginState {
-                    blocked: r.get(0)?,
-                    bypass_waiting: r.get(1)?,
-                    locked: r.get(2)?,
-                    tokens: Vec::new(),
-                    method: Method::parse(&r.get::<_, String>(3)?).unwrap_or(Method::Totp),
-                    phone: r.get(4)?,
-                    has_pin: r.get(5)?,
-                    language: r.get(6)?,
-                    groups: users::groups_at(r, 7)?,
-                    remembered: remembered_at(r, 8)?,
-                }),
-            };
-            if r.get::<_, Option<i64>>(LOGIN_STATE_TOKEN_AT)?.is_some() {
-                let sealed = r.get(LOGIN_STATE_TOKEN_AT + tokens::TOKEN_COLS_N)?;
-                s.tokens.push((
-                    tokens::token_at(r, LOGIN_STATE_TOKEN_AT)?,
-                    SealedSeed(sealed),
-                ));
-            }
-        }
-        Ok(state)
+        login::login_state(&self.conn(), user, now)
     }
 
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        self.until_in_future("SELECT blocked_until FROM users WHERE name = ?1", user, now)
+        login::blocked_until(&self.conn(), user, now)
     }
 
     fn remember(&self, user: &str, r: &Remembered, keep_since: UnixTime) -> Result<(), StoreError> {
-        atomic(&self.conn(), |tx| {
-            x(
-                tx,
-                REMEMBER_SQL,
-                params![user, r.auth_type, r.app, r.address, r.at],
-            )?;
-            x(tx, PRUNE_SQL, params![user, keep_since])?;
-            Ok(())
-        })
+        login::remember(&self.conn(), user, r, keep_since)
     }
 
     fn forget(&self, user: &str) -> Result<usize, StoreError> {
-        atomic(&self.conn(), |tx| {
-            let exists: bool = q(
-                tx,
-                "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-                [user],
-                |r| r.get(0),
-            )?;
-            if !exists {
-                return Err(StoreError::NoSuchUser(user.to_owned()));
-            }
-            Ok(x(tx, FORGET_SQL, [user])?)
-        })
+        login::forget(&self.conn(), user)
     }
 
     fn remembered(&self, user: &str) -> Result<Vec<Remembered>, StoreError> {
-        Ok(q(&self.conn(), REMEMBERED_SQL, [user], |r| {
-            remembered_at(r, 0)
-        })?)
+        login::remembered(&self.conn(), user)
     }
 
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -502,43 +296,11 @@ impl Store for SqliteStore {
         now: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError> {
-        let c = self.conn();
-        let exists: bool = q(
-            &c,
-            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-            [user],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(StoreError::NoSuchUser(user.to_owned()));
-        }
-        x(
-            &c,
-            "INSERT INTO bypasses (user, reason, created_at, until) VALUES (?1, ?2, ?3, ?4)",
-            params![user, reason, now, until],
-        )?;
-        Ok(())
+        login::add_bypass(&self.conn(), user, reason, now, until)
     }
 
     fn take_bypass(&self, user: &str, now: UnixTime) -> Result<bool, StoreError> {
-        let c = self.conn();
-        // Read first (most logins have no bypass); the UPDATE below is what
-        // decides, atomically.
-        let any: bool = q(
-            &c,
-            "SELECT EXISTS (SELECT 1 FROM bypasses WHERE user = ?1 AND used_at IS NULL AND until > ?2)",
-            params![user, now],
-            |r| r.get(0),
-        )?;
-        if !any {
-            return Ok(false);
-        }
-        let n = x(&c,
-            "UPDATE bypasses SET used_at = ?2 WHERE id = (
-                 SELECT id FROM bypasses WHERE user = ?1 AND used_at IS NULL AND until > ?2 ORDER BY id LIMIT 1)",
-            params![user, now],
-        )?;
-        Ok(n == 1)
+        login::take_bypass(&self.conn(), user, now)
     }
 
     fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -598,6 +360,8 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_login;
 #[cfg(test)]
 mod tests_schema;
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub(super) const TOKEN_COLS: &str =
 pub(super) const TOKEN_COLS_N: usize = 11;
 
 /// A user's tokens, by id. The collation on `?1` matters here too (see
-/// [`LOGIN_STATE_SQL`](super::LOGIN_STATE_SQL)): without it, the
+/// [`LOGIN_STATE_SQL`](super::login::LOGIN_STATE_SQL)): without it, the
 /// `ORDER BY` got the statement compiled again for every user bound to it.
 pub(super) const TOKENS_SQL: &str =
     "SELECT id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model
