@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use super::*;
 
+mod audit;
 mod login;
 mod schema;
 mod tokens;
@@ -129,27 +130,6 @@ fn json_at<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> r
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
 }
-
-/// Columns: user, action, reason, at, until.
-fn history_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
-    Ok(HistoryEntry {
-        user: r.get(0)?,
-        action: r.get(1)?,
-        reason: r.get(2)?,
-        at: r.get(3)?,
-        until: r.get(4)?,
-    })
-}
-
-const AUDIT_SQL: &str =
-    "INSERT INTO audit (at, user, result, accepted, mode, server, client, client_ip, reason)
- VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-
-/// The audit trail from a time on, optionally of one user: a range of the
-/// `at` index, already in order.
-const REPORT_SQL: &str =
-    "SELECT at, user, result, accepted, mode, server, client, client_ip, reason FROM audit
- WHERE at >= ?2 AND (?1 IS NULL OR user = ?1 COLLATE NOCASE) ORDER BY at, id";
 
 impl Store for SqliteStore {
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
@@ -281,12 +261,7 @@ impl Store for SqliteStore {
     }
 
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
-        let c = self.conn();
-        let mut st = c.prepare_cached(
-            "SELECT user, action, reason, at, until FROM block_history ORDER BY at, id",
-        )?;
-        let rows = st.query_map([], history_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        audit::block_history(&self.conn())
     }
 
     fn add_bypass(
@@ -304,32 +279,11 @@ impl Store for SqliteStore {
     }
 
     fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
-        let c = self.conn();
-        let mut st = c.prepare_cached(
-            "SELECT user, CASE WHEN used_at IS NULL THEN 'granted' ELSE 'used' END, reason, created_at, until
-             FROM bypasses ORDER BY created_at, id",
-        )?;
-        let rows = st.query_map([], history_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        audit::bypass_history(&self.conn())
     }
 
     fn append_audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
-        x(
-            &self.conn(),
-            AUDIT_SQL,
-            params![
-                a.at,
-                a.user,
-                a.result.as_str(),
-                a.accepted,
-                a.mode,
-                a.server,
-                a.client,
-                a.client_ip,
-                a.reason
-            ],
-        )?;
-        Ok(())
+        audit::append_audit(&self.conn(), a)
     }
 
     fn audit(
@@ -337,29 +291,14 @@ impl Store for SqliteStore {
         user: Option<&str>,
         since: Option<UnixTime>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let c = self.conn();
-        let mut st = c.prepare_cached(REPORT_SQL)?;
-        let since = since.unwrap_or(UnixTime::MIN);
-        let rows = st.query_map(params![user, since], |r| {
-            let result: String = r.get(2)?;
-            Ok(AuditRecord {
-                at: r.get(0)?,
-                user: r.get(1)?,
-                result: ResultCode::parse(&result).unwrap_or(ResultCode::FailedServerError),
-                accepted: r.get(3)?,
-                mode: r.get(4)?,
-                server: r.get(5)?,
-                client: r.get(6)?,
-                client_ip: r.get(7)?,
-                reason: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        audit::audit(&self.conn(), user, since)
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_audit;
 #[cfg(test)]
 mod tests_login;
 #[cfg(test)]

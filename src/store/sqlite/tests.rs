@@ -1,6 +1,7 @@
 //! The SQLite store: each test runs against a database in memory or in a
 //! temporary directory. The helpers here serve the `tests_*` files too.
 
+use super::audit::AUDIT_SQL;
 use super::login::{LOGIN_STATE_SQL, LOGIN_STATE_TOKEN_AT, PRUNE_SQL, REMEMBER_SQL};
 use super::tokens::{CLAIM_SQL, TOKEN_COLS, TOKEN_COLS_N, TOKENS_SQL};
 use super::*;
@@ -102,47 +103,4 @@ fn login_statements_are_compiled_once() {
         assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
         assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
     }
-}
-
-#[test]
-fn audit_round_trip_and_filters() {
-    let s = store();
-    for (at, user, result) in [
-        (10, "a", ResultCode::SuccessOathCodeVerified),
-        (20, "b", ResultCode::FailedOathCodeIncorrect),
-    ] {
-        s.append_audit(&AuditRecord {
-            at,
-            user: user.into(),
-            result,
-            accepted: result == ResultCode::SuccessOathCodeVerified,
-            mode: "totp".into(),
-            server: "s1".into(),
-            client: "vpn".into(),
-            client_ip: Some("192.0.2.7".into()),
-            reason: None,
-        })
-        .expect("append");
-    }
-    assert_eq!(s.audit(None, None).expect("all").len(), 2);
-    assert_eq!(
-        s.audit(Some("B"), None).expect("b")[0].result,
-        ResultCode::FailedOathCodeIncorrect
-    );
-    assert_eq!(s.audit(None, Some(15)).expect("since").len(), 1);
-    assert_eq!(s.audit(Some("a"), Some(15)).expect("since").len(), 0);
-    // The report reads a range of the time index, in its order.
-    let plan: Vec<String> = s
-        .conn()
-        .prepare(&format!("EXPLAIN QUERY PLAN {REPORT_SQL}"))
-        .expect("plan")
-        .query_map(params!["a", 15], |r| r.get(3))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("plan");
-    let plan = plan.join("; ");
-    assert!(
-        plan.contains("USING INDEX audit_at (at>?)") && !plan.contains("TEMP B-TREE"),
-        "{plan}"
-    );
 }
