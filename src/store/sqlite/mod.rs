@@ -1,4 +1,18 @@
 //! The embedded SQLite backend: one file, WAL, numbered migrations.
+//!
+//! This module opens the database (pragmas, the statement cache, the file
+//! watch), runs batches and savepoints, and implements [`Store`] by
+//! handing each method, with the connection, to the module of its concern:
+//!
+//! - `schema.rs`: the numbered migrations and the schema version;
+//! - `users.rs`: users and their groups;
+//! - `tokens.rs`: tokens, their sealed seeds, and claiming a step;
+//! - `login.rs`: the login state, denials and lockout, blocks, bypasses
+//!   and remembered logins;
+//! - `audit.rs`: the audit trail and the block and bypass histories.
+//!
+//! Each has its tests in the `tests_*.rs` file of its name; `tests.rs`
+//! holds their helpers and the tests of the whole.
 
 use std::path::Path;
 use std::sync::Mutex;
