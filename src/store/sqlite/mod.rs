@@ -1,0 +1,323 @@
+//! The embedded SQLite backend: one file, WAL, numbered migrations.
+//!
+//! This module opens the database (pragmas, the statement cache, the file
+//! watch), runs batches and savepoints, and implements [`Store`] by
+//! handing each method, with the connection, to the module of its concern:
+//!
+//! - `schema.rs`: the numbered migrations and the schema version;
+//! - `users.rs`: users and their groups;
+//! - `tokens.rs`: tokens, their sealed seeds, and claiming a step;
+//! - `login.rs`: the login state, denials and lockout, blocks, bypasses
+//!   and remembered logins;
+//! - `audit.rs`: the audit trail and the block and bypass histories.
+//!
+//! Each has its tests in the `tests_*.rs` file of its name; `tests.rs`
+//! holds their helpers and the tests of the whole.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::*;
+
+mod audit;
+mod login;
+mod schema;
+mod tokens;
+mod users;
+
+/// SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    /// Held for the whole of a [`Store::batch`]; the connection lock is
+    /// taken per statement inside it.
+    batch: Mutex<()>,
+    key: SeedKey,
+    /// The file opened, for a database on disk: a batch fails once its
+    /// path names another file or none.
+    watch: Option<super::file::Watch>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path, key: SeedKey) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(StoreError::io)?;
+        }
+        // A new database is readable by its owner only, whatever the umask
+        // (it holds password hashes and sealed seeds); SQLite gives its
+        // -wal and -shm files the database file's mode.
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let created = match opts.open(path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(super::file::io_at(path, e)),
+        };
+        let opened = Connection::open(path)
+            .map_err(StoreError::from)
+            .and_then(|c| Self::init(c, key));
+        let mut store = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                // Leave no empty file behind to pass for a store later.
+                if created {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        };
+        store.watch = Some(super::file::Watch::new(path)?);
+        Ok(store)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory(key: SeedKey) -> Result<SqliteStore, StoreError> {
+        Self::init(Connection::open_in_memory()?, key)
+    }
+
+    fn init(conn: Connection, key: SeedKey) -> Result<SqliteStore, StoreError> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::upgrade(&conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            batch: Mutex::new(()),
+            key,
+            watch: None,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent:
+        // every statement is atomic. Carry on with the connection.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs `f` all or nothing. A savepoint rather than a transaction, so it
+/// nests inside a [`Store::batch`].
+fn atomic<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    x(c, "SAVEPOINT atomic", [])?;
+    match f(c) {
+        Ok(v) => {
+            x(c, "RELEASE atomic", [])?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK TO atomic; RELEASE atomic");
+            Err(e)
+        }
+    }
+}
+
+/// One row, through the statement cache (parsing SQL was a tenth of a
+/// login's store time).
+fn q<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(p, f)
+}
+
+/// A statement through the statement cache; the number of rows changed.
+fn x(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(p)
+}
+
+/// A column that holds a JSON document (an aggregate of several rows).
+fn json_at<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl Store for SqliteStore {
+    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        let _one_at_a_time = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = &self.watch {
+            w.check()?;
+        }
+        // IMMEDIATE takes the write lock now, under the busy timeout, rather
+        // than failing at the first write if the admin CLI holds it.
+        x(&self.conn(), "BEGIN IMMEDIATE", [])?;
+        f();
+        let c = self.conn();
+        match x(&c, "COMMIT", []) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        }
+    }
+
+    fn add_user(&self, u: &User) -> Result<(), StoreError> {
+        users::add_user(&self.conn(), u)
+    }
+
+    fn update_user(&self, u: &User) -> Result<(), StoreError> {
+        users::update_user(&self.conn(), u)
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        users::remove_user(&self.conn(), name)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        users::user(&self.conn(), name)
+    }
+
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        users::users(&self.conn())
+    }
+
+    fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
+        let sealed = tokens::seal(&self.key, t, seed);
+        tokens::add_token(&self.conn(), t, &sealed)
+    }
+
+    fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError> {
+        tokens::tokens(&self.conn(), user)
+    }
+
+    fn token_seed(&self, t: &Token) -> Result<Seed, StoreError> {
+        let sealed = tokens::sealed_seed(&self.conn(), t.id)?;
+        self.open_seed(t, &sealed)
+    }
+
+    fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
+        tokens::open_seed(&self.key, t, sealed)
+    }
+
+    fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        tokens::token_by_serial(&self.conn(), serial)
+    }
+
+    fn remove_token(&self, serial: &str) -> Result<bool, StoreError> {
+        tokens::remove_token(&self.conn(), serial)
+    }
+
+    fn activate_token(&self, id: i64) -> Result<(), StoreError> {
+        tokens::activate_token(&self.conn(), id)
+    }
+
+    fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError> {
+        tokens::remove_pending_tokens(&self.conn(), user, kind)
+    }
+
+    fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
+        tokens::claim_step(&self.conn(), id, step)
+    }
+
+    fn record_denial(
+        &self,
+        user: &str,
+        now: UnixTime,
+        p: &LockoutPolicy,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        login::record_denial(&self.conn(), user, now, p)
+    }
+
+    fn clear_denials(&self, user: &str) -> Result<(), StoreError> {
+        login::clear_denials(&self.conn(), user)
+    }
+
+    fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        login::locked_until(&self.conn(), user, now)
+    }
+
+    fn block(
+        &self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        login::block(&self.conn(), user, reason, now, until)
+    }
+
+    fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError> {
+        login::unblock(&self.conn(), user, reason, now)
+    }
+
+    fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
+        login::login_state(&self.conn(), user, now)
+    }
+
+    fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        login::blocked_until(&self.conn(), user, now)
+    }
+
+    fn remember(&self, user: &str, r: &Remembered, keep_since: UnixTime) -> Result<(), StoreError> {
+        login::remember(&self.conn(), user, r, keep_since)
+    }
+
+    fn forget(&self, user: &str) -> Result<usize, StoreError> {
+        login::forget(&self.conn(), user)
+    }
+
+    fn remembered(&self, user: &str) -> Result<Vec<Remembered>, StoreError> {
+        login::remembered(&self.conn(), user)
+    }
+
+    fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        audit::block_history(&self.conn())
+    }
+
+    fn add_bypass(
+        &self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        login::add_bypass(&self.conn(), user, reason, now, until)
+    }
+
+    fn take_bypass(&self, user: &str, now: UnixTime) -> Result<bool, StoreError> {
+        login::take_bypass(&self.conn(), user, now)
+    }
+
+    fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        audit::bypass_history(&self.conn())
+    }
+
+    fn append_audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
+        audit::append_audit(&self.conn(), a)
+    }
+
+    fn audit(
+        &self,
+        user: Option<&str>,
+        since: Option<UnixTime>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::audit(&self.conn(), user, since)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_audit;
+#[cfg(test)]
+mod tests_login;
+#[cfg(test)]
+mod tests_schema;
+#[cfg(test)]
+mod tests_tokens;
+#[cfg(test)]
+mod tests_users;

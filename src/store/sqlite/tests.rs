@@ -1,0 +1,106 @@
+//! The SQLite store: each test runs against a database in memory or in a
+//! temporary directory. The helpers here serve the `tests_*` files too.
+
+use super::audit::AUDIT_SQL;
+use super::login::{LOGIN_STATE_SQL, LOGIN_STATE_TOKEN_AT, PRUNE_SQL, REMEMBER_SQL};
+use super::tokens::{CLAIM_SQL, TOKEN_COLS, TOKEN_COLS_N, TOKENS_SQL};
+use super::*;
+use rusqlite::StatementStatus;
+
+pub(super) fn store() -> SqliteStore {
+    SqliteStore::in_memory(SeedKey::from_bytes(&[1; 32])).expect("open")
+}
+
+pub(super) fn user(name: &str) -> User {
+    User {
+        email: Some(format!("{name}@example.org")),
+        created_at: 1000,
+        ..User::new(name, Method::Totp)
+    }
+}
+
+pub(super) fn totp(user: &str) -> Token {
+    Token::totp(user, TotpParams::default())
+}
+
+/// A PAP login through the application "vpn", remembered at `at`.
+pub(super) fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
+    Remembered {
+        auth_type: "pap".into(),
+        app: "vpn".into(),
+        address: address.map(Into::into),
+        at,
+    }
+}
+
+pub(super) fn remembered_rows(s: &SqliteStore) -> i64 {
+    s.conn()
+        .query_row("SELECT COUNT(*) FROM remembered", [], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn login_statements_are_compiled_once() {
+    // SQLite can mark a statement to be compiled again whenever it is
+    // bound to a new value (a join on `u.name = ?1` does, see
+    // LOGIN_STATE_SQL). The statement cache binds every login's values,
+    // so a login's statements must not be marked.
+    let s = store();
+    for i in 0..20 {
+        let name = format!("u{i}");
+        s.add_user(&user(&name)).expect("add");
+        let id = s.add_token(&totp(&name), b"seed").expect("token");
+        s.activate_token(id).expect("activate");
+    }
+    s.batch(&mut || {
+        for i in 0..20 {
+            let name = format!("u{i}");
+            assert_eq!(s.tokens(&name).expect("tokens").len(), 1);
+            let st = s.login_state(&name, 10).expect("state").expect("user");
+            let (t, sealed) = &st.tokens[0];
+            assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed");
+            assert!(s.claim_step(t.id, 5).expect("claim"));
+            s.clear_denials(&name).expect("clear");
+            s.remember(&name, &vpn(Some("192.0.2.7"), 10), 0)
+                .expect("remember");
+            s.append_audit(&AuditRecord {
+                at: 1,
+                user: name,
+                result: ResultCode::SuccessOathCodeVerified,
+                accepted: true,
+                mode: "totp".into(),
+                server: "s".into(),
+                client: "c".into(),
+                client_ip: None,
+                reason: None,
+            })
+            .expect("audit");
+        }
+    })
+    .expect("batch");
+    let c = s.conn();
+    assert_eq!(TOKEN_COLS.split(',').count(), TOKEN_COLS_N);
+    // The token columns of the login state are TOKEN_COLS, then the seed.
+    let st = c.prepare_cached(LOGIN_STATE_SQL).expect("cached");
+    let names = (LOGIN_STATE_TOKEN_AT..st.column_count())
+        .map(|i| st.column_name(i).expect("name"))
+        .collect::<Vec<_>>();
+    let expected = TOKEN_COLS.split(", ").chain(["seed"]).collect::<Vec<_>>();
+    assert_eq!(names, expected);
+    drop(st);
+    assert!(TOKENS_SQL.starts_with(&format!("SELECT {TOKEN_COLS}\n")));
+    // The login's statements, and the token list, which had the same trap.
+    for sql in [
+        LOGIN_STATE_SQL,
+        CLAIM_SQL,
+        REMEMBER_SQL,
+        PRUNE_SQL,
+        AUDIT_SQL,
+        TOKENS_SQL,
+    ] {
+        let st = c.prepare_cached(sql).expect("cached");
+        // Run by the logins above: the test looks at the right one.
+        assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
+        assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+    }
+}

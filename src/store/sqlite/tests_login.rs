@@ -1,0 +1,258 @@
+//! The login state, lockout, blocks, bypasses and remembered logins.
+
+use super::tests::{remembered_rows, store, totp, user, vpn};
+use super::*;
+
+#[test]
+fn login_state_in_one_query() {
+    let s = store();
+    let now = 1_000;
+    let state = |s: &SqliteStore| s.login_state("bob", now).expect("state");
+    assert_eq!(state(&s), None);
+    s.add_user(&user("bob")).expect("add");
+    let plain = LoginState {
+        blocked: false,
+        bypass_waiting: false,
+        locked: false,
+        tokens: Vec::new(),
+        method: Method::Totp,
+        phone: None,
+        has_pin: false,
+        language: None,
+        groups: Vec::new(),
+        remembered: Vec::new(),
+    };
+    assert_eq!(state(&s), Some(plain.clone()));
+    let id = s
+        .add_token(&totp("bob"), b"0123456789abcdefghij")
+        .expect("token");
+    assert_eq!(
+        state(&s),
+        Some(plain.clone()),
+        "a pending token does not enroll"
+    );
+    s.activate_token(id).expect("activate");
+    let enrolled = LoginState {
+        tokens: state(&s).expect("user").tokens,
+        ..plain.clone()
+    };
+    assert_eq!(enrolled.tokens.len(), 1, "the active token");
+    assert_eq!(enrolled.tokens[0].0.id, id);
+    assert_eq!(state(&s), Some(enrolled.clone()));
+    s.add_bypass("bob", "r", now, now + 10).expect("bypass");
+    assert_eq!(
+        s.login_state("BOB", now)
+            .expect("state")
+            .map(|l| l.bypass_waiting),
+        Some(true)
+    );
+    assert!(s.take_bypass("bob", now).expect("take"));
+    assert_eq!(
+        state(&s),
+        Some(enrolled.clone()),
+        "a used bypass is not waiting"
+    );
+    s.block("bob", "r", now, now + 5).expect("block");
+    assert_eq!(state(&s).map(|l| l.blocked), Some(true));
+    assert_eq!(
+        s.login_state("bob", now + 5).expect("state"),
+        Some(enrolled.clone()),
+        "expired block"
+    );
+    s.unblock("bob", "r", now).expect("unblock");
+    let p = LockoutPolicy {
+        denials: 1,
+        reset_after: 60,
+        unblock_after: 30,
+    };
+    s.record_denial("bob", now, &p).expect("deny");
+    assert_eq!(state(&s).map(|l| l.locked), Some(true));
+    assert_eq!(
+        s.login_state("bob", now + 30).expect("state"),
+        Some(enrolled.clone()),
+        "unlocked"
+    );
+}
+
+#[test]
+fn lockout_counts_resets_and_unlocks() {
+    let s = store();
+    let p = LockoutPolicy {
+        denials: 3,
+        reset_after: 600,
+        unblock_after: 1800,
+    };
+    assert_eq!(s.record_denial("u", 0, &p).expect("d"), None);
+    assert_eq!(s.record_denial("u", 10, &p).expect("d"), None);
+    // The run restarts after reset_after.
+    assert_eq!(s.record_denial("u", 700, &p).expect("d"), None);
+    assert_eq!(s.record_denial("u", 710, &p).expect("d"), None);
+    assert_eq!(s.record_denial("u", 720, &p).expect("d"), Some(2520));
+    assert_eq!(s.locked_until("u", 721).expect("l"), Some(2520));
+    assert_eq!(
+        s.locked_until("u", 2520).expect("l"),
+        None,
+        "unlocked automatically"
+    );
+}
+
+#[test]
+fn block_unblock_and_history() {
+    let s = store();
+    s.add_user(&user("c")).expect("add");
+    s.block("c", "lost phone", 100, 100 + 90 * 86400)
+        .expect("block");
+    assert_eq!(
+        s.blocked_until("c", 200).expect("b"),
+        Some(100 + 90 * 86400)
+    );
+    s.unblock("c", "found it", 300).expect("unblock");
+    assert_eq!(s.blocked_until("c", 400).expect("b"), None);
+    let h = s.block_history().expect("history");
+    assert_eq!(
+        h.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["block", "unblock"]
+    );
+    assert_eq!(h[0].reason, "lost phone");
+    assert!(matches!(
+        s.block("zed", "x", 0, 1),
+        Err(StoreError::NoSuchUser(_))
+    ));
+}
+
+#[test]
+fn bypass_is_used_once_and_expires() {
+    let s = store();
+    s.add_user(&user("d")).expect("add");
+    s.add_bypass("d", "travel", 100, 400).expect("bypass");
+    assert!(!s.take_bypass("d", 400).expect("t"), "expired");
+    s.add_bypass("d", "again", 500, 800).expect("bypass");
+    assert!(s.take_bypass("d", 600).expect("t"));
+    assert!(!s.take_bypass("d", 601).expect("t"), "only once");
+    let h = s.bypass_history().expect("h");
+    assert_eq!(
+        h.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["granted", "used"]
+    );
+}
+
+#[test]
+fn remember_keeps_one_row_per_key_and_prunes_the_old() {
+    let s = store();
+    s.add_user(&user("Ivy")).expect("add");
+    s.add_user(&user("jo")).expect("add");
+    let ip = Some("192.0.2.7");
+    s.remember("ivy", &vpn(ip, 100), 0).expect("remember");
+    s.remember("IVY", &vpn(ip, 150), 0).expect("again");
+    s.remember("ivy", &vpn(ip, 120), 0).expect("late");
+    assert_eq!(
+        s.remembered("ivy").expect("list"),
+        [vpn(ip, 150)],
+        "one row per key, at the newest time"
+    );
+    // Each part of the key makes a row of its own; no address is one too.
+    s.remember("ivy", &vpn(Some("192.0.2.8"), 160), 0)
+        .expect("remember");
+    s.remember("ivy", &vpn(None, 170), 0).expect("remember");
+    s.remember("ivy", &vpn(None, 175), 0).expect("remember");
+    s.remember("ivy", &vpn(Some(""), 165), 0).expect("remember");
+    let eap = Remembered {
+        auth_type: "eap".into(),
+        ..vpn(ip, 140)
+    };
+    s.remember("ivy", &eap, 0).expect("remember");
+    let wifi = Remembered {
+        app: "wifi".into(),
+        ..vpn(ip, 140)
+    };
+    s.remember("ivy", &wifi, 0).expect("remember");
+    s.remember("jo", &vpn(ip, 10), 0).expect("remember");
+    let all = vec![
+        vpn(None, 175),
+        vpn(Some(""), 165),
+        vpn(Some("192.0.2.8"), 160),
+        vpn(ip, 150),
+        eap.clone(),
+        wifi.clone(),
+    ];
+    assert_eq!(s.remembered("ivy").expect("list"), all, "newest first");
+    assert_eq!(
+        s.login_state("ivy", 0)
+            .expect("state")
+            .expect("user")
+            .remembered,
+        all,
+        "the login reads them all, in the same order"
+    );
+    // Remembering prunes the user's rows from before keep_since, and
+    // only the user's.
+    s.remember("ivy", &vpn(ip, 200), 160).expect("remember");
+    assert_eq!(
+        s.remembered("ivy").expect("list"),
+        [
+            vpn(ip, 200),
+            vpn(None, 175),
+            vpn(Some(""), 165),
+            vpn(Some("192.0.2.8"), 160)
+        ]
+    );
+    assert_eq!(s.remembered("jo").expect("list"), [vpn(ip, 10)]);
+    // A login older than keep_since is not kept either.
+    s.remember("jo", &vpn(None, 5), 10).expect("remember");
+    assert_eq!(s.remembered("jo").expect("list"), [vpn(ip, 10)]);
+    // An unknown user: nothing stored, no error.
+    let before = remembered_rows(&s);
+    s.remember("nobody", &vpn(ip, 300), 0).expect("no-op");
+    assert_eq!(remembered_rows(&s), before);
+    assert!(s.remembered("nobody").expect("list").is_empty());
+    // Forgetting counts what went, for the user alone.
+    assert_eq!(s.forget("IVY").expect("forget"), 4);
+    assert_eq!(s.forget("ivy").expect("forget"), 0);
+    assert!(s.remembered("ivy").expect("list").is_empty());
+    assert_eq!(s.remembered("jo").expect("list").len(), 1);
+    assert!(matches!(s.forget("nobody"), Err(StoreError::NoSuchUser(_))));
+}
+
+#[test]
+fn block_lockout_and_removal_revoke_remembered_logins() {
+    let s = store();
+    s.add_user(&user("kai")).expect("add");
+    s.add_user(&user("lea")).expect("add");
+    let remembered = |name| s.remembered(name).expect("list").len();
+    s.remember("kai", &vpn(None, 100), 0).expect("remember");
+    s.remember("lea", &vpn(None, 100), 0).expect("remember");
+
+    // An administrator's block (and a fraud report, which is one).
+    s.block("KAI", "lost phone", 110, 1_000).expect("block");
+    assert_eq!((remembered("kai"), remembered("lea")), (0, 1));
+    // A login verified before the block but remembered after it is not.
+    s.remember("kai", &vpn(None, 105), 0).expect("no-op");
+    assert_eq!(remembered("kai"), 0, "blocked after the login");
+    s.unblock("kai", "found", 120).expect("unblock");
+    s.remember("kai", &vpn(None, 130), 0).expect("remember");
+    assert_eq!(remembered("kai"), 1, "unblocked");
+
+    // A denial that does not lock keeps them; the one that locks does not.
+    let p = LockoutPolicy {
+        denials: 2,
+        reset_after: 600,
+        unblock_after: 300,
+    };
+    assert_eq!(s.record_denial("Kai", 140, &p).expect("deny"), None);
+    assert_eq!(remembered("kai"), 1, "not locked yet");
+    assert_eq!(s.record_denial("kai", 150, &p).expect("deny"), Some(450));
+    assert_eq!((remembered("kai"), remembered("lea")), (0, 1));
+    s.remember("kai", &vpn(None, 145), 0).expect("no-op");
+    assert_eq!(remembered("kai"), 0, "locked after the login");
+    s.remember("kai", &vpn(None, 450), 0).expect("remember");
+    assert_eq!(remembered("kai"), 1, "the lockout has ended");
+
+    // Removing the user removes its rows (the foreign key cascades).
+    assert!(s.remove_user("kai").expect("rm"));
+    assert_eq!(remembered_rows(&s), 1, "lea's row alone");
+    s.add_user(&user("kai")).expect("add again");
+    assert!(
+        s.remembered("kai").expect("list").is_empty(),
+        "nothing comes back"
+    );
+}

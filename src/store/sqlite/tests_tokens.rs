@@ -1,0 +1,88 @@
+//! Tokens: seeds sealed, steps claimed once, serials unique.
+
+use super::tests::{store, totp, user};
+use super::*;
+
+#[test]
+fn seeds_are_sealed_and_steps_claimed_once() {
+    let s = store();
+    s.add_user(&user("bob")).expect("add");
+    let id = s
+        .add_token(&totp("bob"), b"twenty-byte-seed-xyz")
+        .expect("token");
+    let t = &s.tokens("bob").expect("tokens")[0];
+    assert!(!t.active);
+    assert_eq!(&s.token_seed(t).expect("seed")[..], b"twenty-byte-seed-xyz");
+    // The stored blob is not the seed.
+    let raw: Vec<u8> = s
+        .conn()
+        .query_row("SELECT seed FROM tokens WHERE id = ?1", [id], |r| r.get(0))
+        .expect("raw");
+    assert!(!raw.windows(8).any(|w| w == b"twenty-b"));
+    let active = |name| s.login_state(name, 0).expect("state").expect("user").tokens;
+    assert!(active("bob").is_empty(), "pending");
+    s.activate_token(id).expect("activate");
+    let active = active("BOB");
+    assert_eq!(active.len(), 1);
+    let (t, sealed) = &active[0];
+    assert_eq!(sealed.0, raw, "sealed as stored");
+    assert_eq!(
+        (t.id, &s.open_seed(t, sealed).expect("open")[..]),
+        (id, &b"twenty-byte-seed-xyz"[..])
+    );
+    assert!(s.claim_step(id, 100).expect("claim"));
+    assert!(
+        !s.claim_step(id, 100).expect("claim"),
+        "the same step twice"
+    );
+    assert!(!s.claim_step(id, 99).expect("claim"), "an older step");
+    assert!(s.claim_step(id, 101).expect("claim"));
+    assert_eq!(s.tokens("bob").expect("t")[0].last_step, Some(101));
+    assert!(matches!(
+        s.add_token(&totp("nobody"), b"x"),
+        Err(StoreError::NoSuchUser(_))
+    ));
+}
+
+#[test]
+fn concurrent_claims_of_one_step_have_one_winner() {
+    // Separate connections to one file, as two proxies or two workers.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("race.db");
+    let s = SqliteStore::open(&p, SeedKey::from_bytes(&[3; 32])).expect("open");
+    s.add_user(&user("race")).expect("add");
+    let id = s.add_token(&totp("race"), b"seed").expect("token");
+    assert!(
+        !s.claim_step(id, 777).expect("claim"),
+        "a pending token is never claimed"
+    );
+    s.activate_token(id).expect("activate");
+    let winners: usize = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let p = p.clone();
+                sc.spawn(move || {
+                    let s = SqliteStore::open(&p, SeedKey::from_bytes(&[3; 32])).expect("open");
+                    usize::from(s.claim_step(id, 777).expect("claim"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    assert_eq!(winners, 1);
+}
+
+#[test]
+fn hardware_serials_belong_to_one_user() {
+    let s = store();
+    s.add_user(&user("a")).expect("add");
+    s.add_user(&user("b")).expect("add");
+    let mut t = totp("a");
+    t.serial = Some("1234567".into());
+    s.add_token(&t, b"k").expect("first");
+    t.user = "b".into();
+    assert!(matches!(
+        s.add_token(&t, b"k"),
+        Err(StoreError::SerialTaken(_))
+    ));
+}

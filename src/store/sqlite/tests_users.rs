@@ -1,0 +1,103 @@
+//! Users and their groups.
+
+use super::tests::{store, user};
+use super::*;
+
+#[test]
+fn users_crud_and_case_insensitive_names() {
+    let s = store();
+    s.add_user(&user("Alice")).expect("add");
+    assert!(matches!(
+        s.add_user(&user("alice")),
+        Err(StoreError::UserExists(_))
+    ));
+    let mut u = s.user("ALICE").expect("query").expect("found");
+    assert_eq!(u.name, "Alice");
+    u.phone = Some("+15551234567".into());
+    u.method = Method::Sms;
+    s.update_user(&u).expect("update");
+    assert_eq!(
+        s.user("alice").expect("q").expect("found").method,
+        Method::Sms
+    );
+    assert_eq!(s.users().expect("list").len(), 1);
+    assert!(s.remove_user("alice").expect("rm"));
+    assert!(!s.remove_user("alice").expect("rm"));
+    assert!(matches!(s.update_user(&u), Err(StoreError::NoSuchUser(_))));
+}
+
+#[test]
+fn groups_are_kept_sorted_without_duplicates_and_replaced_whole() {
+    let s = store();
+    let groups = |v: &[&str]| v.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+    s.add_user(&User {
+        groups: groups(&["vpn", "Admins", "VPN", "Ärzte", "ärzte", "b"]),
+        ..user("Gina")
+    })
+    .expect("add");
+    let stored = s.user("gina").expect("q").expect("found");
+    assert_eq!(stored.groups, groups(&["Admins", "b", "vpn", "Ärzte"]));
+    assert_eq!(s.users().expect("list")[0].groups, stored.groups);
+    assert_eq!(
+        s.login_state("GINA", 0)
+            .expect("state")
+            .expect("user")
+            .groups,
+        stored.groups
+    );
+    // Written under another case of the name: the user's rows all the same.
+    s.update_user(&User {
+        groups: groups(&["Ops"]),
+        ..stored.clone()
+    })
+    .expect("update");
+    s.update_user(&User {
+        name: "GINA".into(),
+        groups: groups(&["Ops", "net"]),
+        ..stored.clone()
+    })
+    .expect("update");
+    assert_eq!(
+        s.user("gina").expect("q").expect("found").groups,
+        groups(&["net", "Ops"])
+    );
+    s.update_user(&User {
+        groups: Vec::new(),
+        ..stored.clone()
+    })
+    .expect("clear");
+    assert!(s.user("gina").expect("q").expect("found").groups.is_empty());
+    // Another user's groups are their own; a removed user's go with it.
+    s.add_user(&User {
+        groups: groups(&["net"]),
+        ..user("hal")
+    })
+    .expect("add");
+    s.update_user(&User {
+        groups: groups(&["net"]),
+        ..stored
+    })
+    .expect("update");
+    assert!(s.remove_user("hal").expect("rm"));
+    assert_eq!(
+        s.user("gina").expect("q").expect("found").groups,
+        groups(&["net"])
+    );
+    let rows: i64 = s
+        .conn()
+        .query_row("SELECT COUNT(*) FROM user_groups", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 1, "hal's row went with hal");
+    // A user that cannot be added leaves no groups behind.
+    assert!(matches!(
+        s.add_user(&User {
+            groups: groups(&["intruders"]),
+            ..user("GINA")
+        }),
+        Err(StoreError::UserExists(_))
+    ));
+    assert_eq!(
+        s.user("gina").expect("q").expect("found").groups,
+        groups(&["net"])
+    );
+}
