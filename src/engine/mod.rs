@@ -637,4 +637,7 @@ mod tests_mfa;
 mod tests_hardening;
 
 #[cfg(test)]
+mod tests_oob;
+
+#[cfg(test)]
 mod tests_policy;

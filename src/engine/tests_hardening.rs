@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::tests_mfa::*;
+use super::tests_oob::*;
 use super::*;
 use crate::mfa::Method;
 use crate::mfa::ResultCode;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::tests_mfa::*;
+use super::tests_oob::*;
 use super::*;
 use crate::mfa::ResultCode;
 use crate::radius::crypto;
