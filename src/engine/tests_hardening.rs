@@ -376,3 +376,37 @@ fn under_fail_open_a_stalled_store_accepts_only_what_it_can_record() {
     assert_eq!(pump_once(&mut s, &StoreAnswer::Failed), 1);
     assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
 }
+
+#[test]
+fn a_dead_store_thread_fails_the_waiting_login_at_once() {
+    let mut s = Sim::new("");
+    let req = request(1, [1 ^ 0xe8; 16], "alice", "pw", None);
+    s.e.handle_nas(s.now, 0, from(1000), &req);
+    for t in s.out() {
+        if let SocketRef::Upstream(sock) = t.socket {
+            s.e.handle_upstream(s.now, sock, t.to, &upstream_accept(&t));
+        }
+    }
+    // The shell cannot hand the question over: the thread is gone.
+    let jobs = s.e.poll_store_jobs();
+    s.e.store_refused(s.now, jobs);
+    assert_eq!(s.e.stats().get(Counter::StoreQueueFull), 1);
+    assert_eq!(s.e.stats().get(Counter::MfaStoreFailures), 1);
+    // Its record cannot be handed over either: the reject goes out as
+    // decided, after reject_delay.
+    let jobs = s.e.poll_store_jobs();
+    assert!(matches!(
+        jobs[..],
+        [StoreJob {
+            op: StoreOp::Audit(_),
+            ..
+        }]
+    ));
+    s.e.store_refused(s.now, jobs);
+    s.advance(Duration::from_secs(2));
+    let out = s.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(parse(&out[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(s.e.store_waits(), 0);
+    assert_eq!(s.e.logins_pending(), 0);
+}
