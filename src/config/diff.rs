@@ -413,7 +413,8 @@ fn listeners(
     }
 }
 
-fn client_keys(a: &Client, b: &Client) -> Vec<&'static str> {
+/// The keys that differ between two entries of the same name.
+pub fn client_keys(a: &Client, b: &Client) -> Vec<&'static str> {
     keys_of(&[
         ("address", a.network != b.network),
         ("secret", !same_secret(a.secret.expose(), b.secret.expose())),
@@ -430,7 +431,8 @@ fn client_keys(a: &Client, b: &Client) -> Vec<&'static str> {
     ])
 }
 
-fn upstream_keys(a: &Upstream, b: &Upstream) -> Vec<&'static str> {
+/// The keys that differ between two entries of the same name.
+pub fn upstream_keys(a: &Upstream, b: &Upstream) -> Vec<&'static str> {
     keys_of(&[
         ("address", a.address != b.address),
         ("acct_address", a.acct_address != b.acct_address),
@@ -445,7 +447,8 @@ fn upstream_keys(a: &Upstream, b: &Upstream) -> Vec<&'static str> {
     ])
 }
 
-fn provider_keys(a: &Provider, b: &Provider) -> Vec<&'static str> {
+/// The keys that differ between two entries of the same name.
+pub fn provider_keys(a: &Provider, b: &Provider) -> Vec<&'static str> {
     let key = match (&a.key, &b.key) {
         (None, None) => false,
         (Some(x), Some(y)) => !same_secret(x.expose(), y.expose()),

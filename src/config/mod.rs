@@ -17,7 +17,7 @@
 //! `values.rs`.
 
 mod clients;
-mod diff;
+pub mod diff;
 mod error;
 mod lockout;
 mod mfa;

@@ -318,7 +318,6 @@ impl Bound {
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
         let mut shell = Shell {
             deliverer: deliver::Deliverer::new(
-                self.config.providers.clone(),
                 self.config.notify.clone(),
                 &self.config.server.name,
             ),

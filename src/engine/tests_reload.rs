@@ -1,0 +1,1 @@
+//! Reload on the virtual clock.
