@@ -34,6 +34,11 @@ impl Deliverer {
         }
     }
 
+    /// A reload's `[notify]`.
+    pub(super) fn set_notify(&mut self, notify: Option<Notify>) {
+        self.notify = notify.map(Arc::new);
+    }
+
     /// Delivers `d` in its own task; `(id, outcome)` goes to `done`.
     pub(super) fn spawn(
         &self,
