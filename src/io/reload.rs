@@ -65,9 +65,15 @@ impl Shell {
     /// documentation.
     pub(super) fn reload(&mut self, new: Config, dictionary: Arc<Dictionary>) {
         let now = super::unix_now();
-        // The dictionary needs a restart: the one in force stays.
-        drop(dictionary);
-        let changes = config::diff(&self.config, &new);
+        let mut changes = config::diff(&self.config, &new);
+        // The dictionary needs a restart: the one in force stays. The diff
+        // sees a new path; an edited file is seen here.
+        let same_path = self.config.server.dictionary == new.server.dictionary;
+        if same_path && *dictionary != *self.dictionary {
+            changes.push(config::Change::NeedsRestart {
+                key: "server.dictionary",
+            });
+        }
         let mut next = config::in_force(&self.config, &new);
         let plan = self.engine.reload_plan(&next);
         let mut listeners = Vec::new();
