@@ -46,7 +46,9 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct DedupCache {
     map: HashMap<DedupKey, State>,
-    /// Answered entries in the order they expire (the window is fixed).
+    /// Answered entries in the order they were answered: the order they
+    /// expire, unless a reload shortened the window (then a lookup also
+    /// checks the entry's own expiry).
     expiry: VecDeque<(Instant, DedupKey)>,
     window: Duration,
     max: usize,
@@ -93,11 +95,15 @@ impl DedupCache {
 
     pub fn lookup(&mut self, key: DedupKey, now: Instant) -> Lookup {
         self.expire(now);
-        if let Some(state) = self.map.get(&key) {
-            return match state {
-                State::InFlight => Lookup::InFlight,
-                State::Answered { reply, .. } => Lookup::Answered(reply.clone()),
-            };
+        match self.map.get(&key) {
+            Some(State::InFlight) => return Lookup::InFlight,
+            Some(State::Answered { reply, expires }) if *expires > now => {
+                return Lookup::Answered(reply.clone());
+            }
+            Some(State::Answered { .. }) => {
+                self.map.remove(&key);
+            }
+            None => {}
         }
         while self.map.len() >= self.max {
             if !self.evict_oldest() {
@@ -235,6 +241,24 @@ mod tests {
             "the answered entry was evicted, the rest are in flight"
         );
         assert_eq!(c.lookup(key(1, 1, 0), t0), Lookup::InFlight);
+    }
+
+    #[test]
+    fn a_shorter_window_applies_to_answers_cached_after_it() {
+        let t0 = Instant::now();
+        let mut c = DedupCache::new(Duration::from_secs(30), 100);
+        c.lookup(key(1, 1, 0), t0);
+        c.answer(key(1, 1, 0), Arc::from(&b"a"[..]), t0);
+        c.set_limits(Duration::from_secs(5), 100);
+        c.lookup(key(1, 2, 0), t0);
+        c.answer(key(1, 2, 0), Arc::from(&b"b"[..]), t0);
+        let t = t0 + Duration::from_secs(6);
+        assert_eq!(c.lookup(key(1, 2, 0), t), Lookup::New, "its own window");
+        assert_eq!(
+            c.lookup(key(1, 1, 0), t),
+            Lookup::Answered(Arc::from(&b"a"[..])),
+            "the old one keeps the window it was cached under"
+        );
     }
 
     proptest! {
