@@ -536,13 +536,17 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tokio::spawn(reload_signal(signals.hup, path.to_owned()));
+        let (commands, loop_commands) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(reload_signal(signals.hup, path.to_owned(), commands));
         // systemd's Type=notify: the listeners are bound (no-op elsewhere).
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             warn!("cannot tell systemd the proxy is ready: {e}");
         }
         match bound
-            .run(shutdown_signal(signals.term, signals.int), None)
+            .run(
+                shutdown_signal(signals.term, signals.int),
+                Some(loop_commands),
+            )
             .await
         {
             Ok(_) => ExitCode::SUCCESS,
@@ -602,19 +606,41 @@ impl Signals {
 }
 
 /// SIGHUP (`systemctl reload`): the configuration file is read and checked
-/// again, and the result logged. Changes are applied by a restart; a HUP
-/// never stops the proxy (its default action would).
-async fn reload_signal(mut hup: tokio::signal::unix::Signal, path: PathBuf) {
+/// with the loader `check` uses; a valid one goes to the running loop,
+/// which applies it between two packets and logs what changed and what
+/// still needs a restart (see `io::reload`). A file that fails is refused
+/// with the reason, and the configuration in force stays. A HUP never
+/// stops the proxy (its default action would).
+async fn reload_signal(
+    mut hup: tokio::signal::unix::Signal,
+    path: PathBuf,
+    commands: tokio::sync::mpsc::UnboundedSender<mfa_proxy::io::Command>,
+) {
+    use mfa_proxy::io::Command;
     while hup.recv().await.is_some() {
-        match load(&path) {
-            Ok(_) => warn!(
-                config = %path.display(),
-                "SIGHUP: the configuration is valid; restart the proxy to apply changes (live reload is not supported yet)"
-            ),
-            Err(e) => error!(
-                config = %path.display(),
-                "SIGHUP: the configuration is not valid, nothing changed: {e}"
-            ),
+        info!(config = %path.display(), "SIGHUP: reloading the configuration");
+        // Off the loop's thread: reading files (secrets, certificates, the
+        // dictionary) may block.
+        let p = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&p))
+            .await
+            .unwrap_or_else(|e| Err(format!("the loader failed: {e}")));
+        let command = match loaded {
+            Ok((config, dictionary)) => Command::Reload {
+                config: Box::new(config),
+                dictionary,
+                reply: None,
+            },
+            Err(e) => {
+                error!(
+                    config = %path.display(),
+                    "SIGHUP: the configuration is not valid, nothing changed: {e}"
+                );
+                Command::ReloadRefused
+            }
+        };
+        if commands.send(command).is_err() {
+            return;
         }
     }
 }

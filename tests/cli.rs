@@ -90,7 +90,7 @@ fn serve_runs_and_stops_on_sigterm() {
         answered = matches!(sock.recv_from(&mut buf), Ok((n, _)) if n >= 20 && buf[0] == 2);
     }
     assert!(answered, "serve did not answer Status-Server");
-    // SIGHUP (systemctl reload) checks the file again and never stops it.
+    // SIGHUP (systemctl reload) applies the file again and never stops it.
     Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status()
@@ -116,7 +116,7 @@ fn serve_runs_and_stops_on_sigterm() {
     assert!(
         log.contains("status_server_answered=2")
             && log.contains("SIGTERM")
-            && log.contains("SIGHUP: the configuration is valid"),
+            && log.contains("configuration reloaded"),
         "{log}"
     );
     assert!(

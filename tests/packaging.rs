@@ -21,7 +21,8 @@ const SYSTEM_PATHS: &[(&str, &str)] = &[
         "# mfa-proxy configuration, as the Debian package installs it in\n\
          # /etc/mfa-proxy/proxy.toml for mfa-proxy.service. It is a conffile: dpkg\n\
          # keeps your changes on upgrade. After a change: mfa-proxy check (below),\n\
-         # then systemctl restart mfa-proxy.\n",
+         # then systemctl reload mfa-proxy (the README lists the few keys that\n\
+         # need systemctl restart instead).\n",
     ),
     (
         "mfa-proxy check --config proxy.toml",

@@ -1320,7 +1320,7 @@ impl World {
         while let Some(d) = self.e.poll_delivery() {
             self.reach.deliveries += 1;
             let key = match self.setup {
-                Setup::LocalNumberMatching if d.provider == 1 => None,
+                Setup::LocalNumberMatching if d.provider.name == "console" => None,
                 _ => Some(PROVIDER_KEY),
             };
             match (key, &d.signature) {

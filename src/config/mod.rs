@@ -17,6 +17,7 @@
 //! `values.rs`.
 
 mod clients;
+pub mod diff;
 mod error;
 mod lockout;
 mod mfa;
@@ -33,6 +34,8 @@ mod values;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_diff;
+#[cfg(test)]
 mod tests_policy;
 
 use std::path::Path;
@@ -43,6 +46,7 @@ pub use crate::policy::{FailMode, Unenrolled};
 pub use crate::radius::crypto::SharedSecret;
 pub use crate::secret::Secret;
 pub use clients::{Client, UserAddressFrom};
+pub use diff::{Change, Section, diff, in_force};
 pub use error::ConfigError;
 pub use mfa::{Mfa, Texts, parse_language_tag};
 pub use policy::GroupsFrom;

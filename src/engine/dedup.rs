@@ -46,10 +46,15 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct DedupCache {
     map: HashMap<DedupKey, State>,
-    /// Answered entries in the order they expire (the window is fixed).
+    /// Answered entries in the order they were answered: the order they
+    /// expire, unless a reload shortened the window (then a lookup also
+    /// checks the entry's own expiry).
     expiry: VecDeque<(Instant, DedupKey)>,
     window: Duration,
     max: usize,
+    /// Requests in flight per listener: a listener a reload removed is
+    /// closed once its count is zero.
+    in_flight: Vec<u32>,
 }
 
 impl DedupCache {
@@ -59,16 +64,46 @@ impl DedupCache {
             expiry: VecDeque::new(),
             window,
             max,
+            in_flight: Vec::new(),
         }
+    }
+
+    /// A reload's window and bound. The window applies to answers cached
+    /// from now on; a smaller bound evicts the oldest answers as entries
+    /// come.
+    pub fn set_limits(&mut self, window: Duration, max: usize) {
+        self.window = window;
+        self.max = max;
+    }
+
+    /// Requests received on `listener` and not yet answered or given up.
+    pub fn in_flight_on(&self, listener: u16) -> u32 {
+        self.in_flight
+            .get(usize::from(listener))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn count(&mut self, listener: u16, up: bool) {
+        let i = usize::from(listener);
+        if self.in_flight.len() <= i {
+            self.in_flight.resize(i + 1, 0);
+        }
+        let n = &mut self.in_flight[i];
+        *n = if up { *n + 1 } else { n.saturating_sub(1) };
     }
 
     pub fn lookup(&mut self, key: DedupKey, now: Instant) -> Lookup {
         self.expire(now);
-        if let Some(state) = self.map.get(&key) {
-            return match state {
-                State::InFlight => Lookup::InFlight,
-                State::Answered { reply, .. } => Lookup::Answered(reply.clone()),
-            };
+        match self.map.get(&key) {
+            Some(State::InFlight) => return Lookup::InFlight,
+            Some(State::Answered { reply, expires }) if *expires > now => {
+                return Lookup::Answered(reply.clone());
+            }
+            Some(State::Answered { .. }) => {
+                self.map.remove(&key);
+            }
+            None => {}
         }
         while self.map.len() >= self.max {
             if !self.evict_oldest() {
@@ -76,6 +111,7 @@ impl DedupCache {
             }
         }
         self.map.insert(key, State::InFlight);
+        self.count(key.listener, true);
         Lookup::New
     }
 
@@ -84,7 +120,9 @@ impl DedupCache {
         let expires = now + self.window;
         match self.map.entry(key) {
             Entry::Occupied(mut e) => {
-                e.insert(State::Answered { reply, expires });
+                if let State::InFlight = e.insert(State::Answered { reply, expires }) {
+                    self.count(key.listener, false);
+                }
             }
             Entry::Vacant(e) => {
                 if self.max == 0 {
@@ -102,6 +140,7 @@ impl DedupCache {
     pub fn forget(&mut self, key: &DedupKey) {
         if let Some(State::InFlight) = self.map.get(key) {
             self.map.remove(key);
+            self.count(key.listener, false);
         }
     }
 
@@ -173,7 +212,13 @@ mod tests {
             c.lookup(key(1, 1, 1), t0 + Duration::from_secs(5)),
             Lookup::New
         );
+        assert_eq!(
+            c.in_flight_on(0),
+            2,
+            "the expired answer's request is new again"
+        );
         c.forget(&key(1, 1, 2));
+        assert_eq!(c.in_flight_on(0), 1);
         assert_eq!(
             c.lookup(key(1, 1, 2), t0 + Duration::from_secs(6)),
             Lookup::New
@@ -196,6 +241,24 @@ mod tests {
             "the answered entry was evicted, the rest are in flight"
         );
         assert_eq!(c.lookup(key(1, 1, 0), t0), Lookup::InFlight);
+    }
+
+    #[test]
+    fn a_shorter_window_applies_to_answers_cached_after_it() {
+        let t0 = Instant::now();
+        let mut c = DedupCache::new(Duration::from_secs(30), 100);
+        c.lookup(key(1, 1, 0), t0);
+        c.answer(key(1, 1, 0), Arc::from(&b"a"[..]), t0);
+        c.set_limits(Duration::from_secs(5), 100);
+        c.lookup(key(1, 2, 0), t0);
+        c.answer(key(1, 2, 0), Arc::from(&b"b"[..]), t0);
+        let t = t0 + Duration::from_secs(6);
+        assert_eq!(c.lookup(key(1, 2, 0), t), Lookup::New, "its own window");
+        assert_eq!(
+            c.lookup(key(1, 1, 0), t),
+            Lookup::Answered(Arc::from(&b"a"[..])),
+            "the old one keeps the window it was cached under"
+        );
     }
 
     proptest! {

@@ -11,7 +11,7 @@ use rand::RngCore;
 use tracing::{debug, info, warn};
 
 use super::rewrite::{RewriteError, Rewriter, Side};
-use super::upstream::Transition;
+use super::upstream::{IdPool, Transition};
 use super::warn::Topic;
 use super::{
     Counter, DEDUP_SWEEP, Engine, Family, NasRequest, Pending, PendingKey, SocketRef, Transmit,
@@ -61,27 +61,38 @@ impl Engine {
             .map(|i| (i, true))
     }
 
-    /// A free (socket, identifier) towards upstream `u` at `dest`.
-    fn alloc_id(&mut self, u: usize, dest: &SocketAddr) -> Option<(u16, u8)> {
-        let family = Family::of(dest);
-        let n = self.sockets.len();
-        let nu = self.upstreams.len();
+    /// A free (socket, identifier) towards upstream `u` at `dest`, on the
+    /// sockets of `dest`'s family in turn.
+    fn alloc_id(&mut self, u: usize, dest: SocketAddr) -> Option<(u16, u8)> {
+        let list = &self.family_sockets[Family::of(&dest) as usize];
+        let n = list.len();
+        let cursor = &mut self.upstreams[u].socket_cursor;
         for k in 0..n {
-            let s = (self.socket_cursor[u] + k) % n;
-            if self.sockets[s] != family {
-                continue;
-            }
-            if let Some(id) = self.ids[s * nu + u].alloc() {
-                self.socket_cursor[u] = (s + 1) % n;
-                return Some((s as u16, id));
+            let at = (*cursor + k) % n;
+            let s = list[at];
+            let rng = &mut self.rng;
+            let pool = self
+                .ids
+                .entry((s, dest))
+                .or_insert_with(|| IdPool::new((rng.next_u32() & 0xff) as u8));
+            if let Some(id) = pool.alloc() {
+                *cursor = (at + 1) % n;
+                return Some((s, id));
             }
         }
         None
     }
 
     fn free_id(&mut self, key: PendingKey) {
-        let nu = self.upstreams.len();
-        self.ids[usize::from(key.socket) * nu + usize::from(key.upstream)].free(key.id);
+        if let Some(pool) = self.ids.get_mut(&(key.socket, key.dest)) {
+            pool.free(key.id);
+        }
+    }
+
+    /// The place in the list of the upstream with `id`, if a reload has
+    /// not removed it.
+    fn upstream_at(&self, id: u32) -> Option<usize> {
+        self.upstreams.iter().position(|u| u.id == id)
     }
 
     fn arm(&mut self, now: Instant, key: PendingKey, timeout: std::time::Duration) -> u64 {
@@ -98,13 +109,13 @@ impl Engine {
             return self.give_up(now, nas);
         };
         nas.tried |= 1 << u;
-        let up = &self.upstreams[u].cfg;
+        let up = self.upstreams[u].cfg.clone();
         let dest = if accounting {
             up.acct_address.unwrap_or(up.address)
         } else {
             up.address
         };
-        let Some((socket, id)) = self.alloc_id(u, &dest) else {
+        let Some((socket, id)) = self.alloc_id(u, dest) else {
             self.dedup.forget(&nas.dedup);
             return self.drop_nas(
                 Counter::DropIdsExhausted,
@@ -112,11 +123,7 @@ impl Engine {
                 "no free identifier towards the upstream",
             );
         };
-        let key = PendingKey {
-            socket,
-            upstream: u as u16,
-            id,
-        };
+        let key = PendingKey { socket, dest, id };
         let mut auth = [0u8; AUTH_LEN];
         if !accounting {
             self.rng.fill_bytes(&mut auth);
@@ -128,8 +135,7 @@ impl Engine {
 
         let built = {
             let p = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
-            let client = self.clients.get(nas.client);
-            let up = &self.upstreams[u].cfg;
+            let client = &nas.client;
             let mut b = PacketBuilder::with_capacity(p.code(), id, &auth, p.len() + 32);
             let mut rw = Rewriter {
                 crypt: &self.crypt,
@@ -189,10 +195,9 @@ impl Engine {
         if tracing::enabled!(tracing::Level::DEBUG) {
             self.log_forward(&nas, u);
         }
-        let timeout = self.upstreams[u].cfg.timeout;
-        let timer = self.arm(now, key, timeout);
+        let timer = self.arm(now, key, up.timeout);
         self.stats.inc(Counter::UpstreamRequests);
-        self.stats.upstreams[u].requests += 1;
+        self.upstreams[u].stats.requests += 1;
         if trial {
             self.upstreams[u].health.trial_in_flight = true;
         }
@@ -205,6 +210,8 @@ impl Engine {
             key,
             Pending {
                 nas: Some(nas),
+                upstream: self.upstreams[u].id,
+                cfg: up,
                 dest,
                 payload,
                 auth,
@@ -231,7 +238,7 @@ impl Engine {
             })
             .collect();
         debug!(
-            client = %self.clients.get(nas.client).name,
+            client = %nas.client.name,
             from = %nas.from,
             upstream = %self.upstreams[u].cfg.name,
             code = %p.code(),
@@ -245,7 +252,7 @@ impl Engine {
         let accounting = nas.request[0] == Code::ACCOUNTING_REQUEST.0;
         if !accounting && self.proxy.when_all_down == WhenAllDown::Reject {
             let p = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
-            let reply: Arc<[u8]> = self.reject_reply(nas.client, &p, None).into();
+            let reply: Arc<[u8]> = self.reject_reply(&nas.client, &p, None).into();
             self.stats.inc(Counter::RejectAllUpstreamsDown);
             self.stats.inc(Counter::RepliesReject);
             self.dedup.answer(nas.dedup, reply.clone(), now);
@@ -266,7 +273,7 @@ impl Engine {
         if let Some(held) = self.throttle.allow(now, Topic::NoUpstream) {
             let dead = self.upstreams.iter().filter(|u| !u.health.alive).count();
             warn!(
-                client = %self.clients.get(nas.client).name,
+                client = %nas.client.name,
                 from = %nas.from,
                 dead,
                 more = held,
@@ -280,16 +287,18 @@ impl Engine {
     /// A datagram arrived on upstream-facing socket `socket`.
     pub fn handle_upstream(&mut self, now: Instant, socket: u16, from: SocketAddr, data: &[u8]) {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let Some(u) = self
+        // An upstream of the configuration in force; a reply from one a
+        // reload removed is still matched below, to a request sent to it.
+        let known = self
             .upstreams
             .iter()
-            .position(|up| up.cfg.address == from || up.cfg.acct_address == Some(from))
-        else {
-            debug!(%from, "dropped datagram from an address that is no upstream");
-            return self.stats.inc(Counter::UpstreamDropUnknownSource);
-        };
+            .any(|up| up.cfg.address == from || up.cfg.acct_address == Some(from));
         let p = match Packet::parse(data) {
             Ok(p) => p,
+            Err(_) if !known => {
+                debug!(%from, "dropped datagram from an address that is no upstream");
+                return self.stats.inc(Counter::UpstreamDropUnknownSource);
+            }
             Err(e) => {
                 debug!(%from, error = %e, "dropped malformed upstream reply");
                 return self.stats.inc(Counter::UpstreamDropMalformed);
@@ -297,14 +306,20 @@ impl Engine {
         };
         let key = PendingKey {
             socket,
-            upstream: u as u16,
+            dest: from,
             id: p.identifier(),
         };
         let Some(pending) = self.pending.get(&key) else {
+            if !known {
+                debug!(%from, "dropped datagram from an address that is no upstream");
+                return self.stats.inc(Counter::UpstreamDropUnknownSource);
+            }
             debug!(%from, id = p.identifier(), "dropped reply matching no request (late or duplicate)");
             return self.stats.inc(Counter::UpstreamDropUnmatched);
         };
-        let up = &self.upstreams[u].cfg;
+        // The upstream as the request was sent to it, whatever a reload
+        // did since.
+        let up = pending.cfg.clone();
         let expected = match &pending.nas {
             None if pending.dest == up.address => {
                 matches!(p.code(), Code::ACCESS_ACCEPT | Code::ACCESS_REJECT)
@@ -318,11 +333,14 @@ impl Engine {
                 Code::ACCESS_ACCEPT | Code::ACCESS_REJECT | Code::ACCESS_CHALLENGE
             ),
         };
-        if !expected || from != pending.dest {
+        if !expected {
             return self.stats.inc(Counter::UpstreamDropUnexpectedCode);
         }
         if !crypto::verify_packet_authenticator(p.as_bytes(), &pending.auth, up.secret.expose()) {
-            if let Some(held) = self.throttle.allow(now, Topic::UpstreamForged(u)) {
+            if let Some(held) = self
+                .throttle
+                .allow(now, Topic::UpstreamForged(pending.upstream))
+            {
                 warn!(upstream = %up.name, more = held, "reply with a bad Response Authenticator: wrong shared secret or forged");
             }
             return self.stats.inc(Counter::UpstreamDropBadAuthenticator);
@@ -347,10 +365,10 @@ impl Engine {
             }
             Some(_) => {}
             None if up.require_message_authenticator && p.code() != Code::ACCOUNTING_RESPONSE => {
-                return self.drop_unsigned_reply(now, u, false);
+                return self.drop_unsigned_reply(now, pending.upstream, &up.name, false);
             }
             None if p.has(attr::EAP_MESSAGE) => {
-                return self.drop_unsigned_reply(now, u, true);
+                return self.drop_unsigned_reply(now, pending.upstream, &up.name, true);
             }
             None => {}
         }
@@ -369,36 +387,40 @@ impl Engine {
         // The reply is genuine: the request is done.
         let pending = self.pending.remove(&key).expect("looked up above");
         self.free_id(key);
-        if pending.trial {
-            self.upstreams[u].health.trial_in_flight = false;
-        }
         self.stats.inc(Counter::UpstreamReplies);
-        let ust = &mut self.stats.upstreams[u];
-        ust.replies += 1;
-        if pending.sends == 1 {
-            let us = now
-                .saturating_duration_since(pending.first_sent)
-                .as_micros() as u64;
-            ust.record_rtt(us);
+        // Health and counters go to the upstream if a reload kept it.
+        if let Some(u) = self.upstream_at(pending.upstream) {
+            let rt = &mut self.upstreams[u];
+            if pending.trial {
+                rt.health.trial_in_flight = false;
+            }
+            if pending.nas.is_none() {
+                rt.health.probe_in_flight = false;
+            }
+            rt.stats.replies += 1;
+            if pending.sends == 1 {
+                let us = now
+                    .saturating_duration_since(pending.first_sent)
+                    .as_micros() as u64;
+                rt.stats.record_rtt(us);
+            }
+            self.health_success(u);
         }
-        self.health_success(u);
         let Some(nas) = pending.nas else {
-            self.upstreams[u].health.probe_in_flight = false;
             return;
         };
-        self.relay_reply(now, u, &p, &pending.auth, ours, nas);
+        self.relay_reply(now, &up, &p, &pending.auth, ours, nas);
     }
 
     /// An upstream answered without Message-Authenticator. Left silent, the
     /// request times out and the upstream is marked dead, which hides the
     /// cause: say which upstream and what to change.
-    fn drop_unsigned_reply(&mut self, now: Instant, u: usize, eap: bool) {
+    fn drop_unsigned_reply(&mut self, now: Instant, upstream: u32, name: &str, eap: bool) {
         self.stats
             .inc(Counter::UpstreamDropMissingMessageAuthenticator);
-        let Some(held) = self.throttle.allow(now, Topic::UpstreamUnsigned(u)) else {
+        let Some(held) = self.throttle.allow(now, Topic::UpstreamUnsigned(upstream)) else {
             return;
         };
-        let name = &self.upstreams[u].cfg.name;
         if eap {
             warn!(upstream = %name, more = held, "dropped an EAP reply without Message-Authenticator (RFC 3579 requires one): the upstream is misconfigured or the reply forged");
         } else {
@@ -415,26 +437,26 @@ impl Engine {
     fn relay_reply(
         &mut self,
         now: Instant,
-        u: usize,
+        up: &Arc<crate::config::Upstream>,
         p: &Packet<'_>,
         upstream_auth: &Authenticator,
         ours: Option<usize>,
         nas: NasRequest,
     ) {
         let req = Packet::parse(&nas.request).expect("stored requests were validated on arrival");
-        if self.logins.cfg.enabled
+        if self.logins.enabled()
             && p.code() == Code::ACCESS_ACCEPT
             && req.code() == Code::ACCESS_REQUEST
         {
-            return self.start_login(now, u, p, upstream_auth, nas);
+            return self.start_login(now, up.clone(), p, upstream_auth, nas);
         }
-        let client = self.clients.get(nas.client);
+        let client = nas.client.clone();
         let mut b =
             PacketBuilder::with_capacity(p.code(), req.identifier(), &[0; AUTH_LEN], p.len() + 18);
         let mut rw = Rewriter {
             crypt: &self.crypt,
             from: Side {
-                secret: self.upstreams[u].cfg.secret.expose(),
+                secret: up.secret.expose(),
                 auth: upstream_auth,
             },
             to: Side {
@@ -463,7 +485,7 @@ impl Engine {
                     RewriteError::TooLarge => Counter::UpstreamDropReplyTooLarge,
                     RewriteError::BadEncrypted { .. } => Counter::UpstreamDropBadEncryptedAttribute,
                 };
-                warn!(upstream = %self.upstreams[u].cfg.name, reason = c.name(), "upstream reply cannot be relayed");
+                warn!(upstream = %up.name, reason = c.name(), "upstream reply cannot be relayed");
                 return self.stats.inc(c);
             }
         };
@@ -476,11 +498,11 @@ impl Engine {
         debug!(
             client = %client.name,
             from = %nas.from,
-            upstream = %self.upstreams[u].cfg.name,
+            upstream = %up.name,
             code = %p.code(),
             "relayed reply"
         );
-        if self.logins.cfg.enabled
+        if self.logins.enabled()
             && p.code() == Code::ACCESS_REJECT
             && req.code() == Code::ACCESS_REQUEST
         {
@@ -492,12 +514,12 @@ impl Engine {
             } else {
                 "password"
             };
-            let why = format!("rejected by upstream {}", self.upstreams[u].cfg.name);
+            let why = format!("rejected by upstream {}", up.name);
             let (ip, result) = (
                 login::client_ip(&req),
                 crate::mfa::ResultCode::FailedPrimaryAuth,
             );
-            let audit = self.record(now, &user, nas.client, ip, result, false, mode, Some(&why));
+            let audit = self.record(now, &user, &nas.client, ip, result, false, mode, Some(&why));
             // The upstream's reject goes out as it came, once recorded.
             let to = login::Answering {
                 listener: nas.listener,
@@ -548,6 +570,7 @@ impl Engine {
         }
         self.login_timeouts(now);
         if now >= self.next_sweep {
+            self.close_drained();
             self.dedup.expire(now);
             self.next_sweep = now + DEDUP_SWEEP;
         }
@@ -573,9 +596,8 @@ impl Engine {
     }
 
     fn expire_pending(&mut self, now: Instant, key: PendingKey) {
-        let u = usize::from(key.upstream);
-        let (timeout, retries) = (self.upstreams[u].cfg.timeout, self.upstreams[u].cfg.retries);
         let pending = self.pending.get_mut(&key).expect("caller checked");
+        let (timeout, retries) = (pending.cfg.timeout, pending.cfg.retries);
         let is_probe = pending.nas.is_none();
         if !is_probe && pending.sends <= retries {
             // Same identifier, same bytes: a retransmission, not a new request.
@@ -593,16 +615,22 @@ impl Engine {
         }
         let pending = self.pending.remove(&key).expect("present");
         self.free_id(key);
-        if pending.trial {
-            self.upstreams[u].health.trial_in_flight = false;
-        }
         self.stats.inc(Counter::UpstreamTimeouts);
-        self.stats.upstreams[u].timeouts += 1;
-        self.health_failure(now, u);
+        if let Some(u) = self.upstream_at(pending.upstream) {
+            let rt = &mut self.upstreams[u];
+            if pending.trial {
+                rt.health.trial_in_flight = false;
+            }
+            if pending.nas.is_none() {
+                rt.health.probe_in_flight = false;
+            }
+            rt.stats.timeouts += 1;
+            self.health_failure(now, u);
+        }
         match pending.nas {
-            None => self.upstreams[u].health.probe_in_flight = false,
+            None => {}
             Some(nas) => {
-                debug!(upstream = %self.upstreams[u].cfg.name, "no answer after {} tries: failing over", pending.sends);
+                debug!(upstream = %pending.cfg.name, "no answer after {} tries: failing over", pending.sends);
                 self.stats.inc(Counter::UpstreamFailovers);
                 self.forward(now, nas);
             }
@@ -612,21 +640,18 @@ impl Engine {
     fn probe(&mut self, now: Instant, u: usize) {
         let interval = self.proxy.check_interval;
         self.upstreams[u].health.next_probe = now + interval;
-        let dest = self.upstreams[u].cfg.address;
-        let Some((socket, id)) = self.alloc_id(u, &dest) else {
+        let cfg = self.upstreams[u].cfg.clone();
+        let dest = cfg.address;
+        let Some((socket, id)) = self.alloc_id(u, dest) else {
             return;
         };
-        let key = PendingKey {
-            socket,
-            upstream: u as u16,
-            id,
-        };
+        let key = PendingKey { socket, dest, id };
         let mut auth = [0u8; AUTH_LEN];
         self.rng.fill_bytes(&mut auth);
         let mut b = PacketBuilder::new(Code::STATUS_SERVER, id, &auth);
         let _ = b.push_message_authenticator();
-        let payload: Arc<[u8]> = b.finish_request(&self.upstreams[u].cfg.secret).into();
-        let timer = self.arm(now, key, self.upstreams[u].cfg.timeout);
+        let payload: Arc<[u8]> = b.finish_request(&cfg.secret).into();
+        let timer = self.arm(now, key, cfg.timeout);
         self.upstreams[u].health.probe_in_flight = true;
         self.stats.inc(Counter::UpstreamProbes);
         self.out.push_back(Transmit {
@@ -638,6 +663,8 @@ impl Engine {
             key,
             Pending {
                 nas: None,
+                upstream: self.upstreams[u].id,
+                cfg,
                 dest,
                 payload,
                 auth,

@@ -17,25 +17,29 @@ use std::time::Instant;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+use super::clients::ClientRef;
 use super::dedup::DedupKey;
 use super::oob::{Delivery, FraudReport, VerificationId};
 use super::{Counter, Engine, HashMap, NasRequest, SocketRef, Transmit};
 use crate::config;
+use crate::mfa::Method;
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
-use crate::mfa::{LockoutPolicy, Method};
 use crate::policy::Plan;
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
 use crate::store::login::{StoreAnswer, StoreOp, UserFacts};
 
 mod address;
+mod answer;
 mod decide;
 mod finish;
 mod outcome;
+mod settings;
 
 pub use address::GroupSource;
 pub(super) use finish::{Answering, Final};
 pub(super) use outcome::Outcome;
+pub(super) use settings::Settings;
 
 const TAG_LEN: usize = 4;
 const STATE_LEN: usize = TAG_LEN + 16;
@@ -74,7 +78,9 @@ struct Current {
 #[derive(Debug)]
 struct UpstreamAccept {
     bytes: Vec<u8>,
-    upstream: usize,
+    /// The upstream as it answered: its attributes are decrypted with
+    /// this secret, whatever a reload did since.
+    upstream: Arc<config::Upstream>,
     auth: Authenticator,
 }
 
@@ -130,7 +136,11 @@ pub(super) struct Login {
     pub(super) user: String,
     /// The User-Name the NAS sent, which a challenge answer must repeat.
     nas_user: String,
-    pub(super) client: usize,
+    /// The client whose request the login answers now: answers are signed
+    /// with this entry's secret.
+    pub(super) client: ClientRef,
+    /// The rules in force when the login started; it ends under them.
+    pub(super) settings: Arc<Settings>,
     current: Current,
     /// The upstream's Access-Accept and what it was keyed with; `None` when
     /// the first factor was checked locally.
@@ -163,7 +173,8 @@ pub(super) struct Login {
 impl Login {
     /// A login answering `current`.
     fn new(
-        client: usize,
+        client: ClientRef,
+        settings: Arc<Settings>,
         current: Current,
         accept: Option<UpstreamAccept>,
         inline_code: Option<crate::secret::Secret>,
@@ -176,6 +187,7 @@ impl Login {
             nas_user: user.clone(),
             user,
             client,
+            settings,
             client_ip: client_ip(&req),
             eap: req.has(attr::EAP_MESSAGE),
             accept,
@@ -200,6 +212,7 @@ impl Login {
     /// sent before an inline code, if any.
     fn from_nas(
         mut nas: NasRequest,
+        settings: Arc<Settings>,
         accept: Option<UpstreamAccept>,
         phase: Phase,
     ) -> (Login, Option<crate::secret::Secret>) {
@@ -210,7 +223,14 @@ impl Login {
             dedup: nas.dedup,
         };
         (
-            Login::new(nas.client, current, accept, nas.inline_code.take(), phase),
+            Login::new(
+                nas.client,
+                settings,
+                current,
+                accept,
+                nas.inline_code.take(),
+                phase,
+            ),
             nas.password.take(),
         )
     }
@@ -219,12 +239,10 @@ impl Login {
 /// The engine's second-factor state.
 #[derive(Debug)]
 pub(super) struct Logins {
-    pub(super) cfg: config::Mfa,
-    /// What `policy::decide` applies.
-    pub(super) rules: crate::policy::Rules,
-    /// Where the upstream's Access-Accept names groups (`[groups]`).
-    groups: Option<GroupSource>,
-    pub(super) lockout: LockoutPolicy,
+    /// The rules new logins start under (a reload replaces them).
+    pub(super) settings: Arc<Settings>,
+    /// `[mfa] enabled`, as at the start: it decides whether a store runs.
+    enabled: bool,
     server: String,
     tag: [u8; TAG_LEN],
     pub(super) logins: HashMap<u64, Login>,
@@ -241,14 +259,13 @@ pub(super) struct Logins {
     held: HashMap<u64, finish::Held>,
     /// When each held answer stops waiting.
     held_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    pub(super) providers: Vec<config::Provider>,
-    pub(super) public_url: Option<String>,
     /// Out-of-band verifications waiting for a callback or delivery.
     pub(super) verifs: HashMap<VerificationId, u64>,
     /// Users with a verification pending (lowercase) → login.
     pub(super) busy: HashMap<String, u64>,
-    /// (user, client) → until when an out-of-band success lets them in.
-    pub(super) grace: HashMap<(String, usize), Instant>,
+    /// (user, client name) → until when an out-of-band success lets them
+    /// in.
+    pub(super) grace: HashMap<(String, String), Instant>,
     pub(super) deliveries: VecDeque<Delivery>,
     pub(super) fraud: VecDeque<FraudReport>,
     /// An instant and the Unix time then, for `expires_at` in deliveries.
@@ -261,17 +278,9 @@ impl Logins {
         dictionary: &crate::radius::dict::Dictionary,
         tag: [u8; TAG_LEN],
     ) -> Logins {
-        // `check` and `serve` refuse a name the dictionary lacks first.
-        let groups = config.groups.as_ref().and_then(|g| {
-            GroupSource::resolve(g, dictionary)
-                .inspect_err(|e| tracing::error!("{e}: no groups are taken from Access-Accepts"))
-                .ok()
-        });
         Logins {
-            cfg: config.mfa.clone(),
-            rules: config.rules.clone(),
-            groups,
-            lockout: config.lockout,
+            settings: Arc::new(Settings::new(config, dictionary)),
+            enabled: config.mfa.enabled,
             server: config.server.name.clone(),
             tag,
             logins: HashMap::default(),
@@ -285,8 +294,6 @@ impl Logins {
             delayed_tx: HashMap::default(),
             held: HashMap::default(),
             held_deadlines: BinaryHeap::new(),
-            providers: config.providers.clone(),
-            public_url: config.server.public_url.clone(),
             verifs: HashMap::default(),
             busy: HashMap::default(),
             grace: HashMap::default(),
@@ -303,6 +310,11 @@ impl Logins {
             Some((at, unix)) => unix - (at - t).as_secs() as i64,
             None => 0,
         }
+    }
+
+    /// Whether the second factor runs at all.
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
     }
 
     fn id(&mut self) -> u64 {
@@ -375,13 +387,13 @@ impl Engine {
     }
 
     /// The texts in the language of `login`'s policy, else its user's.
-    pub(super) fn texts(&self, login: &Login) -> &config::Texts {
+    pub(super) fn texts<'a>(&self, login: &'a Login) -> &'a config::Texts {
         let language = login
             .plan
             .as_ref()
             .and_then(|p| p.language.as_deref())
             .or_else(|| login.profile.as_ref().and_then(|p| p.language.as_deref()));
-        self.logins.cfg.texts(language)
+        login.settings.cfg.texts(language)
     }
 
     /// The store jobs queued since the last call, oldest first.
@@ -446,7 +458,7 @@ impl Engine {
     pub(super) fn start_login(
         &mut self,
         now: Instant,
-        upstream: usize,
+        upstream: Arc<config::Upstream>,
         reply: &Packet<'_>,
         upstream_auth: &Authenticator,
         nas: NasRequest,
@@ -456,7 +468,8 @@ impl Engine {
             upstream,
             auth: *upstream_auth,
         };
-        let (mut login, _) = Login::from_nas(nas, Some(accept), Phase::Facts);
+        let settings = self.logins.settings.clone();
+        let (mut login, _) = Login::from_nas(nas, settings, Some(accept), Phase::Facts);
         // Inside EAP, the Accept's User-Name is the inner identity (the
         // outer one is often "anonymous"). Only there: for PAP and the like
         // an upstream that rewrites the name (DOMAIN\alice, a realm) must
@@ -472,7 +485,7 @@ impl Engine {
         if let Some(inner) = inner {
             login.user = inner.to_owned();
         }
-        if let Some(g) = &self.logins.groups {
+        if let Some(g) = &login.settings.groups {
             login.upstream_groups = g.groups(reply);
         }
         let op = StoreOp::Facts {
@@ -484,8 +497,9 @@ impl Engine {
     /// `[primary] mode = "local"`: the password is checked by the store,
     /// then the login continues as after an upstream Access-Accept.
     pub(super) fn local_first_factor(&mut self, now: Instant, nas: NasRequest) {
-        let secret = self.clients.get(nas.client).secret.clone();
-        let (login, password) = Login::from_nas(nas, None, Phase::Password);
+        let secret = nas.client.secret.clone();
+        let settings = self.logins.settings.clone();
+        let (login, password) = Login::from_nas(nas, settings, None, Phase::Password);
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
         let password = password.or_else(|| {
@@ -549,7 +563,7 @@ impl Engine {
         let Some(mut login) = self.logins.logins.remove(&lid) else {
             return;
         };
-        let max = self.logins.cfg.max_attempts;
+        let max = login.settings.cfg.max_attempts;
         match (login.phase, answer) {
             (Phase::Password, StoreAnswer::Password(true)) => {
                 let user = login.user.clone();
@@ -612,8 +626,8 @@ impl Engine {
         let op = StoreOp::Verify {
             user: login.user.clone(),
             code,
-            window: self.logins.cfg.totp_window,
-            lockout: self.logins.lockout,
+            window: login.settings.cfg.totp_window,
+            lockout: login.settings.lockout,
             // Every way here passed a precheck; without one, no token.
             tokens: login
                 .profile
@@ -638,7 +652,7 @@ impl Engine {
             for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
                 b.push_raw(a.raw(&req))?;
             }
-            Ok(b.finish_response(&self.clients.get(login.client).secret, req.authenticator()))
+            Ok(b.finish_response(&login.client.secret, req.authenticator()))
         })();
         let Ok(reply) = built else {
             return self.finish(
@@ -658,142 +672,10 @@ impl Engine {
         self.stats.inc(Counter::MfaChallenges);
         let deadline = *login
             .deadline
-            .get_or_insert(now + self.logins.cfg.challenge_timeout);
+            .get_or_insert(now + login.settings.cfg.challenge_timeout);
         self.logins.deadlines.push(Reverse((deadline, lid)));
         login.phase = Phase::Challenged(state);
         self.logins.states.insert(state, lid);
         self.logins.logins.insert(lid, login);
-    }
-
-    /// An Access-Request carrying one of our States: the answer to a
-    /// challenge.
-    pub(super) fn challenge_answer(
-        &mut self,
-        now: Instant,
-        listener: u16,
-        from: SocketAddr,
-        client: usize,
-        p: &Packet<'_>,
-        state: &[u8],
-    ) {
-        let Some(key) = self.admit(now, listener, from, p) else {
-            return;
-        };
-        let current = Current {
-            listener,
-            from,
-            request: p.as_bytes().to_vec(),
-            dedup: key,
-        };
-        let state: [u8; STATE_LEN] = state.try_into().expect("is_ours checked the length");
-        let found = self
-            .logins
-            .states
-            .remove(&state)
-            .and_then(|lid| self.logins.logins.remove(&lid).map(|l| (lid, l)));
-        let Some((lid, mut login)) = found else {
-            // Ours, but used already or expired.
-            let lid = self.logins.id();
-            let login = Login::new(client, current, None, None, Phase::Verify);
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::FailedOathTokenTimeout)
-                    .because("unknown or expired State"),
-            );
-        };
-        login.current = current;
-        if login.client != client || user_name(p).as_deref() != Some(login.nas_user.as_str()) {
-            // The reject answers the NAS that sent this request: it is
-            // signed with that NAS's secret, and recorded as coming from it.
-            login.client = client;
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::SuccessInvalidInput)
-                    .because("State presented by another client or user"),
-            );
-        }
-        if login.deadline.is_some_and(|d| now >= d) {
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::FailedOathTokenTimeout),
-            );
-        }
-        let secret = self.clients.get(client).secret.expose();
-        let code = p
-            .find(attr::USER_PASSWORD)
-            .and_then(|a| crypto::unhide_password(a.value, secret, p.authenticator()).ok())
-            .and_then(|pw| {
-                std::str::from_utf8(&pw)
-                    .ok()
-                    .map(|s| Zeroizing::new(s.trim().to_owned()))
-            })
-            .unwrap_or_default();
-        if let Some(oob) = login.oob.as_mut().filter(|o| o.number.is_some()) {
-            // Number matching: whatever was typed, the push decides.
-            return match oob.outcome.take() {
-                Some(answer) => self.phone_result(now, lid, login, answer),
-                None => {
-                    login.phase = Phase::OutOfBand;
-                    self.logins.logins.insert(lid, login);
-                }
-            };
-        }
-        if let Some(oob) = login.oob.as_ref().filter(|o| o.sms_code.is_some()) {
-            let expected = oob.sms_code.as_ref().expect("filtered").as_bytes();
-            // PIN mode: the code, then the PIN.
-            let (typed, pin) = if oob.pin_mode {
-                let at = expected.len().min(code.len());
-                (
-                    &code.as_bytes()[..at],
-                    Some(code.as_bytes()[at..].trim_ascii_start()),
-                )
-            } else {
-                (code.as_bytes(), None)
-            };
-            let right: bool = subtle::ConstantTimeEq::ct_eq(expected, typed).into();
-            if right {
-                if let Some(pin) = pin {
-                    let pin = crate::secret::Secret::new(pin.to_vec());
-                    return self.check_pin(now, lid, login, pin);
-                }
-                return self.finish(
-                    now,
-                    lid,
-                    login,
-                    Outcome::accept(ResultCode::SuccessSmsAuthenticated),
-                );
-            }
-            let prompt = if oob.pin_mode {
-                self.texts(&login).sms_pin_retry_prompt.clone()
-            } else {
-                self.texts(&login).sms_retry_prompt.clone()
-            };
-            login.attempts += 1;
-            if login.attempts < self.logins.cfg.max_attempts {
-                return self.challenge(now, lid, login, &prompt);
-            }
-            let result = if login.attempts > 1 {
-                ResultCode::FailedSmsMaxOtpRetryReached
-            } else {
-                ResultCode::FailedSmsOtpIncorrect
-            };
-            return self.finish(now, lid, login, Outcome::reject(result));
-        }
-        // The first prompt also takes the name of another method.
-        let word = Method::parse(&code.to_ascii_lowercase()).filter(|m| *m != Method::Totp);
-        if let (Some(m), false) = (word, login.fallback) {
-            let offered = self.logins.providers.iter().any(|p| p.methods.contains(&m));
-            let allowed = login.plan.as_ref().is_some_and(|p| p.allows(m));
-            if offered && allowed {
-                return self.start_oob(now, lid, login, m);
-            }
-        }
-        self.verify(now, lid, login, code);
     }
 }

@@ -14,6 +14,7 @@ mod dedup;
 mod forward;
 mod login;
 mod oob;
+mod reload;
 mod rewrite;
 mod stats;
 mod upstream;
@@ -32,10 +33,12 @@ use tracing::{debug, warn};
 use crate::config::{self, Config, HealthCheck};
 use crate::radius::dict::Dictionary;
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
-use clients::ClientTable;
+use clients::{ClientRef, ClientTable};
 use dedup::{DedupCache, DedupKey, Lookup};
 pub use login::{GroupSource, StoreJob};
 pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
+use reload::ListenerState;
+pub use reload::{ReloadPlan, Reloaded};
 use rewrite::CryptTable;
 pub use stats::{Counter, RTT_BUCKETS_US, Stats, UpstreamStats};
 use upstream::{Health, IdPool};
@@ -91,25 +94,30 @@ pub struct Transmit {
     pub payload: Arc<[u8]>,
 }
 
-/// Upstream requests are keyed by the socket they left from, the upstream
-/// and the identifier.
+/// Upstream requests are keyed by the socket they left from, the address
+/// they went to and the identifier: RADIUS's own identifier space, which
+/// no reload can make ambiguous (an upstream removed, reordered or re-added
+/// under another name is still the address its requests went to).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct PendingKey {
     socket: u16,
-    upstream: u16,
+    dest: SocketAddr,
     id: u8,
 }
 
 /// A NAS request being proxied.
 #[derive(Debug)]
 struct NasRequest {
-    client: usize,
+    /// The client the request was authenticated as; its answer is signed
+    /// with this entry's secret whatever a reload does meanwhile.
+    client: ClientRef,
     listener: u16,
     from: SocketAddr,
     dedup: DedupKey,
     /// The request as the NAS sent it, to rebuild it for another upstream.
     request: Vec<u8>,
-    /// Upstreams already tried, as a bit set.
+    /// Upstreams already tried, as a bit set of their places in the list
+    /// (a reload maps it onto the new list).
     tried: u64,
     /// The password to send upstream instead of the NAS's, when the NAS's
     /// carried an inline one-time code.
@@ -121,6 +129,11 @@ struct NasRequest {
 struct Pending {
     /// `None` for a Status-Server probe.
     nas: Option<NasRequest>,
+    /// The upstream it went to ([`UpstreamRt::id`]), and its configuration
+    /// then: the reply is checked with that secret, retransmissions follow
+    /// those timers, whatever a reload does meanwhile.
+    upstream: u32,
+    cfg: Arc<config::Upstream>,
     dest: SocketAddr,
     payload: Arc<[u8]>,
     auth: Authenticator,
@@ -134,22 +147,37 @@ struct Pending {
 
 #[derive(Debug)]
 struct UpstreamRt {
-    cfg: config::Upstream,
+    /// Stays the same across reloads while the upstream is the same server
+    /// (name, addresses and secret): its health goes with it.
+    id: u32,
+    cfg: Arc<config::Upstream>,
     health: Health,
+    /// Its counters, kept across reloads by name.
+    stats: UpstreamStats,
+    /// Where the next socket search starts.
+    socket_cursor: usize,
 }
 
 /// The proxy engine. See the module documentation.
 #[derive(Debug)]
 pub struct Engine {
     proxy: config::Proxy,
+    /// Every listener ever opened, by [`SocketRef::Listener`] index (a
+    /// reload only appends), and whether it is still in use.
     listeners: Vec<(SocketAddr, ListenerKind)>,
+    listener_state: Vec<ListenerState>,
+    /// Listeners the shell may close now.
+    closed_listeners: VecDeque<u16>,
     clients: ClientTable,
+    /// In the file's order.
     upstreams: Vec<UpstreamRt>,
+    next_upstream_id: u32,
+    /// Every upstream-facing socket ever opened (a reload only appends).
     sockets: Vec<Family>,
-    /// Indexed by `socket * upstreams.len() + upstream`.
-    ids: Vec<IdPool>,
-    /// Per upstream, where the next socket search starts.
-    socket_cursor: Vec<usize>,
+    /// The sockets in use, per family (`Family as usize`).
+    family_sockets: [Vec<u16>; 2],
+    /// Per (socket, destination), made when first used.
+    ids: HashMap<(u16, SocketAddr), IdPool>,
     rr_cursor: usize,
     pending: HashMap<PendingKey, Pending>,
     timers: BinaryHeap<Reverse<(Instant, u64, PendingKey)>>,
@@ -179,57 +207,24 @@ impl Engine {
         seed: [u8; 32],
         now: Instant,
     ) -> Engine {
-        let listeners: Vec<_> = config
-            .server
-            .auth_listen
-            .iter()
-            .map(|a| (*a, ListenerKind::Auth))
-            .chain(
-                config
-                    .server
-                    .acct_listen
-                    .iter()
-                    .map(|a| (*a, ListenerKind::Acct)),
-            )
-            .collect();
-        let mut families = Vec::new();
-        for u in &config.upstreams {
-            for a in std::iter::once(&u.address).chain(u.acct_address.as_ref()) {
-                let f = Family::of(a);
-                if !families.contains(&f) {
-                    families.push(f);
-                }
-            }
-        }
-        let n = config.proxy.upstream_sockets as usize;
-        let sockets: Vec<Family> = families
-            .iter()
-            .flat_map(|f| std::iter::repeat_n(*f, n))
-            .collect();
+        let listeners = reload::wanted_listeners(config);
         let mut rng = StdRng::from_seed(seed);
-        let ids = (0..sockets.len() * config.upstreams.len())
-            .map(|_| IdPool::new((rng.next_u32() & 0xff) as u8))
-            .collect();
         let mut proxy_state_tag = [0u8; 4];
         rng.fill_bytes(&mut proxy_state_tag);
         let mut state_tag = [0u8; 4];
         rng.fill_bytes(&mut state_tag);
         let logins = login::Logins::new(config, &dictionary, state_tag);
-        Engine {
+        let mut e = Engine {
             proxy: config.proxy.clone(),
+            listener_state: vec![ListenerState::Open; listeners.len()],
             listeners,
+            closed_listeners: VecDeque::new(),
             clients: ClientTable::new(&config.clients),
-            upstreams: config
-                .upstreams
-                .iter()
-                .map(|u| UpstreamRt {
-                    cfg: u.clone(),
-                    health: Health::new(now),
-                })
-                .collect(),
-            sockets,
-            ids,
-            socket_cursor: vec![0; config.upstreams.len()],
+            upstreams: Vec::new(),
+            next_upstream_id: 0,
+            sockets: Vec::new(),
+            family_sockets: [Vec::new(), Vec::new()],
+            ids: HashMap::default(),
             rr_cursor: 0,
             pending: HashMap::default(),
             timers: BinaryHeap::new(),
@@ -244,12 +239,18 @@ impl Engine {
             next_sweep: now,
             logins,
             primary: config.primary,
-            stats: Stats::new(config.upstreams.len()),
+            stats: Stats::new(),
             throttle: Throttle::default(),
-        }
+        };
+        e.set_upstreams(&config.upstreams, now);
+        let opened = e.add_upstream_sockets(&config.upstreams);
+        debug_assert_eq!(opened.len(), e.sockets.len());
+        e
     }
 
-    /// The NAS-facing sockets to open, in [`SocketRef::Listener`] order.
+    /// The NAS-facing sockets, in [`SocketRef::Listener`] order: at the
+    /// start, the ones to open. (A reload appends; see
+    /// [`Engine::reload`].)
     pub fn listeners(&self) -> &[(SocketAddr, ListenerKind)] {
         &self.listeners
     }
@@ -262,9 +263,15 @@ impl Engine {
 
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
-        for (st, u) in s.upstreams.iter_mut().zip(&self.upstreams) {
-            st.alive = u.health.alive;
-        }
+        s.upstreams = self
+            .upstreams
+            .iter()
+            .map(|u| UpstreamStats {
+                name: u.cfg.name.clone(),
+                alive: u.health.alive,
+                ..u.stats.clone()
+            })
+            .collect();
         s
     }
 
@@ -278,8 +285,20 @@ impl Engine {
         self.dedup.len()
     }
 
+    /// The next datagram to send. One for a listener a reload closed
+    /// (which only an answer to a request that was not in flight could be)
+    /// is dropped and counted here, so the shell never sees it.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.pop_front()
+        while let Some(t) = self.out.pop_front() {
+            if let SocketRef::Listener(i) = t.socket {
+                if self.listener_state.get(usize::from(i)) == Some(&ListenerState::Closed) {
+                    self.stats.inc(Counter::DropListenerClosed);
+                    continue;
+                }
+            }
+            return Some(t);
+        }
+        None
     }
 
     /// When [`Engine::handle_timeout`] must next be called. Timers of
@@ -301,6 +320,9 @@ impl Engine {
         }
         if let Some(t) = self.logins.next_timeout() {
             consider(t);
+        }
+        if self.listener_state.contains(&ListenerState::Draining) {
+            consider(self.next_sweep);
         }
         for u in &self.upstreams {
             match u.cfg.health_check {
@@ -324,10 +346,20 @@ impl Engine {
     pub fn handle_nas(&mut self, now: Instant, listener: u16, from: SocketAddr, data: &[u8]) {
         self.stats.inc(Counter::RequestsReceived);
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let Some(&(_, kind)) = self.listeners.get(usize::from(listener)) else {
-            return;
+        let kind = match (
+            self.listeners.get(usize::from(listener)),
+            self.listener_state.get(usize::from(listener)),
+        ) {
+            (Some(&(_, kind)), Some(ListenerState::Open)) => kind,
+            _ => {
+                return self.drop_nas(
+                    Counter::DropListenerClosed,
+                    from,
+                    "arrived on a listener a reload removed",
+                );
+            }
         };
-        let Some((client, _)) = self.clients.lookup(from.ip()) else {
+        let Some(client) = self.clients.lookup(from.ip()).cloned() else {
             return self.drop_nas(Counter::DropUnknownClient, from, "unknown client");
         };
         let p = match Packet::parse(data) {
@@ -365,11 +397,10 @@ impl Engine {
     /// accounting). Returns the counter to drop with, if any.
     fn check_request_signature(
         &self,
-        client: usize,
+        c: &config::Client,
         p: &Packet<'_>,
         auth: &Authenticator,
     ) -> Option<Counter> {
-        let c = self.clients.get(client);
         match p.message_authenticator_offset() {
             Some(off) => {
                 if !crypto::verify_message_authenticator(p.as_bytes(), off, auth, &c.secret) {
@@ -397,11 +428,11 @@ impl Engine {
         now: Instant,
         listener: u16,
         from: SocketAddr,
-        client: usize,
+        client: ClientRef,
         p: &Packet<'_>,
     ) {
-        if let Some(c) = self.check_request_signature(client, p, p.authenticator()) {
-            self.warn_signature(now, client, c);
+        if let Some(c) = self.check_request_signature(&client, p, p.authenticator()) {
+            self.warn_signature(now, &client, c);
             return self.drop_nas(c, from, "request signature check failed");
         }
         if let Some(pw) = p.find(attr::USER_PASSWORD) {
@@ -415,7 +446,7 @@ impl Engine {
             }
         }
         self.stats.inc(Counter::AccessRequests);
-        if self.logins.cfg.enabled {
+        if self.logins.enabled() {
             if let Some(state) = p.find(attr::STATE).filter(|s| self.logins.is_ours(s.value)) {
                 return self.challenge_answer(now, listener, from, client, p, state.value);
             }
@@ -426,16 +457,16 @@ impl Engine {
     /// A client's requests fail their signature check: say which client and
     /// what to change, at most once per interval (a NAS that cannot sign,
     /// such as pam_radius_auth 2.0, is otherwise silently dropped).
-    fn warn_signature(&mut self, now: Instant, client: usize, c: Counter) {
+    fn warn_signature(&mut self, now: Instant, client: &ClientRef, c: Counter) {
         let topic = match c {
-            Counter::DropMissingMessageAuthenticator => Topic::ClientUnsigned(client),
-            Counter::DropBadMessageAuthenticator => Topic::ClientBadSignature(client),
+            Counter::DropMissingMessageAuthenticator => Topic::ClientUnsigned(client.id),
+            Counter::DropBadMessageAuthenticator => Topic::ClientBadSignature(client.id),
             _ => return,
         };
         let Some(held) = self.throttle.allow(now, topic) else {
             return;
         };
-        let name = &self.clients.get(client).name;
+        let name = &client.name;
         match topic {
             Topic::ClientUnsigned(_) => warn!(
                 client = %name,
@@ -457,10 +488,10 @@ impl Engine {
         now: Instant,
         listener: u16,
         from: SocketAddr,
-        client: usize,
+        client: ClientRef,
         p: &Packet<'_>,
     ) {
-        let secret = self.clients.get(client).secret.expose();
+        let secret = client.secret.expose();
         if !crypto::verify_packet_authenticator(p.as_bytes(), &[0; AUTH_LEN], secret) {
             return self.drop_nas(
                 Counter::DropBadRequestAuthenticator,
@@ -468,7 +499,7 @@ impl Engine {
                 "accounting Request Authenticator mismatch",
             );
         }
-        if let Some(c) = self.check_request_signature(client, p, &[0; AUTH_LEN]) {
+        if let Some(c) = self.check_request_signature(&client, p, &[0; AUTH_LEN]) {
             return self.drop_nas(c, from, "request signature check failed");
         }
         self.stats.inc(Counter::AccountingRequests);
@@ -523,7 +554,7 @@ impl Engine {
         now: Instant,
         listener: u16,
         from: SocketAddr,
-        client: usize,
+        client: ClientRef,
         p: &Packet<'_>,
     ) {
         let Some(key) = self.admit(now, listener, from, p) else {
@@ -539,12 +570,13 @@ impl Engine {
             password: None,
             inline_code: None,
         };
+        let settings = self.logins.settings.clone();
         if let (true, Some(sep), Some(pw)) = (
-            self.logins.cfg.enabled && p.code() == Code::ACCESS_REQUEST && !p.has(attr::STATE),
-            self.logins.cfg.inline_separator.as_deref(),
+            self.logins.enabled() && p.code() == Code::ACCESS_REQUEST && !p.has(attr::STATE),
+            settings.cfg.inline_separator.as_deref(),
             p.find(attr::USER_PASSWORD),
         ) {
-            let secret = self.clients.get(client).secret.expose();
+            let secret = nas.client.secret.expose();
             if let Some((password, code)) =
                 crypto::unhide_password(pw.value, secret, p.authenticator())
                     .ok()
@@ -565,18 +597,18 @@ impl Engine {
         &mut self,
         listener: u16,
         from: SocketAddr,
-        client: usize,
+        client: ClientRef,
         kind: ListenerKind,
         p: &Packet<'_>,
     ) {
-        if let Some(c) = self.check_request_signature(client, p, p.authenticator()) {
+        if let Some(c) = self.check_request_signature(&client, p, p.authenticator()) {
             return self.drop_nas(c, from, "Status-Server signature check failed");
         }
         let code = match kind {
             ListenerKind::Auth => Code::ACCESS_ACCEPT,
             ListenerKind::Acct => Code::ACCOUNTING_RESPONSE,
         };
-        let reply = self.local_reply(client, p, code);
+        let reply = self.local_reply(&client, p, code);
         self.stats.inc(Counter::StatusServerAnswered);
         self.out.push_back(Transmit {
             socket: SocketRef::Listener(listener),
@@ -587,14 +619,14 @@ impl Engine {
 
     /// A reply the proxy makes itself: Message-Authenticator first, then the
     /// request's Proxy-States in order (RFC 2865 §5.33).
-    fn local_reply(&self, client: usize, p: &Packet<'_>, code: Code) -> Vec<u8> {
+    fn local_reply(&self, client: &config::Client, p: &Packet<'_>, code: Code) -> Vec<u8> {
         let mut b = PacketBuilder::new(code, p.identifier(), &[0; AUTH_LEN]);
         let _ = b.push_message_authenticator();
         for a in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
             // The request fit in 4096 octets, so its Proxy-States fit too.
             let _ = b.push_raw(a.raw(p));
         }
-        b.finish_response(&self.clients.get(client).secret, p.authenticator())
+        b.finish_response(&client.secret, p.authenticator())
     }
 
     /// An Access-Reject the proxy makes itself: Message-Authenticator, an
@@ -602,7 +634,12 @@ impl Engine {
     /// EAP-Failure (RFC 3579 §2.6.3), without which a NAS that only relays
     /// EAP leaves the supplicant waiting for its own timeout. Its
     /// identifier is the one of the EAP-Response it answers (RFC 3748 §4.2).
-    fn reject_reply(&self, client: usize, p: &Packet<'_>, message: Option<&str>) -> Vec<u8> {
+    fn reject_reply(
+        &self,
+        client: &config::Client,
+        p: &Packet<'_>,
+        message: Option<&str>,
+    ) -> Vec<u8> {
         let mut b = PacketBuilder::new(Code::ACCESS_REJECT, p.identifier(), &[0; AUTH_LEN]);
         let _ = b.push_message_authenticator();
         let eap = p.find(attr::EAP_MESSAGE);
@@ -623,7 +660,7 @@ impl Engine {
         for a in p.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
             let _ = b.push_raw(a.raw(p));
         }
-        b.finish_response(&self.clients.get(client).secret, p.authenticator())
+        b.finish_response(&client.secret, p.authenticator())
     }
 }
 
@@ -641,3 +678,6 @@ mod tests_oob;
 
 #[cfg(test)]
 mod tests_policy;
+
+#[cfg(test)]
+mod tests_reload;

@@ -52,8 +52,9 @@ pub enum DeliveryOutcome {
 pub struct Delivery {
     /// The verification id, 32 hex digits.
     pub id: String,
-    /// Index into `Config::providers`.
-    pub provider: usize,
+    /// The provider to deliver it, as the login's settings had it when the
+    /// verification started (a reload may have changed the list since).
+    pub provider: std::sync::Arc<crate::config::Provider>,
     pub method: Method,
     /// The JSON body of the webhook request.
     pub body: Vec<u8>,
@@ -68,7 +69,7 @@ impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery")
             .field("id", &self.id)
-            .field("provider", &self.provider)
+            .field("provider", &self.provider.name)
             .field("method", &self.method)
             .finish_non_exhaustive()
     }
@@ -138,7 +139,7 @@ impl Engine {
                 );
             }
         }
-        if self.logins.verifs.len() >= self.logins.cfg.max_pending {
+        if self.logins.verifs.len() >= self.logins.settings.cfg.max_pending {
             return self.finish(
                 now,
                 lid,
@@ -147,8 +148,8 @@ impl Engine {
                     .because("too many verifications in progress"),
             );
         }
-        let Some(provider) = self
-            .logins
+        let settings = login.settings.clone();
+        let Some(provider) = settings
             .providers
             .iter()
             .position(|p| p.methods.contains(&method))
@@ -165,13 +166,13 @@ impl Engine {
         self.rng.fill_bytes(&mut vid);
         let id = hex_encode(&vid);
         let lifetime = match method {
-            Method::Push => self.logins.cfg.push_timeout,
-            Method::Call => self.logins.cfg.call_timeout,
-            Method::Sms | Method::Totp => self.logins.cfg.sms_code_lifetime,
+            Method::Push => settings.cfg.push_timeout,
+            Method::Call => settings.cfg.call_timeout,
+            Method::Sms | Method::Totp => settings.cfg.sms_code_lifetime,
         };
         let code = (method == Method::Sms)
             .then(|| Zeroizing::new(format!("{:06}", self.rng.random_range(0..1_000_000u32))));
-        let client_cfg = self.clients.get(login.client);
+        let client_cfg = login.client.clone();
         let matching = login.plan.as_ref().is_some_and(|p| p.number_matching);
         let number = (method == Method::Push && matching).then(|| self.rng.random_range(10..100u8));
         let pin_mode = login.profile.as_ref().is_some_and(|p| p.pin);
@@ -191,11 +192,11 @@ impl Engine {
             .profile
             .as_ref()
             .and_then(|p| p.language.clone())
-            .unwrap_or_else(|| self.logins.cfg.language.clone());
-        let p = &self.logins.providers[provider];
+            .unwrap_or_else(|| settings.cfg.language.clone());
+        let p = &settings.providers[provider];
         let callback_url = format!(
             "{}/v1/verifications/{id}",
-            self.logins.public_url.as_deref().unwrap_or("")
+            settings.public_url.as_deref().unwrap_or("")
         );
         let body = serde_json::to_vec(&DeliveryBody {
             id: &id,
@@ -225,7 +226,7 @@ impl Engine {
         };
         self.logins.deliveries.push_back(Delivery {
             id,
-            provider,
+            provider: p.clone(),
             method,
             body,
             signature,
@@ -327,7 +328,7 @@ impl Engine {
         let fail_mode = login
             .plan
             .as_ref()
-            .map_or(self.clients.get(login.client).fail_mode, |p| p.fail_mode);
+            .map_or(login.client.fail_mode, |p| p.fail_mode);
         match fail_mode {
             FailMode::Open => {
                 warn!(user = %login.user, method = method.as_str(), reason = why,
@@ -359,11 +360,13 @@ impl Engine {
             self.stats.inc(Counter::CallbackUnknown);
             return CallbackStatus::Unknown;
         };
-        let provider = match self.logins.logins.get(&lid).and_then(|l| l.oob.as_ref()) {
-            Some(o) => o.provider,
-            None => return CallbackStatus::Unknown,
+        // The key of the provider the verification went through, as the
+        // login's settings had it (a reload may have changed it since).
+        let provider = match self.logins.logins.get(&lid) {
+            Some(l @ Login { oob: Some(o), .. }) => l.settings.providers[o.provider].clone(),
+            _ => return CallbackStatus::Unknown,
         };
-        let key = self.logins.providers[provider].key.as_ref();
+        let key = provider.key.as_ref();
         let signed = match (key, signature) {
             (Some(k), Some(sig)) => signature_ok(k.expose(), body, sig),
             _ => false,
@@ -425,7 +428,8 @@ impl Engine {
         use PhoneResult as R;
         use ResultCode as C;
         let fraud_pin = pin.as_ref().is_some_and(|p| {
-            subtle::ConstantTimeEq::ct_eq(p.expose(), self.logins.cfg.fraud_code.as_bytes()).into()
+            subtle::ConstantTimeEq::ct_eq(p.expose(), login.settings.cfg.fraud_code.as_bytes())
+                .into()
         });
         let (ok, code) = match result {
             R::Fraud => {
@@ -531,7 +535,7 @@ impl Engine {
             now,
             StoreOp::Denial {
                 user: login.user.clone(),
-                lockout: self.logins.lockout,
+                lockout: login.settings.lockout,
             },
         );
         let why = if right.is_none() {
@@ -548,7 +552,7 @@ impl Engine {
             );
         }
         login.attempts += 1;
-        if login.attempts < self.logins.cfg.max_attempts {
+        if login.attempts < login.settings.cfg.max_attempts {
             let prompt = self.texts(&login).sms_pin_retry_prompt.clone();
             return self.challenge(now, lid, login, &prompt);
         }
@@ -583,7 +587,7 @@ impl Engine {
     }
 
     fn fraud(&mut self, now: Instant, lid: u64, login: Login, code: ResultCode) {
-        let blocked_for = self.logins.cfg.fraud_block;
+        let blocked_for = login.settings.cfg.fraud_block;
         self.stats.inc(Counter::MfaFraudReports);
         warn!(user = %login.user, result = %code, "fraud reported: blocking the user");
         self.store_job(
@@ -597,7 +601,7 @@ impl Engine {
         self.logins.fraud.push_back(FraudReport {
             user: login.user.clone(),
             result: code,
-            client: self.clients.get(login.client).name.clone(),
+            client: login.client.name.clone(),
             client_ip: login.client_ip.clone(),
             blocked_for,
         });

@@ -31,6 +31,7 @@ counters! {
     StatusServerAnswered => "status_server_answered",
     DuplicateResent => "duplicate_resent",
     DropUnknownClient => "drop_unknown_client",
+    DropListenerClosed => "drop_listener_closed",
     DropMalformed => "drop_malformed",
     DropOversized => "drop_oversized",
     DropUnexpectedCode => "drop_unexpected_code",
@@ -90,6 +91,8 @@ counters! {
 /// Per-upstream figures.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpstreamStats {
+    /// The upstream's name (figures follow it across reloads).
+    pub name: String,
     pub requests: u64,
     pub replies: u64,
     pub timeouts: u64,
@@ -126,17 +129,12 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn new(upstreams: usize) -> Stats {
+    /// Zero counts; `upstreams` is filled in by `Engine::stats`.
+    pub(crate) fn new() -> Stats {
         Stats {
             counts: vec![0; Counter::ALL.len()],
             results: vec![[0; 2]; ResultCode::ALL.len()],
-            upstreams: vec![
-                UpstreamStats {
-                    alive: true,
-                    ..UpstreamStats::default()
-                };
-                upstreams
-            ],
+            upstreams: Vec::new(),
         }
     }
 

@@ -41,6 +41,12 @@ pub(super) struct Sim {
 
 impl Sim {
     pub(super) fn new(extra_mfa: &str) -> Sim {
+        Sim::with_config(&config(extra_mfa))
+    }
+
+    /// On a configuration of the test's own (the users and alice's token
+    /// as with [`Sim::new`]).
+    pub(super) fn with_config(config: &Config) -> Sim {
         let now = Instant::now();
         let store = SqliteStore::in_memory(SeedKey::from_bytes(&[9; 32])).expect("store");
         for name in ["alice", "bob"] {
@@ -53,12 +59,7 @@ impl Sim {
             ..Token::totp("alice", TotpParams::default())
         };
         store.add_token(&token, SEED).expect("token");
-        let mut e = Engine::new(
-            &config(extra_mfa),
-            Arc::new(Dictionary::builtin()),
-            [3; 32],
-            now,
-        );
+        let mut e = Engine::new(config, Arc::new(Dictionary::builtin()), [3; 32], now);
         // One clock: the store decides at the time the engine stamps.
         e.set_wall_clock(now, T0);
         Sim {

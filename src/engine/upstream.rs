@@ -39,6 +39,11 @@ impl IdPool {
         None
     }
 
+    /// No identifier is handed out.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.in_use == 0
+    }
+
     pub(crate) fn free(&mut self, id: u8) {
         let (w, b) = (usize::from(id / 64), id % 64);
         if self.used[w] & (1 << b) != 0 {

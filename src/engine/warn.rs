@@ -11,17 +11,18 @@ use super::HashMap;
 pub(super) const INTERVAL: Duration = Duration::from_secs(10);
 
 /// What a warning is about. Keys are bounded by the configuration (client
-/// and upstream indices), so the table never grows with traffic.
+/// and upstream ids; a reload drops those of entries it replaced), so the
+/// table never grows with traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Topic {
     /// A client sent an Access-Request without Message-Authenticator.
-    ClientUnsigned(usize),
+    ClientUnsigned(u32),
     /// A client's Message-Authenticator did not verify.
-    ClientBadSignature(usize),
+    ClientBadSignature(u32),
     /// An upstream answered without Message-Authenticator.
-    UpstreamUnsigned(usize),
+    UpstreamUnsigned(u32),
     /// An upstream's reply failed its Response Authenticator.
-    UpstreamForged(usize),
+    UpstreamForged(u32),
     /// No live upstream was left for a request.
     NoUpstream,
     /// The store failed a login's question, or did not answer in time.
@@ -35,6 +36,11 @@ pub(super) struct Throttle {
 }
 
 impl Throttle {
+    /// Keeps the topics `keep` says are still about something configured.
+    pub(super) fn retain(&mut self, keep: impl Fn(&Topic) -> bool) {
+        self.last.retain(|t, _| keep(t));
+    }
+
     /// `Some(held back since the last line)` when a line for `topic` may be
     /// written now; `None` when it is held back (and counted).
     pub(super) fn allow(&mut self, now: Instant, topic: Topic) -> Option<u64> {

@@ -15,23 +15,28 @@ use crate::engine::{Delivery, DeliveryOutcome, FraudReport};
 #[derive(Clone)]
 pub(super) struct Deliverer {
     http: reqwest::Client,
-    providers: Arc<[Provider]>,
     notify: Option<Arc<Notify>>,
     server: Arc<str>,
 }
 
 impl Deliverer {
-    pub(super) fn new(providers: Vec<Provider>, notify: Option<Notify>, server: &str) -> Deliverer {
+    /// Providers come with each delivery (the one its login started
+    /// with); `notify` is who hears about fraud reports.
+    pub(super) fn new(notify: Option<Notify>, server: &str) -> Deliverer {
         Deliverer {
             // Timeouts are per provider, per request.
             http: reqwest::Client::builder()
                 .user_agent(concat!("mfa-proxy/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
-            providers: providers.into(),
             notify: notify.map(Arc::new),
             server: server.into(),
         }
+    }
+
+    /// A reload's `[notify]`.
+    pub(super) fn set_notify(&mut self, notify: Option<Notify>) {
+        self.notify = notify.map(Arc::new);
     }
 
     /// Delivers `d` in its own task; `(id, outcome)` goes to `done`.
@@ -40,10 +45,7 @@ impl Deliverer {
         d: Delivery,
         done: mpsc::UnboundedSender<(String, DeliveryOutcome)>,
     ) {
-        let Some(p) = self.providers.get(d.provider).cloned() else {
-            let _ = done.send((d.id, DeliveryOutcome::LocalFailure));
-            return;
-        };
+        let p = d.provider.clone();
         match &p.kind {
             ProviderKind::Console => {
                 warn!(target: "console_provider", provider = %p.name, "{} (TRIAL ONLY: codes in the log)", d.console);

@@ -18,9 +18,9 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Command;
+use super::{Command, ReloadStatus};
 use crate::engine::{CallbackStatus, RTT_BUCKETS_US, Stats};
 use crate::mfa::ResultCode;
 
@@ -32,7 +32,6 @@ const LOOP_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 struct App {
     commands: mpsc::Sender<Command>,
-    upstream_names: Arc<[String]>,
     http: Arc<HttpStats>,
     udp: Arc<super::kernel_drops::UdpSockets>,
 }
@@ -40,7 +39,6 @@ struct App {
 /// The router, sending its work to the loop through `commands`.
 pub(super) fn router(
     commands: mpsc::Sender<Command>,
-    upstream_names: Vec<String>,
     http: Arc<HttpStats>,
     udp: super::kernel_drops::UdpSockets,
 ) -> Router {
@@ -51,7 +49,6 @@ pub(super) fn router(
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
             commands,
-            upstream_names: upstream_names.into(),
             http,
             udp: Arc::new(udp),
         })
@@ -196,17 +193,17 @@ impl Drop for Ticket {
     }
 }
 
-/// Serves `app` on `listener`, over TLS when `tls` is given. Each admitted
-/// connection is served in its own task, one request, within
-/// [`CONNECTION_LIFETIME`]; a failed handshake or a slow client ends only
-/// its connection.
+/// Serves `app` on `listener`, over TLS when `tls` holds a configuration
+/// (a reload replaces it: a renewed certificate is taken by the next
+/// connection). Each admitted connection is served in its own task, one
+/// request, within [`CONNECTION_LIFETIME`]; a failed handshake or a slow
+/// client ends only its connection.
 pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: watch::Receiver<Option<Arc<rustls::ServerConfig>>>,
     gate: Arc<Gate>,
 ) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut warned: Option<std::time::Instant> = None;
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -227,7 +224,8 @@ pub(super) async fn serve(
             drop(tcp);
             continue;
         };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
+        let acceptor = tls.borrow().clone().map(tokio_rustls::TlsAcceptor::from);
+        let app = app.clone();
         tokio::spawn(async move {
             let stats = ticket.gate.stats.clone();
             let one = async move {
@@ -330,8 +328,8 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
     match ask(&app, Command::Snapshot).await {
-        Some((stats, pending)) => {
-            let mut text = prometheus(&stats, pending, &app.upstream_names);
+        Some((stats, pending, reload)) => {
+            let mut text = prometheus(&stats, pending, &reload);
             app.http.render(&mut text);
             // /proc/net/udp lists every socket of the host: read it off the
             // thread that moves the datagrams.
@@ -360,9 +358,34 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
     }
 }
 
-/// The Prometheus text exposition of `stats`.
-pub fn prometheus(stats: &Stats, pending: usize, upstreams: &[String]) -> String {
+/// The Prometheus text exposition of `stats` and of the configuration in
+/// force.
+pub fn prometheus(stats: &Stats, pending: usize, reload: &ReloadStatus) -> String {
     let mut o = String::new();
+    for (name, kind, help, value) in [
+        (
+            "mfa_proxy_config_generation",
+            "gauge",
+            "The configuration in force: 1 at start, one more per reload applied.",
+            reload.generation as i64,
+        ),
+        (
+            "mfa_proxy_config_last_reload_timestamp_seconds",
+            "gauge",
+            "When the configuration was last loaded or a reload last tried (Unix time).",
+            reload.last_at,
+        ),
+        (
+            "mfa_proxy_config_last_reload_success",
+            "gauge",
+            "Whether the last reload was applied in full (1) or refused, or applied without its listeners (0).",
+            i64::from(reload.last_success),
+        ),
+    ] {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        let _ = writeln!(o, "{name} {value}");
+    }
     let _ = writeln!(
         o,
         "# HELP mfa_proxy_logins_total Logins by result code and decision."
@@ -420,7 +443,8 @@ pub fn prometheus(stats: &Stats, pending: usize, upstreams: &[String]) -> String
         "# HELP mfa_proxy_upstream_rtt_seconds Round trip to each upstream (first tries)."
     );
     let _ = writeln!(o, "# TYPE mfa_proxy_upstream_rtt_seconds histogram");
-    for (u, name) in stats.upstreams.iter().zip(upstreams) {
+    for u in &stats.upstreams {
+        let name = &u.name;
         let mut cumulative = 0;
         for (b, n) in RTT_BUCKETS_US.iter().zip(u.rtt_buckets) {
             cumulative += n;

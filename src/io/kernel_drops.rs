@@ -5,17 +5,20 @@
 //! found here by the sockets' inode numbers. Read off the packet path: by
 //! `/metrics`, and every ten seconds to warn when the count grows.
 
-use std::os::fd::AsRawFd;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often the counts are checked for a warning.
 const CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// The proxy's UDP sockets, by what they are and their inode.
+/// The proxy's UDP sockets, by what they are and their inode. Clones
+/// share the list, which a reload replaces ([`UdpSockets::set`]).
 #[derive(Clone, Debug, Default)]
 pub(super) struct UdpSockets {
-    sockets: Vec<(Side, String, u64)>,
+    sockets: Arc<Mutex<Vec<(Side, String, u64)>>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,36 +42,59 @@ impl UdpSockets {
         listeners: &[std::net::UdpSocket],
         upstream: &[std::net::UdpSocket],
     ) -> UdpSockets {
-        let inode = |s: &std::net::UdpSocket| {
-            std::fs::metadata(format!("/proc/self/fd/{}", s.as_raw_fd()))
+        let named = |s: &std::net::UdpSocket| (name_of(s.local_addr()), s.as_raw_fd());
+        let me = UdpSockets::default();
+        me.set(
+            listeners.iter().map(named),
+            upstream.iter().map(AsRawFd::as_raw_fd),
+        );
+        me
+    }
+
+    /// Replaces the list: listeners by (address, descriptor), upstream
+    /// sockets by descriptor, named by their index.
+    pub(super) fn set(
+        &self,
+        listeners: impl Iterator<Item = (String, RawFd)>,
+        upstream: impl Iterator<Item = RawFd>,
+    ) {
+        let inode = |fd: RawFd| {
+            std::fs::metadata(format!("/proc/self/fd/{fd}"))
                 .map(|m| m.ino())
                 .ok()
         };
         let mut sockets = Vec::new();
-        for s in listeners {
-            let name = s
-                .local_addr()
-                .map_or_else(|_| "?".into(), |a| a.to_string());
-            sockets.extend(inode(s).map(|i| (Side::Nas, name, i)));
+        for (name, fd) in listeners {
+            sockets.extend(inode(fd).map(|i| (Side::Nas, name, i)));
         }
-        for (n, s) in upstream.iter().enumerate() {
-            sockets.extend(inode(s).map(|i| (Side::Upstream, n.to_string(), i)));
+        for (n, fd) in upstream.enumerate() {
+            sockets.extend(inode(fd).map(|i| (Side::Upstream, n.to_string(), i)));
         }
-        UdpSockets { sockets }
+        *self.sockets.lock().unwrap_or_else(|e| e.into_inner()) = sockets;
     }
 
-    /// Drops per socket, in the order of [`UdpSockets::new`]; zero for a
-    /// socket the kernel's tables do not list (or on another system).
-    fn drops(&self) -> Vec<u64> {
-        let mut by_inode = std::collections::HashMap::new();
+    fn list(&self) -> Vec<(Side, String, u64)> {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Each socket with its inode and drops; zero for a socket the
+    /// kernel's tables do not list (or on another system).
+    fn drops(&self) -> Vec<((Side, String, u64), u64)> {
+        let mut by_inode = HashMap::new();
         for table in ["/proc/net/udp", "/proc/net/udp6"] {
             if let Ok(text) = std::fs::read_to_string(table) {
                 parse_table(&text, &mut by_inode);
             }
         }
-        self.sockets
-            .iter()
-            .map(|(_, _, i)| by_inode.get(i).copied().unwrap_or(0))
+        self.list()
+            .into_iter()
+            .map(|s| {
+                let n = by_inode.get(&s.2).copied().unwrap_or(0);
+                (s, n)
+            })
             .collect()
     }
 
@@ -80,7 +106,7 @@ impl UdpSockets {
             "# HELP mfa_proxy_udp_kernel_drops_total Datagrams the kernel dropped on the proxy's sockets (receive buffer full): raise net.core.rmem_max."
         );
         let _ = writeln!(o, "# TYPE mfa_proxy_udp_kernel_drops_total counter");
-        for ((side, name, _), n) in self.sockets.iter().zip(self.drops()) {
+        for ((side, name, _), n) in self.drops() {
             let _ = writeln!(
                 o,
                 "mfa_proxy_udp_kernel_drops_total{{side=\"{}\",socket=\"{name}\"}} {n}",
@@ -101,14 +127,17 @@ impl UdpSockets {
                     .unwrap_or_default()
             }
         };
-        let mut last = read(&self).await;
+        // By inode: a reload may have opened or closed sockets since.
+        let by_inode = |v: Vec<((Side, String, u64), u64)>| -> HashMap<u64, u64> {
+            v.into_iter().map(|((_, _, i), n)| (i, n)).collect()
+        };
+        let mut last = by_inode(read(&self).await);
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
-            let now = read(&self).await;
+            let now = by_inode(read(&self).await);
             let new: u64 = now
                 .iter()
-                .zip(&last)
-                .map(|(n, l)| n.saturating_sub(*l))
+                .map(|(i, n)| n.saturating_sub(last.get(i).copied().unwrap_or(0)))
                 .sum();
             if new > 0 {
                 tracing::warn!(
@@ -121,8 +150,13 @@ impl UdpSockets {
     }
 }
 
+/// A listener's name in the list: its address.
+pub(super) fn name_of(addr: std::io::Result<std::net::SocketAddr>) -> String {
+    addr.map_or_else(|_| "?".into(), |a| a.to_string())
+}
+
 /// Adds `inode -> drops` for each socket line of a `/proc/net/udp` table.
-fn parse_table(text: &str, into: &mut std::collections::HashMap<u64, u64>) {
+fn parse_table(text: &str, into: &mut HashMap<u64, u64>) {
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
         if let (Some(inode), Some(drops)) = (
@@ -144,7 +178,7 @@ mod tests {
              1024: 0100007F:0714 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41234 2 0000000000000000 17\n\
              1025: 0100007F:0715 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41235 2 0000000000000000 0\n\
              garbage\n";
-        let mut m = std::collections::HashMap::new();
+        let mut m = HashMap::new();
         parse_table(table, &mut m);
         assert_eq!(m.get(&41234), Some(&17));
         assert_eq!(m.get(&41235), Some(&0));
@@ -155,7 +189,7 @@ mod tests {
     fn finds_its_own_socket() {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let socks = UdpSockets::new(std::slice::from_ref(&s), &[]);
-        assert_eq!(socks.sockets.len(), 1, "the inode of a real socket");
+        assert_eq!(socks.list().len(), 1, "the inode of a real socket");
         let mut o = String::new();
         socks.render(&mut o);
         assert!(o.contains("side=\"nas\""), "{o}");

@@ -17,7 +17,7 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
@@ -38,15 +38,28 @@ mod deliver;
 mod http;
 mod kernel_drops;
 mod limits;
+mod reload;
 
 pub use http::prometheus;
 pub use limits::{fd_limit, raise_fd_limit};
+pub use reload::ReloadStatus;
 
 /// Requests from outside the loop.
 pub enum Command {
     Stats(oneshot::Sender<Stats>),
-    /// The counters and the number of pending verifications.
-    Snapshot(oneshot::Sender<(Stats, usize)>),
+    /// The counters, the number of pending verifications and the
+    /// configuration's generation, for `/metrics`.
+    Snapshot(oneshot::Sender<(Stats, usize, ReloadStatus)>),
+    /// A configuration that loaded and validated (SIGHUP): applied between
+    /// two packets. The status after it goes to `reply`, if given.
+    Reload {
+        config: Box<Config>,
+        dictionary: Arc<Dictionary>,
+        reply: Option<oneshot::Sender<ReloadStatus>>,
+    },
+    /// A SIGHUP whose file was refused (and logged): counted as a failed
+    /// reload; the configuration in force stays.
+    ReloadRefused,
     /// A provider's callback, for the engine to check and apply.
     Callback {
         id: String,
@@ -65,6 +78,7 @@ pub struct Bound {
     store: Option<Arc<dyn Store>>,
     http: Option<std::net::TcpListener>,
     config: Config,
+    dictionary: Arc<Dictionary>,
 }
 
 /// Jobs to the store workers, and their answers back, a batch per message:
@@ -178,6 +192,19 @@ fn spawn_worker(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<(
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the {name} thread: {e}")))
 }
 
+/// A NAS-facing socket on `addr`; the error names the address.
+fn listener_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    udp_socket(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// An upstream-facing socket of family `f` (ephemeral port).
+fn upstream_socket(f: Family) -> io::Result<std::net::UdpSocket> {
+    udp_socket(match f {
+        Family::V4 => SocketAddr::from(([0, 0, 0, 0], 0)),
+        Family::V6 => SocketAddr::from(([0u16; 8], 0)),
+    })
+}
+
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -221,24 +248,16 @@ impl Bound {
         }
         let mut seed = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut seed);
-        let engine = Engine::new(config, dictionary, seed, Instant::now());
+        let engine = Engine::new(config, dictionary.clone(), seed, Instant::now());
         let listeners = engine
             .listeners()
             .iter()
-            .map(|(a, _)| {
-                udp_socket(*a)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
-            })
+            .map(|(a, _)| listener_socket(*a))
             .collect::<io::Result<Vec<_>>>()?;
         let upstream = engine
             .upstream_sockets()
             .iter()
-            .map(|f| {
-                udp_socket(match f {
-                    Family::V4 => SocketAddr::from(([0, 0, 0, 0], 0)),
-                    Family::V6 => SocketAddr::from(([0u16; 8], 0)),
-                })
-            })
+            .map(|f| upstream_socket(*f))
             .collect::<io::Result<Vec<_>>>()?;
         let http = config
             .server
@@ -258,6 +277,7 @@ impl Bound {
             store,
             http,
             config: config.clone(),
+            dictionary,
         })
     }
 
@@ -291,13 +311,8 @@ impl Bound {
         let (http_tx, mut http_rx) = mpsc::channel(HTTP_QUEUE);
         let udp = kernel_drops::UdpSockets::new(&self.listeners, &self.upstream);
         tokio::spawn(udp.clone().watch());
+        let mut tls = None;
         if let Some(l) = self.http {
-            let names = self
-                .config
-                .upstreams
-                .iter()
-                .map(|u| u.name.clone())
-                .collect();
             let server = &self.config.server;
             let fds = limits::fd_limit();
             let total = limits::http_connection_cap(server.http_max_connections, fds);
@@ -309,29 +324,34 @@ impl Bound {
                 );
             }
             let gate = http::Gate::new(total, server.http_max_connections_per_address.min(total));
-            let app = http::router(http_tx.clone(), names, gate.stats.clone(), udp);
+            let app = http::router(http_tx.clone(), gate.stats.clone(), udp.clone());
             let listener = tokio::net::TcpListener::from_std(l)?;
-            let tls = server.http_tls.clone().map(|t| t.0);
-            tokio::spawn(http::serve(listener, app, tls, gate));
+            let (tx, rx) = watch::channel(server.http_tls.clone().map(|t| t.0));
+            tls = Some(tx);
+            tokio::spawn(http::serve(listener, app, rx, gate));
         }
         drop(http_tx);
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
         let mut shell = Shell {
             deliverer: deliver::Deliverer::new(
-                self.config.providers.clone(),
                 self.config.notify.clone(),
                 &self.config.server.name,
             ),
             delivered_tx,
             delivered_rx,
             engine,
-            listeners: to_tokio(self.listeners)?,
+            listeners: to_tokio(self.listeners)?.into_iter().map(Some).collect(),
             upstream: to_tokio(self.upstream)?,
             buf: vec![0u8; MAX_PACKET_LEN + 1].into_boxed_slice(),
             sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             backlog: VecDeque::new(),
             store: self.store.map(store_workers).transpose()?,
             closing: false,
+            config: self.config,
+            dictionary: self.dictionary,
+            status: ReloadStatus::started(unix_now()),
+            tls,
+            udp,
         };
         let mut shutdown = std::pin::pin!(shutdown);
         std::future::poll_fn(|cx| {
@@ -369,6 +389,9 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Stats(_) => f.write_str("Stats"),
             Command::Snapshot(_) => f.write_str("Snapshot"),
+            // A configuration holds secrets.
+            Command::Reload { .. } => f.write_str("Reload(<configuration>)"),
+            Command::ReloadRefused => f.write_str("ReloadRefused"),
             Command::Callback { id, .. } => write!(f, "Callback({id}, <body>)"),
         }
     }
@@ -383,7 +406,8 @@ struct Shell {
     delivered_tx: mpsc::UnboundedSender<(String, DeliveryOutcome)>,
     delivered_rx: mpsc::UnboundedReceiver<(String, DeliveryOutcome)>,
     engine: Engine,
-    listeners: Vec<UdpSocket>,
+    /// By [`SocketRef::Listener`] index; `None` once the engine closed it.
+    listeners: Vec<Option<UdpSocket>>,
     upstream: Vec<UdpSocket>,
     buf: Box<[u8]>,
     sleep: Pin<Box<tokio::time::Sleep>>,
@@ -391,6 +415,14 @@ struct Shell {
     store: Option<StoreChannels>,
     /// Stopping: no new requests are read from the NAS sockets.
     closing: bool,
+    /// The configuration in force, and its dictionary.
+    config: Config,
+    dictionary: Arc<Dictionary>,
+    status: ReloadStatus,
+    /// The HTTP listener's TLS configuration, if it runs.
+    tls: Option<watch::Sender<Option<Arc<rustls::ServerConfig>>>>,
+    /// The UDP sockets, for the kernel's drop counts.
+    udp: kernel_drops::UdpSockets,
 }
 
 impl Shell {
@@ -400,8 +432,23 @@ impl Shell {
                 let _ = reply.send(self.engine.stats());
             }
             Command::Snapshot(reply) => {
-                let _ = reply.send((self.engine.stats(), self.engine.pending_verifications()));
+                let _ = reply.send((
+                    self.engine.stats(),
+                    self.engine.pending_verifications(),
+                    self.status,
+                ));
             }
+            Command::Reload {
+                config,
+                dictionary,
+                reply,
+            } => {
+                self.reload(*config, dictionary);
+                if let Some(r) = reply {
+                    let _ = r.send(self.status);
+                }
+            }
+            Command::ReloadRefused => self.status.refused(unix_now()),
             Command::Callback {
                 id,
                 body,
@@ -489,9 +536,9 @@ impl Shell {
             // Re-anchored every turn, so a stepped system clock is followed.
             self.engine.set_wall_clock(now, unix_now());
             for (i, sock) in self.listeners.iter().enumerate() {
-                if self.closing {
-                    break;
-                }
+                let Some(sock) = sock.as_ref().filter(|_| !self.closing) else {
+                    continue;
+                };
                 progressed |= drain(sock, cx, &mut self.buf, |from, data| {
                     self.engine.handle_nas(now, i as u16, from, data);
                 });
@@ -526,6 +573,7 @@ impl Shell {
             }
             progressed |= self.out_of_band(cx, now);
             progressed |= self.flush(cx);
+            self.close_listeners();
             if !progressed {
                 break;
             }
@@ -547,8 +595,17 @@ impl Shell {
             .or_else(|| self.engine.poll_transmit())
         {
             let sock = match t.socket {
-                SocketRef::Listener(i) => &self.listeners[usize::from(i)],
-                SocketRef::Upstream(i) => &self.upstream[usize::from(i)],
+                SocketRef::Listener(i) => {
+                    self.listeners.get(usize::from(i)).and_then(Option::as_ref)
+                }
+                SocketRef::Upstream(i) => self.upstream.get(usize::from(i)),
+            };
+            let Some(sock) = sock else {
+                // The engine drops what is bound for a closed listener
+                // before it gets here; nothing else names a socket that
+                // is not open.
+                debug!(to = %t.to, "no socket for a datagram");
+                continue;
             };
             match sock.poll_send_to(cx, &t.payload, t.to) {
                 Poll::Ready(Ok(_)) => sent = true,
@@ -642,6 +699,20 @@ impl Running {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Stats(tx))
+            .expect("proxy thread is running");
+        rx.blocking_recv().expect("proxy thread answers")
+    }
+
+    /// Applies `config` as a SIGHUP would, between two packets; returns
+    /// the status after it.
+    pub fn reload(&self, config: &Config, dictionary: Arc<Dictionary>) -> ReloadStatus {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Reload {
+                config: Box::new(config.clone()),
+                dictionary,
+                reply: Some(tx),
+            })
             .expect("proxy thread is running");
         rx.blocking_recv().expect("proxy thread answers")
     }

@@ -100,8 +100,9 @@ pub enum DictErrorKind {
     IncludeDepth,
 }
 
-/// A loaded dictionary.
-#[derive(Clone, Default)]
+/// A loaded dictionary. Equal when it defines the same (a reload tells an
+/// edited file from an unchanged one).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Dictionary {
     attrs: HashMap<(u32, u32), AttrDef>,
     by_name: HashMap<String, (u32, u32)>,

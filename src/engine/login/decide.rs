@@ -72,7 +72,7 @@ impl Engine {
     /// that attribute (none if the request lacks it: no network trusts
     /// it); without, the NAS's source address and the Calling-Station-Id.
     fn whence(&self, login: &Login, req: &Packet<'_>) -> (Option<IpAddr>, Option<String>) {
-        match self.clients.get(login.client).user_address_from {
+        match login.client.user_address_from {
             Some(from) => {
                 let ip = super::address::user_address(req, from);
                 (ip, ip.map(|a| a.to_string()))
@@ -91,7 +91,7 @@ impl Engine {
             return;
         }
         let at = self.logins.unix_at(now);
-        let keep = self.logins.rules.longest_remember().as_secs() as i64;
+        let keep = login.settings.rules.longest_remember().as_secs() as i64;
         let record = Remembered {
             at,
             ..origin.clone()
@@ -111,10 +111,11 @@ impl Engine {
     pub(in crate::engine) fn decide(&mut self, now: Instant, lid: u64, mut login: Login) {
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
-        let client = self.clients.get(login.client);
+        let client = login.client.clone();
+        let settings = login.settings.clone();
         let nas_identifier = nas_identifier(&req);
         let (address, client_ip) = self.whence(&login, &req);
-        let grace_key = (login.user.to_lowercase(), login.client);
+        let grace_key = (login.user.to_lowercase(), client.name.clone());
         let live = Live {
             now: self.logins.unix_at(now),
             busy: self.logins.busy.contains_key(&grace_key.0),
@@ -148,7 +149,7 @@ impl Engine {
             inline_code: login.inline_code.is_some(),
             groups: &login.upstream_groups,
         };
-        let decision = policy::decide(&self.logins.rules, &facts, &standing, live);
+        let decision = policy::decide(&settings.rules, &facts, &standing, live);
         // Where the login came from, as its first request said: what a
         // verified second factor is remembered by.
         login.origin = Some(Remembered {

@@ -16,6 +16,7 @@ use rand::Rng;
 use tracing::{error, info};
 
 use super::{Login, Outcome, Phase};
+use crate::engine::clients::ClientRef;
 use crate::engine::dedup::DedupKey;
 use crate::engine::rewrite::{RewriteError, Rewriter, Side};
 use crate::engine::warn::Topic;
@@ -50,7 +51,7 @@ pub(in crate::engine) struct Held {
     tx: Transmit,
     dedup: DedupKey,
     how: Final,
-    client: usize,
+    client: ClientRef,
     user: String,
     /// For an Accept, the request answered: if its record cannot be stored
     /// it is answered with a Reject instead.
@@ -63,13 +64,13 @@ pub(in crate::engine) struct Answering {
     pub(in crate::engine) listener: u16,
     pub(in crate::engine) from: std::net::SocketAddr,
     pub(in crate::engine) dedup: DedupKey,
-    pub(in crate::engine) client: usize,
+    pub(in crate::engine) client: ClientRef,
     pub(in crate::engine) request: Vec<u8>,
     pub(in crate::engine) user: String,
 }
 
 /// The answer to a login's current request.
-fn answering(current: super::Current, client: usize, user: &str) -> Answering {
+fn answering(current: super::Current, client: ClientRef, user: &str) -> Answering {
     Answering {
         listener: current.listener,
         from: current.from,
@@ -101,25 +102,25 @@ impl Engine {
             .map_or(Method::Totp, |o| o.method)
             .as_str();
         if accept && login.oob.as_ref().is_some_and(|o| o.delivered) {
-            let grace = self.logins.cfg.busy_grace;
+            let grace = login.settings.cfg.busy_grace;
+            let max = self.logins.settings.cfg.max_pending;
             if !grace.is_zero() {
-                if self.logins.grace.len() >= self.logins.cfg.max_pending {
+                if self.logins.grace.len() >= max {
                     self.logins.grace.retain(|_, until| *until > now);
                 }
-                if self.logins.grace.len() < self.logins.cfg.max_pending {
-                    self.logins
-                        .grace
-                        .insert((login.user.to_lowercase(), login.client), now + grace);
+                if self.logins.grace.len() < max {
+                    let key = (login.user.to_lowercase(), login.client.name.clone());
+                    self.logins.grace.insert(key, now + grace);
                 }
             }
         }
         self.release_oob(&mut login);
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
-        let client = self.clients.get(login.client);
+        let client = login.client.clone();
         let built = if let (true, None) = (accept, &login.accept) {
             // A local first factor: nothing to relay but the Proxy-States.
-            Some(self.local_reply(login.client, &req, Code::ACCESS_ACCEPT))
+            Some(self.local_reply(&client, &req, Code::ACCESS_ACCEPT))
         } else if let (true, Some(ua)) = (accept, &login.accept) {
             let upstream =
                 Packet::parse(&ua.bytes).expect("stored replies were validated on arrival");
@@ -132,7 +133,7 @@ impl Engine {
             let mut rw = Rewriter {
                 crypt: &self.crypt,
                 from: Side {
-                    secret: self.upstreams[ua.upstream].cfg.secret.expose(),
+                    secret: ua.upstream.secret.expose(),
                     auth: &ua.auth,
                 },
                 to: Side {
@@ -151,7 +152,7 @@ impl Engine {
             })()
             .ok()
         } else {
-            Some(self.reject_reply(login.client, &req, login.reply_message.as_deref()))
+            Some(self.reject_reply(&client, &req, login.reply_message.as_deref()))
         };
         let accepted = accept && built.is_some();
         let result = if accept && !accepted {
@@ -163,11 +164,11 @@ impl Engine {
             // Before the record: the same batch stores both.
             self.remember(now, &login, result);
         }
-        let (client, client_ip) = (login.client, login.client_ip.clone());
+        let client_ip = login.client_ip.clone();
         let audit = self.record(
             now,
             &login.user,
-            client,
+            &client,
             client_ip,
             result,
             accepted,
@@ -182,9 +183,9 @@ impl Engine {
         };
         let reply = match built {
             Some(r) => r,
-            None => self.reject_reply(login.client, &req, None),
+            None => self.reject_reply(&client, &req, None),
         };
-        let to = answering(login.current, login.client, &login.user);
+        let to = answering(login.current, client, &login.user);
         self.hold_answer(now, audit, to, reply, how);
     }
 
@@ -195,7 +196,7 @@ impl Engine {
         &mut self,
         now: Instant,
         user: &str,
-        client: usize,
+        client: &ClientRef,
         client_ip: Option<String>,
         result: ResultCode,
         accepted: bool,
@@ -209,7 +210,7 @@ impl Engine {
             accepted,
             mode: mode.into(),
             server: self.logins.server.clone(),
-            client: self.clients.get(client).name.clone(),
+            client: client.name.clone(),
             client_ip,
             reason: reason.map(str::to_owned),
         };
@@ -232,13 +233,22 @@ impl Engine {
     /// A wrong local password: a delayed reject, like the upstream's would
     /// be, recorded as `FAILED_PRIMARY_AUTH`.
     pub(in crate::engine) fn reject_first_factor(&mut self, now: Instant, login: Login) {
-        let (client, ip) = (login.client, login.client_ip.clone());
+        let (client, ip) = (login.client.clone(), login.client_ip.clone());
         let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
-        let audit = self.record(now, &login.user, client, ip, result, false, "password", why);
+        let audit = self.record(
+            now,
+            &login.user,
+            &client,
+            ip,
+            result,
+            false,
+            "password",
+            why,
+        );
         let req = Packet::parse(&login.current.request)
             .expect("stored requests were validated on arrival");
-        let reply = self.reject_reply(login.client, &req, None);
-        let to = answering(login.current, login.client, &login.user);
+        let reply = self.reject_reply(&client, &req, None);
+        let to = answering(login.current, client, &login.user);
         self.hold_answer(now, audit, to, reply, Final::Reject);
     }
 
@@ -275,7 +285,7 @@ impl Engine {
     /// Reject instead: the record could not be stored (`why`).
     fn refuse_unrecorded(&mut self, held: &mut Held, why: &str) {
         self.stats.inc(Counter::MfaAuditFailures);
-        let client = &self.clients.get(held.client).name;
+        let client = &held.client.name;
         let Some(request) = held.request.take() else {
             error!(user = %held.user, client = %client, "a login's audit record {why}");
             return;
@@ -283,7 +293,7 @@ impl Engine {
         // Nothing may be granted that is not on record.
         error!(user = %held.user, client = %client, "a login's audit record {why}: answering Access-Reject instead of Access-Accept");
         let req = Packet::parse(&request).expect("stored requests were validated on arrival");
-        held.tx.payload = self.reject_reply(held.client, &req, None).into();
+        held.tx.payload = self.reject_reply(&held.client, &req, None).into();
         held.how = Final::RejectNow;
         self.stats.login(ResultCode::FailedServerError, false);
     }
@@ -336,7 +346,7 @@ impl Engine {
                 self.stats.inc(Counter::RepliesReject);
             }
         }
-        let delay = self.logins.cfg.reject_delay;
+        let delay = self.logins.settings.cfg.reject_delay;
         if how != Final::Reject || delay.is_zero() {
             self.dedup.answer(dedup, tx.payload.clone(), now);
             self.out.push_back(tx);
@@ -368,7 +378,7 @@ impl Engine {
         let fail_mode = login
             .plan
             .as_ref()
-            .map_or(self.clients.get(login.client).fail_mode, |p| p.fail_mode);
+            .map_or(login.client.fail_mode, |p| p.fail_mode);
         let result = ResultCode::FailedServerError;
         let outcome = match fail_mode {
             FailMode::Open => Outcome::accept(result).because(format!("{why}; fail_open")),
@@ -431,9 +441,9 @@ impl Engine {
                     _ => (ResultCode::FailedOathTokenTimeout, "totp"),
                 };
                 self.release_oob(&mut login);
-                let (client, ip) = (login.client, login.client_ip.take());
+                let (client, ip) = (login.client.clone(), login.client_ip.take());
                 let why = Some("no code entered in time");
-                self.record(now, &login.user, client, ip, result, false, mode, why);
+                self.record(now, &login.user, &client, ip, result, false, mode, why);
             }
         }
     }
@@ -465,10 +475,10 @@ impl Engine {
                 .map_or(Method::Totp, |o| o.method)
                 .as_str();
             self.release_oob(&mut login);
-            let (client, ip) = (login.client, login.client_ip.take());
+            let (client, ip) = (login.client.clone(), login.client_ip.take());
             let why = Some("the proxy stopped before the login ended");
             let result = ResultCode::FailedServerError;
-            self.record(now, &login.user, client, ip, result, false, mode, why);
+            self.record(now, &login.user, &client, ip, result, false, mode, why);
         }
     }
 
