@@ -13,7 +13,6 @@ mod clients;
 mod dedup;
 mod forward;
 mod login;
-mod oob;
 mod reload;
 mod rewrite;
 mod stats;
@@ -35,8 +34,10 @@ use crate::radius::dict::Dictionary;
 use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
 use clients::{ClientRef, ClientTable};
 use dedup::{DedupCache, DedupKey, Lookup};
-pub use login::{GroupSource, StoreJob};
-pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
+pub use login::{
+    CallbackStatus, Delivery, DeliveryOutcome, FraudReport, GroupSource, StoreJob, sign,
+    signature_ok,
+};
 use reload::ListenerState;
 pub use reload::{ReloadPlan, Reloaded};
 use rewrite::CryptTable;

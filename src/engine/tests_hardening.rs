@@ -214,7 +214,7 @@ fn a_delivery_that_never_left_this_host_fails_closed_even_under_fail_open() {
     let mut s = oob_sim("fail_mode = \"fail_open\"");
     assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
     let d = s.e.poll_delivery().expect("delivery");
-    s.e.handle_delivery(s.now, &d.id, super::oob::DeliveryOutcome::LocalFailure);
+    s.e.handle_delivery(s.now, &d.id, DeliveryOutcome::LocalFailure);
     s.pump();
     s.advance(Duration::from_millis(1300));
     let out = s.out();

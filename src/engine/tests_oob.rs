@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::oob::{CallbackStatus, Delivery, DeliveryOutcome, sign};
 use super::tests_mfa::*;
 use super::*;
+use super::{CallbackStatus, Delivery, DeliveryOutcome, sign};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
 use crate::store::Store;

@@ -1,12 +1,21 @@
-//! The second factor inside the engine.
+//! A login: the second factor inside the engine, from the first factor's
+//! Accept to the final answer.
 //!
-//! After the upstream accepts, the login waits here while the store answers
-//! (through [`StoreJob`]s the shell runs on a worker thread): bypassed,
-//! blocked, locked out, unenrolled, or challenged. A challenge is an
-//! Access-Challenge with a fresh State (a 4-octet tag of this engine and 128
-//! random bits), bound to the client, the user and a deadline, single use.
-//! The answer's code is checked by the store, atomically with its replay
-//! state. Every login ends in exactly one audit record.
+//! Its steps, each in the file named after it:
+//! - here: the login itself ([`Login`], [`Logins`]), its start (after an
+//!   upstream Access-Accept, or a local password) and the store's answers,
+//!   routed by the phase the login waits in; every question to the store has
+//!   a deadline (`STORE_LIMIT`);
+//! - `decide.rs`: the request's facts beside the store's, `policy::decide`,
+//!   and what its decision starts;
+//! - `challenge.rs`: Access-Challenges, their answers, and code checks;
+//! - `oob.rs`: push, phone call and SMS through a provider, with their
+//!   callbacks, PINs, fraud reports and fallback;
+//! - `finish.rs`: the end — one audit record, then the answer, held until
+//!   the record is stored; expiry of answers, challenges and questions;
+//! - `outcome.rs`: how a login ends (accept or reject, code and reason);
+//! - `address.rs`, `settings.rs`: where a login comes from (user address,
+//!   groups), and the settings it started under (a reload changes neither).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -14,30 +23,30 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::clients::ClientRef;
 use super::dedup::DedupKey;
-use super::oob::{Delivery, FraudReport, VerificationId};
-use super::{Counter, Engine, HashMap, NasRequest, SocketRef, Transmit};
+use super::{Counter, Engine, HashMap, NasRequest, Transmit};
 use crate::config;
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::mfa::otp::Verdict;
 use crate::policy::Plan;
-use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, crypto};
+use crate::radius::{Authenticator, Packet, attr, crypto};
 use crate::store::login::{StoreAnswer, StoreOp, UserFacts};
 
 mod address;
-mod answer;
+mod challenge;
 mod decide;
 mod finish;
+mod oob;
 mod outcome;
 mod settings;
 
 pub use address::GroupSource;
 pub(super) use finish::{Answering, Final};
+use oob::VerificationId;
+pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
 pub(super) use outcome::Outcome;
 pub(super) use settings::Settings;
 
@@ -114,7 +123,7 @@ pub(super) struct Oob {
     pub(super) pin_mode: bool,
     /// Number matching: the phone answered while the NAS still shows the
     /// challenge; applied when the NAS sends the answer.
-    pub(super) outcome: Option<super::oob::PhoneAnswer>,
+    pub(super) outcome: Option<oob::PhoneAnswer>,
 }
 
 impl std::fmt::Debug for Oob {
@@ -370,15 +379,6 @@ pub(super) fn client_ip(p: &Packet<'_>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn result_for(v: Verdict) -> ResultCode {
-    match v {
-        Verdict::Valid { .. } => ResultCode::SuccessOathCodeVerified,
-        Verdict::Incorrect => ResultCode::FailedOathCodeIncorrect,
-        Verdict::Duplicate => ResultCode::FailedOathCodeDuplicate,
-        Verdict::Old => ResultCode::FailedOathCodeOld,
-    }
-}
-
 impl Engine {
     /// Tells the engine the wall-clock time at `now` (Unix seconds); it
     /// never reads a clock itself. Used for `expires_at` in deliveries.
@@ -563,7 +563,6 @@ impl Engine {
         let Some(mut login) = self.logins.logins.remove(&lid) else {
             return;
         };
-        let max = login.settings.cfg.max_attempts;
         match (login.phase, answer) {
             (Phase::Password, StoreAnswer::Password(true)) => {
                 let user = login.user.clone();
@@ -589,93 +588,9 @@ impl Engine {
             }
             (Phase::Pin, StoreAnswer::Pin(right)) => self.pin_checked(now, lid, login, right),
             (Phase::Verify, StoreAnswer::Verify { verdict, locked }) => {
-                if let Verdict::Valid { .. } = verdict {
-                    let code = if login.fallback {
-                        ResultCode::SuccessFallbackOathCodeVerified
-                    } else {
-                        ResultCode::SuccessOathCodeVerified
-                    };
-                    return self.finish(now, lid, login, Outcome::accept(code));
-                }
-                login.attempts += 1;
-                let result = result_for(verdict);
-                if locked {
-                    self.finish(
-                        now,
-                        lid,
-                        login,
-                        Outcome::reject(ResultCode::FailedAuthenticationThrottled)
-                            .because("too many wrong codes"),
-                    );
-                } else if login.attempts < max && !login.inline {
-                    let prompt = if login.fallback {
-                        self.texts(&login).fallback_prompt.clone()
-                    } else {
-                        self.texts(&login).retry_prompt.clone()
-                    };
-                    self.challenge(now, lid, login, &prompt);
-                } else {
-                    self.finish(now, lid, login, Outcome::reject(result));
-                }
+                self.code_checked(now, lid, login, verdict, locked)
             }
             _ => self.store_unavailable(now, lid, login, "the store failed"),
         }
-    }
-
-    fn verify(&mut self, now: Instant, lid: u64, login: Login, code: Zeroizing<String>) {
-        let op = StoreOp::Verify {
-            user: login.user.clone(),
-            code,
-            window: login.settings.cfg.totp_window,
-            lockout: login.settings.lockout,
-            // Every way here passed a precheck; without one, no token.
-            tokens: login
-                .profile
-                .as_ref()
-                .map_or_else(|| Arc::from([]), |p| p.tokens.clone()),
-        };
-        self.ask_store(now, lid, login, Phase::Verify, op);
-    }
-
-    /// Answers the current request with an Access-Challenge.
-    pub(super) fn challenge(&mut self, now: Instant, lid: u64, mut login: Login, prompt: &str) {
-        let mut state = [0u8; STATE_LEN];
-        state[..TAG_LEN].copy_from_slice(&self.logins.tag);
-        self.rng.fill_bytes(&mut state[TAG_LEN..]);
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
-        let mut b = PacketBuilder::new(Code::ACCESS_CHALLENGE, req.identifier(), &[0; AUTH_LEN]);
-        let built = (|| -> Result<Vec<u8>, crate::radius::EncodeError> {
-            b.push_message_authenticator()?;
-            b.push(attr::STATE, &state)?;
-            b.push(attr::REPLY_MESSAGE, prompt.as_bytes())?;
-            for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
-                b.push_raw(a.raw(&req))?;
-            }
-            Ok(b.finish_response(&login.client.secret, req.authenticator()))
-        })();
-        let Ok(reply) = built else {
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::FailedServerError).because("challenge too large"),
-            );
-        };
-        let reply: Arc<[u8]> = reply.into();
-        self.dedup.answer(login.current.dedup, reply.clone(), now);
-        self.out.push_back(Transmit {
-            socket: SocketRef::Listener(login.current.listener),
-            to: login.current.from,
-            payload: reply,
-        });
-        self.stats.inc(Counter::MfaChallenges);
-        let deadline = *login
-            .deadline
-            .get_or_insert(now + login.settings.cfg.challenge_timeout);
-        self.logins.deadlines.push(Reverse((deadline, lid)));
-        login.phase = Phase::Challenged(state);
-        self.logins.states.insert(state, lid);
-        self.logins.logins.insert(lid, login);
     }
 }

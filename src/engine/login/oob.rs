@@ -20,9 +20,9 @@ use rand::{Rng, RngCore};
 use tracing::warn;
 use zeroize::Zeroizing;
 
-use super::login::{Login, Oob, Outcome, Phase};
-use super::{Counter, Engine};
+use super::{Login, Oob, Outcome, Phase};
 use crate::config::{FailMode, ProviderKind};
+use crate::engine::{Counter, Engine};
 use crate::hex::{hex_decode, hex_encode};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
@@ -99,7 +99,7 @@ pub enum CallbackStatus {
 }
 
 /// A provider's answer, kept until it can be applied.
-pub(super) struct PhoneAnswer {
+pub(in crate::engine) struct PhoneAnswer {
     result: PhoneResult,
     pin: Option<crate::secret::Secret>,
     number: Option<u32>,

@@ -1,17 +1,28 @@
-//! A challenge answered: an Access-Request carrying one of our States,
-//! checked against the login that sent the challenge (same client by name,
-//! same user, in time), then the code, SMS code, PIN or method name in it.
+//! Challenges: an Access-Challenge with a fresh, single-use State (a 4-octet
+//! tag of this engine and 128 random bits), bound to the client, the user
+//! and a deadline; its answer, an Access-Request carrying the State, checked
+//! against the login that sent it (same client by name, same user, in time),
+//! then the code, SMS code, PIN or method name in it; and the store's
+//! verdict on a code.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::{Current, Login, Outcome, Phase, STATE_LEN, user_name};
-use crate::engine::Engine;
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use super::{Current, Login, Outcome, Phase, STATE_LEN, TAG_LEN, user_name};
 use crate::engine::clients::ClientRef;
+use crate::engine::{Counter, Engine, SocketRef, Transmit};
+use crate::mfa::otp::Verdict;
 use crate::mfa::{Method, ResultCode};
+use crate::radius::{AUTH_LEN, Code, PacketBuilder};
 use crate::radius::{Packet, attr, crypto};
+use crate::store::login::StoreOp;
 
 impl Engine {
     /// An Access-Request carrying one of our States: the answer to a
@@ -153,5 +164,112 @@ impl Engine {
             }
         }
         self.verify(now, lid, login, code);
+    }
+
+    /// The store checked a code: accept, ask again, or end.
+    pub(super) fn code_checked(
+        &mut self,
+        now: Instant,
+        lid: u64,
+        mut login: Login,
+        verdict: Verdict,
+        locked: bool,
+    ) {
+        let max = login.settings.cfg.max_attempts;
+        if let Verdict::Valid { .. } = verdict {
+            let code = if login.fallback {
+                ResultCode::SuccessFallbackOathCodeVerified
+            } else {
+                ResultCode::SuccessOathCodeVerified
+            };
+            return self.finish(now, lid, login, Outcome::accept(code));
+        }
+        login.attempts += 1;
+        let result = result_for(verdict);
+        if locked {
+            self.finish(
+                now,
+                lid,
+                login,
+                Outcome::reject(ResultCode::FailedAuthenticationThrottled)
+                    .because("too many wrong codes"),
+            );
+        } else if login.attempts < max && !login.inline {
+            let prompt = if login.fallback {
+                self.texts(&login).fallback_prompt.clone()
+            } else {
+                self.texts(&login).retry_prompt.clone()
+            };
+            self.challenge(now, lid, login, &prompt);
+        } else {
+            self.finish(now, lid, login, Outcome::reject(result));
+        }
+    }
+
+    /// Has the store check `code` against the user's tokens.
+    pub(super) fn verify(&mut self, now: Instant, lid: u64, login: Login, code: Zeroizing<String>) {
+        let op = StoreOp::Verify {
+            user: login.user.clone(),
+            code,
+            window: login.settings.cfg.totp_window,
+            lockout: login.settings.lockout,
+            // Every way here passed a precheck; without one, no token.
+            tokens: login
+                .profile
+                .as_ref()
+                .map_or_else(|| Arc::from([]), |p| p.tokens.clone()),
+        };
+        self.ask_store(now, lid, login, Phase::Verify, op);
+    }
+
+    /// Answers the current request with an Access-Challenge.
+    pub(super) fn challenge(&mut self, now: Instant, lid: u64, mut login: Login, prompt: &str) {
+        let mut state = [0u8; STATE_LEN];
+        state[..TAG_LEN].copy_from_slice(&self.logins.tag);
+        self.rng.fill_bytes(&mut state[TAG_LEN..]);
+        let req = Packet::parse(&login.current.request)
+            .expect("stored requests were validated on arrival");
+        let mut b = PacketBuilder::new(Code::ACCESS_CHALLENGE, req.identifier(), &[0; AUTH_LEN]);
+        let built = (|| -> Result<Vec<u8>, crate::radius::EncodeError> {
+            b.push_message_authenticator()?;
+            b.push(attr::STATE, &state)?;
+            b.push(attr::REPLY_MESSAGE, prompt.as_bytes())?;
+            for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+                b.push_raw(a.raw(&req))?;
+            }
+            Ok(b.finish_response(&login.client.secret, req.authenticator()))
+        })();
+        let Ok(reply) = built else {
+            return self.finish(
+                now,
+                lid,
+                login,
+                Outcome::reject(ResultCode::FailedServerError).because("challenge too large"),
+            );
+        };
+        let reply: Arc<[u8]> = reply.into();
+        self.dedup.answer(login.current.dedup, reply.clone(), now);
+        self.out.push_back(Transmit {
+            socket: SocketRef::Listener(login.current.listener),
+            to: login.current.from,
+            payload: reply,
+        });
+        self.stats.inc(Counter::MfaChallenges);
+        let deadline = *login
+            .deadline
+            .get_or_insert(now + login.settings.cfg.challenge_timeout);
+        self.logins.deadlines.push(Reverse((deadline, lid)));
+        login.phase = Phase::Challenged(state);
+        self.logins.states.insert(state, lid);
+        self.logins.logins.insert(lid, login);
+    }
+}
+
+fn result_for(v: Verdict) -> ResultCode {
+    match v {
+        Verdict::Valid { .. } => ResultCode::SuccessOathCodeVerified,
+        Verdict::Incorrect => ResultCode::FailedOathCodeIncorrect,
+        Verdict::Duplicate => ResultCode::FailedOathCodeDuplicate,
+        Verdict::Old => ResultCode::FailedOathCodeOld,
     }
 }
