@@ -427,6 +427,23 @@ fn listeners_follow_a_reload_and_an_address_taken_keeps_the_old_ones() {
     );
     assert_eq!((st.generation, st.last_success), (4, true));
     assert!(accepted_at(c));
+    // [groups] naming an attribute of a dictionary given with the new file
+    // (which needs a restart): refused, or group policies would silently
+    // stop matching.
+    let vendor = Dictionary::parse_str(
+        "VENDOR Example 99999\nBEGIN-VENDOR Example\nATTRIBUTE Example-Group 7 string\nEND-VENDOR Example\n",
+    )
+    .expect("dictionary");
+    let st = proxy.reload(
+        &config(
+            &[c],
+            "[groups]\nfrom_attribute = \"Example-Group\"",
+            fr.auth,
+        ),
+        Arc::new(vendor),
+    );
+    assert_eq!((st.generation, st.last_success), (4, false));
+    assert!(accepted_at(c));
     let s = proxy.stats();
-    assert_eq!(s.get(mfa_proxy::engine::Counter::RepliesAccept), 4);
+    assert_eq!(s.get(mfa_proxy::engine::Counter::RepliesAccept), 5);
 }

@@ -155,6 +155,11 @@ pub(super) fn validate(
                     })
             })
             .transpose()?;
+        if user_address_from == Some(UserAddressFrom::FramedIpAddress) {
+            warnings.push(format!(
+                "{key} (\"{name}\"): user_address_from = \"Framed-IP-Address\": in an Access-Request it is only the NAS's hint (often the address a client asked for), so a user may choose one inside a trusted network; prefer Calling-Station-Id or Tunnel-Client-Endpoint"
+            ));
+        }
         clients.push(Client {
             name,
             network,

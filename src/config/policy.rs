@@ -144,6 +144,7 @@ pub(super) fn validate(
                 all.name
             ));
         }
+        warn_policy(&policy, &key, warnings);
         out.push(policy);
     }
     Ok(Rules {
@@ -277,6 +278,48 @@ fn validate_policy(
         when,
         set,
     })
+}
+
+/// Settings that do nothing, and policies an administrator should know
+/// the weakness of.
+fn warn_policy(p: &Policy, key: &str, warnings: &mut Vec<String>) {
+    let name = &p.name;
+    let set = &p.set;
+    if let Some(m @ (MfaRule::Skip | MfaRule::Deny)) = set.mfa {
+        let idle: Vec<&str> = [
+            ("methods", set.methods.is_some()),
+            ("unenrolled", set.unenrolled.is_some()),
+            ("fail_mode", set.fail_mode.is_some()),
+            ("number_matching", set.number_matching.is_some()),
+            ("remember", set.remember.is_some()),
+            ("language", set.language.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, given)| given.then_some(k))
+        .collect();
+        if !idle.is_empty() {
+            let word = if m == MfaRule::Skip { "skip" } else { "deny" };
+            warnings.push(format!(
+                "{key} (\"{name}\"): with mfa = \"{word}\" no second factor runs, so {} does nothing",
+                idle.join(", ")
+            ));
+        }
+    }
+    if set.fail_mode == Some(FailMode::Open) {
+        warnings.push(format!(
+            "{key} (\"{name}\"): fail_mode = \"fail_open\": when no provider can be reached, logins under this policy need the first factor only"
+        ));
+    }
+    let w = &p.when;
+    if set.mfa == Some(MfaRule::Skip)
+        && !w.nas_identifiers.is_empty()
+        && w.clients.is_empty()
+        && w.networks.is_empty()
+    {
+        warnings.push(format!(
+            "{key} (\"{name}\"): skips the second factor on NAS-Identifier alone, which any [[client]] can send: add clients = [...]"
+        ));
+    }
 }
 
 /// A condition's list: left out, no condition; given, at least one item

@@ -493,3 +493,24 @@ fn the_shipped_policy_examples_are_valid() {
         Some(UserAddressFrom::CallingStationId)
     );
 }
+
+#[test]
+fn settings_that_do_nothing_and_weak_policies_are_warned_of() {
+    let c = load(&with(
+        "[[policy]]\nname = \"kiosk\"\nnas_identifiers = [\"kiosk-1\"]\nmfa = \"skip\"\nmethods = [\"totp\"]\n\
+         [[policy]]\nname = \"lax\"\nusers = [\"bob\"]\nfail_mode = \"fail_open\"\n",
+    ))
+    .expect("valid");
+    let w = c.warnings.join("\n");
+    assert!(
+        w.contains(
+            "(\"kiosk\"): with mfa = \"skip\" no second factor runs, so methods does nothing"
+        ),
+        "{w}"
+    );
+    assert!(
+        w.contains("(\"kiosk\"): skips the second factor on NAS-Identifier alone"),
+        "{w}"
+    );
+    assert!(w.contains("(\"lax\"): fail_mode = \"fail_open\""), "{w}");
+}

@@ -154,7 +154,7 @@ impl Engine {
             Topic::UpstreamUnsigned(id) | Topic::UpstreamForged(id) => {
                 upstreams.iter().any(|u| u.id == id)
             }
-            Topic::NoUpstream | Topic::StoreUnavailable => true,
+            Topic::NoUpstream | Topic::StoreUnavailable | Topic::StoreJobLost => true,
         });
         // Identifier pools of addresses no upstream has any more, once
         // nothing pending holds an identifier of theirs.

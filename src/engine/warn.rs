@@ -27,6 +27,8 @@ pub(super) enum Topic {
     NoUpstream,
     /// The store failed a login's question, or did not answer in time.
     StoreUnavailable,
+    /// A job nobody waits for (a block, a denial) could not be handed over.
+    StoreJobLost,
 }
 
 /// When each topic was last logged, and how many were held back since.

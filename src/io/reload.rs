@@ -75,6 +75,18 @@ impl Shell {
             });
         }
         let mut next = config::in_force(&self.config, &new);
+        // `[groups]` names an attribute of the dictionary in force, which a
+        // reload does not change: one it lacks refuses the reload, or every
+        // group policy would silently stop matching.
+        if let Some(g) = &next.groups {
+            if let Err(e) = crate::engine::GroupSource::resolve(g, &self.dictionary) {
+                error!(
+                    "reload refused, the configuration in force stays: {e} (a new dictionary needs a restart)"
+                );
+                self.status.refused(now);
+                return;
+            }
+        }
         let plan = self.engine.reload_plan(&next);
         let mut listeners = Vec::new();
         let mut in_full = true;

@@ -8,8 +8,8 @@
 pub struct Remembered {
     /// How the first factor was given: `pap`, `chap`, `mschap`, `eap`.
     pub auth_type: String,
-    /// The application: the NAS-Identifier if the request had one, else
-    /// the `[[client]]` name.
+    /// The application: the `[[client]]` name, with the NAS-Identifier if
+    /// the request had one (`vpn/asa-1`).
     pub app: String,
     /// The user's address, when the request carried one.
     pub address: Option<String>,

@@ -3,19 +3,21 @@
 //! 1. A blocked user is refused (an administrator's block beats every policy).
 //! 2. The first `[[policy]]` whose conditions hold applies; none: the defaults.
 //! 3. Its `mfa = "deny"` refuses; `"skip"` lets in after the first factor.
-//! 4. A one-time bypass waiting is claimed (it is used up only where a
-//!    second factor would otherwise run).
-//! 5. A user locked out by wrong codes is refused.
-//! 6. A remembered login in the policy's scope and time lets in.
-//! 7. The method: the user's default if the policy allows it and the user
+//! 4. A remembered login in the policy's scope and time lets in (unless
+//!    locked out: a lockout revokes them anyway).
+//! 5. A user with no registered method is let in if the unenrolled rule
+//!    says `accept`.
+//! 6. A one-time bypass waiting is claimed: it is used up only where a
+//!    second factor would otherwise run (or be refused), so after 1–5.
+//! 7. A user locked out by wrong codes is refused.
+//! 8. The method: the user's default if the policy allows it and the user
 //!    can do it, else the policy's methods in order (without a policy: an
-//!    OATH token). None at all: the unenrolled rule; some, but none
-//!    allowed: refused.
-//! 8. An out-of-band success moments ago from this client lets in once
+//!    OATH token). None: refused (no registered method, or none allowed).
+//! 9. An out-of-band success moments ago from this client lets in once
 //!    (`busy_grace`); a verification already in progress refuses at once.
-//! 9. Otherwise the second factor runs as the plan says. Inside EAP no code
-//!    can be asked (the NAS shows no challenge text to a person), number
-//!    matching and the fallback to an app code are off.
+//! 10. Otherwise the second factor runs as the plan says. Inside EAP no code
+//!     can be asked (the NAS shows no challenge text to a person), number
+//!     matching and the fallback to an app code are off.
 
 use std::time::Duration;
 
@@ -138,7 +140,9 @@ fn check(
         }
     }
     if !when.users.is_empty() {
-        if !when.users.iter().any(|u| same_name(u, req.user)) {
+        // As the store compares user names: without case, ASCII letters
+        // only (so a policy never names a user the store would not find).
+        if !when.users.iter().any(|u| u.eq_ignore_ascii_case(req.user)) {
             return Err(format!("user {} is not listed", req.user));
         }
         held.push(format!("user {}", req.user));
@@ -226,17 +230,8 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
         }
         Some(MfaRule::Required) | None => {}
     }
-    if standing.bypass_waiting {
-        return decision(Need::ClaimBypass);
-    }
-    if standing.locked {
-        return decision(reject(
-            ResultCode::FailedAuthenticationThrottled,
-            label("too many wrong codes"),
-        ));
-    }
     let remember = set.and_then(|s| s.remember).flatten();
-    if let Some(r) = remember {
+    if let (Some(r), false) = (remember, standing.locked) {
         if let Some(result) = remembered(r, req, standing, live.now) {
             return decision(Need::Accept {
                 result,
@@ -247,6 +242,24 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
                 )),
             });
         }
+    }
+    // Enrolled: the user's own method works, or an app is registered.
+    let enrolled = standing.can(standing.method) || standing.oath;
+    let unenrolled = set.and_then(|s| s.unenrolled).unwrap_or(rules.unenrolled);
+    if !enrolled && unenrolled == Unenrolled::Accept {
+        return decision(Need::Accept {
+            result: ResultCode::SuccessBypassedAuth,
+            reason: label("no registered method; unenrolled users are accepted"),
+        });
+    }
+    if standing.bypass_waiting {
+        return decision(Need::ClaimBypass);
+    }
+    if standing.locked {
+        return decision(reject(
+            ResultCode::FailedAuthenticationThrottled,
+            label("too many wrong codes"),
+        ));
     }
     let allowed = set.and_then(|s| s.methods.clone());
     let usable = |m: Method| standing.can(m);
@@ -260,22 +273,14 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
             .find(|&m| usable(m)),
     };
     let Some(method) = method else {
-        // Enrolled: the user's own method works, or an app is registered.
-        let enrolled = usable(standing.method) || standing.oath;
-        if enrolled {
-            return decision(reject(
-                ResultCode::ConfigIssue,
-                label("none of the user's methods is allowed"),
-            ));
-        }
-        let unenrolled = set.and_then(|s| s.unenrolled).unwrap_or(rules.unenrolled);
-        return decision(match unenrolled {
-            Unenrolled::Accept => Need::Accept {
-                result: ResultCode::SuccessBypassedAuth,
-                reason: label("no registered method; unenrolled users are accepted"),
-            },
-            Unenrolled::Reject => reject(ResultCode::ConfigIssue, label("no registered method")),
-        });
+        return decision(reject(
+            ResultCode::ConfigIssue,
+            label(if enrolled {
+                "none of the user's methods is allowed"
+            } else {
+                "no registered method"
+            }),
+        ));
     };
     if live.grace {
         return decision(Need::Accept {
@@ -330,8 +335,9 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
 /// The result code of a remembered login that lets this one in, if any.
 fn remembered(r: Remember, req: &Request<'_>, standing: &Standing, now: i64) -> Option<ResultCode> {
     let fresh = |at: i64| at <= now && now - at < r.duration.as_secs() as i64;
+    let app = req.app();
     let same_app =
-        |x: &crate::mfa::Remembered| x.auth_type == req.auth_type.as_str() && x.app == req.app();
+        |x: &crate::mfa::Remembered| x.auth_type == req.auth_type.as_str() && x.app == app;
     let hit = standing
         .remembered
         .iter()

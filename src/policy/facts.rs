@@ -56,10 +56,15 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// The application of remembered logins: the NAS-Identifier, else the
-    /// client's name.
-    pub fn app(&self) -> &str {
-        self.nas_identifier.unwrap_or(self.client)
+    /// The application of remembered logins: the client's name, with the
+    /// NAS-Identifier when the request has one (`vpn/asa-1`). The client is
+    /// part of it, so no NAS can claim another's remembered logins by
+    /// sending its NAS-Identifier.
+    pub fn app(&self) -> String {
+        match self.nas_identifier {
+            Some(n) => format!("{}/{n}", self.client),
+            None => self.client.to_owned(),
+        }
     }
 
     pub fn eap(&self) -> bool {

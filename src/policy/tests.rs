@@ -290,6 +290,39 @@ fn bypass_is_claimed_only_where_a_factor_would_run() {
 }
 
 #[test]
+fn a_bypass_is_kept_when_no_second_factor_would_run() {
+    let remembered_user = Standing {
+        bypass_waiting: true,
+        ..remembered("pap", "vpn", Some("192.0.2.7"), HOUR)
+    };
+    assert_eq!(
+        result(&need(
+            &remembering(RememberScope::User),
+            &request(),
+            &remembered_user
+        )),
+        Some((R::SuccessUsedCache, true)),
+        "remembered: the bypass stays for the day it is meant for"
+    );
+    let mut open = rules(vec![]);
+    open.unenrolled = Unenrolled::Accept;
+    let unenrolled = Standing {
+        known: true,
+        bypass_waiting: true,
+        ..Standing::unknown()
+    };
+    assert_eq!(
+        result(&need(&open, &request(), &unenrolled)),
+        Some((R::SuccessBypassedAuth, true))
+    );
+    // Unenrolled users are refused: the bypass is what lets this one in.
+    assert_eq!(
+        need(&rules(vec![]), &request(), &unenrolled),
+        Need::ClaimBypass
+    );
+}
+
+#[test]
 fn locked_refuses() {
     let s = Standing {
         locked: true,
@@ -332,6 +365,7 @@ fn remembered_logins_by_scope() {
     let here = remembered("pap", "vpn", Some("192.0.2.7"), HOUR);
     let elsewhere = remembered("pap", "vpn", Some("198.51.100.1"), HOUR);
     let other_app = remembered("pap", "wifi", Some("192.0.2.7"), HOUR);
+    let spoofed = remembered("pap", "wifi/vpn", Some("192.0.2.7"), HOUR);
     let expired = remembered("pap", "vpn", Some("192.0.2.7"), 8 * HOUR);
     let cases = [
         (RememberScope::User, &here, Some(R::SuccessUsedCache)),
@@ -343,6 +377,7 @@ fn remembered_logins_by_scope() {
             Some(R::SuccessUsedAppBasedCache),
         ),
         (RememberScope::App, &other_app, None),
+        (RememberScope::App, &spoofed, None),
         (RememberScope::Ip, &here, Some(R::SuccessUsedIpBasedCache)),
         (RememberScope::Ip, &elsewhere, None),
         (RememberScope::Ip, &expired, None),

@@ -285,7 +285,10 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
             StoreAnswer::Done
         }
         StoreOp::Facts { user } => StoreAnswer::Facts(facts(store, user, now)?.map(Box::new)),
-        StoreOp::ClaimBypass { user } => StoreAnswer::Claimed(store.take_bypass(user, now)?),
+        // Blocked since the facts were read (a fraud report): no bypass.
+        StoreOp::ClaimBypass { user } => StoreAnswer::Claimed(
+            store.blocked_until(user, now)?.is_none() && store.take_bypass(user, now)?,
+        ),
         StoreOp::Remember {
             user,
             login,
@@ -574,8 +577,14 @@ mod tests {
             StoreAnswer::Claimed(false),
             "a bypass works once"
         );
+        s.add_bypass("alice", "r", 0, 100).expect("bypass");
         s.block("alice", "r", 0, 1000).expect("block");
         assert!(facts_at(&s, 20).blocked);
+        assert_eq!(
+            run(&s, &claim, 20),
+            StoreAnswer::Claimed(false),
+            "no bypass for a blocked user"
+        );
     }
 
     #[test]

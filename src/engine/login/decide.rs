@@ -154,7 +154,7 @@ impl Engine {
         // verified second factor is remembered by.
         login.origin = Some(Remembered {
             auth_type: facts.auth_type.as_str().to_owned(),
-            app: facts.app().to_owned(),
+            app: facts.app(),
             address: client_ip.clone(),
             at: 0,
         });

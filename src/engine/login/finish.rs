@@ -23,7 +23,6 @@ use crate::engine::warn::Topic;
 use crate::engine::{Counter, Engine, SocketRef, Transmit};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::policy::FailMode;
 use crate::radius::{AUTH_LEN, Attr, Code, Packet, PacketBuilder, attr};
 use crate::store::AuditRecord;
 use crate::store::login::{StoreAnswer, StoreOp};
@@ -362,8 +361,11 @@ impl Engine {
     }
 
     /// A login's question to the store failed or was not answered within
-    /// `STORE_LIMIT`: it ends as `FAILED_SERVER_ERROR` under the fail mode
-    /// (an Accept still waits for its audit record like any other).
+    /// `STORE_LIMIT`: it ends as `FAILED_SERVER_ERROR`, refused whatever the
+    /// fail mode. `fail_open` is for a provider outside the site's control;
+    /// without its store the proxy knows neither the user's block, lockout
+    /// and groups (so not which policy denies) nor whether the password,
+    /// code or PIN being checked was right.
     pub(in crate::engine) fn store_unavailable(
         &mut self,
         now: Instant,
@@ -375,15 +377,7 @@ impl Engine {
         if let Some(more) = self.throttle.allow(now, Topic::StoreUnavailable) {
             error!(user = %login.user, more, "{why}: the login ends as FAILED_SERVER_ERROR");
         }
-        let fail_mode = login
-            .plan
-            .as_ref()
-            .map_or(login.client.fail_mode, |p| p.fail_mode);
-        let result = ResultCode::FailedServerError;
-        let outcome = match fail_mode {
-            FailMode::Open => Outcome::accept(result).because(format!("{why}; fail_open")),
-            FailMode::Closed => Outcome::reject(result).because(why),
-        };
+        let outcome = Outcome::reject(ResultCode::FailedServerError).because(why);
         self.finish(now, lid, login, outcome);
     }
 

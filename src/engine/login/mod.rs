@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 
 use super::clients::ClientRef;
 use super::dedup::DedupKey;
+use super::warn::Topic;
 use super::{Counter, Engine, HashMap, NasRequest, Transmit};
 use crate::config;
 use crate::mfa::Method;
@@ -167,6 +168,9 @@ pub(super) struct Login {
     pub(super) plan: Option<Plan>,
     /// The groups the upstream's Access-Accept named.
     upstream_groups: Vec<String>,
+    /// A bypass claim failed: the facts were read again, and no second
+    /// claim is made.
+    claim_lost: bool,
     /// Where the login came from (authentication type, application,
     /// address), set when its policy was decided.
     origin: Option<crate::mfa::Remembered>,
@@ -210,6 +214,7 @@ impl Login {
             plan: None,
             upstream_groups: Vec::new(),
             origin: None,
+            claim_lost: false,
             oob: None,
             fallback: false,
             immediate: false,
@@ -424,6 +429,10 @@ impl Engine {
             self.stats.inc(Counter::StoreQueueFull);
             if job.wanted {
                 self.handle_store(now, job.id, StoreAnswer::Failed);
+            } else if let Some(more) = self.throttle.allow(now, Topic::StoreJobLost) {
+                // A fraud report's block, a wrong PIN's denial, a
+                // remembered login: nobody waits for it, so say it here.
+                tracing::error!(job = ?job.op, more, "the store could not take this job: it is lost");
             }
         }
     }
@@ -571,6 +580,12 @@ impl Engine {
             (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(now, login),
             (Phase::Facts, StoreAnswer::Facts(facts)) => {
                 login.profile = facts.map(|f| *f);
+                if login.claim_lost {
+                    // Once is enough: no second claim.
+                    if let Some(p) = login.profile.as_mut() {
+                        p.bypass_waiting = false;
+                    }
+                }
                 self.decide(now, lid, login);
             }
             (Phase::Claim, StoreAnswer::Claimed(true)) => self.finish(
@@ -580,11 +595,11 @@ impl Engine {
                 Outcome::accept(ResultCode::SuccessBypassedAuth).because("one-time bypass"),
             ),
             (Phase::Claim, StoreAnswer::Claimed(false)) => {
-                // Another login used it first: decide again without it.
-                if let Some(p) = login.profile.as_mut() {
-                    p.bypass_waiting = false;
-                }
-                self.decide(now, lid, login);
+                // Another login used it first, or the user was blocked
+                // since: read the facts again, and decide without it.
+                login.claim_lost = true;
+                let user = login.user.clone();
+                self.ask_store(now, lid, login, Phase::Facts, StoreOp::Facts { user });
             }
             (Phase::Pin, StoreAnswer::Pin(right)) => self.pin_checked(now, lid, login, right),
             (Phase::Verify, StoreAnswer::Verify { verdict, locked }) => {

@@ -188,10 +188,12 @@ impl Engine {
                 .sms_message
                 .replace("{code}", code.as_deref().map_or("", |c| c.as_str())),
         };
+        // The policy's language, else the user's, as for the texts.
         let language = login
-            .profile
+            .plan
             .as_ref()
             .and_then(|p| p.language.clone())
+            .or_else(|| login.profile.as_ref().and_then(|p| p.language.clone()))
             .unwrap_or_else(|| settings.cfg.language.clone());
         let p = &settings.providers[provider];
         let callback_url = format!(
