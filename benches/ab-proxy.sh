@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B of the plain proxy ([mfa] enabled = false), 64 requests in flight,
 # 5 s a run: the tree here (new) against another checkout built in release
-# (old, OLD=path), runs alternating, five each, beside a relay that does
+# (old, OLD=path), runs alternating, seven each, beside a relay that does
 # nothing (the floor). Prints the load generator's line for each run.
 #   OLD=/path/to/other/checkout bash benches/ab-proxy.sh
 set -euo pipefail
@@ -34,11 +34,11 @@ address = "$UP"
 secret = "$UP_SECRET"
 health_check = "none"
 TOML
-  (cd "$work/$v" && RUST_LOG=warn ${TREE[$v]}/target/release/mfa-proxy serve --config proxy.toml 2>"$work/$v.log") & PID[$v]=$!; pids+=(${PID[$v]})
+  (cd "$work/$v" && RUST_LOG=warn exec ${TREE[$v]}/target/release/mfa-proxy serve --config proxy.toml 2>"$work/$v.log" >/dev/null) & PID[$v]=$!; pids+=(${PID[$v]})
 done
 "${LG[new]}" relay "127.0.0.1:${PORT[floor]}" "$UP" & PID[floor]=$!; pids+=(${PID[floor]})
 sleep 1
-for i in 1 2 3 4 5; do
+for i in 1 2 3 4 5 6 7; do
   for v in new old floor; do
     # The relay signs nothing: its answers carry the upstream's secret.
     secret=$NAS_SECRET; [ "$v" = floor ] && secret=$UP_SECRET

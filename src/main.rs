@@ -373,6 +373,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     ip,
                     groups,
                     nas_identifier,
+                    calling_station_id,
                     auth,
                 },
         } => {
@@ -391,6 +392,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 ip,
                 groups,
                 nas_identifier,
+                calling_station_id,
                 auth,
             };
             print!(

@@ -217,6 +217,10 @@ pub enum PolicyCmd {
         /// The NAS-Identifier the request would carry.
         #[arg(long)]
         nas_identifier: Option<String>,
+        /// The Calling-Station-Id the request would carry (for remembered
+        /// logins of the ip scope when the client has no user_address_from).
+        #[arg(long)]
+        calling_station_id: Option<String>,
         /// pap (the default), chap, mschap or eap.
         #[arg(long)]
         auth: Option<String>,

@@ -22,6 +22,9 @@ pub struct Query {
     /// Groups as the upstream's Access-Accept would name them.
     pub groups: Vec<String>,
     pub nas_identifier: Option<String>,
+    /// The Calling-Station-Id, the client address of `ip`-scope remembered
+    /// logins when the client has no `user_address_from` (with one, `ip`).
+    pub calling_station_id: Option<String>,
     /// `pap`, `chap`, `mschap` or `eap`.
     pub auth: Option<String>,
 }
@@ -81,7 +84,13 @@ pub fn explain(
                 names.join(", ")
             ))
         })?;
-    let client_ip = q.ip.map(|a| a.to_string());
+    // As the engine does: with user_address_from, the user's address is
+    // also the remembered logins' client address; without, the NAS's
+    // source is tested against networks and Calling-Station-Id is remembered.
+    let client_ip = match client.user_address_from {
+        Some(_) => q.ip.map(|a| a.to_string()),
+        None => q.calling_station_id.clone(),
+    };
     let request = policy::Request {
         user: &q.user,
         client: &client.name,
