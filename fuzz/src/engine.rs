@@ -86,7 +86,8 @@ fn tolerated(finding: &str) -> bool {
 pub enum Setup {
     /// `[primary] mode = "upstream"`, two upstreams (one probed with
     /// Status-Server, one with an accounting port), a webhook provider for
-    /// push, call and SMS, fallback to OATH codes.
+    /// push, call and SMS, fallback to OATH codes; policies: carol skips,
+    /// a group from Class denies, the second NAS remembers logins.
     Upstream,
     /// `[primary] mode = "local"`, number matching, unenrolled users
     /// accepted, no reject delay, a webhook for push and SMS and a console
@@ -126,7 +127,12 @@ fn config_text(setup: Setup) -> String {
              [[upstream]]\nname = \"up1\"\naddress = \"{UP1}\"\nsecret = \"{up}\"\ntimeout = \"1s\"\nretries = 1\n\
              require_message_authenticator = false\n\
              [[provider]]\nname = \"gw\"\ntype = \"webhook\"\nmethods = [\"push\", \"call\", \"sms\"]\n\
-             url = \"https://gw.example/verify\"\nkey = \"{key}\"\n"
+             url = \"https://gw.example/verify\"\nkey = \"{key}\"\n\
+             [groups]\nfrom_attribute = \"Class\"\nprefix = \"grp:\"\n\
+             [[trusted_network]]\nname = \"second-nas\"\nranges = [\"127.0.0.6/32\", \"2001:db8::/32\"]\n\
+             [[policy]]\nname = \"carol-skip\"\nusers = [\"carol\"]\nmfa = \"skip\"\n\
+             [[policy]]\nname = \"guests\"\ngroups = [\"guests\"]\nmfa = \"deny\"\n\
+             [[policy]]\nname = \"second-nas\"\nnetworks = [\"second-nas\"]\nremember = \"ip\"\nremember_for = \"1h\"\n"
         ),
         Setup::LocalNumberMatching => format!(
             "[server]\nname = \"fuzz-local\"\nauth_listen = [\"127.0.0.1:1812\"]\npublic_url = \"https://mfa.example\"\n\
