@@ -356,3 +356,17 @@ fn user_address_from() {
     let c = load(GOOD).expect("valid");
     assert_eq!(c.clients[0].user_address_from, None);
 }
+
+#[test]
+fn at_most_64_upstreams() {
+    let mut t = String::from(
+        "[server]\nauth_listen = [\"127.0.0.1:1812\"]\n[[client]]\nname = \"n\"\naddress = \"10.0.0.1\"\nsecret = \"0123456789abcdef\"\n",
+    );
+    for i in 0..65 {
+        t.push_str(&format!(
+            "[[upstream]]\nname = \"u{i}\"\naddress = \"10.0.1.{i}:1812\"\nsecret = \"0123456789abcdef\"\n"
+        ));
+    }
+    let e = load(&t).expect_err("65 upstreams");
+    assert!(e.to_string().contains("at most 64"), "{e}");
+}

@@ -86,6 +86,9 @@ fn parse_upstream_addr(s: &str, default_port: u16) -> Result<SocketAddr, String>
 
 /// The `[[upstream]]` tables; `[primary]` says whether one is needed, and
 /// `[server]` whether accounting has somewhere to go.
+/// Upstreams at most.
+const MAX_UPSTREAMS: usize = 64;
+
 pub(super) fn validate(
     raw: Vec<RawUpstream>,
     primary: Primary,
@@ -98,6 +101,16 @@ pub(super) fn validate(
         return Err(invalid(
             "upstream",
             "at least one [[upstream]] is needed: the first factor goes there (or set [primary] mode = \"local\")",
+        ));
+    }
+    // A request remembers which upstreams it tried in 64 bits.
+    if raw.len() > MAX_UPSTREAMS {
+        return Err(invalid(
+            "upstream",
+            format!(
+                "{} [[upstream]] tables: at most {MAX_UPSTREAMS} are supported",
+                raw.len()
+            ),
         ));
     }
     let mut upstreams: Vec<Upstream> = Vec::new();
