@@ -305,6 +305,11 @@ fn warn_policy(p: &Policy, key: &str, warnings: &mut Vec<String>) {
             ));
         }
     }
+    if *set == Settings::default() {
+        warnings.push(format!(
+            "{key} (\"{name}\") sets nothing: the logins it matches get the defaults, and no policy after it applies to them"
+        ));
+    }
     if set.fail_mode == Some(FailMode::Open) {
         warnings.push(format!(
             "{key} (\"{name}\"): fail_mode = \"fail_open\": when no provider can be reached, logins under this policy need the first factor only"

@@ -498,7 +498,8 @@ fn the_shipped_policy_examples_are_valid() {
 fn settings_that_do_nothing_and_weak_policies_are_warned_of() {
     let c = load(&with(
         "[[policy]]\nname = \"kiosk\"\nnas_identifiers = [\"kiosk-1\"]\nmfa = \"skip\"\nmethods = [\"totp\"]\n\
-         [[policy]]\nname = \"lax\"\nusers = [\"bob\"]\nfail_mode = \"fail_open\"\n",
+         [[policy]]\nname = \"lax\"\nusers = [\"bob\"]\nfail_mode = \"fail_open\"\n\
+         [[policy]]\nname = \"idle\"\nusers = [\"carol\"]\n",
     ))
     .expect("valid");
     let w = c.warnings.join("\n");
@@ -513,4 +514,5 @@ fn settings_that_do_nothing_and_weak_policies_are_warned_of() {
         "{w}"
     );
     assert!(w.contains("(\"lax\"): fail_mode = \"fail_open\""), "{w}");
+    assert!(w.contains("(\"idle\") sets nothing"), "{w}");
 }
