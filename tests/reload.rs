@@ -1,7 +1,9 @@
-//! Reload without a restart: the real `mfa-proxy serve` as a plain proxy in
-//! front of FreeRADIUS, under concurrent radclient streams, gets ten
-//! SIGHUPs (one with a broken file); no request may be lost or rejected,
-//! and /metrics must count nine reloads applied. And, in process, the
+//! Reload without a restart: the real `mfa-proxy serve` in front of
+//! FreeRADIUS, with the second factor on (its store created on the first
+//! run; every login asks it about the user, goes through the policy, and is
+//! recorded), under concurrent radclient streams, gets ten SIGHUPs (one
+//! with a broken file); no login may be lost or rejected, and /metrics must
+//! count nine reloads applied. And, in process, the
 //! listeners follow a reload, and an address that cannot be bound keeps the
 //! old ones.
 
@@ -51,7 +53,7 @@ fn proxy_toml(auth: u16, http: u16, upstream: SocketAddr, k: &Knobs) -> String {
     format!(
         "[server]\nname = \"reload-test\"\nauth_listen = [\"127.0.0.1:{auth}\"]\n{acct}\
          http_listen = \"127.0.0.1:{http}\"\n\
-         [mfa]\nenabled = false\n{mfa}\n[lockout]\n{lockout}\n[proxy]\n{proxy}\n\
+         [mfa]\nenabled = true\nunenrolled = \"accept\"\n{mfa}\n[lockout]\n{lockout}\n[proxy]\n{proxy}\n\
          [[client]]\nname = \"nas\"\naddress = \"127.0.0.1\"\nsecret = \"{NAS_SECRET}\"\n{client_extra}\n{spare}\
          [[upstream]]\nname = \"fr\"\naddress = \"{upstream}\"\nsecret = \"{UPSTREAM_SECRET}\"\n\
          timeout = \"{timeout}\"\nretries = {retries}\nrequire_message_authenticator = false\nhealth_check = \"none\"\n",
