@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use super::{Login, Outcome, Phase};
 use crate::engine::{Counter, Engine};
 use crate::mfa::{Remembered, ResultCode};
-use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Standing, Start};
+use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Plan, Standing, Start};
 use crate::radius::{Packet, attr};
 use crate::store::login::StoreOp;
 
@@ -43,8 +43,7 @@ pub(in crate::engine) fn auth_type(p: &Packet<'_>) -> AuthType {
     }
 }
 
-/// The application of remembered logins: the NAS-Identifier, else the
-/// client's name (see `policy::Request::app`).
+/// The request's NAS-Identifier, if it is text.
 fn nas_identifier<'a>(p: &'a Packet<'_>) -> Option<&'a str> {
     p.find(attr::NAS_IDENTIFIER)
         .and_then(|a| std::str::from_utf8(a.value).ok())
@@ -121,7 +120,9 @@ impl Engine {
             busy: self.logins.busy.contains_key(&grace_key.0),
             grace: self.logins.grace.get(&grace_key).is_some_and(|&t| t > now),
         };
-        let standing = match &login.profile {
+        // Groups and remembered logins are read for this decision only:
+        // moved out of the profile, not copied.
+        let standing = match &mut login.profile {
             None => Standing::unknown(),
             Some(f) => Standing {
                 known: true,
@@ -131,8 +132,8 @@ impl Engine {
                 method: f.method,
                 oath: f.oath(),
                 phone: f.phone.is_some(),
-                groups: f.groups.clone(),
-                remembered: f.remembered.clone(),
+                groups: std::mem::take(&mut f.groups),
+                remembered: std::mem::take(&mut f.remembered),
             },
         };
         let facts = policy::Request {
@@ -151,13 +152,19 @@ impl Engine {
         };
         let decision = policy::decide(&settings.rules, &facts, &standing, live);
         // Where the login came from, as its first request said: what a
-        // verified second factor is remembered by.
-        login.origin = Some(Remembered {
-            auth_type: facts.auth_type.as_str().to_owned(),
-            app: facts.app(),
-            address: client_ip.clone(),
-            at: 0,
-        });
+        // verified second factor is remembered by (only where the policy
+        // remembers, so other logins allocate nothing for it).
+        if let Need::SecondFactor(Plan {
+            remember: Some(_), ..
+        }) = &decision.need
+        {
+            login.origin = Some(Remembered {
+                auth_type: facts.auth_type.as_str().to_owned(),
+                app: facts.app(),
+                address: client_ip.clone(),
+                at: 0,
+            });
+        }
         match decision.need {
             Need::Accept { result, reason } => {
                 if result == ResultCode::SuccessUsedCache {
