@@ -5,17 +5,16 @@
 //! then the code, SMS code, PIN or method name in it; and the store's
 //! verdict on a code.
 
+use std::cmp::Reverse;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use rand::RngCore;
 use zeroize::Zeroizing;
 
-use std::cmp::Reverse;
-use std::sync::Arc;
-
-use rand::RngCore;
-
-use super::{Current, Login, Outcome, Phase, STATE_LEN, TAG_LEN, user_name};
+use super::stage::{Asked, Challenge, CodeFrom, Ends, Factor, Login, Oob, Session, Stage};
+use super::{Current, Outcome, STATE_LEN, TAG_LEN, user_name};
 use crate::engine::clients::ClientRef;
 use crate::engine::{Counter, Engine, SocketRef, Transmit};
 use crate::mfa::otp::Verdict;
@@ -50,47 +49,50 @@ impl Engine {
             .logins
             .states
             .remove(&state)
-            .and_then(|lid| self.logins.logins.remove(&lid).map(|l| (lid, l)));
-        let Some((lid, mut login)) = found else {
+            .and_then(|lid| self.logins.logins.remove(&lid));
+        let Some(Login {
+            mut s,
+            stage: Stage::Challenged(f, c),
+        }) = found
+        else {
             // Ours, but used already or expired.
-            let lid = self.logins.id();
+            let id = self.logins.id();
             let settings = self.logins.settings.clone();
-            let login = Login::new(client, settings, current, None, None, Phase::Verify);
-            return self.finish(
+            let s = Session::new(id, client, settings, current, None);
+            return self.end(
                 now,
-                lid,
-                login,
+                s,
+                Ends::none(),
                 Outcome::reject(ResultCode::FailedOathTokenTimeout)
                     .because("unknown or expired State"),
             );
         };
-        login.current = current;
+        s.current = current;
         // The same client by name: a reload may have changed its secret or
         // range since the challenge, and the answer is signed with the
         // entry that authenticated this request.
-        let same_client = login.client.name == client.name;
-        login.client = client;
-        if !same_client || user_name(p).as_deref() != Some(login.nas_user.as_str()) {
+        let same_client = s.client.name == client.name;
+        s.client = client;
+        if !same_client || user_name(p).as_deref() != Some(s.nas_user.as_str()) {
             // The reject answers the NAS that sent this request: it is
             // signed with that NAS's secret, and recorded as coming from it.
             return self.finish(
                 now,
-                lid,
-                login,
+                Login {
+                    s,
+                    stage: Stage::Challenged(f, c),
+                },
                 Outcome::reject(ResultCode::SuccessInvalidInput)
                     .because("State presented by another client or user"),
             );
         }
-        if login.deadline.is_some_and(|d| now >= d) {
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::FailedOathTokenTimeout),
-            );
+        if now >= c.deadline {
+            let stage = Stage::Challenged(f, c);
+            let outcome = Outcome::reject(ResultCode::FailedOathTokenTimeout);
+            return self.finish(now, Login { s, stage }, outcome);
         }
-        let secret = login.client.secret.expose();
-        let code = p
+        let secret = s.client.secret.expose();
+        let typed = p
             .find(attr::USER_PASSWORD)
             .and_then(|a| crypto::unhide_password(a.value, secret, p.authenticator()).ok())
             .and_then(|pw| {
@@ -99,136 +101,176 @@ impl Engine {
                     .map(|s| Zeroizing::new(s.trim().to_owned()))
             })
             .unwrap_or_default();
-        if let Some(oob) = login.oob.as_mut().filter(|o| o.number.is_some()) {
-            // Number matching: whatever was typed, the push decides.
-            return match oob.outcome.take() {
-                Some(answer) => self.phone_result(now, lid, login, answer),
-                None => {
-                    login.phase = Phase::OutOfBand;
-                    self.logins.logins.insert(lid, login);
+        let deadline = c.deadline;
+        match c.asked {
+            // Number matching: whatever was typed, the push decides; the
+            // NAS's request is held until it has.
+            Asked::Number(oob, Some(answer)) => self.phone_result(now, s, f, oob, answer),
+            Asked::Number(oob, None) => self.park(Login {
+                s,
+                stage: Stage::OutOfBand(f, oob),
+            }),
+            Asked::Sms(oob) => self.sms_answer(now, s, f, oob, deadline, &typed),
+            Asked::Code => {
+                // The first prompt also takes the name of another method.
+                let word =
+                    Method::parse(&typed.to_ascii_lowercase()).filter(|m| *m != Method::Totp);
+                if let Some(m) = word {
+                    let offered = s.settings.providers.iter().any(|p| p.methods.contains(&m));
+                    if offered && f.plan.allows(m) {
+                        return self.start_oob(now, s, f, m);
+                    }
                 }
-            };
-        }
-        if let Some(oob) = login.oob.as_ref().filter(|o| o.sms_code.is_some()) {
-            let expected = oob.sms_code.as_ref().expect("filtered").as_bytes();
-            // PIN mode: the code, then the PIN.
-            let (typed, pin) = if oob.pin_mode {
-                let at = expected.len().min(code.len());
-                (
-                    &code.as_bytes()[..at],
-                    Some(code.as_bytes()[at..].trim_ascii_start()),
-                )
-            } else {
-                (code.as_bytes(), None)
-            };
-            let right: bool = subtle::ConstantTimeEq::ct_eq(expected, typed).into();
-            if right {
-                if let Some(pin) = pin {
-                    let pin = crate::secret::Secret::new(pin.to_vec());
-                    return self.check_pin(now, lid, login, pin);
-                }
-                return self.finish(
-                    now,
-                    lid,
-                    login,
-                    Outcome::accept(ResultCode::SuccessSmsAuthenticated),
-                );
+                let from = CodeFrom::Challenge {
+                    fallback: false,
+                    deadline,
+                };
+                self.verify(now, s, f, from, typed);
             }
+            Asked::Fallback => {
+                let from = CodeFrom::Challenge {
+                    fallback: true,
+                    deadline,
+                };
+                self.verify(now, s, f, from, typed);
+            }
+        }
+    }
+
+    /// The answer to the challenge that asked for the code of the SMS sent:
+    /// the code (compared here, in constant time), then in PIN mode the PIN.
+    fn sms_answer(
+        &mut self,
+        now: Instant,
+        s: Session,
+        mut f: Factor,
+        oob: Oob,
+        deadline: Instant,
+        typed: &str,
+    ) {
+        let expected = oob.sms_code.as_ref().map_or(&b""[..], |c| c.as_bytes());
+        // PIN mode: the code, then the PIN.
+        let (code, pin) = if oob.pin_mode {
+            let at = expected.len().min(typed.len());
+            (
+                &typed.as_bytes()[..at],
+                Some(typed.as_bytes()[at..].trim_ascii_start()),
+            )
+        } else {
+            (typed.as_bytes(), None)
+        };
+        let right =
+            !expected.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(expected, code));
+        if right {
+            if let Some(pin) = pin {
+                let pin = crate::secret::Secret::new(pin.to_vec());
+                return self.check_pin(now, s, f, oob, pin);
+            }
+            let stage = Stage::OutOfBand(f, oob);
+            let outcome = Outcome::accept(ResultCode::SuccessSmsAuthenticated);
+            return self.finish(now, Login { s, stage }, outcome);
+        }
+        f.attempts += 1;
+        if f.attempts < s.settings.cfg.max_attempts {
+            let texts = s.texts(f.language());
             let prompt = if oob.pin_mode {
-                self.texts(&login).sms_pin_retry_prompt.clone()
+                texts.sms_pin_retry_prompt.clone()
             } else {
-                self.texts(&login).sms_retry_prompt.clone()
+                texts.sms_retry_prompt.clone()
             };
-            login.attempts += 1;
-            if login.attempts < login.settings.cfg.max_attempts {
-                return self.challenge(now, lid, login, &prompt);
-            }
-            let result = if login.attempts > 1 {
-                ResultCode::FailedSmsMaxOtpRetryReached
-            } else {
-                ResultCode::FailedSmsOtpIncorrect
-            };
-            return self.finish(now, lid, login, Outcome::reject(result));
+            return self.challenge(now, s, f, Asked::Sms(oob), deadline, &prompt);
         }
-        // The first prompt also takes the name of another method.
-        let word = Method::parse(&code.to_ascii_lowercase()).filter(|m| *m != Method::Totp);
-        if let (Some(m), false) = (word, login.fallback) {
-            let offered = login
-                .settings
-                .providers
-                .iter()
-                .any(|p| p.methods.contains(&m));
-            let allowed = login.plan.as_ref().is_some_and(|p| p.allows(m));
-            if offered && allowed {
-                return self.start_oob(now, lid, login, m);
-            }
-        }
-        self.verify(now, lid, login, code);
+        let result = if f.attempts > 1 {
+            ResultCode::FailedSmsMaxOtpRetryReached
+        } else {
+            ResultCode::FailedSmsOtpIncorrect
+        };
+        let stage = Stage::OutOfBand(f, oob);
+        self.finish(now, Login { s, stage }, Outcome::reject(result));
     }
 
     /// The store checked a code: accept, ask again, or end.
     pub(super) fn code_checked(
         &mut self,
         now: Instant,
-        lid: u64,
-        mut login: Login,
+        s: Session,
+        mut f: Factor,
+        from: CodeFrom,
         verdict: Verdict,
         locked: bool,
     ) {
-        let max = login.settings.cfg.max_attempts;
+        let fallback = matches!(from, CodeFrom::Challenge { fallback: true, .. });
         if let Verdict::Valid { .. } = verdict {
-            let code = if login.fallback {
+            let code = if fallback {
                 ResultCode::SuccessFallbackOathCodeVerified
             } else {
                 ResultCode::SuccessOathCodeVerified
             };
-            return self.finish(now, lid, login, Outcome::accept(code));
+            let stage = Stage::Verify(f, from);
+            return self.finish(now, Login { s, stage }, Outcome::accept(code));
         }
-        login.attempts += 1;
-        let result = result_for(verdict);
-        if locked {
-            self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::FailedAuthenticationThrottled)
-                    .because("too many wrong codes"),
-            );
-        } else if login.attempts < max && !login.inline {
-            let prompt = if login.fallback {
-                self.texts(&login).fallback_prompt.clone()
-            } else {
-                self.texts(&login).retry_prompt.clone()
-            };
-            self.challenge(now, lid, login, &prompt);
+        f.attempts += 1;
+        let outcome = if locked {
+            Outcome::reject(ResultCode::FailedAuthenticationThrottled)
+                .because("too many wrong codes")
         } else {
-            self.finish(now, lid, login, Outcome::reject(result));
+            Outcome::reject(result_for(verdict))
+        };
+        match from {
+            CodeFrom::Challenge { deadline, .. }
+                if !locked && f.attempts < s.settings.cfg.max_attempts =>
+            {
+                let texts = s.texts(f.language());
+                let (asked, prompt) = if fallback {
+                    (Asked::Fallback, texts.fallback_prompt.clone())
+                } else {
+                    (Asked::Code, texts.retry_prompt.clone())
+                };
+                self.challenge(now, s, f, asked, deadline, &prompt);
+            }
+            // A code inline with the password gets no second chance.
+            _ => {
+                let stage = Stage::Verify(f, from);
+                self.finish(now, Login { s, stage }, outcome);
+            }
         }
     }
 
     /// Has the store check `code` against the user's tokens.
-    pub(super) fn verify(&mut self, now: Instant, lid: u64, login: Login, code: Zeroizing<String>) {
+    pub(super) fn verify(
+        &mut self,
+        now: Instant,
+        s: Session,
+        f: Factor,
+        from: CodeFrom,
+        code: Zeroizing<String>,
+    ) {
         let op = StoreOp::Verify {
-            user: login.user.clone(),
+            user: s.user.clone(),
             code,
-            window: login.settings.cfg.totp_window,
-            lockout: login.settings.lockout,
-            // Every way here passed a precheck; without one, no token.
-            tokens: login
-                .profile
-                .as_ref()
-                .map_or_else(|| Arc::from([]), |p| p.tokens.clone()),
+            window: s.settings.cfg.totp_window,
+            lockout: s.settings.lockout,
+            tokens: Arc::clone(&f.user.tokens),
         };
-        self.ask_store(now, lid, login, Phase::Verify, op);
+        let stage = Stage::Verify(f, from);
+        self.ask_store(now, Login { s, stage }, op);
     }
 
-    /// Answers the current request with an Access-Challenge.
-    pub(super) fn challenge(&mut self, now: Instant, lid: u64, mut login: Login, prompt: &str) {
+    /// Answers the current request with an Access-Challenge asking for
+    /// `asked`, which must be answered before `deadline`.
+    pub(super) fn challenge(
+        &mut self,
+        now: Instant,
+        s: Session,
+        f: Factor,
+        asked: Asked,
+        deadline: Instant,
+        prompt: &str,
+    ) {
         let mut state = [0u8; STATE_LEN];
         state[..TAG_LEN].copy_from_slice(&self.logins.tag);
         self.rng.fill_bytes(&mut state[TAG_LEN..]);
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
+        let req = s.request();
         let mut b = PacketBuilder::new(Code::ACCESS_CHALLENGE, req.identifier(), &[0; AUTH_LEN]);
         let built = (|| -> Result<Vec<u8>, crate::radius::EncodeError> {
             b.push_message_authenticator()?;
@@ -237,31 +279,33 @@ impl Engine {
             for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
                 b.push_raw(a.raw(&req))?;
             }
-            Ok(b.finish_response(&login.client.secret, req.authenticator()))
+            Ok(b.finish_response(&s.client.secret, req.authenticator()))
         })();
+        let c = Challenge {
+            state,
+            deadline,
+            asked,
+        };
         let Ok(reply) = built else {
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::FailedServerError).because("challenge too large"),
-            );
+            let stage = Stage::Challenged(f, c);
+            let outcome =
+                Outcome::reject(ResultCode::FailedServerError).because("challenge too large");
+            return self.finish(now, Login { s, stage }, outcome);
         };
         let reply: Arc<[u8]> = reply.into();
-        self.dedup.answer(login.current.dedup, reply.clone(), now);
+        self.dedup.answer(s.current.dedup, reply.clone(), now);
         self.out.push_back(Transmit {
-            socket: SocketRef::Listener(login.current.listener),
-            to: login.current.from,
+            socket: SocketRef::Listener(s.current.listener),
+            to: s.current.from,
             payload: reply,
         });
         self.stats.inc(Counter::MfaChallenges);
-        let deadline = *login
-            .deadline
-            .get_or_insert(now + login.settings.cfg.challenge_timeout);
-        self.logins.deadlines.push(Reverse((deadline, lid)));
-        login.phase = Phase::Challenged(state);
-        self.logins.states.insert(state, lid);
-        self.logins.logins.insert(lid, login);
+        self.logins.deadlines.push(Reverse((deadline, s.id)));
+        self.logins.states.insert(state, s.id);
+        self.park(Login {
+            s,
+            stage: Stage::Challenged(f, c),
+        });
     }
 }
 

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::{Login, Outcome, Phase};
+use super::Outcome;
+use super::stage::{Asked, CodeFrom, Ends, Enrolled, Factor, Given, Login, Session, Stage};
 use crate::engine::{Counter, Engine};
 use crate::mfa::{Remembered, ResultCode};
 use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Plan, Standing, Start};
 use crate::radius::{Packet, attr};
-use crate::store::login::StoreOp;
+use crate::store::login::{StoreOp, UserFacts};
 
 /// MS-CHAP-Response and MS-CHAP2-Response (RFC 2548), vendor 311.
 const MS_CHAP_RESPONSE: u8 = 1;
@@ -64,33 +65,68 @@ fn verified(result: ResultCode) -> bool {
     )
 }
 
+/// Splits what the store knows of a user into their standing, which the
+/// policy weighs, and what a second factor needs of them: moved, not
+/// copied.
+fn split(facts: Option<UserFacts>) -> (Standing, Enrolled) {
+    let Some(f) = facts else {
+        return (Standing::unknown(), Enrolled::default());
+    };
+    let standing = Standing {
+        known: true,
+        blocked: f.blocked,
+        bypass_waiting: f.bypass_waiting,
+        locked: f.locked,
+        method: f.method,
+        oath: f.oath(),
+        phone: f.phone.is_some(),
+        groups: f.groups,
+        remembered: f.remembered,
+    };
+    let enrolled = Enrolled {
+        tokens: f.tokens,
+        phone: f.phone,
+        pin: f.pin,
+        language: f.language,
+    };
+    (standing, enrolled)
+}
+
 impl Engine {
-    /// Where `login` comes from: the address trusted networks are tested
-    /// against, and the client address remembered logins of the `ip` scope
-    /// compare. With `user_address_from`, both are the user's address from
-    /// that attribute (none if the request lacks it: no network trusts
-    /// it); without, the NAS's source address and the Calling-Station-Id.
-    fn whence(&self, login: &Login, req: &Packet<'_>) -> (Option<IpAddr>, Option<String>) {
-        match login.client.user_address_from {
+    /// Where the login of `s` comes from: the address trusted networks are
+    /// tested against, and the client address remembered logins of the
+    /// `ip` scope compare. With `user_address_from`, both are the user's
+    /// address from that attribute (none if the request lacks it: no
+    /// network trusts it); without, the NAS's source address and the
+    /// Calling-Station-Id.
+    fn whence(s: &Session, req: &Packet<'_>) -> (Option<IpAddr>, Option<String>) {
+        match s.client.user_address_from {
             Some(from) => {
                 let ip = super::address::user_address(req, from);
                 (ip, ip.map(|a| a.to_string()))
             }
-            None => (Some(login.current.from.ip()), login.client_ip.clone()),
+            None => (Some(s.current.from.ip()), s.client_ip.clone()),
         }
     }
 
-    /// A login accepted with `result`: if its second factor was verified
-    /// and its policy remembers logins, the store remembers this one.
-    pub(in crate::engine) fn remember(&mut self, now: Instant, login: &Login, result: ResultCode) {
-        let Some(origin) = login.origin.as_ref() else {
+    /// A login accepted with `result` after second factor `f`: if it was
+    /// verified and the policy remembers logins, the store remembers this
+    /// one.
+    pub(in crate::engine) fn remember(
+        &mut self,
+        now: Instant,
+        s: &Session,
+        f: &Factor,
+        result: ResultCode,
+    ) {
+        let (Some(origin), Some(_)) = (f.origin.as_ref(), f.plan.remember) else {
             return;
         };
-        if !verified(result) || login.plan.as_ref().and_then(|p| p.remember).is_none() {
+        if !verified(result) {
             return;
         }
         let at = self.logins.unix_at(now);
-        let keep = login.settings.rules.longest_remember().as_secs() as i64;
+        let keep = s.settings.rules.longest_remember().as_secs() as i64;
         let record = Remembered {
             at,
             ..origin.clone()
@@ -98,7 +134,7 @@ impl Engine {
         self.store_job(
             now,
             StoreOp::Remember {
-                user: login.user.clone(),
+                user: s.user.clone(),
                 login: record,
                 keep_since: at.saturating_sub(keep),
             },
@@ -107,64 +143,52 @@ impl Engine {
 
     /// The store has said what it knows of the user: decide what the login
     /// needs, and start it.
-    pub(in crate::engine) fn decide(&mut self, now: Instant, lid: u64, mut login: Login) {
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
-        let client = login.client.clone();
-        let settings = login.settings.clone();
+    pub(in crate::engine) fn decide(
+        &mut self,
+        now: Instant,
+        s: Session,
+        given: Given,
+        facts: Option<UserFacts>,
+    ) {
+        let req = s.request();
         let nas_identifier = nas_identifier(&req);
-        let (address, client_ip) = self.whence(&login, &req);
-        let grace_key = (login.user.to_lowercase(), client.name.clone());
+        let (address, client_ip) = Self::whence(&s, &req);
+        let grace_key = (s.user.to_lowercase(), s.client.name.clone());
         let live = Live {
             now: self.logins.unix_at(now),
             busy: self.logins.busy.contains_key(&grace_key.0),
             grace: self.logins.grace.get(&grace_key).is_some_and(|&t| t > now),
         };
-        // Groups and remembered logins are read for this decision only:
-        // moved out of the profile, not copied.
-        let standing = match &mut login.profile {
-            None => Standing::unknown(),
-            Some(f) => Standing {
-                known: true,
-                blocked: f.blocked,
-                bypass_waiting: f.bypass_waiting,
-                locked: f.locked,
-                method: f.method,
-                oath: f.oath(),
-                phone: f.phone.is_some(),
-                groups: std::mem::take(&mut f.groups),
-                remembered: std::mem::take(&mut f.remembered),
-            },
-        };
+        let (standing, user) = split(facts);
         let facts = policy::Request {
-            user: &login.user,
-            client: &client.name,
+            user: &s.user,
+            client: &s.client.name,
             client_defaults: ClientDefaults {
-                fail_mode: client.fail_mode,
-                number_matching: client.number_matching,
+                fail_mode: s.client.fail_mode,
+                number_matching: s.client.number_matching,
             },
             nas_identifier,
             address,
             client_ip: client_ip.as_deref(),
             auth_type: auth_type(&req),
-            inline_code: login.inline_code.is_some(),
-            groups: &login.upstream_groups,
+            inline_code: given.inline_code.is_some(),
+            groups: &given.groups,
         };
-        let decision = policy::decide(&settings.rules, &facts, &standing, live);
+        let decision = policy::decide(&s.settings.rules, &facts, &standing, live);
         // Where the login came from, as its first request said: what a
         // verified second factor is remembered by (only where the policy
         // remembers, so other logins allocate nothing for it).
-        if let Need::SecondFactor(Plan {
-            remember: Some(_), ..
-        }) = &decision.need
-        {
-            login.origin = Some(Remembered {
+        let origin = match &decision.need {
+            Need::SecondFactor(Plan {
+                remember: Some(_), ..
+            }) => Some(Remembered {
                 auth_type: facts.auth_type.as_str().to_owned(),
                 app: facts.app(),
                 address: client_ip.clone(),
                 at: 0,
-            });
-        }
+            }),
+            _ => None,
+        };
         match decision.need {
             Need::Accept { result, reason } => {
                 if result == ResultCode::SuccessUsedCache {
@@ -173,39 +197,54 @@ impl Engine {
                         self.logins.grace.remove(&grace_key);
                     }
                 }
-                self.finish(now, lid, login, Outcome::accept(result).because(reason));
+                self.end(
+                    now,
+                    s,
+                    Ends::none(),
+                    Outcome::accept(result).because(reason),
+                );
             }
             Need::Reject {
                 result,
                 reason,
                 busy,
             } => {
+                let mut outcome = Outcome::reject(result).because(reason);
                 if busy {
                     self.stats.inc(Counter::MfaBusy);
-                    login.immediate = true;
-                    login.reply_message = Some(self.texts(&login).busy_message.clone());
+                    let message = s.texts(user.language.as_deref()).busy_message.clone();
+                    outcome = outcome.at_once_with(message);
                 }
-                self.finish(now, lid, login, Outcome::reject(result).because(reason));
+                self.end(now, s, Ends::none(), outcome);
             }
             Need::ClaimBypass => {
-                let user = login.user.clone();
-                let op = StoreOp::ClaimBypass { user };
-                self.ask_store(now, lid, login, Phase::Claim, op);
+                let op = StoreOp::ClaimBypass {
+                    user: s.user.clone(),
+                };
+                let stage = Stage::Claim(given);
+                self.ask_store(now, Login { s, stage }, op);
             }
             Need::SecondFactor(plan) => {
                 let (method, start) = (plan.method, plan.start);
-                login.plan = Some(plan);
-                match start {
-                    Start::OutOfBand => self.start_oob(now, lid, login, method),
-                    Start::InlineCode => {
-                        let code = login.inline_code.take().expect("decided on an inline code");
+                let f = Factor {
+                    user,
+                    plan,
+                    origin,
+                    attempts: 0,
+                };
+                match (start, given.inline_code) {
+                    (Start::OutOfBand, _) => self.start_oob(now, s, f, method),
+                    (Start::InlineCode, Some(code)) => {
                         let code =
                             Zeroizing::new(String::from_utf8_lossy(code.expose()).into_owned());
-                        self.verify(now, lid, login, code);
+                        self.verify(now, s, f, CodeFrom::Inline, code);
                     }
-                    Start::Prompt => {
-                        let prompt = self.texts(&login).prompt.clone();
-                        self.challenge(now, lid, login, &prompt);
+                    // The policy decides on an inline code only when there
+                    // is one: without, it is asked for.
+                    (Start::Prompt | Start::InlineCode, _) => {
+                        let prompt = s.texts(f.language()).prompt.clone();
+                        let deadline = now + s.settings.cfg.challenge_timeout;
+                        self.challenge(now, s, f, Asked::Code, deadline, &prompt);
                     }
                 }
             }

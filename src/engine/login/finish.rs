@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tracing::{error, info};
 
-use super::{Login, Outcome, Phase};
+use super::Outcome;
+use super::stage::{Ends, Login, Session, Stage};
 use crate::engine::clients::ClientRef;
 use crate::engine::dedup::DedupKey;
 use crate::engine::rewrite::{RewriteError, Rewriter, Side};
 use crate::engine::warn::Topic;
 use crate::engine::{Counter, Engine, SocketRef, Transmit};
-use crate::mfa::Method;
-use crate::mfa::ResultCode;
+use crate::mfa::{Method, ResultCode};
 use crate::radius::{AUTH_LEN, Attr, Code, Packet, PacketBuilder, attr};
 use crate::store::AuditRecord;
 use crate::store::login::{StoreAnswer, StoreOp};
@@ -81,77 +81,64 @@ fn answering(current: super::Current, client: ClientRef, user: &str) -> Answerin
 }
 
 impl Engine {
+    /// Ends `login` in the stage it is in.
+    pub(in crate::engine) fn finish(&mut self, now: Instant, login: Login, outcome: Outcome) {
+        let Login { s, stage } = login;
+        self.end(now, s, stage.into_ends(), outcome);
+    }
+
     /// Ends a login: its audit record and log line, then, once the record
     /// is stored, the final answer to the NAS (rejects after `reject_delay`).
-    pub(in crate::engine) fn finish(
-        &mut self,
-        now: Instant,
-        lid: u64,
-        mut login: Login,
-        outcome: Outcome,
-    ) {
+    pub(super) fn end(&mut self, now: Instant, s: Session, ends: Ends, outcome: Outcome) {
         let (accept, result, reason) = (outcome.accepted(), outcome.result(), outcome.reason());
-        if let Phase::Challenged(s) = login.phase {
-            self.logins.states.remove(&s);
+        let method = ends.method().as_str();
+        self.logins.logins.remove(&s.id);
+        if let Some(state) = ends.state {
+            self.logins.states.remove(&state);
         }
-        self.logins.logins.remove(&lid);
-        let method = login
-            .oob
-            .as_ref()
-            .map_or(Method::Totp, |o| o.method)
-            .as_str();
-        if accept && login.oob.as_ref().is_some_and(|o| o.delivered) {
-            let grace = login.settings.cfg.busy_grace;
-            let max = self.logins.settings.cfg.max_pending;
-            if !grace.is_zero() {
-                if self.logins.grace.len() >= max {
-                    self.logins.grace.retain(|_, until| *until > now);
-                }
-                if self.logins.grace.len() < max {
-                    let key = (login.user.to_lowercase(), login.client.name.clone());
-                    self.logins.grace.insert(key, now + grace);
-                }
+        if let Some(oob) = &ends.oob {
+            if accept && oob.delivered {
+                self.grant_grace(now, &s);
             }
+            self.release(&s.user, oob);
         }
-        self.release_oob(&mut login);
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
-        let client = login.client.clone();
-        let built = if let (true, None) = (accept, &login.accept) {
+        let req = s.request();
+        let client = s.client.clone();
+        let built = match (accept, &s.accept) {
             // A local first factor: nothing to relay but the Proxy-States.
-            Some(self.local_reply(&client, &req, Code::ACCESS_ACCEPT))
-        } else if let (true, Some(ua)) = (accept, &login.accept) {
-            let upstream =
-                Packet::parse(&ua.bytes).expect("stored replies were validated on arrival");
-            let mut b = PacketBuilder::with_capacity(
-                Code::ACCESS_ACCEPT,
-                req.identifier(),
-                &[0; AUTH_LEN],
-                upstream.len() + 18,
-            );
-            let mut rw = Rewriter {
-                crypt: &self.crypt,
-                from: Side {
-                    secret: ua.upstream.secret.expose(),
-                    auth: &ua.auth,
-                },
-                to: Side {
-                    secret: client.secret.expose(),
-                    auth: req.authenticator(),
-                },
-                rng: &mut self.rng,
-            };
-            (|| -> Result<Vec<u8>, RewriteError> {
-                b.push_message_authenticator()?;
-                rw.copy(&upstream, &mut b, |a: &Attr<'_>| a.typ != attr::PROXY_STATE)?;
-                for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
-                    b.push_raw(a.raw(&req))?;
-                }
-                Ok(b.finish_response(&client.secret, req.authenticator()))
-            })()
-            .ok()
-        } else {
-            Some(self.reject_reply(&client, &req, login.reply_message.as_deref()))
+            (true, None) => Some(self.local_reply(&client, &req, Code::ACCESS_ACCEPT)),
+            (true, Some(ua)) => {
+                let upstream =
+                    Packet::parse(&ua.bytes).expect("stored replies were validated on arrival");
+                let mut b = PacketBuilder::with_capacity(
+                    Code::ACCESS_ACCEPT,
+                    req.identifier(),
+                    &[0; AUTH_LEN],
+                    upstream.len() + 18,
+                );
+                let mut rw = Rewriter {
+                    crypt: &self.crypt,
+                    from: Side {
+                        secret: ua.upstream.secret.expose(),
+                        auth: &ua.auth,
+                    },
+                    to: Side {
+                        secret: client.secret.expose(),
+                        auth: req.authenticator(),
+                    },
+                    rng: &mut self.rng,
+                };
+                (|| -> Result<Vec<u8>, RewriteError> {
+                    b.push_message_authenticator()?;
+                    rw.copy(&upstream, &mut b, |a: &Attr<'_>| a.typ != attr::PROXY_STATE)?;
+                    for a in req.attributes().filter(|a| a.typ == attr::PROXY_STATE) {
+                        b.push_raw(a.raw(&req))?;
+                    }
+                    Ok(b.finish_response(&client.secret, req.authenticator()))
+                })()
+                .ok()
+            }
+            (false, _) => Some(self.reject_reply(&client, &req, outcome.at_once())),
         };
         let accepted = accept && built.is_some();
         let result = if accept && !accepted {
@@ -159,22 +146,15 @@ impl Engine {
         } else {
             result
         };
-        if accepted {
+        if let (true, Some(f)) = (accepted, &ends.factor) {
             // Before the record: the same batch stores both.
-            self.remember(now, &login, result);
+            self.remember(now, &s, f, result);
         }
-        let client_ip = login.client_ip.clone();
+        let client_ip = s.client_ip.clone();
         let audit = self.record(
-            now,
-            &login.user,
-            &client,
-            client_ip,
-            result,
-            accepted,
-            method,
-            reason,
+            now, &s.user, &client, client_ip, result, accepted, method, reason,
         );
-        let how = match (accepted, login.immediate || accept) {
+        let how = match (accepted, outcome.at_once().is_some() || accept) {
             (true, _) => Final::Accept,
             (false, false) => Final::Reject,
             // BUSY, or an Accept that could not be rebuilt: refused at once.
@@ -184,8 +164,40 @@ impl Engine {
             Some(r) => r,
             None => self.reject_reply(&client, &req, None),
         };
-        let to = answering(login.current, client, &login.user);
+        let to = answering(s.current, client, &s.user);
         self.hold_answer(now, audit, to, reply, how);
+    }
+
+    /// An out-of-band success of `s`'s user from its client: within
+    /// `busy_grace`, a login of theirs from there needs no second push.
+    fn grant_grace(&mut self, now: Instant, s: &Session) {
+        let grace = s.settings.cfg.busy_grace;
+        let max = self.logins.settings.cfg.max_pending;
+        if grace.is_zero() {
+            return;
+        }
+        if self.logins.grace.len() >= max {
+            self.logins.grace.retain(|_, until| *until > now);
+        }
+        if self.logins.grace.len() < max {
+            let key = (s.user.to_lowercase(), s.client.name.clone());
+            self.logins.grace.insert(key, now + grace);
+        }
+    }
+
+    /// A login that ends without an answer (the NAS gave up on it, or the
+    /// proxy stops): its State and verification are forgotten and its
+    /// record written.
+    fn abandon(&mut self, now: Instant, s: Session, ends: Ends, result: ResultCode, why: &str) {
+        if let Some(state) = ends.state {
+            self.logins.states.remove(&state);
+        }
+        if let Some(oob) = &ends.oob {
+            self.release(&s.user, oob);
+        }
+        let mode = ends.method().as_str();
+        let (client, ip) = (s.client, s.client_ip);
+        self.record(now, &s.user, &client, ip, result, false, mode, Some(why));
     }
 
     /// The end of a login: its audit record (stored by a store job, whose id
@@ -231,23 +243,13 @@ impl Engine {
 
     /// A wrong local password: a delayed reject, like the upstream's would
     /// be, recorded as `FAILED_PRIMARY_AUTH`.
-    pub(in crate::engine) fn reject_first_factor(&mut self, now: Instant, login: Login) {
-        let (client, ip) = (login.client.clone(), login.client_ip.clone());
+    pub(in crate::engine) fn reject_first_factor(&mut self, now: Instant, s: Session) {
         let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
-        let audit = self.record(
-            now,
-            &login.user,
-            &client,
-            ip,
-            result,
-            false,
-            "password",
-            why,
-        );
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
-        let reply = self.reject_reply(&client, &req, None);
-        let to = answering(login.current, client, &login.user);
+        let client = s.client.clone();
+        let ip = s.client_ip.clone();
+        let audit = self.record(now, &s.user, &client, ip, result, false, "password", why);
+        let reply = self.reject_reply(&client, &s.request(), None);
+        let to = answering(s.current, client, &s.user);
         self.hold_answer(now, audit, to, reply, Final::Reject);
     }
 
@@ -366,23 +368,17 @@ impl Engine {
     /// without its store the proxy knows neither the user's block, lockout
     /// and groups (so not which policy denies) nor whether the password,
     /// code or PIN being checked was right.
-    pub(in crate::engine) fn store_unavailable(
-        &mut self,
-        now: Instant,
-        lid: u64,
-        login: Login,
-        why: &str,
-    ) {
+    pub(in crate::engine) fn store_unavailable(&mut self, now: Instant, login: Login, why: &str) {
         self.stats.inc(Counter::MfaStoreFailures);
         if let Some(more) = self.throttle.allow(now, Topic::StoreUnavailable) {
-            error!(user = %login.user, more, "{why}: the login ends as FAILED_SERVER_ERROR");
+            error!(user = %login.s.user, more, "{why}: the login ends as FAILED_SERVER_ERROR");
         }
         let outcome = Outcome::reject(ResultCode::FailedServerError).because(why);
-        self.finish(now, lid, login, outcome);
+        self.finish(now, login, outcome);
     }
 
-    /// Sends delayed rejects and expires unanswered challenges and
-    /// questions to the store.
+    /// Sends delayed rejects and expires unanswered challenges,
+    /// verifications and questions to the store.
     pub(in crate::engine) fn login_timeouts(&mut self, now: Instant) {
         self.expire_held(now);
         while let Some(&Reverse((at, job))) = self.logins.store_deadlines.peek() {
@@ -394,7 +390,7 @@ impl Engine {
                 continue;
             };
             if let Some(login) = self.logins.logins.remove(&lid) {
-                self.store_unavailable(now, lid, login, "the store did not answer in time");
+                self.store_unavailable(now, login, "the store did not answer in time");
             }
         }
         while let Some(&Reverse((at, id))) = self.logins.delayed.peek() {
@@ -412,32 +408,30 @@ impl Engine {
                 break;
             }
             self.logins.deadlines.pop();
-            let due = |l: &Login| l.deadline.is_some_and(|d| d <= now);
-            match self.logins.logins.get(&lid) {
-                Some(l) if l.phase == Phase::OutOfBand && due(l) => {
-                    let login = self.logins.logins.remove(&lid).expect("present");
-                    self.oob_expired(now, lid, login);
-                    continue;
+            // A login's deadline is its stage's: one left behind by an
+            // earlier stage is stale.
+            match self.logins.logins.remove(&lid) {
+                Some(Login {
+                    s,
+                    stage: Stage::OutOfBand(f, oob),
+                }) if oob.deadline <= now => self.oob_expired(now, s, f, oob),
+                Some(Login {
+                    s,
+                    stage: Stage::Challenged(f, c),
+                }) if c.deadline <= now => {
+                    // The NAS never answered the challenge.
+                    self.stats.inc(Counter::MfaTimeouts);
+                    let ends = Stage::Challenged(f, c).into_ends();
+                    let result = match ends.oob.as_ref().map(|o| o.method) {
+                        Some(Method::Sms) => ResultCode::FailedAuthResultTimeout,
+                        // Number matching: the NAS never showed the answer.
+                        Some(_) => ResultCode::FailedPhoneAppNoResponse,
+                        None => ResultCode::FailedOathTokenTimeout,
+                    };
+                    self.abandon(now, s, ends, result, "no code entered in time");
                 }
-                Some(l) if matches!(l.phase, Phase::Challenged(_)) && due(l) => {}
-                _ => continue,
-            }
-            {
-                let mut login = self.logins.logins.remove(&lid).expect("present");
-                if let Phase::Challenged(s) = login.phase {
-                    self.logins.states.remove(&s);
-                }
-                self.stats.inc(Counter::MfaTimeouts);
-                let (result, mode) = match login.oob.as_ref().map(|o| o.method) {
-                    Some(Method::Sms) => (ResultCode::FailedAuthResultTimeout, "sms"),
-                    // Number matching: the NAS never answered the challenge.
-                    Some(Method::Push) => (ResultCode::FailedPhoneAppNoResponse, "push"),
-                    _ => (ResultCode::FailedOathTokenTimeout, "totp"),
-                };
-                self.release_oob(&mut login);
-                let (client, ip) = (login.client.clone(), login.client_ip.take());
-                let why = Some("no code entered in time");
-                self.record(now, &login.user, &client, ip, result, false, mode, why);
+                Some(other) => self.park(other),
+                None => {}
             }
         }
     }
@@ -457,22 +451,12 @@ impl Engine {
         }
         let ids: Vec<u64> = self.logins.logins.keys().copied().collect();
         for lid in ids {
-            let Some(mut login) = self.logins.logins.remove(&lid) else {
+            let Some(Login { s, stage }) = self.logins.logins.remove(&lid) else {
                 continue;
             };
-            if let Phase::Challenged(s) = login.phase {
-                self.logins.states.remove(&s);
-            }
-            let mode = login
-                .oob
-                .as_ref()
-                .map_or(Method::Totp, |o| o.method)
-                .as_str();
-            self.release_oob(&mut login);
-            let (client, ip) = (login.client.clone(), login.client_ip.take());
-            let why = Some("the proxy stopped before the login ended");
+            let why = "the proxy stopped before the login ended";
             let result = ResultCode::FailedServerError;
-            self.record(now, &login.user, &client, ip, result, false, mode, why);
+            self.abandon(now, s, stage.into_ends(), result, why);
         }
     }
 

@@ -2,10 +2,12 @@
 //! Accept to the final answer.
 //!
 //! Its steps, each in the file named after it:
-//! - here: the login itself ([`Login`], [`Logins`]), its start (after an
+//! - `stage.rs`: what a login is, a session and a stage of a state machine
+//!   whose states carry their own data;
+//! - here: the logins in progress ([`Logins`]), a login's start (after an
 //!   upstream Access-Accept, or a local password) and the store's answers,
-//!   routed by the phase the login waits in; every question to the store has
-//!   a deadline (`STORE_LIMIT`);
+//!   routed by the stage the login waits in; every question to the store
+//!   has a deadline (`STORE_LIMIT`);
 //! - `decide.rs`: the request's facts beside the store's, `policy::decide`,
 //!   and what its decision starts;
 //! - `challenge.rs`: Access-Challenges, their answers, and code checks;
@@ -23,18 +25,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use zeroize::Zeroizing;
-
-use super::clients::ClientRef;
 use super::dedup::DedupKey;
 use super::warn::Topic;
 use super::{Counter, Engine, HashMap, NasRequest, Transmit};
 use crate::config;
-use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::policy::Plan;
 use crate::radius::{Authenticator, Packet, attr, crypto};
-use crate::store::login::{StoreAnswer, StoreOp, UserFacts};
+use crate::store::login::{StoreAnswer, StoreOp};
 
 mod address;
 mod challenge;
@@ -43,6 +40,7 @@ mod finish;
 mod oob;
 mod outcome;
 mod settings;
+mod stage;
 
 pub use address::GroupSource;
 pub(super) use finish::{Answering, Final};
@@ -50,6 +48,8 @@ use oob::VerificationId;
 pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
 pub(super) use outcome::Outcome;
 pub(super) use settings::Settings;
+use stage::{Given, Stage};
+pub(super) use stage::{Login, Session};
 
 const TAG_LEN: usize = 4;
 const STATE_LEN: usize = TAG_LEN + 16;
@@ -85,6 +85,21 @@ struct Current {
     dedup: DedupKey,
 }
 
+impl Current {
+    fn from_nas(nas: &mut NasRequest) -> Current {
+        Current {
+            listener: nas.listener,
+            from: nas.from,
+            request: std::mem::take(&mut nas.request),
+            dedup: nas.dedup,
+        }
+    }
+
+    fn packet(&self) -> Packet<'_> {
+        Packet::parse(&self.request).expect("stored requests were validated on arrival")
+    }
+}
+
 #[derive(Debug)]
 struct UpstreamAccept {
     bytes: Vec<u8>,
@@ -92,162 +107,6 @@ struct UpstreamAccept {
     /// this secret, whatever a reload did since.
     upstream: Arc<config::Upstream>,
     auth: Authenticator,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Local first factor: the password is being checked.
-    Password,
-    /// The store reads what it knows of the user.
-    Facts,
-    /// The store claims a one-time bypass.
-    Claim,
-    Verify,
-    Challenged([u8; STATE_LEN]),
-    /// Push or call (or an SMS being sent): the NAS request is held.
-    OutOfBand,
-    /// A call's PIN is being checked by the store.
-    Pin,
-}
-
-/// An out-of-band verification of a login.
-pub(super) struct Oob {
-    pub(super) vid: VerificationId,
-    pub(super) method: Method,
-    pub(super) provider: usize,
-    /// The provider took it.
-    pub(super) delivered: bool,
-    pub(super) sms_code: Option<Zeroizing<String>>,
-    /// Push number matching: the number the user must choose in the app.
-    pub(super) number: Option<u8>,
-    /// The user has a PIN: a call asks for it, an SMS answer carries it.
-    pub(super) pin_mode: bool,
-    /// Number matching: the phone answered while the NAS still shows the
-    /// challenge; applied when the NAS sends the answer.
-    pub(super) outcome: Option<oob::PhoneAnswer>,
-}
-
-impl std::fmt::Debug for Oob {
-    // The SMS code is a secret.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Oob")
-            .field("method", &self.method)
-            .field("provider", &self.provider)
-            .field("delivered", &self.delivered)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug)]
-pub(super) struct Login {
-    /// Whose second factor this is: the User-Name of the upstream's
-    /// Access-Accept when it has one (the inner identity of PEAP or TTLS,
-    /// which NPS and FreeRADIUS return), else the one the NAS sent.
-    pub(super) user: String,
-    /// The User-Name the NAS sent, which a challenge answer must repeat.
-    nas_user: String,
-    /// The client whose request the login answers now: answers are signed
-    /// with this entry's secret.
-    pub(super) client: ClientRef,
-    /// The rules in force when the login started; it ends under them.
-    pub(super) settings: Arc<Settings>,
-    current: Current,
-    /// The upstream's Access-Accept and what it was keyed with; `None` when
-    /// the first factor was checked locally.
-    accept: Option<UpstreamAccept>,
-    pub(super) eap: bool,
-    inline_code: Option<crate::secret::Secret>,
-    inline: bool,
-    pub(super) attempts: u32,
-    pub(super) deadline: Option<Instant>,
-    pub(super) client_ip: Option<String>,
-    pub(super) phase: Phase,
-    /// What the store knows of the user; `None` for an unknown user.
-    pub(super) profile: Option<UserFacts>,
-    /// How the second factor runs, once decided.
-    pub(super) plan: Option<Plan>,
-    /// The groups the upstream's Access-Accept named.
-    upstream_groups: Vec<String>,
-    /// A bypass claim failed: the facts were read again, and no second
-    /// claim is made.
-    claim_lost: bool,
-    /// Where the login came from (authentication type, application,
-    /// address), set when its policy was decided.
-    origin: Option<crate::mfa::Remembered>,
-    pub(super) oob: Option<Oob>,
-    /// The challenge is a fallback after push or call.
-    pub(super) fallback: bool,
-    /// Answer a reject at once, not after `reject_delay` (BUSY).
-    immediate: bool,
-    /// Reply-Message of the final reject.
-    reply_message: Option<String>,
-}
-
-impl Login {
-    /// A login answering `current`.
-    fn new(
-        client: ClientRef,
-        settings: Arc<Settings>,
-        current: Current,
-        accept: Option<UpstreamAccept>,
-        inline_code: Option<crate::secret::Secret>,
-        phase: Phase,
-    ) -> Login {
-        let req =
-            Packet::parse(&current.request).expect("stored requests were validated on arrival");
-        let user = user_name(&req).unwrap_or_default();
-        Login {
-            nas_user: user.clone(),
-            user,
-            client,
-            settings,
-            client_ip: client_ip(&req),
-            eap: req.has(attr::EAP_MESSAGE),
-            accept,
-            inline: inline_code.is_some(),
-            inline_code,
-            attempts: 0,
-            deadline: None,
-            phase,
-            current,
-            profile: None,
-            plan: None,
-            upstream_groups: Vec::new(),
-            origin: None,
-            claim_lost: false,
-            oob: None,
-            fallback: false,
-            immediate: false,
-            reply_message: None,
-        }
-    }
-
-    /// A login for a proxied NAS request; also returns the password the NAS
-    /// sent before an inline code, if any.
-    fn from_nas(
-        mut nas: NasRequest,
-        settings: Arc<Settings>,
-        accept: Option<UpstreamAccept>,
-        phase: Phase,
-    ) -> (Login, Option<crate::secret::Secret>) {
-        let current = Current {
-            listener: nas.listener,
-            from: nas.from,
-            request: std::mem::take(&mut nas.request),
-            dedup: nas.dedup,
-        };
-        (
-            Login::new(
-                nas.client,
-                settings,
-                current,
-                accept,
-                nas.inline_code.take(),
-                phase,
-            ),
-            nas.password.take(),
-        )
-    }
 }
 
 /// The engine's second-factor state.
@@ -391,16 +250,6 @@ impl Engine {
         self.logins.wall = Some((now, unix));
     }
 
-    /// The texts in the language of `login`'s policy, else its user's.
-    pub(super) fn texts<'a>(&self, login: &'a Login) -> &'a config::Texts {
-        let language = login
-            .plan
-            .as_ref()
-            .and_then(|p| p.language.as_deref())
-            .or_else(|| login.profile.as_ref().and_then(|p| p.language.as_deref()));
-        login.settings.cfg.texts(language)
-    }
-
     /// The store jobs queued since the last call, oldest first.
     pub fn poll_store_jobs(&mut self) -> Vec<StoreJob> {
         self.logins.out.drain(..).collect()
@@ -437,20 +286,11 @@ impl Engine {
         }
     }
 
-    /// Parks `login` in `phase` until the store answers `op`, or until
-    /// [`STORE_LIMIT`] has passed: then it ends as `FAILED_SERVER_ERROR`.
-    pub(super) fn ask_store(
-        &mut self,
-        now: Instant,
-        lid: u64,
-        mut login: Login,
-        phase: Phase,
-        op: StoreOp,
-    ) {
-        login.phase = phase;
-        self.logins.logins.insert(lid, login);
+    /// Parks `login` until the store answers `op`, or until [`STORE_LIMIT`]
+    /// has passed: then it ends as `FAILED_SERVER_ERROR`.
+    pub(super) fn ask_store(&mut self, now: Instant, login: Login, op: StoreOp) {
         let id = self.logins.id();
-        self.logins.jobs.insert(id, lid);
+        self.logins.jobs.insert(id, login.s.id);
         self.logins.out.push_back(StoreJob {
             id,
             op,
@@ -460,6 +300,13 @@ impl Engine {
         self.logins
             .store_deadlines
             .push(Reverse((now + STORE_LIMIT, id)));
+        self.park(login);
+    }
+
+    /// Keeps `login` until its next event (a store answer, a challenge
+    /// answer, a callback, a deadline) finds it by its id.
+    pub(super) fn park(&mut self, login: Login) {
+        self.logins.logins.insert(login.s.id, login);
     }
 
     /// The upstream accepted `nas`: start the second factor instead of
@@ -470,7 +317,7 @@ impl Engine {
         upstream: Arc<config::Upstream>,
         reply: &Packet<'_>,
         upstream_auth: &Authenticator,
-        nas: NasRequest,
+        mut nas: NasRequest,
     ) {
         let accept = UpstreamAccept {
             bytes: reply.as_bytes().to_vec(),
@@ -478,7 +325,18 @@ impl Engine {
             auth: *upstream_auth,
         };
         let settings = self.logins.settings.clone();
-        let (mut login, _) = Login::from_nas(nas, settings, Some(accept), Phase::Facts);
+        let given = Given {
+            groups: settings
+                .groups
+                .as_ref()
+                .map(|g| g.groups(reply))
+                .unwrap_or_default(),
+            inline_code: nas.inline_code.take(),
+        };
+        let current = Current::from_nas(&mut nas);
+        let id = self.logins.id();
+        let mut s = Session::new(id, nas.client, settings, current, Some(accept));
+        let eap = s.request().has(attr::EAP_MESSAGE);
         // Inside EAP, the Accept's User-Name is the inner identity (the
         // outer one is often "anonymous"). Only there: for PAP and the like
         // an upstream that rewrites the name (DOMAIN\alice, a realm) must
@@ -490,27 +348,27 @@ impl Engine {
             .filter(|a| a.typ == attr::USER_NAME)
             .last()
             .and_then(|a| std::str::from_utf8(a.value).ok())
-            .filter(|n| login.eap && !n.is_empty());
+            .filter(|n| eap && !n.is_empty());
         if let Some(inner) = inner {
-            login.user = inner.to_owned();
+            s.user = inner.to_owned();
         }
-        if let Some(g) = &login.settings.groups {
-            login.upstream_groups = g.groups(reply);
-        }
-        let op = StoreOp::Facts {
-            user: login.user.clone(),
-        };
-        self.begin(now, login, op);
+        self.begin(now, s, given);
     }
 
     /// `[primary] mode = "local"`: the password is checked by the store,
     /// then the login continues as after an upstream Access-Accept.
-    pub(super) fn local_first_factor(&mut self, now: Instant, nas: NasRequest) {
+    pub(super) fn local_first_factor(&mut self, now: Instant, mut nas: NasRequest) {
         let secret = nas.client.secret.clone();
         let settings = self.logins.settings.clone();
-        let (login, password) = Login::from_nas(nas, settings, None, Phase::Password);
-        let req = Packet::parse(&login.current.request)
-            .expect("stored requests were validated on arrival");
+        let given = Given {
+            groups: Vec::new(),
+            inline_code: nas.inline_code.take(),
+        };
+        let password = nas.password.take();
+        let current = Current::from_nas(&mut nas);
+        let id = self.logins.id();
+        let s = Session::new(id, nas.client, settings, current, None);
+        let req = s.request();
         let password = password.or_else(|| {
             req.find(attr::USER_PASSWORD)
                 .and_then(|a| {
@@ -519,49 +377,58 @@ impl Engine {
                 .map(|p| crate::secret::Secret::new(p.to_vec()))
         });
         let Some(password) = password else {
-            let id = self.logins.id();
-            return self.finish(
-                now,
-                id,
-                login,
-                Outcome::reject(ResultCode::ConfigIssue)
-                    .because("local mode checks PAP passwords only"),
-            );
+            let outcome = Outcome::reject(ResultCode::ConfigIssue)
+                .because("local mode checks PAP passwords only");
+            return self.end(now, s, stage::Ends::none(), outcome);
         };
+        if let Some(refused) = self.refuse_new(&s) {
+            return self.end(now, s, stage::Ends::none(), refused);
+        }
         let op = StoreOp::Password {
-            user: login.user.clone(),
+            user: s.user.clone(),
             password,
         };
-        self.begin(now, login, op);
+        let stage = Stage::Password(given);
+        self.ask_store(now, Login { s, stage }, op);
     }
 
-    /// Registers a new login and sends its first store job, unless it
-    /// cannot be served.
-    fn begin(&mut self, now: Instant, login: Login, op: StoreOp) {
-        let id = self.logins.id();
-        if login.user.is_empty() {
-            return self.finish(
-                now,
-                id,
-                login,
+    /// Starts a login after its first factor: the store reads the facts.
+    fn begin(&mut self, now: Instant, s: Session, given: Given) {
+        if let Some(refused) = self.refuse_new(&s) {
+            return self.end(now, s, stage::Ends::none(), refused);
+        }
+        self.read_facts(now, s, given, false);
+    }
+
+    /// Why a new login cannot be served, if it cannot.
+    fn refuse_new(&self, s: &Session) -> Option<Outcome> {
+        if s.user.is_empty() {
+            return Some(
                 Outcome::reject(ResultCode::FailedServerError)
                     .because("the request has no User-Name"),
             );
         }
         if self.logins.len() >= MAX_LOGINS {
-            return self.finish(
-                now,
-                id,
-                login,
+            return Some(
                 Outcome::reject(ResultCode::FailedAuthenticationThrottled)
                     .because("too many logins in progress"),
             );
         }
-        let phase = login.phase;
-        self.ask_store(now, id, login, phase, op);
+        None
     }
 
-    /// The store answered job `id`.
+    /// Has the store read what it knows of the user; `claim_lost` after a
+    /// bypass claim failed.
+    fn read_facts(&mut self, now: Instant, s: Session, given: Given, claim_lost: bool) {
+        let op = StoreOp::Facts {
+            user: s.user.clone(),
+        };
+        let stage = Stage::Facts { given, claim_lost };
+        self.ask_store(now, Login { s, stage }, op);
+    }
+
+    /// The store answered job `id`: the login waiting for it takes its next
+    /// step, as its stage and the answer say.
     pub fn handle_store(&mut self, now: Instant, id: u64, answer: StoreAnswer) {
         if self.audit_stored(now, id, &answer) {
             return;
@@ -569,43 +436,41 @@ impl Engine {
         let Some(lid) = self.logins.jobs.remove(&id) else {
             return;
         };
-        let Some(mut login) = self.logins.logins.remove(&lid) else {
+        let Some(Login { s, stage }) = self.logins.logins.remove(&lid) else {
             return;
         };
-        match (login.phase, answer) {
-            (Phase::Password, StoreAnswer::Password(true)) => {
-                let user = login.user.clone();
-                self.ask_store(now, lid, login, Phase::Facts, StoreOp::Facts { user });
+        match (stage, answer) {
+            (Stage::Password(given), StoreAnswer::Password(true)) => {
+                self.read_facts(now, s, given, false)
             }
-            (Phase::Password, StoreAnswer::Password(false)) => self.reject_first_factor(now, login),
-            (Phase::Facts, StoreAnswer::Facts(facts)) => {
-                login.profile = facts.map(|f| *f);
-                if login.claim_lost {
+            (Stage::Password(_), StoreAnswer::Password(false)) => self.reject_first_factor(now, s),
+            (Stage::Facts { given, claim_lost }, StoreAnswer::Facts(facts)) => {
+                let mut facts = facts.map(|f| *f);
+                if claim_lost {
                     // Once is enough: no second claim.
-                    if let Some(p) = login.profile.as_mut() {
-                        p.bypass_waiting = false;
+                    if let Some(f) = facts.as_mut() {
+                        f.bypass_waiting = false;
                     }
                 }
-                self.decide(now, lid, login);
+                self.decide(now, s, given, facts);
             }
-            (Phase::Claim, StoreAnswer::Claimed(true)) => self.finish(
+            (stage @ Stage::Claim(_), StoreAnswer::Claimed(true)) => self.finish(
                 now,
-                lid,
-                login,
+                Login { s, stage },
                 Outcome::accept(ResultCode::SuccessBypassedAuth).because("one-time bypass"),
             ),
-            (Phase::Claim, StoreAnswer::Claimed(false)) => {
+            (Stage::Claim(given), StoreAnswer::Claimed(false)) => {
                 // Another login used it first, or the user was blocked
                 // since: read the facts again, and decide without it.
-                login.claim_lost = true;
-                let user = login.user.clone();
-                self.ask_store(now, lid, login, Phase::Facts, StoreOp::Facts { user });
+                self.read_facts(now, s, given, true)
             }
-            (Phase::Pin, StoreAnswer::Pin(right)) => self.pin_checked(now, lid, login, right),
-            (Phase::Verify, StoreAnswer::Verify { verdict, locked }) => {
-                self.code_checked(now, lid, login, verdict, locked)
+            (Stage::Pin(f, oob), StoreAnswer::Pin(right)) => {
+                self.pin_checked(now, s, f, oob, right)
             }
-            _ => self.store_unavailable(now, lid, login, "the store failed"),
+            (Stage::Verify(f, from), StoreAnswer::Verify { verdict, locked }) => {
+                self.code_checked(now, s, f, from, verdict, locked)
+            }
+            (stage, _) => self.store_unavailable(now, Login { s, stage }, "the store failed"),
         }
     }
 }

@@ -20,7 +20,8 @@ use rand::{Rng, RngCore};
 use tracing::warn;
 use zeroize::Zeroizing;
 
-use super::{Login, Oob, Outcome, Phase};
+use super::Outcome;
+use super::stage::{Asked, Challenge, Ends, Factor, Login, Oob, Session, Stage};
 use crate::config::{FailMode, ProviderKind};
 use crate::engine::{Counter, Engine};
 use crate::hex::{hex_decode, hex_encode};
@@ -99,6 +100,7 @@ pub enum CallbackStatus {
 }
 
 /// A provider's answer, kept until it can be applied.
+#[derive(Debug)]
 pub(in crate::engine) struct PhoneAnswer {
     result: PhoneResult,
     pin: Option<crate::secret::Secret>,
@@ -121,46 +123,33 @@ impl Engine {
         self.logins.verifs.len()
     }
 
-    /// Starts `method` for `login`: validates the phone, picks a provider,
-    /// queues the delivery and holds the NAS request.
-    pub(super) fn start_oob(&mut self, now: Instant, lid: u64, mut login: Login, method: Method) {
-        let phone = login.profile.as_ref().and_then(|p| p.phone.clone());
+    /// Starts `method` for the second factor `f`: validates the phone,
+    /// picks a provider, queues the delivery and holds the NAS request.
+    pub(super) fn start_oob(&mut self, now: Instant, s: Session, f: Factor, method: Method) {
+        let phone = f.user.phone.clone();
         if matches!(method, Method::Call | Method::Sms) {
             let checked = phone
                 .as_deref()
                 .ok_or(ResultCode::FailedInvalidPhoneNumber)
                 .and_then(crate::mfa::check_phone);
             if let Err(code) = checked {
-                return self.finish(
-                    now,
-                    lid,
-                    login,
-                    Outcome::reject(code).because("no valid phone number"),
-                );
+                let outcome = Outcome::reject(code).because("no valid phone number");
+                return self.end(now, s, Ends::factor(f), outcome);
             }
         }
         if self.logins.verifs.len() >= self.logins.settings.cfg.max_pending {
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::FailedServerError)
-                    .because("too many verifications in progress"),
-            );
+            let outcome = Outcome::reject(ResultCode::FailedServerError)
+                .because("too many verifications in progress");
+            return self.end(now, s, Ends::factor(f), outcome);
         }
-        let settings = login.settings.clone();
+        let settings = s.settings.clone();
         let Some(provider) = settings
             .providers
             .iter()
             .position(|p| p.methods.contains(&method))
         else {
-            return self.delivery_failed(
-                now,
-                lid,
-                login,
-                method,
-                "no provider delivers this method",
-            );
+            let why = "no provider delivers this method";
+            return self.delivery_failed(now, s, f, None, method, why);
         };
         let mut vid = [0u8; 16];
         self.rng.fill_bytes(&mut vid);
@@ -172,29 +161,23 @@ impl Engine {
         };
         let code = (method == Method::Sms)
             .then(|| Zeroizing::new(format!("{:06}", self.rng.random_range(0..1_000_000u32))));
-        let client_cfg = login.client.clone();
-        let matching = login.plan.as_ref().is_some_and(|p| p.number_matching);
+        let matching = f.plan.number_matching;
         let number = (method == Method::Push && matching).then(|| self.rng.random_range(10..100u8));
-        let pin_mode = login.profile.as_ref().is_some_and(|p| p.pin);
-        let client = client_cfg.name.clone();
-        let texts = self.texts(&login);
+        let pin_mode = f.user.pin;
+        let client = &s.client.name;
+        let texts = s.texts(f.language());
         let message = match method {
             Method::Push => texts
                 .push_message
-                .replace("{user}", &login.user)
-                .replace("{client}", &client),
+                .replace("{user}", &s.user)
+                .replace("{client}", client),
             Method::Call => texts.call_message.clone(),
             Method::Sms | Method::Totp => texts
                 .sms_message
                 .replace("{code}", code.as_deref().map_or("", |c| c.as_str())),
         };
         // The policy's language, else the user's, as for the texts.
-        let language = login
-            .plan
-            .as_ref()
-            .and_then(|p| p.language.clone())
-            .or_else(|| login.profile.as_ref().and_then(|p| p.language.clone()))
-            .unwrap_or_else(|| settings.cfg.language.clone());
+        let language = f.language().unwrap_or(&settings.cfg.language);
         let p = &settings.providers[provider];
         let callback_url = format!(
             "{}/v1/verifications/{id}",
@@ -203,15 +186,15 @@ impl Engine {
         let body = serde_json::to_vec(&DeliveryBody {
             id: &id,
             method: method.as_str(),
-            user: &login.user,
+            user: &s.user,
             phone: phone.as_deref(),
             message: &message,
             code: code.as_deref().map(|c| c.as_str()),
             number,
-            language: &language,
+            language,
             pin_mode: pin_mode && method == Method::Call,
-            client: &client,
-            client_ip: login.client_ip.as_deref(),
+            client,
+            client_ip: s.client_ip.as_deref(),
             callback_url: &callback_url,
             expires_at: self.logins.unix_at(now + lifetime),
         })
@@ -221,7 +204,7 @@ impl Engine {
             ProviderKind::Console => format!(
                 "{} for {} ({}): {message} [verification {id}]",
                 method.as_str(),
-                login.user,
+                s.user,
                 phone.as_deref().unwrap_or("no phone")
             ),
             ProviderKind::Webhook { .. } => String::new(),
@@ -235,25 +218,26 @@ impl Engine {
             console,
         });
         self.stats.inc(Counter::MfaOobStarted);
-        self.logins.busy.insert(login.user.to_lowercase(), lid);
-        self.logins.verifs.insert(vid, lid);
-        login.oob = Some(Oob {
+        self.logins.busy.insert(s.user.to_lowercase(), s.id);
+        self.logins.verifs.insert(vid, s.id);
+        let deadline = now + lifetime;
+        let oob = Oob {
             vid,
             method,
             provider,
             delivered: false,
+            deadline,
             sms_code: code,
             number,
             pin_mode,
-            outcome: None,
-        });
-        login.phase = Phase::OutOfBand;
-        let deadline = now + lifetime;
-        login.deadline = Some(deadline);
+        };
         self.logins
             .deadlines
-            .push(std::cmp::Reverse((deadline, lid)));
-        self.logins.logins.insert(lid, login);
+            .push(std::cmp::Reverse((deadline, s.id)));
+        self.park(Login {
+            s,
+            stage: Stage::OutOfBand(f, oob),
+        });
     }
 
     /// The shell delivered (or could not deliver) verification `id`.
@@ -264,86 +248,87 @@ impl Engine {
         let Some(&lid) = self.logins.verifs.get(&vid) else {
             return;
         };
-        let Some(mut login) = self.logins.logins.remove(&lid) else {
-            return;
-        };
-        let Some(oob) = login.oob.as_mut() else {
-            self.logins.logins.insert(lid, login);
-            return;
+        let (s, f, mut oob) = match self.logins.logins.remove(&lid) {
+            Some(Login {
+                s,
+                stage: Stage::OutOfBand(f, oob),
+            }) => (s, f, oob),
+            // Only a verification being sent waits for its delivery.
+            Some(other) => return self.park(other),
+            None => return,
         };
         let method = oob.method;
         match outcome {
             DeliveryOutcome::Delivered => {}
             DeliveryOutcome::ProviderFailed => {
-                return self.delivery_failed(
-                    now,
-                    lid,
-                    login,
-                    method,
-                    "the provider could not be reached",
-                );
+                let why = "the provider could not be reached";
+                return self.delivery_failed(now, s, f, Some(oob), method, why);
             }
             DeliveryOutcome::LocalFailure => {
                 self.stats.inc(Counter::MfaDeliveryFailures);
-                warn!(user = %login.user, method = method.as_str(),
+                warn!(user = %s.user, method = method.as_str(),
                       "the verification could not leave this host (out of file descriptors?): failing closed");
-                return self.finish(
-                    now,
-                    lid,
-                    login,
-                    Outcome::reject(ResultCode::FailedServerError)
-                        .because("the provider request could not be sent from this host"),
-                );
+                let outcome = Outcome::reject(ResultCode::FailedServerError)
+                    .because("the provider request could not be sent from this host");
+                let stage = Stage::OutOfBand(f, oob);
+                return self.finish(now, Login { s, stage }, outcome);
             }
         }
         oob.delivered = true;
+        let texts = s.texts(f.language());
         if method == Method::Sms {
             // The code is on its way: ask for it, for as long as it lives.
             self.logins.verifs.remove(&vid);
             let prompt = if oob.pin_mode {
-                self.texts(&login).sms_pin_prompt.clone()
+                texts.sms_pin_prompt.clone()
             } else {
-                self.texts(&login).sms_prompt.clone()
+                texts.sms_prompt.clone()
             };
-            return self.challenge(now, lid, login, &prompt);
+            let deadline = oob.deadline;
+            return self.challenge(now, s, f, Asked::Sms(oob), deadline, &prompt);
         }
-        if let (Some(n), Phase::OutOfBand) = (oob.number, login.phase) {
+        if let Some(n) = oob.number {
             // Number matching: show the number; the push stays pending and
             // the NAS's answer to this challenge is held until it ends.
-            let prompt = self
-                .texts(&login)
-                .number_prompt
-                .replace("{number}", &n.to_string());
-            return self.challenge(now, lid, login, &prompt);
+            let prompt = texts.number_prompt.replace("{number}", &n.to_string());
+            let deadline = oob.deadline;
+            return self.challenge(now, s, f, Asked::Number(oob, None), deadline, &prompt);
         }
-        self.logins.logins.insert(lid, login);
+        self.park(Login {
+            s,
+            stage: Stage::OutOfBand(f, oob),
+        });
     }
 
     /// Fail mode: no provider could take the verification.
-    fn delivery_failed(&mut self, now: Instant, lid: u64, login: Login, method: Method, why: &str) {
+    fn delivery_failed(
+        &mut self,
+        now: Instant,
+        s: Session,
+        f: Factor,
+        oob: Option<Oob>,
+        method: Method,
+        why: &str,
+    ) {
         self.stats.inc(Counter::MfaDeliveryFailures);
         let result = match method {
             Method::Push | Method::Totp => ResultCode::FailedPhoneAppNotificationFailed,
             Method::Call => ResultCode::ConfigIssue,
             Method::Sms => ResultCode::FailedSmsNotSent,
         };
-        let fail_mode = login
-            .plan
-            .as_ref()
-            .map_or(login.client.fail_mode, |p| p.fail_mode);
-        match fail_mode {
+        let outcome = match f.plan.fail_mode {
             FailMode::Open => {
-                warn!(user = %login.user, method = method.as_str(), reason = why,
+                warn!(user = %s.user, method = method.as_str(), reason = why,
                       "FAIL OPEN: accepting after the first factor alone");
-                self.finish(
-                    now,
-                    lid,
-                    login,
-                    Outcome::accept(result).because(format!("{why}; fail_open")),
-                );
+                Outcome::accept(result).because(format!("{why}; fail_open"))
             }
-            FailMode::Closed => self.finish(now, lid, login, Outcome::reject(result).because(why)),
-        }
+            FailMode::Closed => Outcome::reject(result).because(why),
+        };
+        let ends = Ends {
+            oob,
+            ..Ends::factor(f)
+        };
+        self.end(now, s, ends, outcome);
     }
 
     /// A provider's callback for verification `id`.
@@ -365,8 +350,11 @@ impl Engine {
         // The key of the provider the verification went through, as the
         // login's settings had it (a reload may have changed it since).
         let provider = match self.logins.logins.get(&lid) {
-            Some(l @ Login { oob: Some(o), .. }) => l.settings.providers[o.provider].clone(),
-            _ => return CallbackStatus::Unknown,
+            Some(Login { s, stage }) => match stage.awaited() {
+                Some(o) => s.settings.providers[o.provider].clone(),
+                None => return CallbackStatus::Unknown,
+            },
+            None => return CallbackStatus::Unknown,
         };
         let key = provider.key.as_ref();
         let signed = match (key, signature) {
@@ -387,34 +375,46 @@ impl Engine {
         };
         // Single use: from here the id is gone.
         self.logins.verifs.remove(&vid);
-        let mut login = self
-            .logins
-            .logins
-            .remove(&lid)
-            .expect("verifs point at logins");
         self.stats.inc(Counter::CallbackAccepted);
         let answer = PhoneAnswer {
             result,
             pin: cb.pin.map(|p| crate::secret::Secret::new(p.into_bytes())),
             number: cb.number,
         };
-        match (login.phase, login.oob.as_mut()) {
-            (Phase::Challenged(_), Some(oob)) => {
-                // Number matching: the NAS still shows the number; the answer
-                // to its challenge takes this result.
-                oob.outcome = Some(answer);
-                self.logins.logins.insert(lid, login);
+        match self.logins.logins.remove(&lid) {
+            Some(Login {
+                s,
+                stage: Stage::Challenged(f, c),
+            }) => {
+                // Number matching: the NAS still shows the number; the
+                // answer to its challenge takes this result.
+                let asked = match c.asked {
+                    Asked::Number(oob, _) => Asked::Number(oob, Some(answer)),
+                    other => other,
+                };
+                let c = Challenge { asked, ..c };
+                self.park(Login {
+                    s,
+                    stage: Stage::Challenged(f, c),
+                });
             }
-            _ => self.phone_result(now, lid, login, answer),
+            Some(Login {
+                s,
+                stage: Stage::OutOfBand(f, oob),
+            }) => self.phone_result(now, s, f, oob, answer),
+            Some(other) => self.park(other),
+            None => {}
         }
         CallbackStatus::Accepted
     }
 
+    /// The phone answered verification `oob`.
     pub(super) fn phone_result(
         &mut self,
         now: Instant,
-        lid: u64,
-        login: Login,
+        s: Session,
+        f: Factor,
+        oob: Oob,
         answer: PhoneAnswer,
     ) {
         let PhoneAnswer {
@@ -422,68 +422,47 @@ impl Engine {
             pin,
             number,
         } = answer;
-        let (method, pin_mode, shown) =
-            login.oob.as_ref().map_or((Method::Push, false, None), |o| {
-                (o.method, o.pin_mode, o.number)
-            });
-        let call = method == Method::Call;
+        let call = oob.method == Method::Call;
         use PhoneResult as R;
         use ResultCode as C;
         let fraud_pin = pin.as_ref().is_some_and(|p| {
-            subtle::ConstantTimeEq::ct_eq(p.expose(), login.settings.cfg.fraud_code.as_bytes())
-                .into()
+            subtle::ConstantTimeEq::ct_eq(p.expose(), s.settings.cfg.fraud_code.as_bytes()).into()
         });
+        let refuse = |code: C, why: &str| Outcome::reject(code).because(why);
         let (ok, code) = match result {
-            R::Fraud => {
-                return self.fraud(
-                    now,
-                    lid,
-                    login,
-                    if call {
-                        C::FailedFraudCodeEntered
-                    } else {
-                        C::FailedFraudReported
-                    },
-                );
-            }
+            R::Fraud if call => return self.fraud(now, s, f, oob, C::FailedFraudCodeEntered),
+            R::Fraud => return self.fraud(now, s, f, oob, C::FailedFraudReported),
             R::Approved if call && fraud_pin => {
-                return self.fraud(now, lid, login, C::FailedFraudCodeEntered);
+                return self.fraud(now, s, f, oob, C::FailedFraudCodeEntered);
             }
-            R::Approved if call && pin_mode => {
+            R::Approved if call && oob.pin_mode => {
                 let Some(pin) = pin else {
-                    return self.finish(
-                        now,
-                        lid,
-                        login,
-                        Outcome::reject(C::SuccessInvalidInput)
-                            .because("PIN mode: the call returned no PIN"),
-                    );
+                    let outcome =
+                        refuse(C::SuccessInvalidInput, "PIN mode: the call returned no PIN");
+                    let stage = Stage::OutOfBand(f, oob);
+                    return self.finish(now, Login { s, stage }, outcome);
                 };
                 // The store checks the PIN (argon2, off the loop).
-                return self.check_pin(now, lid, login, pin);
+                return self.check_pin(now, s, f, oob, pin);
             }
             // Standard mode: `#` alone; other digits mean nothing.
             R::Approved if call => (true, C::SuccessNoPin),
-            R::Approved => match (shown, number) {
+            R::Approved => match (oob.number, number) {
                 (None, _) => (true, C::SuccessPhoneAppAuthenticated),
                 (Some(n), Some(m)) if u32::from(n) == m => (true, C::SuccessPhoneAppAuthenticated),
-                (Some(_), Some(_)) => {
-                    return self.finish(
-                        now,
-                        lid,
-                        login,
-                        Outcome::reject(C::FailedPhoneAppDenied)
-                            .because("number matching: the wrong number was chosen"),
-                    );
-                }
-                (Some(_), None) => {
-                    return self.finish(
-                        now,
-                        lid,
-                        login,
-                        Outcome::reject(C::FailedPhoneAppInvalidResult)
-                            .because("number matching: the approval carried no number"),
-                    );
+                (Some(_), chosen) => {
+                    let outcome = match chosen {
+                        Some(_) => refuse(
+                            C::FailedPhoneAppDenied,
+                            "number matching: the wrong number was chosen",
+                        ),
+                        None => refuse(
+                            C::FailedPhoneAppInvalidResult,
+                            "number matching: the approval carried no number",
+                        ),
+                    };
+                    let stage = Stage::OutOfBand(f, oob);
+                    return self.finish(now, Login { s, stage }, outcome);
                 }
             },
             R::Denied if call => (false, C::SuccessInvalidInput),
@@ -497,22 +476,28 @@ impl Engine {
             R::Failed => (false, C::FailedPhoneAppNotificationFailed),
         };
         if ok {
-            return self.finish(now, lid, login, Outcome::accept(code));
+            let stage = Stage::OutOfBand(f, oob);
+            return self.finish(now, Login { s, stage }, Outcome::accept(code));
         }
         let may_fall_back = matches!(result, R::Denied | R::NoResponse | R::Voicemail | R::HungUp);
-        self.not_approved(now, lid, login, code, may_fall_back);
+        self.not_approved(now, s, f, oob, code, may_fall_back);
     }
 
     /// PIN mode: has the store check `pin` (argon2, off the packet path).
     pub(super) fn check_pin(
         &mut self,
         now: Instant,
-        lid: u64,
-        login: Login,
+        s: Session,
+        f: Factor,
+        oob: Oob,
         pin: crate::secret::Secret,
     ) {
-        let user = login.user.clone();
-        self.ask_store(now, lid, login, Phase::Pin, StoreOp::Pin { user, pin });
+        let op = StoreOp::Pin {
+            user: s.user.clone(),
+            pin,
+        };
+        let stage = Stage::Pin(f, oob);
+        self.ask_store(now, Login { s, stage }, op);
     }
 
     /// PIN mode: the store checked the PIN of a call, or the PIN after a
@@ -520,24 +505,26 @@ impl Engine {
     pub(super) fn pin_checked(
         &mut self,
         now: Instant,
-        lid: u64,
-        mut login: Login,
+        s: Session,
+        mut f: Factor,
+        oob: Oob,
         right: Option<bool>,
     ) {
-        let sms = login.oob.as_ref().is_some_and(|o| o.method == Method::Sms);
+        let sms = oob.method == Method::Sms;
         if right == Some(true) {
             let code = if sms {
                 ResultCode::SuccessSmsAuthenticated
             } else {
                 ResultCode::SuccessWithPin
             };
-            return self.finish(now, lid, login, Outcome::accept(code));
+            let stage = Stage::Pin(f, oob);
+            return self.finish(now, Login { s, stage }, Outcome::accept(code));
         }
         self.store_job(
             now,
             StoreOp::Denial {
-                user: login.user.clone(),
-                lockout: login.settings.lockout,
+                user: s.user.clone(),
+                lockout: s.settings.lockout,
             },
         );
         let why = if right.is_none() {
@@ -545,104 +532,94 @@ impl Engine {
         } else {
             "wrong PIN"
         };
-        if !sms {
-            return self.finish(
-                now,
-                lid,
-                login,
-                Outcome::reject(ResultCode::SuccessInvalidInput).because(why),
-            );
-        }
-        login.attempts += 1;
-        if login.attempts < login.settings.cfg.max_attempts {
-            let prompt = self.texts(&login).sms_pin_retry_prompt.clone();
-            return self.challenge(now, lid, login, &prompt);
-        }
+        let result = if sms {
+            f.attempts += 1;
+            if f.attempts < s.settings.cfg.max_attempts {
+                let prompt = s.texts(f.language()).sms_pin_retry_prompt.clone();
+                let deadline = oob.deadline;
+                return self.challenge(now, s, f, Asked::Sms(oob), deadline, &prompt);
+            }
+            ResultCode::FailedSmsOtpPinIncorrect
+        } else {
+            ResultCode::SuccessInvalidInput
+        };
+        let stage = Stage::Pin(f, oob);
         self.finish(
             now,
-            lid,
-            login,
-            Outcome::reject(ResultCode::FailedSmsOtpPinIncorrect).because(why),
-        )
+            Login { s, stage },
+            Outcome::reject(result).because(why),
+        );
     }
 
     /// Denied or unanswered: fall back to an OATH code when allowed, else
     /// reject with `code`.
-    pub(super) fn not_approved(
+    fn not_approved(
         &mut self,
         now: Instant,
-        lid: u64,
-        mut login: Login,
+        s: Session,
+        mut f: Factor,
+        oob: Oob,
         code: ResultCode,
         may_fall_back: bool,
     ) {
-        let fallback = login.plan.as_ref().is_some_and(|p| p.fallback_oath);
-        if may_fall_back && fallback {
-            self.release_oob(&mut login);
-            login.fallback = true;
-            login.deadline = None;
-            login.attempts = 0;
-            let prompt = self.texts(&login).fallback_prompt.clone();
-            return self.challenge(now, lid, login, &prompt);
+        if may_fall_back && f.plan.fallback_oath {
+            // The verification ends here; a new round of codes begins.
+            self.release(&s.user, &oob);
+            f.attempts = 0;
+            let prompt = s.texts(f.language()).fallback_prompt.clone();
+            let deadline = now + s.settings.cfg.challenge_timeout;
+            return self.challenge(now, s, f, Asked::Fallback, deadline, &prompt);
         }
-        self.finish(now, lid, login, Outcome::reject(code))
+        let stage = Stage::OutOfBand(f, oob);
+        self.finish(now, Login { s, stage }, Outcome::reject(code))
     }
 
-    fn fraud(&mut self, now: Instant, lid: u64, login: Login, code: ResultCode) {
-        let blocked_for = login.settings.cfg.fraud_block;
+    fn fraud(&mut self, now: Instant, s: Session, f: Factor, oob: Oob, code: ResultCode) {
+        let blocked_for = s.settings.cfg.fraud_block;
         self.stats.inc(Counter::MfaFraudReports);
-        warn!(user = %login.user, result = %code, "fraud reported: blocking the user");
+        warn!(user = %s.user, result = %code, "fraud reported: blocking the user");
         self.store_job(
             now,
             StoreOp::Block {
-                user: login.user.clone(),
+                user: s.user.clone(),
                 reason: format!("fraud reported ({code})"),
                 for_secs: blocked_for.as_secs() as i64,
             },
         );
         self.logins.fraud.push_back(FraudReport {
-            user: login.user.clone(),
+            user: s.user.clone(),
             result: code,
-            client: login.client.name.clone(),
-            client_ip: login.client_ip.clone(),
+            client: s.client.name.clone(),
+            client_ip: s.client_ip.clone(),
             blocked_for,
         });
-        self.finish(
-            now,
-            lid,
-            login,
-            Outcome::reject(code).because("fraud reported; user blocked"),
-        );
+        let stage = Stage::OutOfBand(f, oob);
+        let outcome = Outcome::reject(code).because("fraud reported; user blocked");
+        self.finish(now, Login { s, stage }, outcome);
     }
 
-    /// Forgets `login`'s verification: no callback is taken for it any more
-    /// and its user is no longer busy.
-    pub(super) fn release_oob(&mut self, login: &mut Login) {
-        if let Some(o) = login.oob.take() {
-            self.logins.verifs.remove(&o.vid);
-            let user = login.user.to_lowercase();
-            self.logins.busy.remove(&user);
-        }
+    /// Forgets verification `oob` of `user`: no callback is taken for it
+    /// any more and the user is no longer busy.
+    pub(super) fn release(&mut self, user: &str, oob: &Oob) {
+        self.logins.verifs.remove(&oob.vid);
+        self.logins.busy.remove(&user.to_lowercase());
     }
 
     /// An out-of-band verification ran out of time.
-    pub(super) fn oob_expired(&mut self, now: Instant, lid: u64, login: Login) {
+    pub(super) fn oob_expired(&mut self, now: Instant, s: Session, f: Factor, oob: Oob) {
         self.stats.inc(Counter::MfaTimeouts);
-        let (method, delivered) = login
-            .oob
-            .as_ref()
-            .map_or((Method::Push, true), |o| (o.method, o.delivered));
-        if !delivered {
+        let method = oob.method;
+        if !oob.delivered {
             // The provider never said whether it delivered.
             let why = "the provider did not answer in time";
-            return self.delivery_failed(now, lid, login, method, why);
+            return self.delivery_failed(now, s, f, Some(oob), method, why);
         }
         let code = if method == Method::Call {
             ResultCode::FailedAuthResultTimeout
         } else {
             ResultCode::FailedPhoneAppNoResponse
         };
-        self.not_approved(now, lid, login, code, true);
+        self.not_approved(now, s, f, oob, code, true);
     }
 }
 

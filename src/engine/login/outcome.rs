@@ -1,5 +1,6 @@
 //! How a login ends: accepted or rejected, with its result code and, when
-//! the code alone does not say it, a reason for the audit trail.
+//! the code alone does not say it, a reason for the audit trail; a reject
+//! may be answered at once with a message (`FAILED_PHONE_BUSY`).
 
 use crate::mfa::ResultCode;
 
@@ -13,6 +14,9 @@ pub(in crate::engine) enum Outcome {
     Reject {
         result: ResultCode,
         reason: Option<String>,
+        /// Answered at once, not after `reject_delay`, with this
+        /// Reply-Message.
+        at_once: Option<String>,
     },
 }
 
@@ -28,6 +32,7 @@ impl Outcome {
         Outcome::Reject {
             result,
             reason: None,
+            at_once: None,
         }
     }
 
@@ -39,10 +44,34 @@ impl Outcome {
                 result,
                 reason: why,
             },
-            Outcome::Reject { result, .. } => Outcome::Reject {
+            Outcome::Reject {
+                result, at_once, ..
+            } => Outcome::Reject {
                 result,
                 reason: why,
+                at_once,
             },
+        }
+    }
+
+    /// The same reject, answered at once with `message` (an accept is
+    /// unchanged).
+    pub(in crate::engine) fn at_once_with(self, message: String) -> Outcome {
+        match self {
+            Outcome::Reject { result, reason, .. } => Outcome::Reject {
+                result,
+                reason,
+                at_once: Some(message),
+            },
+            accept => accept,
+        }
+    }
+
+    /// The Reply-Message of a reject answered at once.
+    pub(in crate::engine) fn at_once(&self) -> Option<&str> {
+        match self {
+            Outcome::Reject { at_once, .. } => at_once.as_deref(),
+            Outcome::Accept { .. } => None,
         }
     }
 
