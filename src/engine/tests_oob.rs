@@ -434,6 +434,31 @@ fn the_first_prompt_takes_a_method_name() {
 }
 
 #[test]
+fn a_method_named_while_another_login_verifies_is_busy() {
+    // Two logins of one user wait at code prompts; the first names push.
+    let mut s = oob_sim("");
+    let first = state_of(&s.login(1000, 1, "alice", "pw", None)[0]);
+    let second = state_of(&s.login(1001, 2, "alice", "pw", None)[0]);
+    assert!(s.login(1000, 3, "alice", "push", Some(&first)).is_empty());
+    let d = s.delivered();
+    // The second names push too: one verification per user.
+    let r = s.login(1001, 4, "alice", "push", Some(&second));
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_REJECT, "refused at once");
+    assert!(reply_message(&r[0]).contains("already in progress"));
+    assert_eq!(s.last_result(), Some((ResultCode::FailedPhoneBusy, false)));
+    assert!(s.e.poll_delivery().is_none(), "no second push");
+    // Its end did not free the first's: a third login is still busy.
+    let r = s.login(1002, 5, "alice", "pw", None);
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(s.last_result(), Some((ResultCode::FailedPhoneBusy, false)));
+    s.callback(&d.id, r#"{"result":"approved"}"#);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::SuccessPhoneAppAuthenticated, true))
+    );
+}
+
+#[test]
 fn push_number_matching_shows_the_number_and_holds_the_answer() {
     let mut s = oob_sim("number_matching = true");
     assert!(s.login(1000, 1, "bob", "pw", None).is_empty());

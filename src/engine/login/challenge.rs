@@ -45,16 +45,23 @@ impl Engine {
             dedup: key,
         };
         let state: [u8; STATE_LEN] = state.try_into().expect("is_ours checked the length");
-        let found = self
-            .logins
-            .states
-            .remove(&state)
-            .and_then(|lid| self.logins.logins.remove(&lid));
-        let Some(Login {
-            mut s,
-            stage: Stage::Challenged(f, c),
-        }) = found
-        else {
+        let found = match self.logins.states.remove(&state) {
+            Some(lid) => match self.logins.logins.remove(&lid) {
+                Some(Login {
+                    s,
+                    stage: Stage::Challenged(f, c),
+                }) => Some((s, f, c)),
+                // A State points at a challenged login only; anything else
+                // is left as it was.
+                Some(other) => {
+                    self.park(other);
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let Some((mut s, f, c)) = found else {
             // Ours, but used already or expired.
             let id = self.logins.id();
             let settings = self.logins.settings.clone();

@@ -100,7 +100,7 @@ impl Engine {
             if accept && oob.delivered {
                 self.grant_grace(now, &s);
             }
-            self.release(&s.user, oob);
+            self.release(&s, oob);
         }
         let req = s.request();
         let client = s.client.clone();
@@ -193,7 +193,7 @@ impl Engine {
             self.logins.states.remove(&state);
         }
         if let Some(oob) = &ends.oob {
-            self.release(&s.user, oob);
+            self.release(&s, oob);
         }
         let mode = ends.method().as_str();
         let (client, ip) = (s.client, s.client_ip);

@@ -137,6 +137,21 @@ impl Engine {
                 return self.end(now, s, Ends::factor(f), outcome);
             }
         }
+        if self
+            .logins
+            .busy
+            .get(&s.user.to_lowercase())
+            .is_some_and(|&other| other != s.id)
+        {
+            // One verification per user: this login was at a code prompt
+            // when another started one, and now names a method itself.
+            self.stats.inc(Counter::MfaBusy);
+            let message = s.texts(f.language()).busy_message.clone();
+            let outcome = Outcome::reject(ResultCode::FailedPhoneBusy)
+                .because("authentication already in progress")
+                .at_once_with(message);
+            return self.end(now, s, Ends::factor(f), outcome);
+        }
         if self.logins.verifs.len() >= self.logins.settings.cfg.max_pending {
             let outcome = Outcome::reject(ResultCode::FailedServerError)
                 .because("too many verifications in progress");
@@ -564,7 +579,7 @@ impl Engine {
     ) {
         if may_fall_back && f.plan.fallback_oath {
             // The verification ends here; a new round of codes begins.
-            self.release(&s.user, &oob);
+            self.release(&s, &oob);
             f.attempts = 0;
             let prompt = s.texts(f.language()).fallback_prompt.clone();
             let deadline = now + s.settings.cfg.challenge_timeout;
@@ -598,11 +613,14 @@ impl Engine {
         self.finish(now, Login { s, stage }, outcome);
     }
 
-    /// Forgets verification `oob` of `user`: no callback is taken for it
-    /// any more and the user is no longer busy.
-    pub(super) fn release(&mut self, user: &str, oob: &Oob) {
+    /// Forgets verification `oob` of session `s`: no callback is taken for
+    /// it any more and its user is no longer busy with it.
+    pub(super) fn release(&mut self, s: &Session, oob: &Oob) {
         self.logins.verifs.remove(&oob.vid);
-        self.logins.busy.remove(&user.to_lowercase());
+        let user = s.user.to_lowercase();
+        if self.logins.busy.get(&user) == Some(&s.id) {
+            self.logins.busy.remove(&user);
+        }
     }
 
     /// An out-of-band verification ran out of time.
