@@ -265,6 +265,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 
     fn add_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Updates a user; a changed phone number forgets the user's
+    /// remembered logins.
     fn update_user(&self, user: &User) -> Result<(), StoreError>;
     /// Removes the user with the user's tokens, groups and remembered logins.
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
@@ -279,7 +281,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn open_seed(&self, token: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError>;
     fn activate_token(&self, id: i64) -> Result<(), StoreError>;
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError>;
-    /// Removes the hardware token with this serial; `false` if there is none.
+    /// Removes the hardware token with this serial, and forgets its user's
+    /// remembered logins; `false` if there is none.
     fn remove_token(&self, serial: &str) -> Result<bool, StoreError>;
     fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError>;
     /// Records `step` as used if it is newer than the last one used, in one

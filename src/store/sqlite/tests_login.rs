@@ -256,3 +256,35 @@ fn block_lockout_and_removal_revoke_remembered_logins() {
         "nothing comes back"
     );
 }
+
+#[test]
+fn a_removed_token_or_a_new_phone_revokes_remembered_logins() {
+    let s = store();
+    s.add_user(&user("kai")).expect("add");
+    s.add_user(&user("lea")).expect("add");
+    let remembered = |name| s.remembered(name).expect("list").len();
+    let mut token = totp("kai");
+    token.serial = Some("7654321".into());
+    s.add_token(&token, b"12345678901234567890").expect("token");
+    s.remember("kai", &vpn(None, 100), 0).expect("remember");
+    s.remember("lea", &vpn(None, 100), 0).expect("remember");
+
+    // The hardware token is returned, or lost: its user's remembered
+    // logins go with it, nobody else's.
+    assert!(s.remove_token("7654321").expect("remove"));
+    assert_eq!((remembered("kai"), remembered("lea")), (0, 1));
+    assert!(!s.remove_token("7654321").expect("gone"));
+    assert_eq!(remembered("lea"), 1, "an unknown serial forgets nothing");
+
+    // Another change keeps them; a new phone number does not.
+    let mut lea = s.user("lea").expect("q").expect("lea");
+    lea.email = Some("lea@example.org".into());
+    s.update_user(&lea).expect("update");
+    assert_eq!(remembered("lea"), 1, "the email changed");
+    lea.phone = Some("+4930123456".into());
+    s.update_user(&lea).expect("update");
+    assert_eq!(remembered("lea"), 0, "the phone changed");
+    s.remember("lea", &vpn(None, 200), 0).expect("remember");
+    s.update_user(&lea).expect("update");
+    assert_eq!(remembered("lea"), 1, "the same phone again");
+}

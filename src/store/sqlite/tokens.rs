@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{q, x};
+use super::{atomic, q, x};
 use crate::mfa::otp::{Algorithm, TotpParams};
 use crate::store::{SealedSeed, Seed, SeedKey, StoreError, Token, TokenKind};
 
@@ -130,8 +130,17 @@ pub(super) fn token_by_serial(c: &Connection, serial: &str) -> Result<Option<Tok
     .optional()?)
 }
 
+/// Removes a token, and with it its user's remembered logins: they were
+/// remembered for a second factor the token may have given.
 pub(super) fn remove_token(c: &Connection, serial: &str) -> Result<bool, StoreError> {
-    Ok(x(c, "DELETE FROM tokens WHERE serial = ?1", [serial])? > 0)
+    atomic(c, |tx| {
+        x(
+            tx,
+            "DELETE FROM remembered WHERE user = (SELECT user FROM tokens WHERE serial = ?1)",
+            [serial],
+        )?;
+        Ok(x(tx, "DELETE FROM tokens WHERE serial = ?1", [serial])? > 0)
+    })
 }
 
 pub(super) fn activate_token(c: &Connection, id: i64) -> Result<(), StoreError> {

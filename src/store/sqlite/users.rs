@@ -76,8 +76,16 @@ pub(super) fn add_user(c: &Connection, u: &User) -> Result<(), StoreError> {
     })
 }
 
+/// Updates a user; a new phone number forgets the user's remembered
+/// logins (they may have been remembered for a call or SMS to the old one).
 pub(super) fn update_user(c: &Connection, u: &User) -> Result<(), StoreError> {
     atomic(c, |tx| {
+        x(
+            tx,
+            "DELETE FROM remembered WHERE user = ?1 AND EXISTS
+               (SELECT 1 FROM users WHERE name = ?1 AND phone IS NOT ?2)",
+            params![u.name, u.phone],
+        )?;
         let n = x(
             tx,
             "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
