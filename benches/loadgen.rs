@@ -65,8 +65,7 @@ use mfa_proxy::mfa::otp::TotpParams;
 use mfa_proxy::mfa::{LockoutPolicy, Method, Remembered};
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
 use mfa_proxy::store::{
-    AuditRecord, HistoryEntry, LoginState, SealedSeed, Seed, Store, StoreError, Token, TokenKind,
-    UnixTime, User,
+    AuditRecord, LoginStore, LoginTx, SealedSeed, Seed, StoreError, Token, UnixTime, UserFacts,
 };
 
 #[path = "common/mod.rs"]
@@ -229,14 +228,35 @@ impl MemoryStore {
 }
 
 fn not_here<T>() -> Result<T, StoreError> {
-    Err(StoreError::Database(
-        "not part of a login: the memory store answers logins only".into(),
+    Err(StoreError::database(
+        "not part of a login: the memory store answers logins only",
+        mfa_proxy::store::Retry::No,
     ))
 }
 
-impl Store for MemoryStore {
-    fn login_state(&self, user: &str, _now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        let Some(i) = Self::index(user) else {
+impl LoginStore for MemoryStore {
+    fn begin(&self) -> Result<Box<dyn LoginTx + '_>, StoreError> {
+        let durable = self.durable.as_ref().map(|d| d.store.begin()).transpose()?;
+        Ok(Box::new(MemoryTx {
+            store: self,
+            durable,
+        }))
+    }
+    fn open_seed(&self, _: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
+        Ok(Seed::new(sealed.0.clone()))
+    }
+}
+
+/// A login-path transaction of [`MemoryStore`], with one of its SQLite
+/// store when the login's writes go there.
+struct MemoryTx<'a> {
+    store: &'a MemoryStore,
+    durable: Option<Box<dyn LoginTx + 'a>>,
+}
+
+impl LoginTx for MemoryTx<'_> {
+    fn facts(&mut self, user: &str, _now: UnixTime) -> Result<Option<UserFacts>, StoreError> {
+        let Some(i) = MemoryStore::index(user) else {
             return Ok(None);
         };
         // `populate` enrolls u{i}'s token as row i + 1.
@@ -244,43 +264,38 @@ impl Store for MemoryStore {
         let token = Token {
             id,
             active: true,
-            last_step: self.steps().get(&id).copied(),
+            last_step: self.store.steps().get(&id).copied(),
             ..Token::totp(user, TotpParams::default())
         };
         // Not sealed: this store keeps nothing to protect.
         let seed = SealedSeed(common::seed_for(i));
-        Ok(Some(LoginState {
+        Ok(Some(UserFacts {
             blocked: false,
             bypass_waiting: false,
             locked: false,
-            tokens: vec![(token, seed)],
+            tokens: Arc::from([(token, seed)]),
             method: Method::Totp,
             phone: None,
-            has_pin: false,
+            pin: false,
             language: None,
             groups: Vec::new(),
             remembered: Vec::new(),
         }))
     }
-    fn open_seed(&self, _: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
-        Ok(Seed::new(sealed.0.clone()))
+    fn password_hash(&mut self, _: &str) -> Result<Option<String>, StoreError> {
+        not_here()
     }
-    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        match &self.durable {
-            Some(d) => d.store.batch(f),
-            None => {
-                f();
-                Ok(())
-            }
-        }
+    fn pin_hash(&mut self, _: &str) -> Result<Option<String>, StoreError> {
+        not_here()
     }
-    fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
-        let mut steps = self.steps();
+    fn claim_step(&mut self, id: i64, step: u64) -> Result<bool, StoreError> {
+        let mut steps = self.store.steps();
         if steps.get(&id).is_some_and(|&used| used >= step) {
             return Ok(false);
         }
-        if let Some(d) = self.durable.as_ref().filter(|d| d.writes.claim)
-            && !d.store.claim_step(id, step)?
+        let claims = self.store.durable.as_ref().is_some_and(|d| d.writes.claim);
+        if let (true, Some(tx)) = (claims, self.durable.as_mut())
+            && !tx.claim_step(id, step)?
         {
             return Ok(false);
         }
@@ -288,95 +303,38 @@ impl Store for MemoryStore {
         Ok(true)
     }
     fn record_denial(
-        &self,
+        &mut self,
         _: &str,
         _: UnixTime,
         _: &LockoutPolicy,
     ) -> Result<Option<UnixTime>, StoreError> {
         Ok(None)
     }
-    fn clear_denials(&self, _: &str) -> Result<(), StoreError> {
+    fn clear_denials(&mut self, _: &str) -> Result<(), StoreError> {
         Ok(())
+    }
+    fn take_bypass(&mut self, _: &str, _: UnixTime) -> Result<bool, StoreError> {
+        not_here()
+    }
+    fn block(&mut self, _: &str, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
+        not_here()
     }
     /// A login may remember itself; this store keeps nothing.
-    fn remember(&self, _: &str, _: &Remembered, _: UnixTime) -> Result<(), StoreError> {
+    fn remember(&mut self, _: &str, _: &Remembered, _: UnixTime) -> Result<(), StoreError> {
         Ok(())
     }
-    fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
-        match self.durable.as_ref().filter(|d| d.writes.audit) {
-            Some(d) => d.store.append_audit(r),
-            None => Ok(()),
+    fn append_audit(&mut self, r: &AuditRecord) -> Result<(), StoreError> {
+        let audits = self.store.durable.as_ref().is_some_and(|d| d.writes.audit);
+        match (audits, self.durable.as_mut()) {
+            (true, Some(tx)) => tx.append_audit(r),
+            _ => Ok(()),
         }
     }
-
-    fn add_user(&self, _: &User) -> Result<(), StoreError> {
-        not_here()
-    }
-    fn update_user(&self, _: &User) -> Result<(), StoreError> {
-        not_here()
-    }
-    fn remove_user(&self, _: &str) -> Result<bool, StoreError> {
-        not_here()
-    }
-    fn user(&self, _: &str) -> Result<Option<User>, StoreError> {
-        not_here()
-    }
-    fn users(&self) -> Result<Vec<User>, StoreError> {
-        not_here()
-    }
-    fn add_token(&self, _: &Token, _: &[u8]) -> Result<i64, StoreError> {
-        not_here()
-    }
-    fn tokens(&self, _: &str) -> Result<Vec<Token>, StoreError> {
-        not_here()
-    }
-    fn token_seed(&self, _: &Token) -> Result<Seed, StoreError> {
-        not_here()
-    }
-    fn activate_token(&self, _: i64) -> Result<(), StoreError> {
-        not_here()
-    }
-    fn token_by_serial(&self, _: &str) -> Result<Option<Token>, StoreError> {
-        not_here()
-    }
-    fn remove_token(&self, _: &str) -> Result<bool, StoreError> {
-        not_here()
-    }
-    fn remove_pending_tokens(&self, _: &str, _: TokenKind) -> Result<(), StoreError> {
-        not_here()
-    }
-    fn locked_until(&self, _: &str, _: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        not_here()
-    }
-    fn block(&self, _: &str, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
-        not_here()
-    }
-    fn unblock(&self, _: &str, _: &str, _: UnixTime) -> Result<(), StoreError> {
-        not_here()
-    }
-    fn blocked_until(&self, _: &str, _: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        not_here()
-    }
-    fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
-        not_here()
-    }
-    fn forget(&self, _: &str) -> Result<usize, StoreError> {
-        not_here()
-    }
-    fn remembered(&self, _: &str) -> Result<Vec<Remembered>, StoreError> {
-        not_here()
-    }
-    fn add_bypass(&self, _: &str, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
-        not_here()
-    }
-    fn take_bypass(&self, _: &str, _: UnixTime) -> Result<bool, StoreError> {
-        not_here()
-    }
-    fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
-        not_here()
-    }
-    fn audit(&self, _: Option<&str>, _: Option<UnixTime>) -> Result<Vec<AuditRecord>, StoreError> {
-        not_here()
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        match self.durable {
+            Some(tx) => tx.commit(),
+            None => Ok(()),
+        }
     }
 }
 

@@ -499,7 +499,7 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let store: Option<Arc<dyn Store>> = if config.mfa.enabled {
+        let store: Option<Arc<dyn mfa_proxy::store::LoginStore>> = if config.mfa.enabled {
             match open_serve_store(&config, allow_empty_store) {
                 Ok(s) => Some(Arc::new(s)),
                 Err(e) => {

@@ -323,7 +323,8 @@ fn user_groups_and_forgetting_remembered_logins() {
                 address: address.map(Into::into),
                 at,
             };
-            store.remember("fay", &r, 0).expect("remember");
+            mfa_proxy::store::in_tx(store.as_login(), |tx| tx.remember("fay", &r, 0))
+                .expect("remember");
         }
     }
     let show = site.ok(&["user", "show", "fay"]);

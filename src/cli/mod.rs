@@ -382,7 +382,7 @@ pub fn token_activate(
     match verdict {
         Verdict::Valid { step } => {
             store.activate_token(t.id)?;
-            store.claim_step(t.id, step)?;
+            crate::store::in_tx(store.as_login(), |tx| tx.claim_step(t.id, step))?;
             Ok(t.user)
         }
         _ => Err(invalid(
@@ -417,7 +417,7 @@ pub fn hotp_resync(
             t.counter,
             SEARCH,
         ) {
-            store.claim_step(t.id, c)?;
+            crate::store::in_tx(store.as_login(), |tx| tx.claim_step(t.id, c))?;
             return Ok(t.serial.unwrap_or_default());
         }
     }
@@ -449,7 +449,7 @@ pub fn totp_activate(
     match otp::verify_totp(&t.params, &seed, code.trim(), unix_now, window, None) {
         Verdict::Valid { step } => {
             store.activate_token(t.id)?;
-            store.claim_step(t.id, step)?;
+            crate::store::in_tx(store.as_login(), |tx| tx.claim_step(t.id, step))?;
             Ok(())
         }
         _ => Err(invalid(
@@ -482,6 +482,7 @@ pub fn qr_svg(text: &str) -> Result<String, AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testkit::Steps;
     use crate::store::{SeedKey, SqliteStore};
 
     fn store() -> SqliteStore {

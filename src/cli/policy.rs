@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::{AdminError, invalid};
 use crate::config::Config;
 use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Plan, Standing, Start};
-use crate::store::{LoginState, Store};
+use crate::store::{Store, UserFacts};
 
 /// The login to explain.
 #[derive(Clone, Debug, Default)]
@@ -45,24 +45,8 @@ fn auth_type(s: Option<&str>) -> Result<AuthType, AdminError> {
 
 /// The user's standing as the store has it at `now`.
 pub fn standing(store: &dyn Store, user: &str, now: i64) -> Result<Standing, AdminError> {
-    Ok(match store.login_state(user, now)? {
-        None => Standing::unknown(),
-        Some(s) => from_state(s),
-    })
-}
-
-fn from_state(s: LoginState) -> Standing {
-    Standing {
-        known: true,
-        blocked: s.blocked,
-        bypass_waiting: s.bypass_waiting,
-        locked: s.locked,
-        method: s.method,
-        oath: !s.tokens.is_empty(),
-        phone: s.phone.is_some(),
-        groups: s.groups,
-        remembered: s.remembered,
-    }
+    let facts = crate::store::in_tx(store.as_login(), |tx| tx.facts(user, now))?;
+    Ok(UserFacts::split(facts).0)
 }
 
 /// The explanation, as lines of text.

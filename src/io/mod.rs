@@ -26,7 +26,7 @@ use crate::engine::{
 };
 use crate::radius::MAX_PACKET_LEN;
 use crate::radius::dict::Dictionary;
-use crate::store::Store;
+use crate::store::LoginStore;
 use crate::store::login::{self as jobs, StoreAnswer};
 
 /// Socket buffer size asked of the kernel (it may grant less).
@@ -75,7 +75,7 @@ pub struct Bound {
     engine: Engine,
     listeners: Vec<std::net::UdpSocket>,
     upstream: Vec<std::net::UdpSocket>,
-    store: Option<Arc<dyn Store>>,
+    store: Option<Arc<dyn LoginStore>>,
     http: Option<std::net::TcpListener>,
     config: Config,
     dictionary: Arc<Dictionary>,
@@ -124,7 +124,7 @@ fn unix_now() -> i64 {
 /// wake-ups (about a quarter fewer logins per second with two). It takes
 /// every queued job and runs them in one transaction. Password and PIN
 /// checks leave it with their stored hash for the hash threads.
-fn store_workers(store: Arc<dyn Store>) -> io::Result<StoreChannels> {
+fn store_workers(store: Arc<dyn LoginStore>) -> io::Result<StoreChannels> {
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Vec<StoreJob>>(STORE_QUEUE);
     let (ans_tx, ans_rx) = mpsc::channel(ANSWER_QUEUE);
     let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(u64, jobs::HashCheck)>();
@@ -238,7 +238,7 @@ impl Bound {
     pub fn bind(
         config: &Config,
         dictionary: Arc<Dictionary>,
-        store: Option<Arc<dyn Store>>,
+        store: Option<Arc<dyn LoginStore>>,
     ) -> io::Result<Bound> {
         if config.mfa.enabled && store.is_none() {
             return Err(io::Error::new(
@@ -665,7 +665,7 @@ impl Running {
     pub fn spawn(
         config: &Config,
         dictionary: Arc<Dictionary>,
-        store: Option<Arc<dyn Store>>,
+        store: Option<Arc<dyn LoginStore>>,
     ) -> io::Result<Running> {
         let bound = Bound::bind(config, dictionary, store)?;
         let listen_addrs = bound.listen_addrs();

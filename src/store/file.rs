@@ -90,7 +90,10 @@ fn is_empty(p: &Path) -> Result<bool, StoreError> {
 
 /// An I/O error that names its file.
 pub(super) fn io_at(p: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Io(format!("{}: {e}", p.display()))
+    StoreError::Io {
+        what: p.display().to_string(),
+        source: e,
+    }
 }
 
 /// How often the database's path is checked against the opened file.

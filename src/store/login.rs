@@ -10,7 +10,10 @@ use zeroize::Zeroizing;
 
 use crate::mfa::otp::{self, Verdict};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
-use crate::store::{AuditRecord, SealedSeed, Store, StoreError, Token, TokenKind, UnixTime};
+use crate::policy::Standing;
+use crate::store::{
+    AuditRecord, LoginStore, LoginTx, Retry, SealedSeed, StoreError, Token, TokenKind, UnixTime,
+};
 
 /// A question from the engine.
 pub enum StoreOp {
@@ -129,10 +132,48 @@ impl UserFacts {
     pub fn oath(&self) -> bool {
         !self.tokens.is_empty()
     }
+
+    /// Splits the facts into the user's standing, which `policy::decide`
+    /// weighs, and what a second factor needs of the user: moved, not
+    /// copied. `None`, a user the store does not know.
+    pub fn split(facts: Option<UserFacts>) -> (Standing, Enrollment) {
+        let Some(f) = facts else {
+            return (Standing::unknown(), Enrollment::default());
+        };
+        let standing = Standing {
+            known: true,
+            blocked: f.blocked,
+            bypass_waiting: f.bypass_waiting,
+            locked: f.locked,
+            method: f.method,
+            oath: f.oath(),
+            phone: f.phone.is_some(),
+            groups: f.groups,
+            remembered: f.remembered,
+        };
+        let enrollment = Enrollment {
+            tokens: f.tokens,
+            phone: f.phone,
+            pin: f.pin,
+            language: f.language,
+        };
+        (standing, enrollment)
+    }
+}
+
+/// What a second factor needs of the user, from [`UserFacts`].
+#[derive(Debug, Default)]
+pub struct Enrollment {
+    /// Active OATH tokens with their sealed seeds.
+    pub tokens: Tokens,
+    pub phone: Option<String>,
+    /// PIN mode: a call asks for the PIN, an SMS answer is code then PIN.
+    pub pin: bool,
+    pub language: Option<String>,
 }
 
 /// Runs one job at `now` (Unix seconds): a batch of one.
-pub fn run(store: &dyn Store, op: &StoreOp, now: UnixTime) -> StoreAnswer {
+pub fn run(store: &dyn LoginStore, op: &StoreOp, now: UnixTime) -> StoreAnswer {
     run_batch(store, std::slice::from_ref(op), now)
         .pop()
         .unwrap_or(StoreAnswer::Failed)
@@ -140,7 +181,7 @@ pub fn run(store: &dyn Store, op: &StoreOp, now: UnixTime) -> StoreAnswer {
 
 /// Runs a burst of jobs in one store transaction and answers them in order,
 /// password and PIN checks included. See [`stage_batch`].
-pub fn run_batch(store: &dyn Store, ops: &[StoreOp], now: UnixTime) -> Vec<StoreAnswer> {
+pub fn run_batch(store: &dyn LoginStore, ops: &[StoreOp], now: UnixTime) -> Vec<StoreAnswer> {
     stage_batch(store, ops, &vec![now; ops.len()])
         .into_iter()
         .map(Outcome::finish)
@@ -201,20 +242,43 @@ impl HashCheck {
 ///
 /// `at[i]` is when the engine asked `ops[i]`: each is decided at that time
 /// (code windows, lockouts, blocks, bypass expiry), not on the store's clock.
-pub fn stage_batch(store: &dyn Store, ops: &[StoreOp], at: &[UnixTime]) -> Vec<Outcome> {
+pub fn stage_batch(store: &dyn LoginStore, ops: &[StoreOp], at: &[UnixTime]) -> Vec<Outcome> {
     debug_assert_eq!(ops.len(), at.len());
-    let mut staged: Vec<Result<Staged, StoreError>> = Vec::with_capacity(ops.len());
-    let committed = store.batch(&mut || {
-        staged.clear();
-        staged.extend(ops.iter().zip(at).map(|(op, &now)| stage(store, op, now)));
-    });
-    if let Err(e) = committed {
-        log_failed_commit(&e, ops.len());
-        return ops
-            .iter()
-            .map(|_| Outcome::Answer(StoreAnswer::Failed))
-            .collect();
+    let attempt = || {
+        store.begin().and_then(|mut tx| {
+            let mut staged: Vec<Result<Staged, StoreError>> = ops
+                .iter()
+                .zip(at)
+                .map(|(op, &now)| stage(store, &mut *tx, op, now))
+                .collect();
+            // A conflict inside one job rolled the whole transaction back:
+            // the batch runs again, like one whose commit lost.
+            let conflict = staged
+                .iter()
+                .position(|s| matches!(s, Err(e) if e.retry() == Retry::Now));
+            if let Some(Err(e)) = conflict.map(|i| staged.swap_remove(i)) {
+                return Err(e);
+            }
+            tx.commit().map(|()| staged)
+        })
+    };
+    let mut staged = attempt();
+    for _ in 1..BATCH_ATTEMPTS {
+        match &staged {
+            Err(e) if e.retry() == Retry::Now => staged = attempt(),
+            _ => break,
+        }
     }
+    let staged = match staged {
+        Ok(s) => s,
+        Err(e) => {
+            log_failed_commit(&e, ops.len());
+            return ops
+                .iter()
+                .map(|_| Outcome::Answer(StoreAnswer::Failed))
+                .collect();
+        }
+    };
     ops.iter()
         .zip(staged)
         .map(|(op, s)| match (s, op) {
@@ -239,6 +303,10 @@ pub fn stage_batch(store: &dyn Store, ops: &[StoreOp], at: &[UnixTime]) -> Vec<O
         })
         .collect()
 }
+
+/// How often a batch that lost to a concurrent transaction is run, at
+/// most: it was rolled back whole, so running it again is safe.
+const BATCH_ATTEMPTS: usize = 3;
 
 /// Logs a failed commit: at once the first time, then at most every ten
 /// seconds with how many failed since, as a lost or broken database fails
@@ -266,39 +334,37 @@ enum Staged {
     Hash(Option<String>),
 }
 
-fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, StoreError> {
+fn stage(
+    store: &dyn LoginStore,
+    tx: &mut dyn LoginTx,
+    op: &StoreOp,
+    now: UnixTime,
+) -> Result<Staged, StoreError> {
     let answer = match op {
-        StoreOp::Password { user, .. } => {
-            return Ok(Staged::Hash(
-                store.user(user)?.and_then(|u| u.password_hash),
-            ));
-        }
-        StoreOp::Pin { user, .. } => {
-            return Ok(Staged::Hash(store.user(user)?.and_then(|u| u.pin_hash)));
-        }
+        StoreOp::Password { user, .. } => return Ok(Staged::Hash(tx.password_hash(user)?)),
+        StoreOp::Pin { user, .. } => return Ok(Staged::Hash(tx.pin_hash(user)?)),
         StoreOp::Block {
             user,
             reason,
             for_secs,
         } => {
-            store.block(user, reason, now, now.saturating_add(*for_secs))?;
+            tx.block(user, reason, now, now.saturating_add(*for_secs))?;
             StoreAnswer::Done
         }
-        StoreOp::Facts { user } => StoreAnswer::Facts(facts(store, user, now)?.map(Box::new)),
-        // Blocked since the facts were read (a fraud report): no bypass.
-        StoreOp::ClaimBypass { user } => StoreAnswer::Claimed(
-            store.blocked_until(user, now)?.is_none() && store.take_bypass(user, now)?,
-        ),
+        StoreOp::Facts { user } => StoreAnswer::Facts(tx.facts(user, now)?.map(Box::new)),
+        // Refused for a user blocked since the facts were read (a fraud
+        // report).
+        StoreOp::ClaimBypass { user } => StoreAnswer::Claimed(tx.take_bypass(user, now)?),
         StoreOp::Remember {
             user,
             login,
             keep_since,
         } => {
-            store.remember(user, login, *keep_since)?;
+            tx.remember(user, login, *keep_since)?;
             StoreAnswer::Done
         }
         StoreOp::Denial { user, lockout } => {
-            store.record_denial(user, now, lockout)?;
+            tx.record_denial(user, now, lockout)?;
             StoreAnswer::Done
         }
         StoreOp::Verify {
@@ -308,13 +374,13 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
             lockout,
             tokens,
         } => {
-            let verdict = verify(store, tokens, code, *window, now)?;
+            let verdict = verify(store, tx, tokens, code, *window, now)?;
             let locked = match verdict {
                 Verdict::Valid { .. } => {
-                    store.clear_denials(user)?;
+                    tx.clear_denials(user)?;
                     false
                 }
-                _ => store.record_denial(user, now, lockout)?.is_some(),
+                _ => tx.record_denial(user, now, lockout)?.is_some(),
             };
             StoreAnswer::Verify { verdict, locked }
         }
@@ -323,7 +389,7 @@ fn stage(store: &dyn Store, op: &StoreOp, now: UnixTime) -> Result<Staged, Store
             if rec.at == 0 {
                 rec.at = now;
             }
-            store.append_audit(&rec)?;
+            tx.append_audit(&rec)?;
             StoreAnswer::Done
         }
     };
@@ -348,29 +414,12 @@ fn check_password(hash: Option<&str>, password: &[u8]) -> bool {
     ok && real
 }
 
-fn facts(store: &dyn Store, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError> {
-    let Some(state) = store.login_state(user, now)? else {
-        return Ok(None);
-    };
-    Ok(Some(UserFacts {
-        blocked: state.blocked,
-        bypass_waiting: state.bypass_waiting,
-        locked: state.locked,
-        method: state.method,
-        phone: state.phone,
-        tokens: state.tokens.into(),
-        pin: state.has_pin,
-        language: state.language,
-        groups: state.groups,
-        remembered: state.remembered,
-    }))
-}
-
 /// Tries the code on every active token; the first that matches claims its
 /// step atomically, so of two concurrent answers with the same code only one
 /// wins (the other sees a duplicate).
 fn verify(
-    store: &dyn Store,
+    store: &dyn LoginStore,
+    tx: &mut dyn LoginTx,
     tokens: &[(Token, SealedSeed)],
     code: &str,
     window: u8,
@@ -393,7 +442,7 @@ fn verify(
         };
         match v {
             Verdict::Valid { step } => {
-                return Ok(if store.claim_step(t.id, step)? {
+                return Ok(if tx.claim_step(t.id, step)? {
                     v
                 } else {
                     Verdict::Duplicate
@@ -411,7 +460,8 @@ mod tests {
     use super::*;
     use crate::mfa::Method;
     use crate::mfa::otp::{TotpParams, totp_code};
-    use crate::store::{SeedKey, SqliteStore, Token, User};
+    use crate::store::testkit::Steps;
+    use crate::store::{SeedKey, SqliteStore, Store, Token, User};
 
     const SEED: &[u8] = b"0123456789abcdefghij";
 
@@ -441,7 +491,6 @@ mod tests {
             .expect("state")
             .expect("alice")
             .tokens
-            .into()
     }
 
     fn verify_op(s: &SqliteStore, code: &str) -> StoreOp {
@@ -631,5 +680,144 @@ mod tests {
             !format!("{:?}", verify_op(&s, &code)).contains(&code),
             "codes never print"
         );
+    }
+
+    /// A store whose next `fails` commits fail with `retry`, after
+    /// rolling back.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: SqliteStore,
+        fails: std::sync::atomic::AtomicUsize,
+        retry: Retry,
+        begun: std::sync::atomic::AtomicUsize,
+    }
+
+    struct FlakyTx<'a> {
+        inner: Box<dyn LoginTx + 'a>,
+        fail: Option<Retry>,
+    }
+
+    impl LoginStore for Flaky {
+        fn begin(&self) -> Result<Box<dyn LoginTx + '_>, StoreError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.begun.fetch_add(1, SeqCst);
+            let fail = self
+                .fails
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+                .then_some(self.retry);
+            Ok(Box::new(FlakyTx {
+                inner: self.inner.begin()?,
+                fail,
+            }))
+        }
+        fn open_seed(
+            &self,
+            t: &Token,
+            sealed: &SealedSeed,
+        ) -> Result<crate::store::Seed, StoreError> {
+            self.inner.open_seed(t, sealed)
+        }
+    }
+
+    impl LoginTx for FlakyTx<'_> {
+        fn facts(&mut self, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError> {
+            self.inner.facts(user, now)
+        }
+        fn password_hash(&mut self, user: &str) -> Result<Option<String>, StoreError> {
+            self.inner.password_hash(user)
+        }
+        fn pin_hash(&mut self, user: &str) -> Result<Option<String>, StoreError> {
+            self.inner.pin_hash(user)
+        }
+        fn claim_step(&mut self, id: i64, step: u64) -> Result<bool, StoreError> {
+            self.inner.claim_step(id, step)
+        }
+        fn record_denial(
+            &mut self,
+            user: &str,
+            now: UnixTime,
+            p: &LockoutPolicy,
+        ) -> Result<Option<UnixTime>, StoreError> {
+            self.inner.record_denial(user, now, p)
+        }
+        fn clear_denials(&mut self, user: &str) -> Result<(), StoreError> {
+            self.inner.clear_denials(user)
+        }
+        fn take_bypass(&mut self, user: &str, now: UnixTime) -> Result<bool, StoreError> {
+            self.inner.take_bypass(user, now)
+        }
+        fn block(
+            &mut self,
+            u: &str,
+            r: &str,
+            now: UnixTime,
+            until: UnixTime,
+        ) -> Result<(), StoreError> {
+            self.inner.block(u, r, now, until)
+        }
+        fn remember(&mut self, u: &str, r: &Remembered, k: UnixTime) -> Result<(), StoreError> {
+            self.inner.remember(u, r, k)
+        }
+        fn append_audit(&mut self, rec: &AuditRecord) -> Result<(), StoreError> {
+            self.inner.append_audit(rec)
+        }
+        fn commit(self: Box<Self>) -> Result<(), StoreError> {
+            match self.fail {
+                // Dropping the inner transaction rolls it back.
+                Some(retry) => Err(StoreError::database("lost to another transaction", retry)),
+                None => self.inner.commit(),
+            }
+        }
+    }
+
+    fn flaky(fails: usize, retry: Retry) -> Flaky {
+        let s = store_with_alice();
+        enroll(&s);
+        Flaky {
+            inner: s,
+            fails: fails.into(),
+            retry,
+            begun: 0.into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_that_lost_a_conflict_runs_again_and_counts_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = 1_700_000_000;
+        let code = totp_code(&TotpParams::default(), SEED, now as u64);
+        // Twice rolled back, then committed: the code is valid once.
+        let f = flaky(2, Retry::Now);
+        let op = verify_op(&f.inner, &code);
+        assert!(matches!(
+            run(&f, &op, now),
+            StoreAnswer::Verify {
+                verdict: Verdict::Valid { .. },
+                ..
+            }
+        ));
+        assert_eq!(f.begun.load(SeqCst), 3);
+        // Three times: the batch fails closed, nothing of it kept.
+        let f = flaky(3, Retry::Now);
+        let op = verify_op(&f.inner, &code);
+        assert_eq!(run(&f, &op, now), StoreAnswer::Failed);
+        assert_eq!(f.begun.load(SeqCst), 3, "three attempts at most");
+        assert!(
+            matches!(
+                run(&f, &op, now),
+                StoreAnswer::Verify {
+                    verdict: Verdict::Valid { .. },
+                    ..
+                }
+            ),
+            "the failed attempts claimed nothing"
+        );
+        // A lost connection: whether the commit took is unknown, so the
+        // batch is not run again.
+        let f = flaky(1, Retry::Later);
+        let op = verify_op(&f.inner, &code);
+        assert_eq!(run(&f, &op, now), StoreAnswer::Failed);
+        assert_eq!(f.begun.load(SeqCst), 1);
     }
 }

@@ -2,17 +2,21 @@
 //! users, OATH tokens and their replay state, lockout counters, blocks,
 //! one-time bypasses and the audit trail.
 //!
-//! One trait, [`Store`], with an SQLite backend ([`SqliteStore`]); a
-//! PostgreSQL backend implements the same trait. Every method is a short
-//! blocking call meant for a worker thread, never the packet path. Every
-//! method that decides something (a code's step was unused, a bypass was
-//! still there) does it atomically in the database, so two proxies, or two
-//! concurrent answers, cannot both win.
+//! Two traits: [`LoginStore`], the hot path a login's store jobs take (a
+//! transaction, [`LoginTx`], per burst of jobs), and [`Store`], the
+//! administration (users, tokens, reports, history) on top of it. The
+//! SQLite backend ([`SqliteStore`]) implements both. Every method is a
+//! short blocking call meant for a worker thread, never the packet path.
+//! Every method that decides something (a code's step was unused, a bypass
+//! was still there) does it atomically in the database, so two proxies, or
+//! two concurrent answers, cannot both win.
 
 pub mod file;
 pub mod login;
 pub(crate) mod seal;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::fmt;
 
@@ -20,6 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::mfa::otp::{Algorithm, TotpParams};
 use crate::mfa::{LockoutPolicy, Method, Remembered, ResultCode};
+pub use login::UserFacts;
 pub use seal::SeedKey;
 pub use sqlite::SqliteStore;
 
@@ -31,10 +36,17 @@ pub type UnixTime = i64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("database: {0}")]
-    Database(String),
-    #[error("file: {0}")]
-    Io(String),
+    /// The database failed; `retry` says whether trying again can help.
+    #[error("database: {source}")]
+    Database {
+        source: Box<dyn std::error::Error + Send + Sync>,
+        retry: Retry,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("the seed key file is not 64 hexadecimal digits")]
     BadKeyFile,
     #[error("a sealed seed does not open with this key file (wrong key, or tampered data)")]
@@ -74,15 +86,59 @@ pub enum StoreError {
     FileLost { path: std::path::PathBuf },
 }
 
+/// Whether a failed store call may succeed if made again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// No: the same call fails the same way (a constraint, a bad row, a
+    /// full disk).
+    No,
+    /// At once: the transaction lost to a concurrent one (a serialization
+    /// failure, a deadlock, a busy database) and was rolled back whole, so
+    /// running it again is safe.
+    Now,
+    /// Later: the database could not be reached or the connection was
+    /// lost. Whether the last commit took is unknown, so it is not run
+    /// again; new work waits for the database to come back.
+    Later,
+}
+
 impl StoreError {
     pub(crate) fn io(e: std::io::Error) -> StoreError {
-        StoreError::Io(e.to_string())
+        StoreError::Io {
+            what: "file".into(),
+            source: e,
+        }
+    }
+
+    /// A database failure from its `source`.
+    pub fn database(
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        retry: Retry,
+    ) -> StoreError {
+        StoreError::Database {
+            source: source.into(),
+            retry,
+        }
+    }
+
+    /// Whether the call may succeed if made again, and when.
+    pub fn retry(&self) -> Retry {
+        match self {
+            StoreError::Database { retry, .. } => *retry,
+            _ => Retry::No,
+        }
     }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        use rusqlite::ErrorCode as C;
+        let retry = match e.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => Retry::Now,
+            Some(C::CannotOpen) => Retry::Later,
+            _ => Retry::No,
+        };
+        StoreError::database(e, retry)
     }
 }
 
@@ -229,41 +285,86 @@ impl fmt::Debug for SealedSeed {
     }
 }
 
-/// A user's standing at the start of a login; see [`Store::login_state`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LoginState {
-    pub blocked: bool,
-    /// A one-time bypass may be waiting; [`Store::take_bypass`] decides.
-    pub bypass_waiting: bool,
-    pub locked: bool,
-    /// The active OATH tokens with their sealed seeds, by id: read here so
-    /// that checking the code later needs no read of its own.
-    pub tokens: Vec<(Token, SealedSeed)>,
-    /// The default method.
-    pub method: Method,
-    pub phone: Option<String>,
-    /// Has a PIN: PIN mode for calls, code-and-PIN for SMS.
-    pub has_pin: bool,
-    pub language: Option<String>,
-    /// The user's groups, as [`User::groups`].
-    pub groups: Vec<String>,
-    /// All the user's remembered logins, as [`Store::remembered`] lists
-    /// them; which of them count is the policy's to decide.
-    pub remembered: Vec<Remembered>,
+/// The login path: what the engine's store jobs need, and nothing else.
+/// A burst of jobs runs in one [`LoginTx`] (see [`login::stage_batch`]):
+/// a few reads and writes per login, one commit per burst.
+pub trait LoginStore: Send + Sync + fmt::Debug {
+    /// Starts a transaction of the login path. It is an explicit value:
+    /// what it wrote is kept only if [`LoginTx::commit`] succeeds, and it
+    /// rolls back when dropped uncommitted.
+    fn begin(&self) -> Result<Box<dyn LoginTx + '_>, StoreError>;
+    /// Opens a seed that [`LoginTx::facts`] read (no database work).
+    fn open_seed(&self, token: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError>;
 }
 
-/// The store's contract. See the module documentation.
-pub trait Store: Send + Sync + fmt::Debug {
-    /// Runs `f` as one transaction where the backend has them, so a burst of
-    /// logins costs one commit. Statements inside succeed or fail one by one
-    /// as usual; an `Err` here means the commit itself failed and nothing
-    /// `f` wrote is kept. Batches never nest, and while one runs no other
-    /// thread may use this store outside a batch.
-    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        f();
-        Ok(())
-    }
+/// One transaction of the login path. Every method that decides something
+/// (a code's step was unused, a bypass was still there, this denial locks)
+/// decides it atomically in the database, so two proxies, or two concurrent
+/// answers, cannot both win.
+pub trait LoginTx {
+    /// What a login needs to know about `user` at `now`, or `None` for an
+    /// unknown user, in one query: this runs for every login.
+    fn facts(&mut self, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError>;
+    /// The user's password hash (argon2id PHC), if the user has one.
+    fn password_hash(&mut self, user: &str) -> Result<Option<String>, StoreError>;
+    /// The user's phone-call PIN hash (argon2id PHC), if the user has one.
+    fn pin_hash(&mut self, user: &str) -> Result<Option<String>, StoreError>;
+    /// Records `step` as used if it is newer than the last one used, in one
+    /// atomic statement. `false` means another request used it (or a newer
+    /// one) first, or the token is gone.
+    fn claim_step(&mut self, id: i64, step: u64) -> Result<bool, StoreError>;
+    /// Counts a denial; returns `Some(until)` when this denial locks the
+    /// user, which also forgets the user's remembered logins.
+    fn record_denial(
+        &mut self,
+        user: &str,
+        now: UnixTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<UnixTime>, StoreError>;
+    fn clear_denials(&mut self, user: &str) -> Result<(), StoreError>;
+    /// Uses up a bypass still valid at `now`, atomically, unless the user
+    /// is blocked at `now`. `true` if one was used.
+    fn take_bypass(&mut self, user: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Blocks the user until `until` (a fraud report), as [`Store::block`].
+    fn block(
+        &mut self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Remembers a login of `user`: one row per auth type, application and
+    /// address, whose time becomes `r.at` (never earlier than it was). Then
+    /// forgets the user's logins from before `keep_since`, so a user's rows
+    /// stay few. Remembers nothing, without an error, for an unknown user,
+    /// and for one blocked or locked after `r.at`: a block or lockout that
+    /// came between the second factor and this call has revoked it.
+    fn remember(
+        &mut self,
+        user: &str,
+        r: &Remembered,
+        keep_since: UnixTime,
+    ) -> Result<(), StoreError>;
+    fn append_audit(&mut self, rec: &AuditRecord) -> Result<(), StoreError>;
+    /// Makes everything this transaction wrote durable, or nothing.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
 
+/// Runs `f` in a transaction of its own, committed if it succeeds: for the
+/// administrator's commands and tests that take one login-path step.
+pub fn in_tx<T>(
+    store: &dyn LoginStore,
+    f: impl FnOnce(&mut dyn LoginTx) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut tx = store.begin()?;
+    let value = f(&mut *tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Administration: users, tokens, blocks, bypasses, remembered logins,
+/// reports and history. Each call is a transaction of its own.
+pub trait Store: LoginStore {
     fn add_user(&self, user: &User) -> Result<(), StoreError>;
     /// Updates a user; a changed phone number forgets the user's
     /// remembered logins.
@@ -277,29 +378,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;
     fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError>;
     fn token_seed(&self, token: &Token) -> Result<Seed, StoreError>;
-    /// Opens a seed that [`Store::login_state`] read.
-    fn open_seed(&self, token: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError>;
     fn activate_token(&self, id: i64) -> Result<(), StoreError>;
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError>;
     /// Removes the hardware token with this serial, and forgets its user's
     /// remembered logins; `false` if there is none.
     fn remove_token(&self, serial: &str) -> Result<bool, StoreError>;
     fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError>;
-    /// Records `step` as used if it is newer than the last one used, in one
-    /// atomic statement. `false` means another request used it (or a newer
-    /// one) first.
-    fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError>;
 
-    /// Counts a denial; returns `Some(until)` when this denial locks the
-    /// user, which also forgets the user's remembered logins.
-    fn record_denial(
-        &self,
-        user: &str,
-        now: UnixTime,
-        policy: &LockoutPolicy,
-    ) -> Result<Option<UnixTime>, StoreError>;
-    fn clear_denials(&self, user: &str) -> Result<(), StoreError>;
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
+    /// Ends a lockout: the user's denials are forgotten.
+    fn clear_denials(&self, user: &str) -> Result<(), StoreError> {
+        in_tx(self.as_login(), |tx| tx.clear_denials(user))
+    }
 
     /// Blocks the user until `until` and forgets the user's remembered
     /// logins, in one transaction. An administrator's block and a fraud
@@ -310,24 +400,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         reason: &str,
         now: UnixTime,
         until: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        in_tx(self.as_login(), |tx| tx.block(user, reason, now, until))
+    }
     fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError>;
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
-    /// What a login needs to know about `user` at `now`, or `None` for an
-    /// unknown user, in one query: this runs for every login.
-    fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError>;
     fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
 
-    /// Remembers a login of `user`: one row per auth type, application and
-    /// address, whose time becomes `r.at` (never earlier than it was). Then
-    /// forgets the user's logins from before `keep_since`, so a user's rows
-    /// stay few. Remembers nothing, without an error, for an unknown user,
-    /// and for one blocked or locked after `r.at`: a block or lockout that
-    /// came between the second factor and this call has revoked it.
-    fn remember(&self, user: &str, r: &Remembered, keep_since: UnixTime) -> Result<(), StoreError>;
     /// Forgets all of the user's remembered logins; returns how many (an
-    /// unknown user is [`StoreError::NoSuchUser`]). [`Store::block`], a denial that locks the user
-    /// ([`Store::record_denial`]) and [`Store::remove_user`] do too.
+    /// unknown user is [`StoreError::NoSuchUser`]). A block, a denial that
+    /// locks the user, removing a token, a new phone number and
+    /// [`Store::remove_user`] do too.
     fn forget(&self, user: &str) -> Result<usize, StoreError>;
     /// The user's remembered logins, newest first (then by auth type,
     /// application and address); none for an unknown user.
@@ -340,16 +423,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError>;
-    /// Uses up a bypass still valid at `now`, atomically. `true` if there was one.
-    fn take_bypass(&self, user: &str, now: UnixTime) -> Result<bool, StoreError>;
     fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError>;
 
-    fn append_audit(&self, rec: &AuditRecord) -> Result<(), StoreError>;
     fn audit(
         &self,
         user: Option<&str>,
         since: Option<UnixTime>,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// This store as its login path.
+    fn as_login(&self) -> &dyn LoginStore;
 }
 
 impl Algorithm {

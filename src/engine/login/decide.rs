@@ -7,10 +7,10 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use super::Outcome;
-use super::stage::{Asked, CodeFrom, Ends, Enrolled, Factor, Given, Login, Session, Stage};
+use super::stage::{Asked, CodeFrom, Ends, Factor, Given, Login, Session, Stage};
 use crate::engine::{Counter, Engine};
 use crate::mfa::{Remembered, ResultCode};
-use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Plan, Standing, Start};
+use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Plan, Start};
 use crate::radius::{Packet, attr};
 use crate::store::login::{StoreOp, UserFacts};
 
@@ -63,33 +63,6 @@ fn verified(result: ResultCode) -> bool {
             | R::SuccessNoPin
             | R::SuccessWithPin
     )
-}
-
-/// Splits what the store knows of a user into their standing, which the
-/// policy weighs, and what a second factor needs of them: moved, not
-/// copied.
-fn split(facts: Option<UserFacts>) -> (Standing, Enrolled) {
-    let Some(f) = facts else {
-        return (Standing::unknown(), Enrolled::default());
-    };
-    let standing = Standing {
-        known: true,
-        blocked: f.blocked,
-        bypass_waiting: f.bypass_waiting,
-        locked: f.locked,
-        method: f.method,
-        oath: f.oath(),
-        phone: f.phone.is_some(),
-        groups: f.groups,
-        remembered: f.remembered,
-    };
-    let enrolled = Enrolled {
-        tokens: f.tokens,
-        phone: f.phone,
-        pin: f.pin,
-        language: f.language,
-    };
-    (standing, enrolled)
 }
 
 impl Engine {
@@ -159,7 +132,7 @@ impl Engine {
             busy: self.logins.busy.contains_key(&grace_key.0),
             grace: self.logins.grace.get(&grace_key).is_some_and(|&t| t > now),
         };
-        let (standing, user) = split(facts);
+        let (standing, user) = UserFacts::split(facts);
         let facts = policy::Request {
             user: &s.user,
             client: &s.client.name,

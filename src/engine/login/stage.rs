@@ -36,7 +36,7 @@ use crate::mfa::{Method, Remembered};
 use crate::policy::Plan;
 use crate::radius::Packet;
 use crate::secret::Secret;
-use crate::store::login::Tokens;
+use crate::store::login::Enrollment;
 
 use std::sync::Arc;
 
@@ -210,7 +210,7 @@ pub(in crate::engine) struct Given {
 /// A second factor the policy asked for, as it runs.
 #[derive(Debug)]
 pub(in crate::engine) struct Factor {
-    pub(super) user: Enrolled,
+    pub(super) user: Enrollment,
     pub(super) plan: Plan,
     /// Where the login came from, when its policy remembers verified
     /// logins (other logins allocate nothing for it).
@@ -227,17 +227,6 @@ impl Factor {
             .as_deref()
             .or(self.user.language.as_deref())
     }
-}
-
-/// What the second factor needs of the user, from the store's facts.
-#[derive(Debug, Default)]
-pub(in crate::engine) struct Enrolled {
-    /// Active OATH tokens with their sealed seeds.
-    pub(super) tokens: Tokens,
-    pub(super) phone: Option<String>,
-    /// PIN mode: a call asks for the PIN, an SMS answer is code then PIN.
-    pub(super) pin: bool,
-    pub(super) language: Option<String>,
 }
 
 /// Where an OATH code being checked came from.

@@ -9,10 +9,10 @@ use super::tokens::{TOKEN_COLS_N, token_at};
 use super::users::groups_at;
 use super::{atomic, json_at, q, x};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
-use crate::store::{LoginState, SealedSeed, StoreError, UnixTime};
+use crate::store::{SealedSeed, StoreError, UnixTime, UserFacts};
 
 /// What a login reads about its user, in one statement (see
-/// [`Store::login_state`](crate::store::Store::login_state)).
+/// [`LoginTx::facts`](crate::store::LoginTx::facts)).
 ///
 /// Mind joins here: in a join, SQLite carries `u.name = ?1` over to the
 /// other table's terms, and unless `?1` is given a collation
@@ -33,39 +33,44 @@ pub(super) const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
 pub(super) const LOGIN_STATE_TOKEN_AT: usize = 9;
 
-pub(super) fn login_state(
+pub(super) fn facts(
     c: &Connection,
     user: &str,
     now: UnixTime,
-) -> Result<Option<LoginState>, StoreError> {
+) -> Result<Option<UserFacts>, StoreError> {
     // One statement instead of six: this runs for every login. A row
     // per active token, or one with no token.
     let mut st = c.prepare_cached(LOGIN_STATE_SQL)?;
     let mut rows = st.query(params![user, now])?;
-    let mut state: Option<LoginState> = None;
+    let mut found: Option<(UserFacts, Vec<_>)> = None;
     while let Some(r) = rows.next()? {
-        let s = match &mut state {
-            Some(s) => s,
-            None => state.insert(LoginState {
-                blocked: r.get(0)?,
-                bypass_waiting: r.get(1)?,
-                locked: r.get(2)?,
-                tokens: Vec::new(),
-                method: Method::parse(&r.get::<_, String>(3)?).unwrap_or(Method::Totp),
-                phone: r.get(4)?,
-                has_pin: r.get(5)?,
-                language: r.get(6)?,
-                groups: groups_at(r, 7)?,
-                remembered: remembered_at(r, 8)?,
-            }),
+        let (_, tokens) = match &mut found {
+            Some(f) => f,
+            None => found.insert((
+                UserFacts {
+                    blocked: r.get(0)?,
+                    bypass_waiting: r.get(1)?,
+                    locked: r.get(2)?,
+                    tokens: std::sync::Arc::from([]),
+                    method: Method::parse(&r.get::<_, String>(3)?).unwrap_or(Method::Totp),
+                    phone: r.get(4)?,
+                    pin: r.get(5)?,
+                    language: r.get(6)?,
+                    groups: groups_at(r, 7)?,
+                    remembered: remembered_at(r, 8)?,
+                },
+                Vec::new(),
+            )),
         };
         if r.get::<_, Option<i64>>(LOGIN_STATE_TOKEN_AT)?.is_some() {
             let sealed = r.get(LOGIN_STATE_TOKEN_AT + TOKEN_COLS_N)?;
-            s.tokens
-                .push((token_at(r, LOGIN_STATE_TOKEN_AT)?, SealedSeed(sealed)));
+            tokens.push((token_at(r, LOGIN_STATE_TOKEN_AT)?, SealedSeed(sealed)));
         }
     }
-    Ok(state)
+    Ok(found.map(|(facts, tokens)| UserFacts {
+        tokens: tokens.into(),
+        ..facts
+    }))
 }
 
 /// A time column for `user` (`sql` selects it), if set and after `now`.

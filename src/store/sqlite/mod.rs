@@ -1,7 +1,8 @@
 //! The embedded SQLite backend: one file, WAL, numbered migrations.
 //!
 //! This module opens the database (pragmas, the statement cache, the file
-//! watch), runs batches and savepoints, and implements [`Store`] by
+//! watch), runs login-path transactions and savepoints, and implements
+//! [`LoginStore`] and [`Store`] by
 //! handing each method, with the connection, to the module of its concern:
 //!
 //! - `schema.rs`: the numbered migrations and the schema version;
@@ -31,10 +32,9 @@ mod users;
 /// SQLite-backed [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// One connection: SQLite writes one transaction at a time anyway. A
+    /// login-path transaction holds it from begin to commit.
     conn: Mutex<Connection>,
-    /// Held for the whole of a [`Store::batch`]; the connection lock is
-    /// taken per statement inside it.
-    batch: Mutex<()>,
     key: SeedKey,
     /// The file opened, for a database on disk: a batch fails once its
     /// path names another file or none.
@@ -89,7 +89,6 @@ impl SqliteStore {
         schema::upgrade(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
-            batch: Mutex::new(()),
             key,
             watch: None,
         })
@@ -103,7 +102,7 @@ impl SqliteStore {
 }
 
 /// Runs `f` all or nothing. A savepoint rather than a transaction, so it
-/// nests inside a [`Store::batch`].
+/// nests inside a login-path transaction.
 fn atomic<T>(
     c: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -145,24 +144,111 @@ fn json_at<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> r
     })
 }
 
-impl Store for SqliteStore {
-    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        let _one_at_a_time = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = &self.watch {
-            w.check()?;
+/// A transaction of the login path: the connection, held from `BEGIN
+/// IMMEDIATE` to the commit, rolled back if dropped before.
+struct SqliteTx<'a> {
+    c: std::sync::MutexGuard<'a, Connection>,
+    open: bool,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.c.execute_batch("ROLLBACK");
         }
-        // IMMEDIATE takes the write lock now, under the busy timeout, rather
-        // than failing at the first write if the admin CLI holds it.
-        x(&self.conn(), "BEGIN IMMEDIATE", [])?;
-        f();
-        let c = self.conn();
-        match x(&c, "COMMIT", []) {
+    }
+}
+
+impl LoginTx for SqliteTx<'_> {
+    fn facts(&mut self, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError> {
+        login::facts(&self.c, user, now)
+    }
+
+    fn password_hash(&mut self, user: &str) -> Result<Option<String>, StoreError> {
+        Ok(users::user(&self.c, user)?.and_then(|u| u.password_hash))
+    }
+
+    fn pin_hash(&mut self, user: &str) -> Result<Option<String>, StoreError> {
+        Ok(users::user(&self.c, user)?.and_then(|u| u.pin_hash))
+    }
+
+    fn claim_step(&mut self, id: i64, step: u64) -> Result<bool, StoreError> {
+        tokens::claim_step(&self.c, id, step)
+    }
+
+    fn record_denial(
+        &mut self,
+        user: &str,
+        now: UnixTime,
+        p: &LockoutPolicy,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        login::record_denial(&self.c, user, now, p)
+    }
+
+    fn clear_denials(&mut self, user: &str) -> Result<(), StoreError> {
+        login::clear_denials(&self.c, user)
+    }
+
+    fn take_bypass(&mut self, user: &str, now: UnixTime) -> Result<bool, StoreError> {
+        Ok(login::blocked_until(&self.c, user, now)?.is_none()
+            && login::take_bypass(&self.c, user, now)?)
+    }
+
+    fn block(
+        &mut self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        login::block(&self.c, user, reason, now, until)
+    }
+
+    fn remember(
+        &mut self,
+        user: &str,
+        r: &Remembered,
+        keep_since: UnixTime,
+    ) -> Result<(), StoreError> {
+        login::remember(&self.c, user, r, keep_since)
+    }
+
+    fn append_audit(&mut self, a: &AuditRecord) -> Result<(), StoreError> {
+        audit::append_audit(&self.c, a)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.open = false;
+        match x(&self.c, "COMMIT", []) {
             Ok(_) => Ok(()),
             Err(e) => {
-                let _ = c.execute_batch("ROLLBACK");
+                let _ = self.c.execute_batch("ROLLBACK");
                 Err(e.into())
             }
         }
+    }
+}
+
+impl LoginStore for SqliteStore {
+    fn begin(&self) -> Result<Box<dyn LoginTx + '_>, StoreError> {
+        if let Some(w) = &self.watch {
+            w.check()?;
+        }
+        let c = self.conn();
+        // IMMEDIATE takes the write lock now, under the busy timeout, rather
+        // than failing at the first write if the admin CLI holds it.
+        x(&c, "BEGIN IMMEDIATE", [])?;
+        Ok(Box::new(SqliteTx { c, open: true }))
+    }
+
+    fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
+        tokens::open_seed(&self.key, t, sealed)
+    }
+}
+
+impl Store for SqliteStore {
+    fn as_login(&self) -> &dyn LoginStore {
+        self
     }
 
     fn add_user(&self, u: &User) -> Result<(), StoreError> {
@@ -199,10 +285,6 @@ impl Store for SqliteStore {
         self.open_seed(t, &sealed)
     }
 
-    fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
-        tokens::open_seed(&self.key, t, sealed)
-    }
-
     fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError> {
         tokens::token_by_serial(&self.conn(), serial)
     }
@@ -219,51 +301,16 @@ impl Store for SqliteStore {
         tokens::remove_pending_tokens(&self.conn(), user, kind)
     }
 
-    fn claim_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
-        tokens::claim_step(&self.conn(), id, step)
-    }
-
-    fn record_denial(
-        &self,
-        user: &str,
-        now: UnixTime,
-        p: &LockoutPolicy,
-    ) -> Result<Option<UnixTime>, StoreError> {
-        login::record_denial(&self.conn(), user, now, p)
-    }
-
-    fn clear_denials(&self, user: &str) -> Result<(), StoreError> {
-        login::clear_denials(&self.conn(), user)
-    }
-
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
         login::locked_until(&self.conn(), user, now)
-    }
-
-    fn block(
-        &self,
-        user: &str,
-        reason: &str,
-        now: UnixTime,
-        until: UnixTime,
-    ) -> Result<(), StoreError> {
-        login::block(&self.conn(), user, reason, now, until)
     }
 
     fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError> {
         login::unblock(&self.conn(), user, reason, now)
     }
 
-    fn login_state(&self, user: &str, now: UnixTime) -> Result<Option<LoginState>, StoreError> {
-        login::login_state(&self.conn(), user, now)
-    }
-
     fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
         login::blocked_until(&self.conn(), user, now)
-    }
-
-    fn remember(&self, user: &str, r: &Remembered, keep_since: UnixTime) -> Result<(), StoreError> {
-        login::remember(&self.conn(), user, r, keep_since)
     }
 
     fn forget(&self, user: &str) -> Result<usize, StoreError> {
@@ -288,16 +335,8 @@ impl Store for SqliteStore {
         login::add_bypass(&self.conn(), user, reason, now, until)
     }
 
-    fn take_bypass(&self, user: &str, now: UnixTime) -> Result<bool, StoreError> {
-        login::take_bypass(&self.conn(), user, now)
-    }
-
     fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
         audit::bypass_history(&self.conn())
-    }
-
-    fn append_audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
-        audit::append_audit(&self.conn(), a)
     }
 
     fn audit(

@@ -52,32 +52,33 @@ fn login_statements_are_compiled_once() {
         let id = s.add_token(&totp(&name), b"seed").expect("token");
         s.activate_token(id).expect("activate");
     }
-    s.batch(&mut || {
-        for i in 0..20 {
-            let name = format!("u{i}");
-            assert_eq!(s.tokens(&name).expect("tokens").len(), 1);
-            let st = s.login_state(&name, 10).expect("state").expect("user");
-            let (t, sealed) = &st.tokens[0];
-            assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed");
-            assert!(s.claim_step(t.id, 5).expect("claim"));
-            s.clear_denials(&name).expect("clear");
-            s.remember(&name, &vpn(Some("192.0.2.7"), 10), 0)
-                .expect("remember");
-            s.append_audit(&AuditRecord {
-                at: 1,
-                user: name,
-                result: ResultCode::SuccessOathCodeVerified,
-                accepted: true,
-                mode: "totp".into(),
-                server: "s".into(),
-                client: "c".into(),
-                client_ip: None,
-                reason: None,
-            })
-            .expect("audit");
-        }
-    })
-    .expect("batch");
+    for i in 0..20 {
+        assert_eq!(s.tokens(&format!("u{i}")).expect("tokens").len(), 1);
+    }
+    let mut tx = s.begin().expect("begin");
+    for i in 0..20 {
+        let name = format!("u{i}");
+        let st = tx.facts(&name, 10).expect("state").expect("user");
+        let (t, sealed) = &st.tokens[0];
+        assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed");
+        assert!(tx.claim_step(t.id, 5).expect("claim"));
+        tx.clear_denials(&name).expect("clear");
+        tx.remember(&name, &vpn(Some("192.0.2.7"), 10), 0)
+            .expect("remember");
+        tx.append_audit(&AuditRecord {
+            at: 1,
+            user: name,
+            result: ResultCode::SuccessOathCodeVerified,
+            accepted: true,
+            mode: "totp".into(),
+            server: "s".into(),
+            client: "c".into(),
+            client_ip: None,
+            reason: None,
+        })
+        .expect("audit");
+    }
+    tx.commit().expect("commit");
     let c = s.conn();
     assert_eq!(TOKEN_COLS.split(',').count(), TOKEN_COLS_N);
     // The token columns of the login state are TOKEN_COLS, then the seed.

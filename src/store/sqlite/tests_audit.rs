@@ -5,6 +5,7 @@ use rusqlite::params;
 use super::audit::REPORT_SQL;
 use super::tests::store;
 use super::*;
+use crate::store::testkit::Steps;
 
 #[test]
 fn audit_round_trip_and_filters() {

@@ -2,6 +2,7 @@
 
 use super::tests::{remembered_rows, store, totp, user, vpn};
 use super::*;
+use crate::store::testkit::Steps;
 
 #[test]
 fn login_state_in_one_query() {
@@ -10,14 +11,14 @@ fn login_state_in_one_query() {
     let state = |s: &SqliteStore| s.login_state("bob", now).expect("state");
     assert_eq!(state(&s), None);
     s.add_user(&user("bob")).expect("add");
-    let plain = LoginState {
+    let plain = UserFacts {
         blocked: false,
         bypass_waiting: false,
         locked: false,
-        tokens: Vec::new(),
+        tokens: std::sync::Arc::from([]),
         method: Method::Totp,
         phone: None,
-        has_pin: false,
+        pin: false,
         language: None,
         groups: Vec::new(),
         remembered: Vec::new(),
@@ -32,7 +33,7 @@ fn login_state_in_one_query() {
         "a pending token does not enroll"
     );
     s.activate_token(id).expect("activate");
-    let enrolled = LoginState {
+    let enrolled = UserFacts {
         tokens: state(&s).expect("user").tokens,
         ..plain.clone()
     };

@@ -8,6 +8,7 @@ use rusqlite::Connection;
 use super::schema::{MIGRATIONS, migrate};
 use super::tests::{user, vpn};
 use super::*;
+use crate::store::testkit::Steps;
 
 /// A database as an older program left it: the migrations up to
 /// `version` only.

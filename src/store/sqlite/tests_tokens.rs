@@ -2,6 +2,7 @@
 
 use super::tests::{store, totp, user};
 use super::*;
+use crate::store::testkit::Steps;
 
 #[test]
 fn seeds_are_sealed_and_steps_claimed_once() {

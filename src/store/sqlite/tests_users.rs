@@ -2,6 +2,7 @@
 
 use super::tests::{store, user};
 use super::*;
+use crate::store::testkit::Steps;
 
 #[test]
 fn users_crud_and_case_insensitive_names() {
