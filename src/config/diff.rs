@@ -165,6 +165,15 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         true,
         &mut out,
     );
+    let url = |c: &Config| {
+        c.store
+            .postgres
+            .as_ref()
+            .map(|p| (p.url.clone(), p.pool_size))
+    };
+    if url(old) != url(new) {
+        out.push(Change::NeedsRestart { key: "store.url" });
+    }
     if old.store.path != new.store.path {
         out.push(Change::NeedsRestart { key: "store.path" });
     }

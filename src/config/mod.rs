@@ -54,7 +54,7 @@ pub use primary::Primary;
 pub use providers::{Notify, Provider, ProviderKind, SmtpTls};
 pub use proxy::{Proxy, Selection, WhenAllDown};
 pub use server::{HttpTls, Server};
-pub use store::StoreConfig;
+pub use store::{PostgresConfig, StoreConfig};
 pub use summary::Summary;
 pub use upstreams::{HealthCheck, Upstream};
 pub use values::parse_duration;
@@ -163,7 +163,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
     let lockout = lockout::validate(raw.lockout)?;
     mfa::warn(&mfa, &mut warnings);
     server::validate_tls(&mut server, tls_files, base, &mut warnings)?;
-    let store = store::validate(raw.store, base);
+    let store = store::validate(raw.store, base, env)?;
     let providers = providers::validate(raw.provider, &server, base, env, &mut warnings)?;
     let notify = raw.notify.map(providers::validate_notify).transpose()?;
     let groups = raw.groups.map(policy::validate_groups).transpose()?;

@@ -370,3 +370,54 @@ fn at_most_64_upstreams() {
     let e = load(&t).expect_err("65 upstreams");
     assert!(e.to_string().contains("at most 64"), "{e}");
 }
+
+#[test]
+fn store_is_sqlite_or_postgres() {
+    let c = load(GOOD).expect("valid");
+    assert!(c.store.postgres.is_none(), "SQLite by default");
+    let pg = "postgres://mfa:very-secret-pw@db.example/mfa";
+    let c = load(&format!(
+        "{GOOD}\n[store]\nurl = \"{pg}\"\npool_size = 16\n"
+    ))
+    .expect("valid");
+    let p = c.store.postgres.as_ref().expect("postgres");
+    assert_eq!((p.url.expose(), p.pool_size), (pg.as_bytes(), 16));
+    assert!(
+        !format!("{c:?}\n{}", c.summary()).contains("very-secret-pw"),
+        "the URL may hold the password"
+    );
+    expect_err(
+        &format!("{GOOD}\n[store]\nurl = \"{pg}\"\npath = \"x.db\"\n"),
+        "store.path",
+        "not both",
+    );
+    let e = load(&format!(
+        "{GOOD}\n[store]\nurl = \"mysql://u:very-secret-pw@h/db\"\n"
+    ))
+    .expect_err("scheme")
+    .to_string();
+    assert!(e.contains("store.url") && e.contains("postgres://"), "{e}");
+    assert!(!e.contains("very-secret-pw"), "{e}");
+    expect_err(
+        &format!("{GOOD}\n[store]\nurl = \"{pg}\"\npool_size = 0\n"),
+        "store.pool_size",
+        "outside",
+    );
+    expect_err(
+        &format!("{GOOD}\n[store]\npool_size = 4\n"),
+        "store.pool_size",
+        "PostgreSQL",
+    );
+    expect_err(
+        &format!("{GOOD}\n[store]\nurl_env = \"MFA_TEST_UNSET_VAR\"\n"),
+        "store.url_env",
+        "not set",
+    );
+    let raw: RawConfig =
+        toml::from_str(&format!("{GOOD}\n[store]\nurl_env = \"DB\"\n")).expect("toml");
+    let c = validate(raw, Path::new("."), &|v| (v == "DB").then(|| pg.to_owned())).expect("valid");
+    assert_eq!(
+        c.store.postgres.expect("postgres").url.expose(),
+        pg.as_bytes()
+    );
+}
