@@ -11,6 +11,8 @@
 //! was still there) does it atomically in the database, so two proxies, or
 //! two concurrent answers, cannot both win.
 
+#[cfg(test)]
+mod conformance;
 pub mod file;
 pub mod login;
 pub(crate) mod seal;

@@ -351,12 +351,4 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_audit;
-#[cfg(test)]
-mod tests_login;
-#[cfg(test)]
 mod tests_schema;
-#[cfg(test)]
-mod tests_tokens;
-#[cfg(test)]
-mod tests_users;

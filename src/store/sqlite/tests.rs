@@ -1,11 +1,12 @@
 //! The SQLite store: each test runs against a database in memory or in a
 //! temporary directory. The helpers here serve the `tests_*` files too.
 
-use super::audit::AUDIT_SQL;
+use super::audit::{AUDIT_SQL, REPORT_SQL};
 use super::login::{LOGIN_STATE_SQL, LOGIN_STATE_TOKEN_AT, PRUNE_SQL, REMEMBER_SQL};
 use super::tokens::{CLAIM_SQL, TOKEN_COLS, TOKEN_COLS_N, TOKENS_SQL};
 use super::*;
 use rusqlite::StatementStatus;
+use rusqlite::params;
 
 pub(super) fn store() -> SqliteStore {
     SqliteStore::in_memory(SeedKey::from_bytes(&[1; 32])).expect("open")
@@ -31,12 +32,6 @@ pub(super) fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
         address: address.map(Into::into),
         at,
     }
-}
-
-pub(super) fn remembered_rows(s: &SqliteStore) -> i64 {
-    s.conn()
-        .query_row("SELECT COUNT(*) FROM remembered", [], |r| r.get(0))
-        .expect("count")
 }
 
 #[test]
@@ -104,4 +99,22 @@ fn login_statements_are_compiled_once() {
         assert_eq!(st.get_status(StatementStatus::Run), 20, "{sql}");
         assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
     }
+}
+
+#[test]
+fn the_report_reads_a_range_of_the_time_index() {
+    let s = store();
+    let plan: Vec<String> = s
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {REPORT_SQL}"))
+        .expect("plan")
+        .query_map(params!["a", 15], |r| r.get(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan");
+    let plan = plan.join("; ");
+    assert!(
+        plan.contains("USING INDEX audit_at (at>?)") && !plan.contains("TEMP B-TREE"),
+        "{plan}"
+    );
 }

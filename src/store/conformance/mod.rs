@@ -1,0 +1,104 @@
+//! The store's conformance suite: every test of the store's behaviour,
+//! written once against [`Store`] and run against each backend (SQLite in
+//! a temporary file, and PostgreSQL on a server the tests start), so the
+//! backends cannot drift apart. Tests of one backend's own machinery
+//! (SQLite's statement cache and migrations) stay beside that backend.
+
+use super::testkit::Steps;
+use super::*;
+
+mod audit;
+mod login;
+mod tokens;
+mod users;
+
+/// A database to test against, and a way to open it again (another
+/// connection, as a second proxy would have).
+pub(crate) struct Fixture {
+    store: Box<dyn Store>,
+    reopen: Box<dyn Fn() -> Box<dyn Store>>,
+    /// Kept until the test ends.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The same database, through a connection of its own.
+    pub(crate) fn reopen(&self) -> Box<dyn Store> {
+        (self.reopen)()
+    }
+
+    /// SQLite in a new file.
+    pub(crate) fn sqlite() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let open = move || -> Box<dyn Store> {
+            Box::new(SqliteStore::open(&path, key()).expect("open SQLite"))
+        };
+        Fixture {
+            store: open(),
+            reopen: Box::new(open),
+            _dir: Some(dir),
+        }
+    }
+}
+
+/// The seed key of every fixture.
+fn key() -> SeedKey {
+    SeedKey::from_bytes(&[3; 32])
+}
+
+pub(super) fn user(name: &str) -> User {
+    User {
+        email: Some(format!("{name}@example.org")),
+        created_at: 1000,
+        ..User::new(name, Method::Totp)
+    }
+}
+
+pub(super) fn totp(user: &str) -> Token {
+    Token::totp(user, TotpParams::default())
+}
+
+/// A PAP login through the application "vpn", remembered at `at`.
+pub(super) fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
+    Remembered {
+        auth_type: "pap".into(),
+        app: "vpn".into(),
+        address: address.map(Into::into),
+        at,
+    }
+}
+
+/// Each test, once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$module::$name(&super::Fixture::sqlite());
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    users::users_crud_and_case_insensitive_names,
+    users::groups_are_kept_sorted_without_duplicates_and_replaced_whole,
+    tokens::seeds_are_sealed_and_steps_claimed_once,
+    tokens::concurrent_claims_of_one_step_have_one_winner,
+    tokens::hardware_serials_belong_to_one_user,
+    login::login_state_in_one_query,
+    login::lockout_counts_resets_and_unlocks,
+    login::block_unblock_and_history,
+    login::bypass_is_used_once_and_expires,
+    login::remember_keeps_one_row_per_key_and_prunes_the_old,
+    login::block_lockout_and_removal_revoke_remembered_logins,
+    login::a_removed_token_or_a_new_phone_revokes_remembered_logins,
+    audit::audit_round_trip_and_filters,
+}
