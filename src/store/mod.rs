@@ -232,6 +232,12 @@ impl User {
     }
 }
 
+/// A user or group name folded for comparing without case: the key both
+/// backends look names up by, and the name a token's seed is bound to.
+pub(crate) fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
 /// Group names as a [`User`] holds them: sorted without case, and of names
 /// equal without case only the first given kept.
 pub fn normalize_groups(mut groups: Vec<String>) -> Vec<String> {
