@@ -13,6 +13,7 @@
 
 pub mod file;
 pub mod login;
+mod postgres;
 pub(crate) mod seal;
 mod sqlite;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use zeroize::Zeroizing;
 use crate::mfa::otp::{Algorithm, TotpParams};
 use crate::mfa::{LockoutPolicy, Method, Remembered, ResultCode};
 pub use login::UserFacts;
+pub use postgres::PgStore;
 pub use seal::SeedKey;
 pub use sqlite::SqliteStore;
 
