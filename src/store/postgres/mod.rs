@@ -39,6 +39,13 @@ use pool::{Conn, Pool, Pooled};
 
 /// How long opening a connection may take, unless the URL says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long data sent may stay unacknowledged before the connection is
+/// given up, unless the URL says.
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle time before TCP keepalive probes, unless the URL says; the
+/// postgres crate's default is two hours.
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// PostgreSQL-backed [`Store`].
 pub struct PgStore {
@@ -68,6 +75,18 @@ impl PgStore {
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // A server that vanished without closing the connection (a host
+        // down, a network cut) fails a statement in tens of seconds rather
+        // than the hours TCP waits by default.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(DEAD_PEER_TIMEOUT);
+        }
+        if config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+            config
+                .keepalives_idle(KEEPALIVES_IDLE)
+                .keepalives_interval(KEEPALIVES_IDLE / 2)
+                .keepalives_retries(3);
         }
         let store = PgStore {
             pool: Pool::new(config, pool_size),

@@ -44,7 +44,7 @@ impl fmt::Display for PgFailure {
 impl std::error::Error for PgFailure {}
 
 /// Whether a failure with this SQLSTATE may go away if tried again.
-fn retry_of_code(code: &str) -> Retry {
+pub(super) fn retry_of_code(code: &str) -> Retry {
     match code {
         // serialization_failure, deadlock_detected.
         "40001" | "40P01" => Retry::Now,

@@ -43,22 +43,22 @@ pub(super) fn totp(user: &str) -> Token {
 #[test]
 fn migrations_create_the_schema_once_and_refuse_a_newer_one() {
     let Some(url) = database() else { return };
-    let s = PgStore::connect(&url, key(), 2).expect("connect");
-    let supported = schema::MIGRATIONS.len() as i64;
-    assert_eq!(s.schema_version().expect("version"), supported);
-    s.add_user(&user("kept")).expect("add");
-    // A second node, and two more starting together.
-    let again = PgStore::connect(&url, key(), 2).expect("connect again");
-    assert_eq!(again.schema_version().expect("version"), supported);
-    assert!(again.user("kept").expect("user").is_some(), "data kept");
+    // Three nodes starting together on an empty database.
     std::thread::scope(|sc| {
-        let racers: Vec<_> = (0..2)
+        let racers: Vec<_> = (0..3)
             .map(|_| sc.spawn(|| PgStore::connect(&url, key(), 1).map(|_| ())))
             .collect();
         for r in racers {
             r.join().expect("thread").expect("concurrent connect");
         }
     });
+    let s = PgStore::connect(&url, key(), 2).expect("connect");
+    let supported = schema::MIGRATIONS.len() as i64;
+    assert_eq!(s.schema_version().expect("version"), supported);
+    s.add_user(&user("kept")).expect("add");
+    let again = PgStore::connect(&url, key(), 2).expect("connect again");
+    assert_eq!(again.schema_version().expect("version"), supported);
+    assert!(again.user("kept").expect("user").is_some(), "data kept");
     let mut raw = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("raw");
     raw.execute("UPDATE schema_version SET version = version + 1", &[])
         .expect("bump");
@@ -71,6 +71,40 @@ fn migrations_create_the_schema_once_and_refuse_a_newer_one() {
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
+}
+
+#[test]
+fn sqlstates_say_when_a_retry_helps() {
+    for (code, retry) in [
+        ("40001", Retry::Now),
+        ("40P01", Retry::Now),
+        ("08006", Retry::Later),
+        ("08001", Retry::Later),
+        ("57P01", Retry::Later),
+        ("57P02", Retry::Later),
+        ("57P03", Retry::Later),
+        ("57014", Retry::No),
+        ("23505", Retry::No),
+        ("42P01", Retry::No),
+    ] {
+        assert_eq!(pool::retry_of_code(code), retry, "{code}");
+    }
+}
+
+#[test]
+fn a_unique_violation_names_no_value() {
+    let Some(s) = store() else { return };
+    s.add_user(&user("v")).expect("add");
+    let mut c = s.pool.checkout().expect("conn");
+    let e = c
+        .exec(
+            "INSERT INTO users (name_key, name, created_at) VALUES ($1, $1, 0)",
+            &[&"v"],
+        )
+        .expect_err("duplicate");
+    assert!(pool::is_unique_violation(&e));
+    assert_eq!(e.retry(), Retry::No);
+    assert!(!e.to_string().contains("(v)"), "{e}");
 }
 
 #[test]

@@ -351,3 +351,75 @@ fn a_burst_commits_together_or_not_at_all() {
     tx.commit().expect("commit");
     assert_eq!(s.audit(None, None).expect("audit").len(), 1);
 }
+
+#[test]
+fn the_login_path_runs_its_jobs_in_one_transaction() {
+    use crate::mfa::otp::{TotpParams, Verdict, totp_code};
+    use crate::store::login::{StoreAnswer, StoreOp, run_batch};
+    use zeroize::Zeroizing;
+    let Some(s) = store() else { return };
+    const SEED: &[u8] = b"0123456789abcdefghij";
+    s.add_user(&user("Ärger")).expect("add");
+    let t = Token {
+        active: true,
+        ..totp("ärger")
+    };
+    s.add_token(&t, SEED).expect("token");
+    let now = 1_700_000_000;
+    let facts = match &run_batch(
+        &s,
+        &[StoreOp::Facts {
+            user: "ÄRGER".into(),
+        }],
+        now,
+    )[0]
+    {
+        StoreAnswer::Facts(Some(f)) => f.clone(),
+        other => panic!("facts: {other:?}"),
+    };
+    let lockout = LockoutPolicy {
+        denials: 3,
+        reset_after: 600,
+        unblock_after: 1800,
+    };
+    let code = totp_code(&TotpParams::default(), SEED, now as u64);
+    let verify = || StoreOp::Verify {
+        user: "äRGER".into(),
+        code: Zeroizing::new(code.clone()),
+        window: 1,
+        lockout,
+        tokens: facts.tokens.clone(),
+    };
+    let answers = run_batch(
+        &s,
+        &[
+            verify(),
+            verify(),
+            StoreOp::Audit(AuditRecord {
+                at: 0,
+                ..audit_record()
+            }),
+        ],
+        now,
+    );
+    assert!(matches!(
+        answers[0],
+        StoreAnswer::Verify {
+            verdict: Verdict::Valid { .. },
+            locked: false
+        }
+    ));
+    assert_eq!(
+        answers[1],
+        StoreAnswer::Verify {
+            verdict: Verdict::Duplicate,
+            locked: false
+        }
+    );
+    assert_eq!(answers[2], StoreAnswer::Done);
+    assert_eq!(s.audit(Some("ärger"), None).expect("audit")[0].at, now);
+}
+
+fn audit_record() -> AuditRecord {
+    record(1, "Ärger", ResultCode::SuccessOathCodeVerified)
+}
