@@ -132,7 +132,10 @@ impl Conn {
     /// Turns a failure into a [`StoreError`], marking the connection.
     fn fail(&mut self, e: postgres::Error) -> StoreError {
         let (failure, retry) = classify(&e);
-        if retry == Retry::Later {
+        // Lost, or its cached statements no longer fit the schema (another
+        // node migrated it: "cached plan must not change result type"): a
+        // new connection prepares them again.
+        if retry == Retry::Later || failure.code.as_deref() == Some("0A000") {
             self.broken = true;
         }
         if self.in_tx {
