@@ -15,6 +15,7 @@
 mod conformance;
 pub mod file;
 pub mod login;
+mod postgres;
 pub(crate) mod seal;
 mod sqlite;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use zeroize::Zeroizing;
 use crate::mfa::otp::{Algorithm, TotpParams};
 use crate::mfa::{LockoutPolicy, Method, Remembered, ResultCode};
 pub use login::UserFacts;
+pub use postgres::PgStore;
 pub use seal::SeedKey;
 pub use sqlite::SqliteStore;
 
@@ -232,6 +234,12 @@ impl User {
             groups: Vec::new(),
         }
     }
+}
+
+/// A user or group name folded for comparing without case: the key both
+/// backends look names up by, and the name a token's seed is bound to.
+pub(crate) fn fold(name: &str) -> String {
+    name.to_lowercase()
 }
 
 /// Group names as a [`User`] holds them: sorted without case, and of names

@@ -127,6 +127,22 @@ impl SeedKey {
     }
 }
 
+/// A token's `seed` sealed for the store, bound to the token's user by
+/// name folded to lower case ([`fold`](super::fold)), so it opens whatever
+/// the case the user is named in. Both backends seal this way.
+pub(crate) fn seal_token_seed(key: &SeedKey, t: &super::Token, seed: &[u8]) -> Vec<u8> {
+    key.seal(&super::fold(&t.user), seed)
+}
+
+/// The seed [`seal_token_seed`] sealed.
+pub(crate) fn open_token_seed(
+    key: &SeedKey,
+    t: &super::Token,
+    sealed: &super::SealedSeed,
+) -> Result<super::Seed, StoreError> {
+    key.open(&super::fold(&t.user), &sealed.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

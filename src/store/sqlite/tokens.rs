@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{atomic, q, x};
 use crate::mfa::otp::{Algorithm, TotpParams};
-use crate::store::{SealedSeed, Seed, SeedKey, StoreError, Token, TokenKind};
+use crate::store::{SealedSeed, StoreError, Token, TokenKind};
 
 pub(super) const TOKEN_COLS: &str =
     "id, user, kind, serial, algorithm, digits, step, counter, last_step, active, model";
@@ -55,16 +55,7 @@ pub(super) fn token_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Tok
     })
 }
 
-/// `seed` sealed for the tokens table, bound to the token's user by name
-/// in lower case.
-pub(super) fn seal(key: &SeedKey, t: &Token, seed: &[u8]) -> Vec<u8> {
-    key.seal(&t.user.to_lowercase(), seed)
-}
-
-/// The seed [`seal`] sealed.
-pub(super) fn open_seed(key: &SeedKey, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
-    key.open(&t.user.to_lowercase(), &sealed.0)
-}
+pub(super) use crate::store::seal::{open_token_seed as open_seed, seal_token_seed as seal};
 
 /// Adds `t` with its seed already [`seal`]ed; the token's id.
 pub(super) fn add_token(c: &Connection, t: &Token, sealed: &[u8]) -> Result<i64, StoreError> {

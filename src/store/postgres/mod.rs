@@ -1,0 +1,315 @@
+//! The PostgreSQL backend: a server shared by several proxies, numbered
+//! migrations, a bounded pool of connections.
+//!
+//! This module connects (and migrates), runs login-path and
+//! administration transactions, and implements [`LoginStore`] and
+//! [`Store`] by handing each method, with a connection, to the module of
+//! its concern, as the SQLite backend does:
+//!
+//! - `pool.rs`: the pool, each connection's statement cache, and what an
+//!   error means for a retry;
+//! - `schema.rs`: the numbered migrations and the schema version;
+//! - `users.rs`: users and their groups;
+//! - `tokens.rs`: tokens, their sealed seeds, and claiming a step;
+//! - `login.rs`: the login state, denials and lockout, blocks, bypasses
+//!   and remembered logins;
+//! - `audit.rs`: the audit trail and the block and bypass histories.
+//!
+//! Behaviour is the SQLite backend's, method for method. Names compare
+//! without case by a key folded in Rust ([`fold`]), so non-ASCII letters
+//! fold too. One difference: a statement that fails inside a login-path
+//! transaction spoils the whole transaction (PostgreSQL refuses the rest),
+//! so its commit fails and every job of the burst fails closed, where
+//! SQLite kept the other jobs' writes.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::*;
+
+mod audit;
+mod login;
+mod pool;
+mod schema;
+mod tokens;
+mod users;
+
+use pool::{Conn, Pool, Pooled};
+
+/// How long opening a connection may take, unless the URL says.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long data sent may stay unacknowledged before the connection is
+/// given up, unless the URL says.
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle time before TCP keepalive probes, unless the URL says; the
+/// postgres crate's default is two hours.
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// PostgreSQL-backed [`Store`].
+pub struct PgStore {
+    pool: Pool,
+    key: SeedKey,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host/db`
+    /// or key=value pairs) with a pool of up to `pool_size` connections,
+    /// and migrates it, refusing one a newer program left.
+    pub fn connect(url: &str, key: SeedKey, pool_size: usize) -> Result<PgStore, StoreError> {
+        // The URL holds the password: its parse error is not repeated.
+        let mut config = ::postgres::Config::from_str(url).map_err(|_| {
+            StoreError::database(
+                "the PostgreSQL URL is not a valid connection string",
+                Retry::No,
+            )
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // A server that vanished without closing the connection (a host
+        // down, a network cut) fails a statement in tens of seconds rather
+        // than the hours TCP waits by default.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(DEAD_PEER_TIMEOUT);
+        }
+        if config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+            config
+                .keepalives_idle(KEEPALIVES_IDLE)
+                .keepalives_interval(KEEPALIVES_IDLE / 2)
+                .keepalives_retries(3);
+        }
+        let store = PgStore {
+            pool: Pool::new(config, pool_size),
+            key,
+        };
+        schema::upgrade(&mut *store.pool.checkout()?)?;
+        Ok(store)
+    }
+
+    /// The database's schema version.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        schema::version(&mut *self.pool.checkout()?)
+    }
+
+    /// Runs `f` in a transaction of its own, committed if it succeeds.
+    fn tx<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut c = self.pool.checkout()?;
+        c.begin()?;
+        match f(&mut c) {
+            Ok(v) => {
+                c.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                c.rollback();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A transaction of the login path on a pooled connection, rolled back if
+/// dropped before its commit (the connection's return to the pool does
+/// that).
+struct PgTx<'a> {
+    c: Pooled<'a>,
+}
+
+impl LoginTx for PgTx<'_> {
+    fn facts(&mut self, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError> {
+        login::facts(&mut self.c, user, now)
+    }
+
+    fn password_hash(&mut self, user: &str) -> Result<Option<String>, StoreError> {
+        users::hash(
+            &mut self.c,
+            "SELECT password_hash FROM users WHERE name_key = $1",
+            user,
+        )
+    }
+
+    fn pin_hash(&mut self, user: &str) -> Result<Option<String>, StoreError> {
+        users::hash(
+            &mut self.c,
+            "SELECT pin_hash FROM users WHERE name_key = $1",
+            user,
+        )
+    }
+
+    fn claim_step(&mut self, id: i64, step: u64) -> Result<bool, StoreError> {
+        tokens::claim_step(&mut self.c, id, step)
+    }
+
+    fn record_denial(
+        &mut self,
+        user: &str,
+        now: UnixTime,
+        p: &LockoutPolicy,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        login::record_denial(&mut self.c, user, now, p)
+    }
+
+    fn clear_denials(&mut self, user: &str) -> Result<(), StoreError> {
+        login::clear_denials(&mut self.c, user)
+    }
+
+    fn take_bypass(&mut self, user: &str, now: UnixTime) -> Result<bool, StoreError> {
+        login::take_bypass(&mut self.c, user, now)
+    }
+
+    fn block(
+        &mut self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        login::block(&mut self.c, user, reason, now, until)
+    }
+
+    fn remember(
+        &mut self,
+        user: &str,
+        r: &Remembered,
+        keep_since: UnixTime,
+    ) -> Result<(), StoreError> {
+        login::remember(&mut self.c, user, r, keep_since)
+    }
+
+    fn append_audit(&mut self, a: &AuditRecord) -> Result<(), StoreError> {
+        audit::append_audit(&mut self.c, a)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.c.commit()
+    }
+}
+
+impl LoginStore for PgStore {
+    fn begin(&self) -> Result<Box<dyn LoginTx + '_>, StoreError> {
+        let mut c = self.pool.checkout()?;
+        c.begin()?;
+        Ok(Box::new(PgTx { c }))
+    }
+
+    fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
+        seal::open_token_seed(&self.key, t, sealed)
+    }
+}
+
+impl Store for PgStore {
+    fn as_login(&self) -> &dyn LoginStore {
+        self
+    }
+
+    fn add_user(&self, u: &User) -> Result<(), StoreError> {
+        self.tx(|c| users::add_user(c, u))
+    }
+
+    fn update_user(&self, u: &User) -> Result<(), StoreError> {
+        self.tx(|c| users::update_user(c, u))
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        self.tx(|c| users::remove_user(c, name))
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        self.tx(|c| users::user(c, name))
+    }
+
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.tx(users::users)
+    }
+
+    fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
+        let sealed = seal::seal_token_seed(&self.key, t, seed);
+        self.tx(|c| tokens::add_token(c, t, &sealed))
+    }
+
+    fn tokens(&self, user: &str) -> Result<Vec<Token>, StoreError> {
+        self.tx(|c| tokens::tokens(c, user))
+    }
+
+    fn token_seed(&self, t: &Token) -> Result<Seed, StoreError> {
+        let sealed = self.tx(|c| tokens::sealed_seed(c, t.id))?;
+        self.open_seed(t, &sealed)
+    }
+
+    fn token_by_serial(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        self.tx(|c| tokens::token_by_serial(c, serial))
+    }
+
+    fn remove_token(&self, serial: &str) -> Result<bool, StoreError> {
+        self.tx(|c| tokens::remove_token(c, serial))
+    }
+
+    fn activate_token(&self, id: i64) -> Result<(), StoreError> {
+        self.tx(|c| tokens::activate_token(c, id))
+    }
+
+    fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError> {
+        self.tx(|c| tokens::remove_pending_tokens(c, user, kind))
+    }
+
+    fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        self.tx(|c| login::locked_until(c, user, now))
+    }
+
+    fn unblock(&self, user: &str, reason: &str, now: UnixTime) -> Result<(), StoreError> {
+        self.tx(|c| login::unblock(c, user, reason, now))
+    }
+
+    fn blocked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
+        self.tx(|c| login::blocked_until(c, user, now))
+    }
+
+    fn forget(&self, user: &str) -> Result<usize, StoreError> {
+        self.tx(|c| login::forget(c, user))
+    }
+
+    fn remembered(&self, user: &str) -> Result<Vec<Remembered>, StoreError> {
+        self.tx(|c| login::remembered(c, user))
+    }
+
+    fn block_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.tx(audit::block_history)
+    }
+
+    fn add_bypass(
+        &self,
+        user: &str,
+        reason: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.tx(|c| login::add_bypass(c, user, reason, now, until))
+    }
+
+    fn bypass_history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.tx(audit::bypass_history)
+    }
+
+    fn audit(
+        &self,
+        user: Option<&str>,
+        since: Option<UnixTime>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.tx(|c| audit::audit(c, user, since))
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_login;

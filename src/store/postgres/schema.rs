@@ -1,0 +1,143 @@
+//! The database's shape: the numbered migrations, and the version a
+//! database is at.
+//!
+//! User and group names compare without case through a key beside each
+//! name, `name_key`, which the program computes ([`fold`](crate::store::fold))
+//! so both backends fold names the same way, non-ASCII letters included.
+//! Tables that belong to a user refer to `users(name_key)`; lockouts,
+//! bypasses and the histories do not (as in SQLite, they outlive the user).
+
+use super::pool::Conn;
+use crate::store::StoreError;
+
+/// Migrations, in order; `schema_version` records how many have run.
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    name_key      TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    email         TEXT,
+    phone         TEXT,
+    method        TEXT NOT NULL DEFAULT 'totp',
+    password_hash TEXT,
+    created_at    BIGINT NOT NULL,
+    blocked_until BIGINT,
+    pin_hash      TEXT,
+    language      TEXT
+);
+CREATE TABLE tokens (
+    id         BIGSERIAL PRIMARY KEY,
+    user_key   TEXT NOT NULL REFERENCES users(name_key) ON DELETE CASCADE,
+    user_name  TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    serial     TEXT UNIQUE,
+    seed       BYTEA NOT NULL,
+    algorithm  TEXT NOT NULL,
+    digits     INTEGER NOT NULL,
+    step       BIGINT NOT NULL,
+    counter    BIGINT NOT NULL DEFAULT 0,
+    last_step  BIGINT,
+    active     BOOLEAN NOT NULL DEFAULT FALSE,
+    model      TEXT
+);
+CREATE INDEX tokens_user ON tokens(user_key);
+CREATE TABLE lockouts (
+    user_key     TEXT PRIMARY KEY,
+    denials      BIGINT NOT NULL,
+    first_denial BIGINT NOT NULL,
+    locked_until BIGINT
+);
+CREATE TABLE block_history (
+    id        BIGSERIAL PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    at        BIGINT NOT NULL,
+    until     BIGINT
+);
+CREATE TABLE bypasses (
+    id         BIGSERIAL PRIMARY KEY,
+    user_key   TEXT NOT NULL,
+    user_name  TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    until      BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX bypasses_user ON bypasses(user_key, used_at);
+CREATE TABLE audit (
+    id        BIGSERIAL PRIMARY KEY,
+    at        BIGINT NOT NULL,
+    user_name TEXT NOT NULL,
+    user_key  TEXT NOT NULL,
+    result    TEXT NOT NULL,
+    accepted  BOOLEAN NOT NULL,
+    mode      TEXT NOT NULL,
+    server    TEXT NOT NULL,
+    client    TEXT NOT NULL,
+    client_ip TEXT,
+    reason    TEXT
+);
+CREATE INDEX audit_at ON audit(at);
+CREATE TABLE user_groups (
+    user_key TEXT NOT NULL REFERENCES users(name_key) ON DELETE CASCADE,
+    name_key TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    PRIMARY KEY (user_key, name_key)
+);
+-- One row per user, auth type, application and address; no address (NULL)
+-- is a key of its own, unequal to every address, "" included.
+CREATE TABLE remembered (
+    user_key  TEXT NOT NULL REFERENCES users(name_key) ON DELETE CASCADE,
+    auth_type TEXT NOT NULL,
+    app       TEXT NOT NULL,
+    address   TEXT,
+    at        BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX remembered_key
+    ON remembered(user_key, auth_type, app, (address IS NULL), COALESCE(address, ''));
+"#];
+
+/// The key of the advisory lock that serialises migrations between nodes
+/// starting together ("mfa-prox" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6d66_612d_7072_6f78;
+
+/// Brings the database to this program's schema in one transaction, under
+/// an advisory lock, refusing one that a newer program left.
+pub(super) fn upgrade(c: &mut Conn) -> Result<(), StoreError> {
+    c.begin()?;
+    let r = upgrade_in_tx(c);
+    match r {
+        Ok(()) => c.commit(),
+        Err(e) => {
+            c.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn upgrade_in_tx(c: &mut Conn) -> Result<(), StoreError> {
+    c.exec("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    c.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let found = version(c)?;
+    let supported = MIGRATIONS.len() as i64;
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    for m in MIGRATIONS.iter().skip(found as usize) {
+        c.batch(m)?;
+    }
+    if found < supported {
+        c.exec("DELETE FROM schema_version", &[])?;
+        c.exec(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&supported],
+        )?;
+    }
+    Ok(())
+}
+
+/// The schema version of the database (0 before the first migration).
+pub(super) fn version(c: &mut Conn) -> Result<i64, StoreError> {
+    let row = c.opt("SELECT max(version) FROM schema_version", &[])?;
+    Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0))
+}
