@@ -15,6 +15,10 @@
 mod conformance;
 pub mod file;
 pub mod login;
+/// Throwaway PostgreSQL servers for the tests.
+#[cfg(test)]
+#[path = "../../tests/support/pg_server.rs"]
+pub(crate) mod pg_server;
 mod postgres;
 pub(crate) mod seal;
 mod sqlite;

@@ -31,6 +31,21 @@ impl Fixture {
         (self.reopen)()
     }
 
+    /// PostgreSQL: a new database on the tests' shared server; `None`
+    /// when there is no PostgreSQL here (never under `CI=true`, where that
+    /// fails the test).
+    pub(crate) fn postgres() -> Option<Fixture> {
+        let url = super::pg_server::PgServer::shared()?.new_database();
+        let open = move || -> Box<dyn Store> {
+            Box::new(PgStore::connect(&url, key(), 4).expect("connect to PostgreSQL"))
+        };
+        Some(Fixture {
+            store: open(),
+            reopen: Box::new(open),
+            _dir: None,
+        })
+    }
+
     /// SQLite in a new file.
     pub(crate) fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -84,12 +99,23 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(f) = super::Fixture::postgres() {
+                        super::$module::$name(&f);
+                    }
+                }
+            )*
+        }
     };
 }
 
 conformance! {
     users::users_crud_and_case_insensitive_names,
     users::groups_are_kept_sorted_without_duplicates_and_replaced_whole,
+    users::names_compare_without_case_beyond_ascii,
     tokens::seeds_are_sealed_and_steps_claimed_once,
     tokens::concurrent_claims_of_one_step_have_one_winner,
     tokens::hardware_serials_belong_to_one_user,

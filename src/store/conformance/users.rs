@@ -98,3 +98,23 @@ pub(super) fn groups_are_kept_sorted_without_duplicates_and_replaced_whole(f: &F
         groups(&["net"])
     );
 }
+
+pub(super) fn names_compare_without_case_beyond_ascii(f: &Fixture) {
+    let s = f.store();
+    s.add_user(&user("Ärger")).expect("add");
+    assert!(matches!(
+        s.add_user(&user("äRGER")),
+        Err(StoreError::UserExists(_))
+    ));
+    let u = s.user("ÄRGER").expect("q").expect("found");
+    assert_eq!(u.name, "Ärger", "the name as given");
+    let id = s
+        .add_token(&totp("ärger"), b"seed-of-arger")
+        .expect("token");
+    s.activate_token(id).expect("activate");
+    let facts = s.login_state("äRGER", 0).expect("facts").expect("known");
+    let (t, sealed) = &facts.tokens[0];
+    assert_eq!(&s.open_seed(t, sealed).expect("open")[..], b"seed-of-arger");
+    assert!(s.remove_user("ÄRGER").expect("rm"));
+    assert!(s.user("Ärger").expect("q").is_none());
+}

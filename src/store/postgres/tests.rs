@@ -10,8 +10,7 @@ use crate::mfa::Method;
 use crate::mfa::otp::TotpParams;
 use crate::store::testkit::Steps;
 
-#[path = "../../../tests/support/pg_server.rs"]
-pub(super) mod pg_server;
+pub(super) use crate::store::pg_server;
 
 pub(super) fn key() -> SeedKey {
     SeedKey::from_bytes(&[1; 32])

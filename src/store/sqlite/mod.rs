@@ -81,6 +81,9 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, key: SeedKey) -> Result<SqliteStore, StoreError> {
+        // Names compare as PostgreSQL's store compares them: by their
+        // Unicode lowercase (SQLite's own NOCASE folds ASCII only).
+        conn.create_collation("NOCASE", nocase)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -99,6 +102,18 @@ impl SqliteStore {
         // every statement is atomic. Carry on with the connection.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The `NOCASE` collation of this store: names in their Unicode lowercase
+/// ([`fold`](crate::store::fold)), ASCII without allocating.
+fn nocase(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a
+            .bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()));
+    }
+    crate::store::fold(a).cmp(&crate::store::fold(b))
 }
 
 /// Runs `f` all or nothing. A savepoint rather than a transaction, so it

@@ -113,7 +113,19 @@ CREATE TABLE remembered (
 );
 CREATE UNIQUE INDEX remembered_key ON remembered(user, auth_type, app, COALESCE(address, x''));
 "#,
+    // NOCASE is now this program's own collation, which folds every
+    // letter, not ASCII alone, as the PostgreSQL store does: indexes on
+    // names are sorted again by it. Two users whose names differ only in
+    // the case of a non-ASCII letter ("Ärger", "ärger") stop this
+    // migration with a UNIQUE error: rename one with the previous version.
+    r#"
+REINDEX NOCASE;
+"#,
 ];
+
+/// The migration that sorts names again by the collation that folds every
+/// letter (its index in [`MIGRATIONS`]).
+const REINDEX_NOCASE: usize = 8;
 
 /// Brings the database on `conn` to this program's schema, refusing one
 /// that a newer program left.
@@ -138,7 +150,17 @@ pub(super) fn upgrade(conn: &Connection) -> Result<(), StoreError> {
 pub(super) fn migrate(conn: &Connection, from: usize, to: usize) -> Result<(), StoreError> {
     for (i, m) in MIGRATIONS.iter().enumerate().take(to).skip(from) {
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(m)?;
+        tx.execute_batch(m).map_err(|e| match (i, e.sqlite_error_code()) {
+            (REINDEX_NOCASE, Some(rusqlite::ErrorCode::ConstraintViolation)) => {
+                StoreError::database(
+                    "two users' names differ only in the case of a non-ASCII letter \
+                     (\"Ärger\" and \"ärger\"), which are one name from now on: \
+                     remove or rename one with the previous version of mfa-proxy, then start this one",
+                    crate::store::Retry::No,
+                )
+            }
+            _ => e.into(),
+        })?;
         tx.execute("DELETE FROM schema_version", [])?;
         tx.execute(
             "INSERT INTO schema_version (version) VALUES (?1)",

@@ -101,3 +101,32 @@ fn survives_reopen_and_refuses_a_newer_schema() {
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn names_sorted_by_the_old_nocase_are_sorted_again() {
+    // Schema 8 folded ASCII only: "Ärger" and "ärger" could both exist,
+    // and non-ASCII names sat where ASCII folding put them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("old.db");
+    {
+        let c = database_at_version(&p, 8);
+        c.execute_batch(
+            "INSERT INTO users (name, method, created_at) VALUES ('Ölaf', 'totp', 1), ('zed', 'totp', 1), ('Ärger', 'totp', 1);",
+        )
+        .expect("rows");
+    }
+    let s = SqliteStore::open(&p, SeedKey::from_bytes(&[5; 32])).expect("upgrades");
+    assert_eq!(s.user("ÖLAF").expect("q").expect("found").name, "Ölaf");
+    assert_eq!(s.user("ärger").expect("q").expect("found").name, "Ärger");
+    drop(s);
+    let p = dir.path().join("twins.db");
+    {
+        let c = database_at_version(&p, 8);
+        c.execute_batch(
+            "INSERT INTO users (name, method, created_at) VALUES ('Ärger', 'totp', 1), ('ärger', 'totp', 1);",
+        )
+        .expect("two users then");
+    }
+    let e = SqliteStore::open(&p, SeedKey::from_bytes(&[5; 32])).expect_err("twins");
+    assert!(e.to_string().contains("differ only in the case"), "{e}");
+}
