@@ -59,6 +59,11 @@ pub enum StoreError {
     BadKeyFile,
     #[error("a sealed seed does not open with this key file (wrong key, or tampered data)")]
     SealBroken,
+    #[error(
+        "the seed key file is not the one this database's seeds are sealed with: \
+         give every node the key_file of the node that created the database"
+    )]
+    KeyMismatch,
     #[error("no user named \"{0}\"")]
     NoSuchUser(String),
     #[error("a user named \"{0}\" already exists")]

@@ -51,6 +51,9 @@ const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 pub struct PgStore {
     pool: Pool,
     key: SeedKey,
+    /// The database has this program's schema and this node's seed key:
+    /// checked once, on the first connection that works.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for PgStore {
@@ -62,10 +65,8 @@ impl fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects to the database at `url` (`postgres://user:password@host/db`
-    /// or key=value pairs) with a pool of up to `pool_size` connections,
-    /// and migrates it, refusing one a newer program left.
-    pub fn connect(url: &str, key: SeedKey, pool_size: usize) -> Result<PgStore, StoreError> {
+    /// A store on the database at `url`, not connected yet.
+    fn configure(url: &str, key: SeedKey, pool_size: usize) -> Result<PgStore, StoreError> {
         // The URL holds the password: its parse error is not repeated.
         let mut config = ::postgres::Config::from_str(url).map_err(|_| {
             StoreError::database(
@@ -88,12 +89,56 @@ impl PgStore {
                 .keepalives_interval(KEEPALIVES_IDLE / 2)
                 .keepalives_retries(3);
         }
-        let store = PgStore {
+        Ok(PgStore {
             pool: Pool::new(config, pool_size),
             key,
-        };
-        schema::upgrade(&mut *store.pool.checkout()?)?;
+            ready: false.into(),
+        })
+    }
+
+    /// Connects to the database at `url` (`postgres://user:password@host/db`
+    /// or key=value pairs) with a pool of up to `pool_size` connections,
+    /// migrates it (refusing one a newer program left) and checks that
+    /// `key` is the seed key its seeds are sealed with.
+    pub fn connect(url: &str, key: SeedKey, pool_size: usize) -> Result<PgStore, StoreError> {
+        let store = Self::configure(url, key, pool_size)?;
+        store.checkout()?;
         Ok(store)
+    }
+
+    /// As [`PgStore::connect`], but a database that cannot be reached now
+    /// is no error: every call fails (`Retry::Later`) until it can be, and
+    /// the first that reaches it migrates it and checks the key. For
+    /// `serve`, which starts whether the database is up or not. An error
+    /// that waiting cannot cure (a bad URL, a newer schema, another seed
+    /// key) is returned at once.
+    pub fn connect_lazily(
+        url: &str,
+        key: SeedKey,
+        pool_size: usize,
+    ) -> Result<PgStore, StoreError> {
+        let store = Self::configure(url, key, pool_size)?;
+        let first = store.checkout().map(drop);
+        match first {
+            Err(e) if e.retry() == Retry::Later => {
+                tracing::error!(error = %e, "PostgreSQL cannot be reached: logins fail closed until it can");
+                Ok(store)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(store),
+        }
+    }
+
+    /// A connection from the pool, to a database made ready for this
+    /// program and key on the first.
+    fn checkout(&self) -> Result<Pooled<'_>, StoreError> {
+        use std::sync::atomic::Ordering;
+        let mut c = self.pool.checkout()?;
+        if !self.ready.load(Ordering::Acquire) {
+            schema::upgrade(&mut c, &self.key)?;
+            self.ready.store(true, Ordering::Release);
+        }
+        Ok(c)
     }
 
     /// The database's schema version.
@@ -103,7 +148,7 @@ impl PgStore {
 
     /// Runs `f` in a transaction of its own, committed if it succeeds.
     fn tx<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut c = self.pool.checkout()?;
+        let mut c = self.checkout()?;
         c.begin()?;
         match f(&mut c) {
             Ok(v) => {
@@ -197,7 +242,7 @@ impl LoginTx for PgTx<'_> {
 
 impl LoginStore for PgStore {
     fn begin(&self) -> Result<Box<dyn LoginTx + '_>, StoreError> {
-        let mut c = self.pool.checkout()?;
+        let mut c = self.checkout()?;
         c.begin()?;
         Ok(Box::new(PgTx { c }))
     }

@@ -8,10 +8,11 @@
 //! bypasses and the histories do not (as in SQLite, they outlive the user).
 
 use super::pool::Conn;
-use crate::store::StoreError;
+use crate::store::{SeedKey, StoreError};
 
 /// Migrations, in order; `schema_version` records how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     name_key      TEXT PRIMARY KEY,
     name          TEXT NOT NULL,
@@ -95,17 +96,33 @@ CREATE TABLE remembered (
 );
 CREATE UNIQUE INDEX remembered_key
     ON remembered(user_key, auth_type, app, (address IS NULL), COALESCE(address, ''));
-"#];
+"#,
+    // Which seed key the seeds are sealed with: a value sealed with it,
+    // which only the same key opens. A node started with another key
+    // (a new one made by mistake, a key file not copied) is refused
+    // rather than failing every login on a seed it cannot open.
+    r#"
+CREATE TABLE key_check (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed BYTEA NOT NULL
+);
+"#,
+];
+
+/// What the key check is sealed for: no user's name (those never hold a
+/// NUL), so no token's seal can pass for it.
+const KEY_CHECK: &str = "\0mfa-proxy key check";
 
 /// The key of the advisory lock that serialises migrations between nodes
 /// starting together ("mfa-prox" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d66_612d_7072_6f78;
 
 /// Brings the database to this program's schema in one transaction, under
-/// an advisory lock, refusing one that a newer program left.
-pub(super) fn upgrade(c: &mut Conn) -> Result<(), StoreError> {
+/// an advisory lock, refusing one that a newer program left or whose seeds
+/// are sealed with another key than `key`.
+pub(super) fn upgrade(c: &mut Conn, key: &SeedKey) -> Result<(), StoreError> {
     c.begin()?;
-    let r = upgrade_in_tx(c);
+    let r = upgrade_in_tx(c).and_then(|()| check_key(c, key));
     match r {
         Ok(()) => c.commit(),
         Err(e) => {
@@ -134,6 +151,22 @@ fn upgrade_in_tx(c: &mut Conn) -> Result<(), StoreError> {
         )?;
     }
     Ok(())
+}
+
+/// Records `key` as the database's seed key if it has none yet, else checks
+/// that it is the one recorded.
+fn check_key(c: &mut Conn, key: &SeedKey) -> Result<(), StoreError> {
+    let mine = key.seal(KEY_CHECK, b"sealed with this database's seed key");
+    c.exec(
+        "INSERT INTO key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        &[&mine],
+    )?;
+    let row = c.one("SELECT sealed FROM key_check WHERE id = 1", &[])?;
+    let recorded: Vec<u8> = row.get(0);
+    match key.open(KEY_CHECK, &recorded) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(StoreError::KeyMismatch),
+    }
 }
 
 /// The schema version of the database (0 before the first migration).

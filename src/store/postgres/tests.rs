@@ -286,3 +286,43 @@ fn the_pool_recovers_after_the_server_restarts() {
         assert!(tries < 3, "recovers once the server is back");
     }
 }
+
+#[test]
+fn a_node_with_another_seed_key_is_refused() {
+    let Some(url) = database() else {
+        return;
+    };
+    let s = PgStore::connect(&url, key(), 1).expect("the first node records its key");
+    s.add_user(&user("k")).expect("add");
+    let other = SeedKey::from_bytes(&[9; 32]);
+    let e = PgStore::connect(&url, other, 1).expect_err("another key");
+    assert!(matches!(e, StoreError::KeyMismatch), "{e}");
+    assert!(e.to_string().contains("key_file of the node that created"));
+    PgStore::connect(&url, key(), 1).expect("the same key again");
+}
+
+#[test]
+fn serve_starts_while_the_database_is_down_and_uses_it_once_up() {
+    let Some(server) = pg_server::PgServer::start_or_skip() else {
+        return;
+    };
+    let url = server.new_database();
+    server.stop();
+    let s = PgStore::connect_lazily(&url, key(), 2).expect("starts anyway");
+    let e = s.begin().map(drop).expect_err("down");
+    assert_eq!(e.retry(), Retry::Later, "{e}");
+    server.start_again();
+    // The first call that reaches it creates the schema.
+    let mut tries = 0;
+    while let Err(e) = s.add_user(&user("late")) {
+        tries += 1;
+        assert!(tries < 3, "{e}");
+    }
+    assert!(s.login_state("LATE", 1).expect("facts").is_some());
+    assert!(s.schema_version().expect("version") >= 2);
+    // A wrong key is no reason to wait: refused at once.
+    assert!(matches!(
+        PgStore::connect_lazily(&url, SeedKey::from_bytes(&[9; 32]), 1),
+        Err(StoreError::KeyMismatch)
+    ));
+}
