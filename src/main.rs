@@ -14,7 +14,7 @@ use mfa_proxy::cli::{
 use mfa_proxy::config::Config;
 use mfa_proxy::io::Bound;
 use mfa_proxy::radius::dict::Dictionary;
-use mfa_proxy::store::{SqliteStore, Store, file};
+use mfa_proxy::store::{Store, file};
 
 /// mimalloc instead of glibc's malloc. A login's buffers are made on the
 /// packet thread and dropped on the store thread, and the other way round:
@@ -67,9 +67,9 @@ fn unix_now() -> i64 {
 }
 
 /// The store of `config`, which must exist: admin commands never create one.
-fn open_store(config: &Path) -> Result<(Config, SqliteStore), AdminFailure> {
+fn open_store(config: &Path) -> Result<(Config, Box<dyn Store>), AdminFailure> {
     let config = Config::load(config).map_err(|e| AdminFailure::Config(e.to_string()))?;
-    let store = file::open_existing(&config.store.path, &config.store.key_file)
+    let store = mfa_proxy::store::open::open_existing(&config.store)
         .map_err(|e| AdminFailure::Command(e.to_string()))?;
     Ok((config, store))
 }
@@ -83,26 +83,21 @@ fn init(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (db, key) = (&config.store.path, &config.store.key_file);
-    match file::init(db, key) {
+    let (db, key) = (
+        mfa_proxy::store::open::describe(&config.store),
+        config.store.key_file.display(),
+    );
+    match mfa_proxy::store::open::init(&config.store) {
         Ok(file::Opened::Existing) => {
-            println!("{}: the store exists already; nothing to do", db.display());
+            println!("{db}: the store exists already; nothing to do");
             ExitCode::SUCCESS
         }
         Ok(file::Opened::Created) => {
-            println!(
-                "created {} and its seed key {}: back them up together",
-                db.display(),
-                key.display()
-            );
+            println!("created {db} and its seed key {key}: back them up together");
             ExitCode::SUCCESS
         }
         Ok(file::Opened::CreatedEmpty) => {
-            println!(
-                "created an empty {} under the existing seed key {}",
-                db.display(),
-                key.display()
-            );
+            println!("created an empty {db} under the existing seed key {key}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -151,6 +146,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
     match cmd {
         Command::User { config, action } => {
             let (cfg, store) = open_store(&config)?;
+            let store = store.as_ref();
             match action {
                 UserCmd::Add {
                     name,
@@ -166,7 +162,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         .map_err(fail)?
                         .unwrap_or_default();
                     let password = password_stdin.then(stdin_line).transpose()?;
-                    cli::user_add(&store, &name, email, phone, password, groups, now)
+                    cli::user_add(store, &name, email, phone, password, groups, now)
                         .map_err(fail)?;
                     println!("added {name}");
                 }
@@ -185,7 +181,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         .map_err(fail)?;
                     let pin = pin_stdin.then(stdin_line).transpose()?;
                     cli::user_set(
-                        &store,
+                        store,
                         &name,
                         method.as_deref(),
                         phone.as_deref(),
@@ -205,9 +201,9 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         );
                     }
                 }
-                UserCmd::List => cli::user_list(&store, &mut out).map_err(fail)?,
+                UserCmd::List => cli::user_list(store, &mut out).map_err(fail)?,
                 UserCmd::Show { name } => {
-                    cli::user_show(&store, &name, now, &mut out).map_err(fail)?
+                    cli::user_show(store, &name, now, &mut out).map_err(fail)?
                 }
                 UserCmd::Forget { name } => {
                     let n = store.forget(&name).map_err(|e| fail(e.into()))?;
@@ -225,7 +221,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 UserCmd::Import { file } => {
                     let text = std::fs::read_to_string(&file)
                         .map_err(|e| AdminFailure::Command(format!("{}: {e}", file.display())))?;
-                    let (n, errors) = cli::user_import(&store, &text, now).map_err(fail)?;
+                    let (n, errors) = cli::user_import(store, &text, now).map_err(fail)?;
                     println!("imported {n} users");
                     write_import_errors(&file, &errors)?;
                 }
@@ -233,9 +229,10 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
         }
         Command::Totp { config, action } => {
             let (cfg, store) = open_store(&config)?;
+            let store = store.as_ref();
             match action {
                 TotpCmd::Enroll { name, svg } => {
-                    let e = cli::totp_enroll(&store, &name, &cfg.server.name).map_err(fail)?;
+                    let e = cli::totp_enroll(store, &name, &cfg.server.name).map_err(fail)?;
                     println!("Scan this with the authenticator app, then run:");
                     println!("  mfa-proxy totp activate {name} <code shown by the app>");
                     println!("{}", cli::qr_terminal(&e.uri).map_err(fail)?);
@@ -247,13 +244,14 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     }
                 }
                 TotpCmd::Activate { name, code } => {
-                    cli::totp_activate(&store, &name, &code, now as u64, 1).map_err(fail)?;
+                    cli::totp_activate(store, &name, &code, now as u64, 1).map_err(fail)?;
                     println!("activated the authenticator app of {name}");
                 }
             }
         }
         Command::Token { config, action } => {
             let (_, store) = open_store(&config)?;
+            let store = store.as_ref();
             match action {
                 TokenCmd::Import {
                     file,
@@ -265,14 +263,13 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         SecretFormatArg::Base32 => cli::SecretFormat::Base32,
                         SecretFormatArg::Hex => cli::SecretFormat::Hex,
                     };
-                    let (n, errors) =
-                        cli::token_import(&store, &text, format, now).map_err(fail)?;
+                    let (n, errors) = cli::token_import(store, &text, format, now).map_err(fail)?;
                     println!("imported {n} tokens");
                     write_import_errors(&file, &errors)?;
                 }
                 TokenCmd::Activate { serial, code } => {
                     let user =
-                        cli::token_activate(&store, &serial, &code, now as u64, 1).map_err(fail)?;
+                        cli::token_activate(store, &serial, &code, now as u64, 1).map_err(fail)?;
                     println!("activated token {serial} of {user}");
                 }
                 TokenCmd::Resync {
@@ -280,7 +277,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     first,
                     second,
                 } => {
-                    let serial = cli::hotp_resync(&store, &name, &first, &second).map_err(fail)?;
+                    let serial = cli::hotp_resync(store, &name, &first, &second).map_err(fail)?;
                     println!("resynchronised token {serial} of {name}");
                 }
                 TokenCmd::Remove { serial } => {
@@ -300,6 +297,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
             config,
         } => {
             let (_, store) = open_store(&config)?;
+            let store = store.as_ref();
             let until = now + duration_secs(&duration, "--for")?;
             store
                 .block(&name, &reason, now, until)
@@ -312,6 +310,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
             config,
         } => {
             let (_, store) = open_store(&config)?;
+            let store = store.as_ref();
             store
                 .unblock(&name, &reason, now)
                 .map_err(|e| fail(e.into()))?;
@@ -324,6 +323,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
             config,
         } => {
             let (_, store) = open_store(&config)?;
+            let store = store.as_ref();
             let until = now + duration_secs(&duration, "--for")?;
             store
                 .add_bypass(&name, &reason, now, until)
@@ -336,6 +336,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
             which,
         } => {
             let (_, store) = open_store(&config)?;
+            let store = store.as_ref();
             let format = match format {
                 ReportFormat::Table => cli::Format::Table,
                 ReportFormat::Csv => cli::Format::Csv,
@@ -352,16 +353,14 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                             Err(_) => now - duration_secs(&s, "--since")?,
                         }),
                     };
-                    cli::report_signins(&store, user.as_deref(), since, format, &mut out)
+                    cli::report_signins(store, user.as_deref(), since, format, &mut out)
                         .map_err(fail)?;
                 }
-                ReportCmd::Blocked => {
-                    cli::report_blocked(&store, format, &mut out).map_err(fail)?
-                }
+                ReportCmd::Blocked => cli::report_blocked(store, format, &mut out).map_err(fail)?,
                 ReportCmd::Bypassed => {
-                    cli::report_bypassed(&store, format, &mut out).map_err(fail)?
+                    cli::report_bypassed(store, format, &mut out).map_err(fail)?
                 }
-                ReportCmd::Users => cli::report_users(&store, format, &mut out).map_err(fail)?,
+                ReportCmd::Users => cli::report_users(store, format, &mut out).map_err(fail)?,
             }
         }
         Command::Policy {
@@ -379,8 +378,8 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
         } => {
             let (config, _) = load(&config).map_err(AdminFailure::Config)?;
             // The store's facts about the user, if there is a store yet.
-            let standing = match file::open_existing(&config.store.path, &config.store.key_file) {
-                Ok(store) => cli::policy::standing(&store, &user, now).map_err(fail)?,
+            let standing = match mfa_proxy::store::open::open_existing(&config.store) {
+                Ok(store) => cli::policy::standing(store.as_ref(), &user, now).map_err(fail)?,
                 Err(e) => {
                     println!("store not read ({e}): the user is taken as unknown");
                     mfa_proxy::policy::Standing::unknown()
@@ -448,6 +447,9 @@ fn check(path: &Path) -> ExitCode {
         Ok((config, dictionary)) => {
             print!("{}", config.summary());
             println!("dictionary: {} attributes", dictionary.len());
+            if config.mfa.enabled {
+                println!("store: {}", mfa_proxy::store::open::status(&config.store));
+            }
             println!("{}: OK", path.display());
             ExitCode::SUCCESS
         }
@@ -488,6 +490,19 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "cannot raise the open-files limit"),
     }
+    // Before the runtime: a store's blocking calls (PostgreSQL's client
+    // runs a runtime of its own) must not run on the runtime's thread.
+    let store: Option<Arc<dyn mfa_proxy::store::LoginStore>> = if config.mfa.enabled {
+        match open_serve_store(&config, allow_empty_store) {
+            Ok(s) => Some(Arc::<dyn Store>::from(s)),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -499,17 +514,6 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let store: Option<Arc<dyn mfa_proxy::store::LoginStore>> = if config.mfa.enabled {
-            match open_serve_store(&config, allow_empty_store) {
-                Ok(s) => Some(Arc::new(s)),
-                Err(e) => {
-                    error!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            None
-        };
         let bound = match Bound::bind(&config, dictionary, store) {
             Ok(b) => b,
             Err(e) => {
@@ -563,28 +567,35 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
 /// The store for `serve`: created on a first run, refused when it
 /// vanished (unless `allow_empty`), and loudly warned about when it holds
 /// no user while unenrolled users are let through.
-fn open_serve_store(config: &Config, allow_empty: bool) -> Result<SqliteStore, String> {
-    let (db, key) = (&config.store.path, &config.store.key_file);
-    let (store, opened) = file::open_for_serve(db, key, allow_empty).map_err(|e| e.to_string())?;
+fn open_serve_store(config: &Config, allow_empty: bool) -> Result<Box<dyn Store>, String> {
+    let (db, key) = (
+        mfa_proxy::store::open::describe(&config.store),
+        config.store.key_file.display(),
+    );
+    let (store, opened) = mfa_proxy::store::open::open_for_serve(&config.store, allow_empty)
+        .map_err(|e| e.to_string())?;
     match opened {
-        file::Opened::Existing => {}
+        file::Opened::Existing => info!(database = %db, "store opened"),
         file::Opened::Created => info!(
-            database = %db.display(),
-            key = %key.display(),
+            database = %db,
+            key = %key,
             "first run: created the store; back up the database and its key together"
         ),
         file::Opened::CreatedEmpty => warn!(
-            database = %db.display(),
+            database = %db,
             "--allow-empty-store: created an empty database where one was expected"
         ),
     }
-    if config.mfa.unenrolled == mfa_proxy::config::Unenrolled::Accept
-        && store.users().map_err(|e| e.to_string())?.is_empty()
-    {
-        warn!(
-            database = %db.display(),
-            "the store has no users and unenrolled = \"accept\": every login passes on its first factor alone"
-        );
+    if config.mfa.unenrolled == mfa_proxy::config::Unenrolled::Accept {
+        // A database that is down now is said so by the store itself.
+        if let Ok(users) = store.users()
+            && users.is_empty()
+        {
+            warn!(
+                database = %db,
+                "the store has no users and unenrolled = \"accept\": every login passes on its first factor alone"
+            );
+        }
     }
     Ok(store)
 }

@@ -15,6 +15,7 @@
 mod conformance;
 pub mod file;
 pub mod login;
+pub mod open;
 /// Throwaway PostgreSQL servers for the tests.
 #[cfg(test)]
 #[path = "../../tests/support/pg_server.rs"]

@@ -141,6 +141,21 @@ impl PgStore {
         Ok(c)
     }
 
+    /// The schema version this program brings databases to.
+    pub const SCHEMA: i64 = schema::MIGRATIONS.len() as i64;
+
+    /// The schema version of the database at `url` (0: none yet), read on
+    /// one connection without migrating or checking anything: for `check`.
+    pub fn probe(url: &str) -> Result<i64, StoreError> {
+        let store = Self::configure(url, SeedKey::from_bytes(&[0; 32]), 1)?;
+        let mut c = store.pool.checkout()?;
+        let made = c.one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?;
+        if !made.get::<_, bool>(0) {
+            return Ok(0);
+        }
+        schema::version(&mut c)
+    }
+
     /// The database's schema version.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         schema::version(&mut *self.pool.checkout()?)

@@ -1,0 +1,204 @@
+//! Two proxies on one PostgreSQL database (issue 16): separate processes
+//! on separate ports, driven by radclient. The state a login decides on is
+//! the database's, so what one node did counts at the other: a code used
+//! at A is a duplicate at B, wrong codes at both add up to one lockout, a
+//! user added by the administrator is known to both, and every audit
+//! record names the node that wrote it.
+
+mod common;
+#[path = "support/pg_server.rs"]
+mod pg_server;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+
+/// A child killed when the test ends, even by a panic.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A node: the shipped configuration on free ports, named `name`, on the
+/// PostgreSQL database at `url`, with the second factor's reject delay
+/// off; returns its RADIUS address and HTTP port.
+fn node(dir: &Path, name: &str, url: &str) -> (SocketAddr, u16) {
+    std::fs::create_dir_all(dir.join("data")).expect("data dir");
+    shipped_config_in(
+        dir,
+        &[
+            ("name = \"mfa-proxy-1\"", &format!("name = \"{name}\"")),
+            ("path = \"data/mfa.db\"", &format!("url = \"{url}\"")),
+            ("reject_delay = \"1s\"", "reject_delay = \"0s\""),
+            ("denials = 10", "denials = 3"),
+        ],
+    )
+}
+
+fn serve(dir: &Path, http: u16) -> Killed {
+    let log = std::fs::File::create(dir.join("serve.log")).expect("log");
+    let child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+            .args(["serve", "--config"])
+            .arg(dir.join("proxy.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serve"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", http)).is_err() {
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "the node did not come up:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// One PAP Access-Request through radclient (with `State` when answering a
+/// challenge); radclient's output.
+fn login(to: SocketAddr, password: &str, state: Option<&str>) -> String {
+    let mut input = format!(
+        "User-Name = alice\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
+    );
+    if let Some(s) = state {
+        input.push_str(&format!("State = {s}\n"));
+    }
+    text(&radclient(
+        to,
+        "auth",
+        "testing123",
+        &input,
+        &["-x", "-r", "1", "-t", "5"],
+    ))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+}
+
+/// A code other than `code`.
+fn wrong(code: &str) -> &'static str {
+    if code == "000000" { "111111" } else { "000000" }
+}
+
+#[test]
+fn two_nodes_share_users_codes_lockout_and_the_audit_trail() {
+    if !have("radclient") {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true: radclient is missing"
+        );
+        return;
+    }
+    let Some(server) = pg_server::PgServer::shared() else {
+        return;
+    };
+    let url = server.new_database();
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (a, a_http) = node(a_dir.path(), "node-a", &url);
+    let (b, b_http) = node(b_dir.path(), "node-b", &url);
+
+    // The first node creates the schema and the seed key; the other gets
+    // a copy of the key, as the README says.
+    let o = run_bin(a_dir.path(), &["init"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::copy(
+        a_dir.path().join("data/seed.key"),
+        b_dir.path().join("data/seed.key"),
+    )
+    .expect("copy the key");
+    let o = run_bin(b_dir.path(), &["check"], None);
+    assert!(
+        text(&o).contains("store: PostgreSQL (pool of 8): reachable, schema 2"),
+        "{}",
+        text(&o)
+    );
+    // Users added at one node are the cluster's.
+    let o = run_bin(
+        a_dir.path(),
+        &["user", "add", "alice", "--password-stdin"],
+        Some("alice-pass\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let enroll = run_bin(b_dir.path(), &["totp", "enroll", "alice"], None);
+    assert!(enroll.status.success(), "{}", text(&enroll));
+    let seed = seed_from_enroll(&String::from_utf8_lossy(&enroll.stdout));
+    let code_at = |t: u64| totp_code(&TotpParams::default(), &seed, t);
+    let o = run_bin(
+        a_dir.path(),
+        &["totp", "activate", "alice", &code_at(now())],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let _a = serve(a_dir.path(), a_http);
+    let _b = serve(b_dir.path(), b_http);
+
+    // The next step's code (the window takes it): accepted at A ...
+    let code = code_at(now() + 30);
+    let out = login(a, &format!("alice-pass,{code}"), None);
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    // ... and refused at B: one replay record for the cluster. (At a
+    // challenge it is asked again: "Wrong code".)
+    let out = login(b, "alice-pass", None);
+    let state = state_from(&out);
+    let out = login(b, &code, Some(&state));
+    assert!(out.contains("Wrong code"), "{out}");
+    let out = login(b, &format!("alice-pass,{code}"), None);
+    assert!(out.contains("Received Access-Reject"), "{out}");
+
+    // Wrong codes at B and at A add up to one lockout (3 denials; the two
+    // duplicates at B above were the first two).
+    let bad = wrong(&code_at(now()));
+    let out = login(a, &format!("alice-pass,{bad}"), None);
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    // Locked now, at both: even the right code is refused.
+    let out = login(b, &format!("alice-pass,{}", code_at(now() + 30)), None);
+    assert!(out.contains("Received Access-Reject"), "{out}");
+
+    // The audit trail: every login, each named by the node that decided it.
+    let report = run_bin(
+        a_dir.path(),
+        &["report", "signins", "--user", "alice"],
+        None,
+    );
+    let report = text(&report);
+    let results: Vec<&str> = report
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "SUCCESS_OATH_CODE_VERIFIED",
+            "FAILED_OATH_CODE_DUPLICATE",
+            // The third wrong code locks; so is the next login, at either node.
+            "FAILED_AUTHENTICATION_THROTTLED",
+            "FAILED_AUTHENTICATION_THROTTLED",
+        ],
+        "{report}"
+    );
+    assert!(
+        report.contains("node-a") && report.contains("node-b"),
+        "{report}"
+    );
+}
