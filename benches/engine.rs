@@ -125,6 +125,8 @@ fn store_once(e: &mut Engine, now: Instant, tokens: &Tokens, jobs: Vec<StoreJob>
                 language: None,
                 groups: Vec::new(),
                 remembered: Vec::new(),
+                busy: false,
+                graced: Vec::new(),
             }))),
             StoreOp::Verify { .. } => StoreAnswer::Verify {
                 verdict: Verdict::Valid { step: 1 },

@@ -66,6 +66,7 @@ use mfa_proxy::mfa::{LockoutPolicy, Method, Remembered};
 use mfa_proxy::radius::{Code, Packet, PacketBuilder, attr, crypto};
 use mfa_proxy::store::{
     AuditRecord, LoginStore, LoginTx, SealedSeed, Seed, StoreError, Token, UnixTime, UserFacts,
+    Verification,
 };
 
 #[path = "common/mod.rs"]
@@ -280,6 +281,8 @@ impl LoginTx for MemoryTx<'_> {
             language: None,
             groups: Vec::new(),
             remembered: Vec::new(),
+            busy: false,
+            graced: Vec::new(),
         }))
     }
     fn password_hash(&mut self, _: &str) -> Result<Option<String>, StoreError> {
@@ -329,6 +332,24 @@ impl LoginTx for MemoryTx<'_> {
             (true, Some(tx)) => tx.append_audit(r),
             _ => Ok(()),
         }
+    }
+    fn start_verification(&mut self, _: &Verification) -> Result<bool, StoreError> {
+        not_here()
+    }
+    fn end_verification(&mut self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn grant_grace(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: UnixTime,
+        _: UnixTime,
+    ) -> Result<(), StoreError> {
+        not_here()
+    }
+    fn take_grace(&mut self, _: &str, _: &str, _: UnixTime) -> Result<bool, StoreError> {
+        not_here()
     }
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
         match self.durable {

@@ -1188,6 +1188,8 @@ impl World {
             },
             groups: Vec::new(),
             remembered: Vec::new(),
+            busy: false,
+            graced: Vec::new(),
         }
     }
 

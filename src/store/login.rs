@@ -122,6 +122,11 @@ pub struct UserFacts {
     pub groups: Vec<String>,
     /// The user's remembered logins; which count is the policy's.
     pub remembered: Vec<Remembered>,
+    /// A verification of the user is in progress, at any node.
+    pub busy: bool,
+    /// The clients from which an out-of-band success lets the user in once
+    /// more without a second factor (`busy_grace`), granted at any node.
+    pub graced: Vec<String>,
 }
 
 /// A user's active tokens with their sealed seeds, by id.
@@ -761,6 +766,32 @@ mod tests {
         }
         fn append_audit(&mut self, rec: &AuditRecord) -> Result<(), StoreError> {
             self.inner.append_audit(rec)
+        }
+        fn start_verification(
+            &mut self,
+            v: &crate::store::Verification,
+        ) -> Result<bool, StoreError> {
+            self.inner.start_verification(v)
+        }
+        fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError> {
+            self.inner.end_verification(user, id)
+        }
+        fn grant_grace(
+            &mut self,
+            user: &str,
+            client: &str,
+            until: UnixTime,
+            now: UnixTime,
+        ) -> Result<(), StoreError> {
+            self.inner.grant_grace(user, client, until, now)
+        }
+        fn take_grace(
+            &mut self,
+            user: &str,
+            client: &str,
+            now: UnixTime,
+        ) -> Result<bool, StoreError> {
+            self.inner.take_grace(user, client, now)
         }
         fn commit(self: Box<Self>) -> Result<(), StoreError> {
             match self.fail {

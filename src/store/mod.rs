@@ -279,6 +279,23 @@ impl Token {
     }
 }
 
+/// A verification out of band (push, call, SMS) in progress: a user has
+/// at most one at a time in the whole cluster (`FAILED_PHONE_BUSY`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    pub user: String,
+    /// The verification id, 16 random octets.
+    pub id: Vec<u8>,
+    /// The node (`[server] name`) holding the NAS request.
+    pub node: String,
+    pub client: String,
+    pub method: Method,
+    pub started_at: UnixTime,
+    /// After this it is over, answered or not: a node that died leaves
+    /// nothing stuck.
+    pub expires_at: UnixTime,
+}
+
 /// One line of the audit trail (SPEC §5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -366,6 +383,24 @@ pub trait LoginTx {
         keep_since: UnixTime,
     ) -> Result<(), StoreError>;
     fn append_audit(&mut self, rec: &AuditRecord) -> Result<(), StoreError>;
+    /// Records `v` as its user's one verification in progress, unless
+    /// another (at any node) has not expired: `false` then (the user is
+    /// busy). An expired one, left by a node that died, is replaced.
+    fn start_verification(&mut self, v: &Verification) -> Result<bool, StoreError>;
+    /// Verification `id` of `user` is over (answered, expired, fallen back).
+    fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError>;
+    /// An out-of-band success of `user` from `client`: until `until`, one
+    /// more login from there needs no second factor (`busy_grace`).
+    fn grant_grace(
+        &mut self,
+        user: &str,
+        client: &str,
+        until: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Uses up the grace of `user` from `client` if it lasts past `now`,
+    /// atomically: `true` if there was one.
+    fn take_grace(&mut self, user: &str, client: &str, now: UnixTime) -> Result<bool, StoreError>;
     /// Makes everything this transaction wrote durable, or nothing.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -450,6 +485,9 @@ pub trait Store: LoginStore {
         user: Option<&str>,
         since: Option<UnixTime>,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The verifications in progress at `now`, at every node, oldest first.
+    fn verifications(&self, now: UnixTime) -> Result<Vec<Verification>, StoreError>;
 
     /// This store as its login path.
     fn as_login(&self) -> &dyn LoginStore;

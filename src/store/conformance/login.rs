@@ -19,6 +19,8 @@ pub(super) fn login_state_in_one_query(f: &Fixture) {
         language: None,
         groups: Vec::new(),
         remembered: Vec::new(),
+        busy: false,
+        graced: Vec::new(),
     };
     assert_eq!(state(s), Some(plain.clone()));
     let id = s

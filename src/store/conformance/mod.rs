@@ -11,6 +11,7 @@ mod audit;
 mod login;
 mod tokens;
 mod users;
+mod verifications;
 
 /// A database to test against, and a way to open it again (another
 /// connection, as a second proxy would have).
@@ -127,4 +128,7 @@ conformance! {
     login::block_lockout_and_removal_revoke_remembered_logins,
     login::a_removed_token_or_a_new_phone_revokes_remembered_logins,
     audit::audit_round_trip_and_filters,
+    verifications::one_verification_per_user_across_connections,
+    verifications::concurrent_starts_have_one_winner,
+    verifications::grace_is_used_once,
 }

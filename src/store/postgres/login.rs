@@ -28,6 +28,9 @@ const LOGIN_STATE_SQL: &str = concat!(
                   '[]')::text,
          COALESCE((SELECT json_agg(json_build_array(m.auth_type, m.app, m.address, m.at))
                    FROM remembered m WHERE m.user_key = u.name_key), '[]')::text,
+         EXISTS (SELECT 1 FROM verifications v WHERE v.user_key = u.name_key AND v.expires_at > $2),
+         COALESCE((SELECT json_agg(g.client) FROM grace g
+                   WHERE g.user_key = u.name_key AND g.until > $2), '[]')::text,
          ",
     token_cols!(),
     ", t.seed
@@ -35,7 +38,7 @@ const LOGIN_STATE_SQL: &str = concat!(
   WHERE u.name_key = $1 ORDER BY t.id"
 );
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-const LOGIN_STATE_TOKEN_AT: usize = 9;
+const LOGIN_STATE_TOKEN_AT: usize = 11;
 
 pub(super) fn facts(
     c: &mut Conn,
@@ -66,6 +69,8 @@ pub(super) fn facts(
         language: first.try_get(6)?,
         groups: groups_at(first, 7)?,
         remembered: remembered_at(first, 8)?,
+        busy: first.try_get(9)?,
+        graced: json_at(first, 10)?,
     }))
 }
 

@@ -34,6 +34,7 @@ mod pool;
 mod schema;
 mod tokens;
 mod users;
+mod verifications;
 
 use pool::{Conn, Pool, Pooled};
 
@@ -250,6 +251,28 @@ impl LoginTx for PgTx<'_> {
         audit::append_audit(&mut self.c, a)
     }
 
+    fn start_verification(&mut self, v: &Verification) -> Result<bool, StoreError> {
+        verifications::start(&mut self.c, v)
+    }
+
+    fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError> {
+        verifications::end(&mut self.c, user, id)
+    }
+
+    fn grant_grace(
+        &mut self,
+        user: &str,
+        client: &str,
+        until: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        verifications::grant_grace(&mut self.c, user, client, until, now)
+    }
+
+    fn take_grace(&mut self, user: &str, client: &str, now: UnixTime) -> Result<bool, StoreError> {
+        verifications::take_grace(&mut self.c, user, client, now)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.c.commit()
     }
@@ -268,6 +291,10 @@ impl LoginStore for PgStore {
 }
 
 impl Store for PgStore {
+    fn verifications(&self, now: UnixTime) -> Result<Vec<Verification>, StoreError> {
+        self.tx(|c| verifications::list(c, now))
+    }
+
     fn as_login(&self) -> &dyn LoginStore {
         self
     }

@@ -107,6 +107,26 @@ CREATE TABLE key_check (
     sealed BYTEA NOT NULL
 );
 "#,
+    // A user's one verification out of band in progress (at any node),
+    // and the grace after one succeeded.
+    r#"
+CREATE TABLE verifications (
+    user_key   TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL,
+    id         BYTEA NOT NULL,
+    node       TEXT NOT NULL,
+    client     TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE grace (
+    user_key TEXT NOT NULL,
+    client   TEXT NOT NULL,
+    until    BIGINT NOT NULL,
+    PRIMARY KEY (user_key, client)
+);
+"#,
 ];
 
 /// What the key check is sealed for: no user's name (those never hold a

@@ -9,7 +9,7 @@ use super::tokens::{TOKEN_COLS_N, token_at};
 use super::users::groups_at;
 use super::{atomic, json_at, q, x};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
-use crate::store::{SealedSeed, StoreError, UnixTime, UserFacts};
+use crate::store::{SealedSeed, StoreError, UnixTime, UserFacts, Verification};
 
 /// What a login reads about its user, in one statement (see
 /// [`LoginTx::facts`](crate::store::LoginTx::facts)).
@@ -27,11 +27,13 @@ pub(super) const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 
          (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name),
          (SELECT json_group_array(json_array(m.auth_type, m.app, m.address, m.at))
             FROM remembered m WHERE m.user = u.name),
+         EXISTS (SELECT 1 FROM verifications v WHERE v.user = u.name AND v.expires_at > ?2),
+         (SELECT json_group_array(g.client) FROM grace g WHERE g.user = u.name AND g.until > ?2),
          t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
   FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
   WHERE u.name = ?1 COLLATE NOCASE ORDER BY t.id";
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-pub(super) const LOGIN_STATE_TOKEN_AT: usize = 9;
+pub(super) const LOGIN_STATE_TOKEN_AT: usize = 11;
 
 pub(super) fn facts(
     c: &Connection,
@@ -58,6 +60,8 @@ pub(super) fn facts(
                     language: r.get(6)?,
                     groups: groups_at(r, 7)?,
                     remembered: remembered_at(r, 8)?,
+                    busy: r.get(9)?,
+                    graced: json_at(r, 10)?,
                 },
                 Vec::new(),
             )),
@@ -342,4 +346,94 @@ pub(super) fn forget(c: &Connection, user: &str) -> Result<usize, StoreError> {
 
 pub(super) fn remembered(c: &Connection, user: &str) -> Result<Vec<Remembered>, StoreError> {
     Ok(q(c, REMEMBERED_SQL, [user], |r| remembered_at(r, 0))?)
+}
+
+// Verifications in progress and the grace after them.
+
+/// Takes the user's verification slot unless a live one holds it.
+const START_VERIFICATION_SQL: &str = "INSERT INTO verifications
+    (user, id, node, client, method, started_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ ON CONFLICT (user) DO UPDATE SET id = excluded.id, node = excluded.node, client = excluded.client,
+    method = excluded.method, started_at = excluded.started_at, expires_at = excluded.expires_at
+ WHERE verifications.expires_at <= excluded.started_at";
+
+pub(super) fn start_verification(c: &Connection, v: &Verification) -> Result<bool, StoreError> {
+    Ok(x(
+        c,
+        START_VERIFICATION_SQL,
+        params![
+            v.user,
+            v.id,
+            v.node,
+            v.client,
+            v.method.as_str(),
+            v.started_at,
+            v.expires_at
+        ],
+    )? == 1)
+}
+
+pub(super) fn end_verification(c: &Connection, user: &str, id: &[u8]) -> Result<(), StoreError> {
+    x(
+        c,
+        "DELETE FROM verifications WHERE user = ?1 AND id = ?2",
+        params![user, id],
+    )?;
+    Ok(())
+}
+
+pub(super) fn grant_grace(
+    c: &Connection,
+    user: &str,
+    client: &str,
+    until: UnixTime,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    x(
+        c,
+        "DELETE FROM grace WHERE user = ?1 AND until <= ?2",
+        params![user, now],
+    )?;
+    x(
+        c,
+        "INSERT INTO grace (user, client, until) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user, client) DO UPDATE SET until = MAX(until, excluded.until)",
+        params![user, client, until],
+    )?;
+    Ok(())
+}
+
+pub(super) fn take_grace(
+    c: &Connection,
+    user: &str,
+    client: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    Ok(x(
+        c,
+        "DELETE FROM grace WHERE user = ?1 AND client = ?2 AND until > ?3",
+        params![user, client, now],
+    )? == 1)
+}
+
+pub(super) fn verifications(
+    c: &Connection,
+    now: UnixTime,
+) -> Result<Vec<Verification>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT user, id, node, client, method, started_at, expires_at FROM verifications
+         WHERE expires_at > ?1 ORDER BY started_at, user",
+    )?;
+    let rows = st.query_map([now], |r| {
+        Ok(Verification {
+            user: r.get(0)?,
+            id: r.get(1)?,
+            node: r.get(2)?,
+            client: r.get(3)?,
+            method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Push),
+            started_at: r.get(5)?,
+            expires_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

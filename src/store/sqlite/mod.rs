@@ -232,6 +232,28 @@ impl LoginTx for SqliteTx<'_> {
         audit::append_audit(&self.c, a)
     }
 
+    fn start_verification(&mut self, v: &Verification) -> Result<bool, StoreError> {
+        login::start_verification(&self.c, v)
+    }
+
+    fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError> {
+        login::end_verification(&self.c, user, id)
+    }
+
+    fn grant_grace(
+        &mut self,
+        user: &str,
+        client: &str,
+        until: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        login::grant_grace(&self.c, user, client, until, now)
+    }
+
+    fn take_grace(&mut self, user: &str, client: &str, now: UnixTime) -> Result<bool, StoreError> {
+        login::take_grace(&self.c, user, client, now)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.open = false;
         match x(&self.c, "COMMIT", []) {
@@ -360,6 +382,10 @@ impl Store for SqliteStore {
         since: Option<UnixTime>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         audit::audit(&self.conn(), user, since)
+    }
+
+    fn verifications(&self, now: UnixTime) -> Result<Vec<Verification>, StoreError> {
+        login::verifications(&self.conn(), now)
     }
 }
 

@@ -121,6 +121,26 @@ CREATE UNIQUE INDEX remembered_key ON remembered(user, auth_type, app, COALESCE(
     r#"
 REINDEX NOCASE;
 "#,
+    // A user's one verification out of band in progress, and the grace
+    // after one succeeded: in the store, so that they hold between the
+    // nodes of a cluster as they do within one.
+    r#"
+CREATE TABLE verifications (
+    user       TEXT PRIMARY KEY COLLATE NOCASE,
+    id         BLOB NOT NULL,
+    node       TEXT NOT NULL,
+    client     TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE grace (
+    user   TEXT NOT NULL COLLATE NOCASE,
+    client TEXT NOT NULL,
+    until  INTEGER NOT NULL,
+    PRIMARY KEY (user, client)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The migration that sorts names again by the collation that folds every
