@@ -32,13 +32,13 @@ use mfa_proxy::config::Config;
 use mfa_proxy::engine::{
     Counter, DeliveryOutcome, Engine, SocketRef, StoreJob, Transmit, sign, signature_ok,
 };
+use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::ResultCode;
 use mfa_proxy::mfa::otp::{TotpParams, Verdict};
-use mfa_proxy::store::login::{StoreAnswer, StoreOp, Tokens, UserFacts};
 use mfa_proxy::radius::dict::Dictionary;
 use mfa_proxy::radius::{AUTH_LEN, Code, Packet, PacketBuilder, attr, crypto};
+use mfa_proxy::store::login::{StoreAnswer, StoreOp, Tokens, UserFacts};
 use mfa_proxy::store::{SealedSeed, Token};
-use mfa_proxy::mfa::{Method};
 
 pub const NAS_SECRET: &[u8] = b"nas-secret-0123456789";
 pub const OTHER_SECRET: &[u8] = b"other-nas-secret-9876543210";
@@ -721,6 +721,7 @@ pub struct Reach {
     pub denial_jobs: u64,
     pub block_jobs: u64,
     pub remember_jobs: u64,
+    pub verification_jobs: u64,
     pub audit_jobs: u64,
     pub deliveries: u64,
     pub fraud_reports: u64,
@@ -743,6 +744,7 @@ impl Reach {
         self.denial_jobs += o.denial_jobs;
         self.block_jobs += o.block_jobs;
         self.remember_jobs += o.remember_jobs;
+        self.verification_jobs += o.verification_jobs;
         self.audit_jobs += o.audit_jobs;
         self.deliveries += o.deliveries;
         self.fraud_reports += o.fraud_reports;
@@ -1209,7 +1211,11 @@ impl World {
                     locked: true,
                     ..self.profile(profile)
                 }))),
-                StoreOp::ClaimBypass { .. } => StoreAnswer::Claimed(*ok),
+                StoreOp::ClaimBypass { .. } | StoreOp::TakeGrace { .. } => {
+                    StoreAnswer::Claimed(*ok)
+                }
+                // A refusal: another node's verification of the user.
+                StoreOp::StartVerification(_) => StoreAnswer::Claimed(*ok),
                 StoreOp::Verify { .. } => StoreAnswer::Verify {
                     verdict: if *ok {
                         Verdict::Valid { step: 7 }
@@ -1310,6 +1316,10 @@ impl World {
                     StoreOp::Denial { .. } => r.denial_jobs += 1,
                     StoreOp::Block { .. } => r.block_jobs += 1,
                     StoreOp::Remember { .. } => r.remember_jobs += 1,
+                    StoreOp::StartVerification(_)
+                    | StoreOp::EndVerification { .. }
+                    | StoreOp::GrantGrace { .. }
+                    | StoreOp::TakeGrace { .. } => r.verification_jobs += 1,
                 }
                 self.jobs.push(job);
             }
@@ -1515,6 +1525,10 @@ pub fn report(inputs: u64, r: &Reach) -> String {
         ("store jobs: denials", r.denial_jobs),
         ("store jobs: blocks (fraud)", r.block_jobs),
         ("store jobs: remembered logins", r.remember_jobs),
+        (
+            "store jobs: verification slots and grace",
+            r.verification_jobs,
+        ),
         ("store jobs: audit records", r.audit_jobs),
         ("out-of-band deliveries", r.deliveries),
         ("fraud reports", r.fraud_reports),

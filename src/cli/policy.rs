@@ -196,6 +196,10 @@ fn need(n: &Need) -> String {
             "no second factor: the waiting one-time bypass would be used (SUCCESS_BYPASSED_AUTH)"
                 .into()
         }
+        Need::ClaimGrace => {
+            "no second factor: verified out of band moments ago from this client (SUCCESS_USED_CACHE)"
+                .into()
+        }
         Need::SecondFactor(p) => plan(p),
     }
 }

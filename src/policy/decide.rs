@@ -48,6 +48,11 @@ pub enum Need {
     /// Claim the one-time bypass: if the store still has it, accept with
     /// `SUCCESS_BYPASSED_AUTH`; if not, decide again without it.
     ClaimBypass,
+    /// Claim the grace after an out-of-band success from this client
+    /// (`busy_grace`, at any node): if the store still has it, accept with
+    /// `SUCCESS_USED_CACHE`; if another login used it first, decide again
+    /// without it.
+    ClaimGrace,
     /// Run the second factor.
     SecondFactor(Plan),
 }
@@ -283,10 +288,7 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
         ));
     };
     if live.grace {
-        return decision(Need::Accept {
-            result: ResultCode::SuccessUsedCache,
-            reason: label("verified out of band moments ago from this client"),
-        });
+        return decision(Need::ClaimGrace);
     }
     if live.busy {
         return decision(Need::Reject {

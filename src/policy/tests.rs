@@ -506,8 +506,8 @@ fn grace_then_busy() {
         ..live()
     };
     assert_eq!(
-        result(&decide(&r, &request(), &alice(), both).need),
-        Some((R::SuccessUsedCache, true))
+        decide(&r, &request(), &alice(), both).need,
+        Need::ClaimGrace
     );
     let busy = Live {
         busy: true,

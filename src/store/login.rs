@@ -13,6 +13,7 @@ use crate::mfa::{LockoutPolicy, Method, Remembered};
 use crate::policy::Standing;
 use crate::store::{
     AuditRecord, LoginStore, LoginTx, Retry, SealedSeed, StoreError, Token, TokenKind, UnixTime,
+    Verification,
 };
 
 /// A question from the engine.
@@ -62,6 +63,19 @@ pub enum StoreOp {
         reason: String,
         for_secs: i64,
     },
+    /// Take the user's one verification slot, at every node.
+    StartVerification(Verification),
+    /// The verification is over (fire and forget).
+    EndVerification { user: String, id: Vec<u8> },
+    /// An out-of-band success from `client`: one more login from there
+    /// needs no second factor until `until` (fire and forget).
+    GrantGrace {
+        user: String,
+        client: String,
+        until: UnixTime,
+    },
+    /// Use up that grace, atomically.
+    TakeGrace { user: String, client: String },
 }
 
 impl fmt::Debug for StoreOp {
@@ -77,6 +91,10 @@ impl fmt::Debug for StoreOp {
             StoreOp::Pin { user, .. } => write!(f, "Pin({user}, <pin>)"),
             StoreOp::Denial { user, .. } => write!(f, "Denial({user})"),
             StoreOp::Block { user, reason, .. } => write!(f, "Block({user}, {reason})"),
+            StoreOp::StartVerification(v) => write!(f, "StartVerification({})", v.user),
+            StoreOp::EndVerification { user, .. } => write!(f, "EndVerification({user})"),
+            StoreOp::GrantGrace { user, client, .. } => write!(f, "GrantGrace({user}, {client})"),
+            StoreOp::TakeGrace { user, client } => write!(f, "TakeGrace({user}, {client})"),
         }
     }
 }
@@ -388,6 +406,22 @@ fn stage(
                 _ => tx.record_denial(user, now, lockout)?.is_some(),
             };
             StoreAnswer::Verify { verdict, locked }
+        }
+        StoreOp::StartVerification(v) => StoreAnswer::Claimed(tx.start_verification(v)?),
+        StoreOp::EndVerification { user, id } => {
+            tx.end_verification(user, id)?;
+            StoreAnswer::Done
+        }
+        StoreOp::GrantGrace {
+            user,
+            client,
+            until,
+        } => {
+            tx.grant_grace(user, client, *until, now)?;
+            StoreAnswer::Done
+        }
+        StoreOp::TakeGrace { user, client } => {
+            StoreAnswer::Claimed(tx.take_grace(user, client, now)?)
         }
         StoreOp::Audit(rec) => {
             let mut rec = rec.clone();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use super::Outcome;
-use super::stage::{Asked, CodeFrom, Ends, Factor, Given, Login, Session, Stage};
+use super::stage::{Asked, Claiming, CodeFrom, Ends, Factor, Given, Login, Lost, Session, Stage};
 use crate::engine::{Counter, Engine};
 use crate::mfa::{Remembered, ResultCode};
 use crate::policy::{self, AuthType, ClientDefaults, Live, Need, Plan, Start};
@@ -121,16 +121,19 @@ impl Engine {
         now: Instant,
         s: Session,
         given: Given,
+        lost: Lost,
         facts: Option<UserFacts>,
     ) {
         let req = s.request();
         let nas_identifier = nas_identifier(&req);
         let (address, client_ip) = Self::whence(&s, &req);
-        let grace_key = (s.user.to_lowercase(), s.client.name.clone());
+        // What the store says holds at every node of a cluster.
         let live = Live {
             now: self.logins.unix_at(now),
-            busy: self.logins.busy.contains_key(&grace_key.0),
-            grace: self.logins.grace.get(&grace_key).is_some_and(|&t| t > now),
+            busy: facts.as_ref().is_some_and(|f| f.busy),
+            grace: facts
+                .as_ref()
+                .is_some_and(|f| f.graced.iter().any(|c| *c == s.client.name)),
         };
         let (standing, user) = UserFacts::split(facts);
         let facts = policy::Request {
@@ -166,9 +169,6 @@ impl Engine {
             Need::Accept { result, reason } => {
                 if result == ResultCode::SuccessUsedCache {
                     self.stats.inc(Counter::MfaUsedCache);
-                    if live.grace {
-                        self.logins.grace.remove(&grace_key);
-                    }
                 }
                 self.end(
                     now,
@@ -194,7 +194,15 @@ impl Engine {
                 let op = StoreOp::ClaimBypass {
                     user: s.user.clone(),
                 };
-                let stage = Stage::Claim(given);
+                let stage = Stage::Claim(given, Claiming::Bypass, lost);
+                self.ask_store(now, Login { s, stage }, op);
+            }
+            Need::ClaimGrace => {
+                let op = StoreOp::TakeGrace {
+                    user: s.user.clone(),
+                    client: s.client.name.clone(),
+                };
+                let stage = Stage::Claim(given, Claiming::Grace, lost);
                 self.ask_store(now, Login { s, stage }, op);
             }
             Need::SecondFactor(plan) => {

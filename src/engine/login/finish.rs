@@ -100,7 +100,7 @@ impl Engine {
             if accept && oob.delivered {
                 self.grant_grace(now, &s);
             }
-            self.release(&s, oob);
+            self.release(now, &s, oob);
         }
         let req = s.request();
         let client = s.client.clone();
@@ -169,20 +169,19 @@ impl Engine {
     }
 
     /// An out-of-band success of `s`'s user from its client: within
-    /// `busy_grace`, a login of theirs from there needs no second push.
+    /// `busy_grace`, one login of theirs from there (at any node) needs no
+    /// second push.
     fn grant_grace(&mut self, now: Instant, s: &Session) {
         let grace = s.settings.cfg.busy_grace;
-        let max = self.logins.settings.cfg.max_pending;
         if grace.is_zero() {
             return;
         }
-        if self.logins.grace.len() >= max {
-            self.logins.grace.retain(|_, until| *until > now);
-        }
-        if self.logins.grace.len() < max {
-            let key = (s.user.to_lowercase(), s.client.name.clone());
-            self.logins.grace.insert(key, now + grace);
-        }
+        let op = StoreOp::GrantGrace {
+            user: s.user.clone(),
+            client: s.client.name.clone(),
+            until: self.logins.unix_at(now + grace),
+        };
+        self.store_job(now, op);
     }
 
     /// A login that ends without an answer (the NAS gave up on it, or the
@@ -193,7 +192,7 @@ impl Engine {
             self.logins.states.remove(&state);
         }
         if let Some(oob) = &ends.oob {
-            self.release(&s, oob);
+            self.release(now, &s, oob);
         }
         let mode = ends.method().as_str();
         let (client, ip) = (s.client, s.client_ip);

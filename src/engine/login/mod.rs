@@ -48,7 +48,7 @@ use oob::VerificationId;
 pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
 pub(super) use outcome::Outcome;
 pub(super) use settings::Settings;
-use stage::{Given, Stage};
+use stage::{Claiming, Given, Lost, Stage};
 pub(super) use stage::{Login, Session};
 
 const TAG_LEN: usize = 4;
@@ -134,11 +134,6 @@ pub(super) struct Logins {
     held_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Out-of-band verifications waiting for a callback or delivery.
     pub(super) verifs: HashMap<VerificationId, u64>,
-    /// Users with a verification pending (lowercase) → login.
-    pub(super) busy: HashMap<String, u64>,
-    /// (user, client name) → until when an out-of-band success lets them
-    /// in.
-    pub(super) grace: HashMap<(String, String), Instant>,
     pub(super) deliveries: VecDeque<Delivery>,
     pub(super) fraud: VecDeque<FraudReport>,
     /// An instant and the Unix time then, for `expires_at` in deliveries.
@@ -168,8 +163,6 @@ impl Logins {
             held: HashMap::default(),
             held_deadlines: BinaryHeap::new(),
             verifs: HashMap::default(),
-            busy: HashMap::default(),
-            grace: HashMap::default(),
             deliveries: VecDeque::new(),
             fraud: VecDeque::new(),
             wall: None,
@@ -397,7 +390,7 @@ impl Engine {
         if let Some(refused) = self.refuse_new(&s) {
             return self.end(now, s, stage::Ends::none(), refused);
         }
-        self.read_facts(now, s, given, false);
+        self.read_facts(now, s, given, Lost::default());
     }
 
     /// Why a new login cannot be served, if it cannot.
@@ -417,13 +410,13 @@ impl Engine {
         None
     }
 
-    /// Has the store read what it knows of the user; `claim_lost` after a
-    /// bypass claim failed.
-    fn read_facts(&mut self, now: Instant, s: Session, given: Given, claim_lost: bool) {
+    /// Has the store read what it knows of the user; `lost`: the claims
+    /// that failed before.
+    fn read_facts(&mut self, now: Instant, s: Session, given: Given, lost: Lost) {
         let op = StoreOp::Facts {
             user: s.user.clone(),
         };
-        let stage = Stage::Facts { given, claim_lost };
+        let stage = Stage::Facts { given, lost };
         self.ask_store(now, Login { s, stage }, op);
     }
 
@@ -441,28 +434,41 @@ impl Engine {
         };
         match (stage, answer) {
             (Stage::Password(given), StoreAnswer::Password(true)) => {
-                self.read_facts(now, s, given, false)
+                self.read_facts(now, s, given, Lost::default())
             }
             (Stage::Password(_), StoreAnswer::Password(false)) => self.reject_first_factor(now, s),
-            (Stage::Facts { given, claim_lost }, StoreAnswer::Facts(facts)) => {
+            (Stage::Facts { given, lost }, StoreAnswer::Facts(facts)) => {
                 let mut facts = facts.map(|f| *f);
-                if claim_lost {
-                    // Once is enough: no second claim.
-                    if let Some(f) = facts.as_mut() {
-                        f.bypass_waiting = false;
+                // Once is enough: no second claim of either.
+                if let Some(f) = facts.as_mut() {
+                    f.bypass_waiting &= !lost.bypass;
+                    if lost.grace {
+                        f.graced.clear();
                     }
                 }
-                self.decide(now, s, given, facts);
+                self.decide(now, s, given, lost, facts);
             }
-            (stage @ Stage::Claim(_), StoreAnswer::Claimed(true)) => self.finish(
-                now,
-                Login { s, stage },
-                Outcome::accept(ResultCode::SuccessBypassedAuth).because("one-time bypass"),
-            ),
-            (Stage::Claim(given), StoreAnswer::Claimed(false)) => {
+            (Stage::Claim(given, what, lost), StoreAnswer::Claimed(true)) => {
+                let outcome = match what {
+                    Claiming::Bypass => {
+                        Outcome::accept(ResultCode::SuccessBypassedAuth).because("one-time bypass")
+                    }
+                    Claiming::Grace => {
+                        self.stats.inc(Counter::MfaUsedCache);
+                        Outcome::accept(ResultCode::SuccessUsedCache)
+                            .because("verified out of band moments ago from this client")
+                    }
+                };
+                let stage = Stage::Claim(given, what, lost);
+                self.finish(now, Login { s, stage }, outcome)
+            }
+            (Stage::Claim(given, what, lost), StoreAnswer::Claimed(false)) => {
                 // Another login used it first, or the user was blocked
                 // since: read the facts again, and decide without it.
-                self.read_facts(now, s, given, true)
+                self.read_facts(now, s, given, lost.and(what))
+            }
+            (Stage::Starting(f, oob), StoreAnswer::Claimed(started)) => {
+                self.verification_started(now, s, f, oob, started)
             }
             (Stage::Pin(f, oob), StoreAnswer::Pin(right)) => {
                 self.pin_checked(now, s, f, oob, right)

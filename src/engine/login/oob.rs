@@ -29,6 +29,7 @@ use crate::mfa::Method;
 use crate::mfa::ResultCode;
 use crate::mfa::webhook::{CallbackBody, DeliveryBody, PhoneResult};
 pub use crate::mfa::webhook::{sign, signature_ok};
+use crate::store::Verification;
 use crate::store::login::StoreOp;
 
 /// Verification ids: 128 random bits, hex in URLs.
@@ -123,12 +124,15 @@ impl Engine {
         self.logins.verifs.len()
     }
 
-    /// Starts `method` for the second factor `f`: validates the phone,
-    /// picks a provider, queues the delivery and holds the NAS request.
+    /// Starts `method` for the second factor `f`: validates the phone and
+    /// picks a provider, then has the store take the user's one
+    /// verification slot (at every node of a cluster) before anything is
+    /// sent.
     pub(super) fn start_oob(&mut self, now: Instant, s: Session, f: Factor, method: Method) {
-        let phone = f.user.phone.clone();
         if matches!(method, Method::Call | Method::Sms) {
-            let checked = phone
+            let checked = f
+                .user
+                .phone
                 .as_deref()
                 .ok_or(ResultCode::FailedInvalidPhoneNumber)
                 .and_then(crate::mfa::check_phone);
@@ -137,28 +141,13 @@ impl Engine {
                 return self.end(now, s, Ends::factor(f), outcome);
             }
         }
-        if self
-            .logins
-            .busy
-            .get(&s.user.to_lowercase())
-            .is_some_and(|&other| other != s.id)
-        {
-            // One verification per user: this login was at a code prompt
-            // when another started one, and now names a method itself.
-            self.stats.inc(Counter::MfaBusy);
-            let message = s.texts(f.language()).busy_message.clone();
-            let outcome = Outcome::reject(ResultCode::FailedPhoneBusy)
-                .because("authentication already in progress")
-                .at_once_with(message);
-            return self.end(now, s, Ends::factor(f), outcome);
-        }
         if self.logins.verifs.len() >= self.logins.settings.cfg.max_pending {
             let outcome = Outcome::reject(ResultCode::FailedServerError)
                 .because("too many verifications in progress");
             return self.end(now, s, Ends::factor(f), outcome);
         }
-        let settings = s.settings.clone();
-        let Some(provider) = settings
+        let Some(provider) = s
+            .settings
             .providers
             .iter()
             .position(|p| p.methods.contains(&method))
@@ -168,18 +157,63 @@ impl Engine {
         };
         let mut vid = [0u8; 16];
         self.rng.fill_bytes(&mut vid);
-        let id = hex_encode(&vid);
+        let cfg = &s.settings.cfg;
         let lifetime = match method {
-            Method::Push => settings.cfg.push_timeout,
-            Method::Call => settings.cfg.call_timeout,
-            Method::Sms | Method::Totp => settings.cfg.sms_code_lifetime,
+            Method::Push => cfg.push_timeout,
+            Method::Call => cfg.call_timeout,
+            Method::Sms | Method::Totp => cfg.sms_code_lifetime,
         };
-        let code = (method == Method::Sms)
+        let sms_code = (method == Method::Sms)
             .then(|| Zeroizing::new(format!("{:06}", self.rng.random_range(0..1_000_000u32))));
-        let matching = f.plan.number_matching;
-        let number = (method == Method::Push && matching).then(|| self.rng.random_range(10..100u8));
-        let pin_mode = f.user.pin;
+        let number = (method == Method::Push && f.plan.number_matching)
+            .then(|| self.rng.random_range(10..100u8));
+        let oob = Oob {
+            vid,
+            method,
+            provider,
+            delivered: false,
+            deadline: now + lifetime,
+            sms_code,
+            number,
+            pin_mode: f.user.pin,
+        };
+        let v = Verification {
+            user: s.user.clone(),
+            id: vid.to_vec(),
+            node: self.logins.server.clone(),
+            client: s.client.name.clone(),
+            method,
+            started_at: self.logins.unix_at(now),
+            expires_at: self.logins.unix_at(oob.deadline),
+        };
+        let stage = Stage::Starting(f, oob);
+        self.ask_store(now, Login { s, stage }, StoreOp::StartVerification(v));
+    }
+
+    /// The store took the user's verification slot (`started`), or another
+    /// verification of the user holds it, at this node or another: then
+    /// the login is refused at once (`FAILED_PHONE_BUSY`).
+    pub(super) fn verification_started(
+        &mut self,
+        now: Instant,
+        s: Session,
+        f: Factor,
+        oob: Oob,
+        started: bool,
+    ) {
+        if !started {
+            self.stats.inc(Counter::MfaBusy);
+            let message = s.texts(f.language()).busy_message.clone();
+            let outcome = Outcome::reject(ResultCode::FailedPhoneBusy)
+                .because("authentication already in progress")
+                .at_once_with(message);
+            return self.end(now, s, Ends::factor(f), outcome);
+        }
+        let settings = s.settings.clone();
+        let (method, id) = (oob.method, hex_encode(&oob.vid));
+        let phone = f.user.phone.as_deref();
         let client = &s.client.name;
+        let code = oob.sms_code.as_deref().map(|c| c.as_str());
         let texts = s.texts(f.language());
         let message = match method {
             Method::Push => texts
@@ -187,13 +221,11 @@ impl Engine {
                 .replace("{user}", &s.user)
                 .replace("{client}", client),
             Method::Call => texts.call_message.clone(),
-            Method::Sms | Method::Totp => texts
-                .sms_message
-                .replace("{code}", code.as_deref().map_or("", |c| c.as_str())),
+            Method::Sms | Method::Totp => texts.sms_message.replace("{code}", code.unwrap_or("")),
         };
         // The policy's language, else the user's, as for the texts.
         let language = f.language().unwrap_or(&settings.cfg.language);
-        let p = &settings.providers[provider];
+        let p = &settings.providers[oob.provider];
         let callback_url = format!(
             "{}/v1/verifications/{id}",
             settings.public_url.as_deref().unwrap_or("")
@@ -202,16 +234,16 @@ impl Engine {
             id: &id,
             method: method.as_str(),
             user: &s.user,
-            phone: phone.as_deref(),
+            phone,
             message: &message,
-            code: code.as_deref().map(|c| c.as_str()),
-            number,
+            code,
+            number: oob.number,
             language,
-            pin_mode: pin_mode && method == Method::Call,
+            pin_mode: oob.pin_mode && method == Method::Call,
             client,
             client_ip: s.client_ip.as_deref(),
             callback_url: &callback_url,
-            expires_at: self.logins.unix_at(now + lifetime),
+            expires_at: self.logins.unix_at(oob.deadline),
         })
         .expect("plain data serializes");
         let signature = p.key.as_ref().map(|k| sign(k.expose(), &body));
@@ -220,7 +252,7 @@ impl Engine {
                 "{} for {} ({}): {message} [verification {id}]",
                 method.as_str(),
                 s.user,
-                phone.as_deref().unwrap_or("no phone")
+                phone.unwrap_or("no phone")
             ),
             ProviderKind::Webhook { .. } => String::new(),
         };
@@ -233,22 +265,10 @@ impl Engine {
             console,
         });
         self.stats.inc(Counter::MfaOobStarted);
-        self.logins.busy.insert(s.user.to_lowercase(), s.id);
-        self.logins.verifs.insert(vid, s.id);
-        let deadline = now + lifetime;
-        let oob = Oob {
-            vid,
-            method,
-            provider,
-            delivered: false,
-            deadline,
-            sms_code: code,
-            number,
-            pin_mode,
-        };
+        self.logins.verifs.insert(oob.vid, s.id);
         self.logins
             .deadlines
-            .push(std::cmp::Reverse((deadline, s.id)));
+            .push(std::cmp::Reverse((oob.deadline, s.id)));
         self.park(Login {
             s,
             stage: Stage::OutOfBand(f, oob),
@@ -579,7 +599,7 @@ impl Engine {
     ) {
         if may_fall_back && f.plan.fallback_oath {
             // The verification ends here; a new round of codes begins.
-            self.release(&s, &oob);
+            self.release(now, &s, &oob);
             f.attempts = 0;
             let prompt = s.texts(f.language()).fallback_prompt.clone();
             let deadline = now + s.settings.cfg.challenge_timeout;
@@ -614,13 +634,14 @@ impl Engine {
     }
 
     /// Forgets verification `oob` of session `s`: no callback is taken for
-    /// it any more and its user is no longer busy with it.
-    pub(super) fn release(&mut self, s: &Session, oob: &Oob) {
+    /// it any more, and the store frees the user's slot (at every node).
+    pub(super) fn release(&mut self, now: Instant, s: &Session, oob: &Oob) {
         self.logins.verifs.remove(&oob.vid);
-        let user = s.user.to_lowercase();
-        if self.logins.busy.get(&user) == Some(&s.id) {
-            self.logins.busy.remove(&user);
-        }
+        let op = StoreOp::EndVerification {
+            user: s.user.clone(),
+            id: oob.vid.to_vec(),
+        };
+        self.store_job(now, op);
     }
 
     /// An out-of-band verification ran out of time.

@@ -5,11 +5,12 @@
 //! ```text
 //! Password ──► Facts ──► policy::decide ──► end (skip, deny, busy, remembered…)
 //! (local)        ▲           │
-//!                │           ├──► Claim ──► end (bypassed)
+//!                │           ├──► Claim ──► end (bypassed, or grace after a push)
 //!                └───────────┼──────┘ (claim lost: the facts are read again)
 //!                            ├──► Verify ◄──► Challenged(Code) ──► end
-//!                            │                  └──► OutOfBand (a method named)
-//!                            └──► OutOfBand ──► end (approved, denied, no answer…)
+//!                            │                  └──► Starting (a method named)
+//!                            └──► Starting ──► end (busy at another node)
+//!                                   └──► OutOfBand ──► end (approved, denied, no answer…)
 //!                                   ├──► Challenged(Number) ──► OutOfBand
 //!                                   ├──► Challenged(Sms) ◄──► Pin ──► end
 //!                                   ├──► Pin (a call's PIN) ──► end
@@ -113,11 +114,15 @@ pub(in crate::engine) struct Login {
 pub(in crate::engine) enum Stage {
     /// Local first factor: the store checks the password.
     Password(Given),
-    /// The store reads what it knows of the user. `claim_lost`: a bypass
-    /// claim failed, and no second one is made.
-    Facts { given: Given, claim_lost: bool },
-    /// The policy let a one-time bypass through: the store claims it.
-    Claim(Given),
+    /// The store reads what it knows of the user. `lost`: claims that
+    /// failed, which are not made again.
+    Facts { given: Given, lost: Lost },
+    /// The policy let a one-time bypass, or the grace after an out-of-band
+    /// success, through: the store claims it.
+    Claim(Given, Claiming, Lost),
+    /// The store takes the user's one verification slot (at every node)
+    /// before the verification is sent.
+    Starting(Factor, Oob),
     /// The store checks an OATH code.
     Verify(Factor, CodeFrom),
     /// An Access-Challenge is out; its answer is awaited.
@@ -134,9 +139,11 @@ impl Stage {
     /// verification (to release) and its State (to forget).
     pub(super) fn into_ends(self) -> Ends {
         let (factor, oob, state) = match self {
-            Stage::Password(_) | Stage::Facts { .. } | Stage::Claim(_) => (None, None, None),
+            Stage::Password(_) | Stage::Facts { .. } | Stage::Claim(..) => (None, None, None),
             Stage::Verify(f, _) => (Some(f), None, None),
-            Stage::OutOfBand(f, o) | Stage::Pin(f, o) => (Some(f), Some(o), None),
+            Stage::OutOfBand(f, o) | Stage::Pin(f, o) | Stage::Starting(f, o) => {
+                (Some(f), Some(o), None)
+            }
             Stage::Challenged(f, c) => {
                 let state = Some(c.state);
                 match c.asked {
@@ -195,6 +202,37 @@ impl Ends {
     /// The method for the audit trail: the out-of-band one, else OATH.
     pub(super) fn method(&self) -> Method {
         self.oob.as_ref().map_or(Method::Totp, |o| o.method)
+    }
+}
+
+/// What a login claims from the store on the policy's word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::engine) enum Claiming {
+    Bypass,
+    Grace,
+}
+
+/// Claims a login lost (another login used it first, or the user was
+/// blocked since): the facts are read again and the policy decides without
+/// them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(in crate::engine) struct Lost {
+    pub(super) bypass: bool,
+    pub(super) grace: bool,
+}
+
+impl Lost {
+    pub(super) fn and(self, c: Claiming) -> Lost {
+        match c {
+            Claiming::Bypass => Lost {
+                bypass: true,
+                ..self
+            },
+            Claiming::Grace => Lost {
+                grace: true,
+                ..self
+            },
+        }
     }
 }
 

@@ -30,7 +30,10 @@ pub(super) fn one_verification_per_user_across_connections(f: &Fixture) {
     // Another node, another connection: refused while it lasts.
     let other = f.reopen();
     assert!(!start(other.as_ref(), &push("BOB", 2, "node-b", 110, 170)));
-    assert!(start(other.as_ref(), &push("eve", 3, "node-b", 110, 170)), "another user");
+    assert!(
+        start(other.as_ref(), &push("eve", 3, "node-b", 110, 170)),
+        "another user"
+    );
     let listed = s.verifications(120).expect("list");
     assert_eq!(
         listed
@@ -62,7 +65,9 @@ pub(super) fn concurrent_starts_have_one_winner(f: &Fixture) {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                sc.spawn(move || usize::from(start(s.as_ref(), &push("race", i as u8, "n", 10, 70))))
+                sc.spawn(move || {
+                    usize::from(start(s.as_ref(), &push("race", i as u8, "n", 10, 70)))
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("thread")).sum()
@@ -73,7 +78,12 @@ pub(super) fn concurrent_starts_have_one_winner(f: &Fixture) {
 pub(super) fn grace_is_used_once(f: &Fixture) {
     let s = f.store();
     s.add_user(&user("gil")).expect("add");
-    let graced = |at| s.login_state("gil", at).expect("facts").expect("gil").graced;
+    let graced = |at| {
+        s.login_state("gil", at)
+            .expect("facts")
+            .expect("gil")
+            .graced
+    };
     let take = |client: &str, at| {
         in_tx(s.as_login(), |tx| tx.take_grace("gil", client, at)).expect("take")
     };
