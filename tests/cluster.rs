@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+use mfa_proxy::store::Store;
 
 /// A child killed when the test ends, even by a panic.
 struct Killed(std::process::Child);
@@ -39,6 +40,7 @@ fn node(dir: &Path, name: &str, url: &str) -> (SocketAddr, u16) {
             ("path = \"data/mfa.db\"", &format!("url = \"{url}\"")),
             ("reject_delay = \"1s\"", "reject_delay = \"0s\""),
             ("denials = 10", "denials = 3"),
+            ("push_timeout = \"60s\"", "push_timeout = \"5s\""),
         ],
     )
 }
@@ -69,18 +71,30 @@ fn serve(dir: &Path, http: u16) -> Killed {
 /// One PAP Access-Request through radclient (with `State` when answering a
 /// challenge); radclient's output.
 fn login(to: SocketAddr, password: &str, state: Option<&str>) -> String {
+    login_as(to, "alice", password, state, 5)
+}
+
+/// As [`login`], for `user`, waiting `timeout` seconds for the answer.
+fn login_as(
+    to: SocketAddr,
+    user: &str,
+    password: &str,
+    state: Option<&str>,
+    timeout: u32,
+) -> String {
     let mut input = format!(
-        "User-Name = alice\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
+        "User-Name = {user}\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
     );
     if let Some(s) = state {
         input.push_str(&format!("State = {s}\n"));
     }
+    let timeout = timeout.to_string();
     text(&radclient(
         to,
         "auth",
         "testing123",
         &input,
-        &["-x", "-r", "1", "-t", "5"],
+        &["-x", "-r", "1", "-t", &timeout],
     ))
 }
 
@@ -206,5 +220,101 @@ fn two_nodes_share_users_codes_lockout_and_the_audit_trail() {
     assert!(
         report.contains("node-a") && report.contains("node-b"),
         "{report}"
+    );
+}
+
+#[test]
+fn a_push_pending_at_one_node_makes_the_user_busy_at_the_other_until_it_ends() {
+    if !have("radclient") {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true: radclient is missing"
+        );
+        return;
+    }
+    let Some(server) = pg_server::PgServer::shared() else {
+        return;
+    };
+    let url = server.new_database();
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (a, a_http) = node(a_dir.path(), "node-a", &url);
+    let (b, b_http) = node(b_dir.path(), "node-b", &url);
+    assert!(run_bin(a_dir.path(), &["init"], None).status.success());
+    std::fs::copy(
+        a_dir.path().join("data/seed.key"),
+        b_dir.path().join("data/seed.key"),
+    )
+    .expect("copy the key");
+    // bob approves by push, through the trial's console provider (which
+    // delivers by writing to the log; nobody approves).
+    let o = run_bin(
+        a_dir.path(),
+        &["user", "add", "bob", "--password-stdin"],
+        Some("bob-pass\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run_bin(
+        a_dir.path(),
+        &["user", "set", "bob", "--method", "push"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let key = mfa_proxy::store::SeedKey::load(&a_dir.path().join("data/seed.key")).expect("key");
+    let store = mfa_proxy::store::PgStore::connect(&url, key, 1).expect("store");
+    let pending = || {
+        store
+            .verifications(now() as i64)
+            .expect("list")
+            .into_iter()
+            .map(|v| (v.user, v.node))
+            .collect::<Vec<_>>()
+    };
+
+    let mut node_a = serve(a_dir.path(), a_http);
+    let _b = serve(b_dir.path(), b_http);
+    // A holds bob's request while the push is pending (nobody answers it).
+    let held = std::thread::spawn(move || login_as(a, "bob", "bob-pass", None, 2));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pending().is_empty() {
+        assert!(Instant::now() < deadline, "no verification started at A");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pending(), [("bob".to_owned(), "node-a".to_owned())]);
+    // B refuses bob at once: one verification per user in the cluster.
+    let started = Instant::now();
+    let out = login_as(b, "bob", "bob-pass", None, 2);
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    assert!(out.contains("already in progress"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(1), "at once");
+    let out = held.join().expect("radclient");
+    assert!(
+        !out.contains("Received Access-"),
+        "held, not answered: {out}"
+    );
+
+    // A dies in the middle of the push: its verification expires with its
+    // push_timeout (5 s), then bob can log in through B.
+    let _ = node_a.0.kill(); // SIGKILL
+    let _ = node_a.0.wait();
+    let out = login_as(b, "bob", "bob-pass", None, 1);
+    assert!(out.contains("already in progress"), "not yet: {out}");
+    std::thread::sleep(Duration::from_secs(5));
+    let held = std::thread::spawn(move || login_as(b, "bob", "bob-pass", None, 2));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pending() != [("bob".to_owned(), "node-b".to_owned())] {
+        assert!(
+            Instant::now() < deadline,
+            "no verification at B: {:?}",
+            pending()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = held.join().expect("radclient");
+    assert!(
+        !out.contains("Received Access-Reject"),
+        "held by B's push: {out}"
     );
 }
