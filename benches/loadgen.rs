@@ -351,6 +351,10 @@ impl LoginTx for MemoryTx<'_> {
     fn take_grace(&mut self, _: &str, _: &str, _: UnixTime) -> Result<bool, StoreError> {
         not_here()
     }
+    /// The node's heartbeat: nothing to keep here.
+    fn heartbeat(&mut self, _: &mfa_proxy::store::NodeSeen) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
         match self.durable {
             Some(tx) => tx.commit(),

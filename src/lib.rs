@@ -16,3 +16,13 @@ pub mod policy;
 pub mod radius;
 pub mod secret;
 pub mod store;
+
+/// What `mfa-proxy --version` prints after the name: the package version and
+/// the commit it was built from (`-dirty` for uncommitted changes,
+/// `unknown` when built outside git without `MFA_PROXY_COMMIT`; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MFA_PROXY_COMMIT_ID"),
+    ")"
+);

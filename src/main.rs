@@ -361,6 +361,9 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     cli::report_bypassed(store, format, &mut out).map_err(fail)?
                 }
                 ReportCmd::Users => cli::report_users(store, format, &mut out).map_err(fail)?,
+                ReportCmd::Status => {
+                    cli::report_status(store, now, format, &mut out).map_err(fail)?
+                }
             }
         }
         Command::Policy {

@@ -1319,7 +1319,8 @@ impl World {
                     StoreOp::StartVerification(_)
                     | StoreOp::EndVerification { .. }
                     | StoreOp::GrantGrace { .. }
-                    | StoreOp::TakeGrace { .. } => r.verification_jobs += 1,
+                    | StoreOp::TakeGrace { .. }
+                    | StoreOp::Heartbeat(_) => r.verification_jobs += 1,
                 }
                 self.jobs.push(job);
             }

@@ -6,15 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// What `mfa-proxy --version` prints after the name: the package version and
-/// the commit it was built from (`-dirty` for uncommitted changes,
-/// `unknown` when built outside git without `MFA_PROXY_COMMIT`; see build.rs).
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("MFA_PROXY_COMMIT_ID"),
-    ")"
-);
+pub use crate::VERSION;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -410,6 +402,10 @@ pub enum ReportCmd {
     /// Users registered for MFA and not, with their methods.
     #[command(after_help = "Example:\n  mfa-proxy report users --format json")]
     Users,
+    /// The nodes serving on the store (several on PostgreSQL): up or
+    /// silent, their version, and the verifications each holds now.
+    #[command(after_help = "Example:\n  mfa-proxy report status")]
+    Status,
 }
 
 /// How a report is written.

@@ -24,7 +24,9 @@ pub use args::{
     TotpCmd, UserCmd,
 };
 pub use import::{SecretFormat, token_import, user_import};
-pub use report::{Format, report_blocked, report_bypassed, report_signins, report_users};
+pub use report::{
+    Format, report_blocked, report_bypassed, report_signins, report_status, report_users,
+};
 
 /// An administrative command failed; the message says what to do.
 #[derive(Debug, thiserror::Error)]

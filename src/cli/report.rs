@@ -199,6 +199,61 @@ pub fn report_users(
     )
 }
 
+/// A node that has not said it is alive for this long is shown as silent
+/// (it says so every 10 s while it serves).
+const SILENT_AFTER: UnixTime = 30;
+
+/// The nodes serving on the store (one for SQLite, several on
+/// PostgreSQL): up or silent since when, their version, and the
+/// verifications out of band each holds now.
+pub fn report_status(
+    store: &dyn Store,
+    now: UnixTime,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let verifications = store.verifications(now)?;
+    let rows: Vec<Vec<String>> = store
+        .nodes()?
+        .into_iter()
+        .map(|n| {
+            let mine: Vec<String> = verifications
+                .iter()
+                .filter(|v| v.node == n.name)
+                .map(|v| format!("{} ({})", v.user, v.method.as_str()))
+                .collect();
+            let state = if now - n.seen_at <= SILENT_AFTER {
+                "up".to_owned()
+            } else {
+                format!("silent for {}s", now - n.seen_at)
+            };
+            vec![
+                n.name,
+                state,
+                show_time(n.seen_at),
+                show_time(n.started_at),
+                n.version,
+                mine.len().to_string(),
+                mine.join(", "),
+            ]
+        })
+        .collect();
+    write_rows(
+        out,
+        format,
+        &[
+            "node",
+            "state",
+            "last_seen",
+            "started",
+            "version",
+            "pending",
+            "verifications",
+        ],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@ use crate::mfa::otp::{self, Verdict};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
 use crate::policy::Standing;
 use crate::store::{
-    AuditRecord, LoginStore, LoginTx, Retry, SealedSeed, StoreError, Token, TokenKind, UnixTime,
-    Verification,
+    AuditRecord, LoginStore, LoginTx, NodeSeen, Retry, SealedSeed, StoreError, Token, TokenKind,
+    UnixTime, Verification,
 };
 
 /// A question from the engine.
@@ -76,6 +76,8 @@ pub enum StoreOp {
     },
     /// Use up that grace, atomically.
     TakeGrace { user: String, client: String },
+    /// This node is alive (fire and forget, every few seconds).
+    Heartbeat(NodeSeen),
 }
 
 impl fmt::Debug for StoreOp {
@@ -95,6 +97,7 @@ impl fmt::Debug for StoreOp {
             StoreOp::EndVerification { user, .. } => write!(f, "EndVerification({user})"),
             StoreOp::GrantGrace { user, client, .. } => write!(f, "GrantGrace({user}, {client})"),
             StoreOp::TakeGrace { user, client } => write!(f, "TakeGrace({user}, {client})"),
+            StoreOp::Heartbeat(n) => write!(f, "Heartbeat({})", n.name),
         }
     }
 }
@@ -422,6 +425,10 @@ fn stage(
         }
         StoreOp::TakeGrace { user, client } => {
             StoreAnswer::Claimed(tx.take_grace(user, client, now)?)
+        }
+        StoreOp::Heartbeat(n) => {
+            tx.heartbeat(n)?;
+            StoreAnswer::Done
         }
         StoreOp::Audit(rec) => {
             let mut rec = rec.clone();
@@ -826,6 +833,9 @@ mod tests {
             now: UnixTime,
         ) -> Result<bool, StoreError> {
             self.inner.take_grace(user, client, now)
+        }
+        fn heartbeat(&mut self, n: &NodeSeen) -> Result<(), StoreError> {
+            self.inner.heartbeat(n)
         }
         fn commit(self: Box<Self>) -> Result<(), StoreError> {
             match self.fail {

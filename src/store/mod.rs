@@ -296,6 +296,17 @@ pub struct Verification {
     pub expires_at: UnixTime,
 }
 
+/// A node of the cluster as it last said it was alive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSeen {
+    /// `[server] name`.
+    pub name: String,
+    pub started_at: UnixTime,
+    pub seen_at: UnixTime,
+    /// The program's version (`mfa-proxy --version`).
+    pub version: String,
+}
+
 /// One line of the audit trail (SPEC §5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -401,6 +412,8 @@ pub trait LoginTx {
     /// Uses up the grace of `user` from `client` if it lasts past `now`,
     /// atomically: `true` if there was one.
     fn take_grace(&mut self, user: &str, client: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Node `node` is alive at `now` (every few seconds while it serves).
+    fn heartbeat(&mut self, node: &NodeSeen) -> Result<(), StoreError>;
     /// Makes everything this transaction wrote durable, or nothing.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -488,6 +501,8 @@ pub trait Store: LoginStore {
 
     /// The verifications in progress at `now`, at every node, oldest first.
     fn verifications(&self, now: UnixTime) -> Result<Vec<Verification>, StoreError>;
+    /// Every node that ever served on this store, the last seen first.
+    fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError>;
 
     /// This store as its login path.
     fn as_login(&self) -> &dyn LoginStore;

@@ -379,6 +379,7 @@ impl Engine {
     /// Sends delayed rejects and expires unanswered challenges,
     /// verifications and questions to the store.
     pub(in crate::engine) fn login_timeouts(&mut self, now: Instant) {
+        self.heartbeat(now);
         self.expire_held(now);
         while let Some(&Reverse((at, job))) = self.logins.store_deadlines.peek() {
             if at > now {

@@ -31,6 +31,7 @@ use super::{Counter, Engine, HashMap, NasRequest, Transmit};
 use crate::config;
 use crate::mfa::ResultCode;
 use crate::radius::{Authenticator, Packet, attr, crypto};
+use crate::store::NodeSeen;
 use crate::store::login::{StoreAnswer, StoreOp};
 
 mod address;
@@ -53,6 +54,8 @@ pub(super) use stage::{Login, Session};
 
 const TAG_LEN: usize = 4;
 const STATE_LEN: usize = TAG_LEN + 16;
+/// How often a node tells the store it is alive (`report status`).
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Logins waiting for a second factor, at most.
 const MAX_LOGINS: usize = 100_000;
 /// How long a login waits for the store to answer one of its questions.
@@ -138,6 +141,9 @@ pub(super) struct Logins {
     pub(super) fraud: VecDeque<FraudReport>,
     /// An instant and the Unix time then, for `expires_at` in deliveries.
     wall: Option<(Instant, i64)>,
+    /// When this node next tells the store it is alive, and since when it
+    /// serves (Unix seconds, once the wall clock is known).
+    heartbeat: Option<(Instant, i64)>,
 }
 
 impl Logins {
@@ -166,6 +172,7 @@ impl Logins {
             deliveries: VecDeque::new(),
             fraud: VecDeque::new(),
             wall: None,
+            heartbeat: None,
         }
     }
 
@@ -198,7 +205,8 @@ impl Logins {
         let b = self.delayed.peek().map(|Reverse((t, _))| *t);
         let c = self.held_deadlines.peek().map(|Reverse((t, _))| *t);
         let d = self.store_deadlines.peek().map(|Reverse((t, _))| *t);
-        a.into_iter().chain(b).chain(c).chain(d).min()
+        let e = self.heartbeat.map(|(t, _)| t);
+        a.into_iter().chain(b).chain(c).chain(d).chain(e).min()
     }
 
     pub(super) fn len(&self) -> usize {
@@ -241,6 +249,28 @@ impl Engine {
     /// never reads a clock itself. Used for `expires_at` in deliveries.
     pub fn set_wall_clock(&mut self, now: Instant, unix: i64) {
         self.logins.wall = Some((now, unix));
+        if self.logins.enabled && self.logins.heartbeat.is_none() {
+            // The first heartbeat at once: `report status` shows the node.
+            self.logins.heartbeat = Some((now, unix));
+        }
+    }
+
+    /// Tells the store this node is alive, every [`HEARTBEAT`].
+    pub(super) fn heartbeat(&mut self, now: Instant) {
+        let Some((due, started_at)) = self.logins.heartbeat else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        self.logins.heartbeat = Some((now + HEARTBEAT, started_at));
+        let node = NodeSeen {
+            name: self.logins.server.clone(),
+            started_at,
+            seen_at: self.logins.unix_at(now),
+            version: crate::VERSION.to_owned(),
+        };
+        self.store_job(now, StoreOp::Heartbeat(node));
     }
 
     /// The store jobs queued since the last call, oldest first.

@@ -273,6 +273,10 @@ impl LoginTx for PgTx<'_> {
         verifications::take_grace(&mut self.c, user, client, now)
     }
 
+    fn heartbeat(&mut self, n: &NodeSeen) -> Result<(), StoreError> {
+        verifications::heartbeat(&mut self.c, n)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.c.commit()
     }
@@ -293,6 +297,10 @@ impl LoginStore for PgStore {
 impl Store for PgStore {
     fn verifications(&self, now: UnixTime) -> Result<Vec<Verification>, StoreError> {
         self.tx(|c| verifications::list(c, now))
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        self.tx(verifications::nodes)
     }
 
     fn as_login(&self) -> &dyn LoginStore {

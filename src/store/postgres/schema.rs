@@ -127,6 +127,16 @@ CREATE TABLE grace (
     PRIMARY KEY (user_key, client)
 );
 "#,
+    // The nodes serving on this database, as they last said they were
+    // alive (`report status`).
+    r#"
+CREATE TABLE nodes (
+    name       TEXT PRIMARY KEY,
+    started_at BIGINT NOT NULL,
+    seen_at    BIGINT NOT NULL,
+    version    TEXT NOT NULL
+);
+"#,
 ];
 
 /// What the key check is sealed for: no user's name (those never hold a

@@ -1,10 +1,10 @@
-//! A user's one verification out of band in progress, and the grace after
-//! one succeeded, shared by every node: taking the slot is one upsert that
+//! A user's one verification out of band in progress, the grace after one
+//! succeeded, and the nodes' heartbeats, shared by every node: taking the slot is one upsert that
 //! replaces only an expired row, so two nodes cannot both take it.
 
 use super::pool::Conn;
 use crate::mfa::Method;
-use crate::store::{StoreError, UnixTime, Verification, fold};
+use crate::store::{NodeSeen, StoreError, UnixTime, Verification, fold};
 
 /// Takes the user's verification slot unless a live one holds it.
 const START_SQL: &str = "INSERT INTO verifications AS v
@@ -90,6 +90,33 @@ pub(super) fn list(c: &mut Conn, now: UnixTime) -> Result<Vec<Verification>, Sto
                 method: Method::parse(&r.try_get::<_, String>(4)?).unwrap_or(Method::Push),
                 started_at: r.try_get(5)?,
                 expires_at: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn heartbeat(c: &mut Conn, n: &NodeSeen) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO nodes AS n (name, started_at, seen_at, version) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET started_at = EXCLUDED.started_at,
+             seen_at = GREATEST(n.seen_at, EXCLUDED.seen_at), version = EXCLUDED.version",
+        &[&n.name, &n.started_at, &n.seen_at, &n.version],
+    )?;
+    Ok(())
+}
+
+pub(super) fn nodes(c: &mut Conn) -> Result<Vec<NodeSeen>, StoreError> {
+    let rows = c.rows(
+        "SELECT name, started_at, seen_at, version FROM nodes ORDER BY seen_at DESC, name",
+        &[],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(NodeSeen {
+                name: r.try_get(0)?,
+                started_at: r.try_get(1)?,
+                seen_at: r.try_get(2)?,
+                version: r.try_get(3)?,
             })
         })
         .collect()

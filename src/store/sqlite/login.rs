@@ -9,7 +9,7 @@ use super::tokens::{TOKEN_COLS_N, token_at};
 use super::users::groups_at;
 use super::{atomic, json_at, q, x};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
-use crate::store::{SealedSeed, StoreError, UnixTime, UserFacts, Verification};
+use crate::store::{NodeSeen, SealedSeed, StoreError, UnixTime, UserFacts, Verification};
 
 /// What a login reads about its user, in one statement (see
 /// [`LoginTx::facts`](crate::store::LoginTx::facts)).
@@ -433,6 +433,32 @@ pub(super) fn verifications(
             method: Method::parse(&r.get::<_, String>(4)?).unwrap_or(Method::Push),
             started_at: r.get(5)?,
             expires_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn heartbeat(c: &Connection, n: &NodeSeen) -> Result<(), StoreError> {
+    x(
+        c,
+        "INSERT INTO nodes (name, started_at, seen_at, version) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at,
+             seen_at = MAX(seen_at, excluded.seen_at), version = excluded.version",
+        params![n.name, n.started_at, n.seen_at, n.version],
+    )?;
+    Ok(())
+}
+
+pub(super) fn nodes(c: &Connection) -> Result<Vec<NodeSeen>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT name, started_at, seen_at, version FROM nodes ORDER BY seen_at DESC, name",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(NodeSeen {
+            name: r.get(0)?,
+            started_at: r.get(1)?,
+            seen_at: r.get(2)?,
+            version: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

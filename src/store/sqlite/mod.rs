@@ -254,6 +254,10 @@ impl LoginTx for SqliteTx<'_> {
         login::take_grace(&self.c, user, client, now)
     }
 
+    fn heartbeat(&mut self, n: &NodeSeen) -> Result<(), StoreError> {
+        login::heartbeat(&self.c, n)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.open = false;
         match x(&self.c, "COMMIT", []) {
@@ -386,6 +390,10 @@ impl Store for SqliteStore {
 
     fn verifications(&self, now: UnixTime) -> Result<Vec<Verification>, StoreError> {
         login::verifications(&self.conn(), now)
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        login::nodes(&self.conn())
     }
 }
 

@@ -141,6 +141,16 @@ CREATE TABLE grace (
     PRIMARY KEY (user, client)
 ) WITHOUT ROWID;
 "#,
+    // The nodes serving on this store, as they last said they were alive
+    // (`report status`).
+    r#"
+CREATE TABLE nodes (
+    name       TEXT PRIMARY KEY,
+    started_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    version    TEXT NOT NULL
+);
+"#,
 ];
 
 /// The migration that sorts names again by the collation that folds every
