@@ -267,3 +267,94 @@ pub fn migrate(cfg: &StoreConfig, url: &str, out: &mut dyn Write) -> Result<(), 
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, Token, User};
+
+    /// A SQLite store in `dir` with one user and one token, sealed with
+    /// the key in `key_file`; its configuration.
+    fn store_in(dir: &Path) -> StoreConfig {
+        let cfg = StoreConfig {
+            path: dir.join("data/mfa.db"),
+            key_file: dir.join("data/seed.key"),
+            postgres: None,
+        };
+        crate::store::file::init(&cfg.path, &cfg.key_file).expect("init");
+        let s = file::open_existing(&cfg.path, &cfg.key_file).expect("open");
+        s.add_user(&User::new("alice", crate::mfa::Method::Totp))
+            .expect("user");
+        s.add_token(&Token::totp("alice", Default::default()), b"seed")
+            .expect("token");
+        cfg
+    }
+
+    fn restore_err(cfg: &StoreConfig, from: &Path) -> String {
+        let e = restore(cfg, from, 1, &mut Vec::new()).expect_err("refused");
+        e.to_string()
+    }
+
+    #[test]
+    fn restore_checks_the_file_and_the_key_and_changes_nothing_when_refused() {
+        let (a, b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let cfg_a = store_in(a.path());
+        let backup_file = a.path().join("backup.db");
+        backup(&cfg_a, &backup_file, &mut Vec::new()).expect("backup");
+        // Another store, with another key: its key does not open the seeds.
+        let cfg_b = store_in(b.path());
+        let e = restore_err(&cfg_b, &backup_file);
+        assert!(e.contains("does not open the seeds"), "{e}");
+        // Not a database, and a database of another program.
+        let junk = a.path().join("junk.db");
+        std::fs::write(&junk, b"not a database at all").expect("junk");
+        assert!(restore_err(&cfg_b, &junk).contains("not an mfa-proxy database"));
+        let other = a.path().join("other.db");
+        rusqlite::Connection::open(&other)
+            .and_then(|c| c.execute_batch("CREATE TABLE users (x); CREATE TABLE t (y)"))
+            .expect("other");
+        assert!(restore_err(&cfg_b, &other).contains("not an mfa-proxy database"));
+        // A newer program's database.
+        let newer = a.path().join("newer.db");
+        std::fs::copy(&backup_file, &newer).expect("copy");
+        rusqlite::Connection::open(&newer)
+            .and_then(|c| c.execute_batch("UPDATE schema_version SET version = 999"))
+            .expect("newer");
+        assert!(restore_err(&cfg_a, &newer).contains("newer than this program"));
+        // Nothing changed at b: its own store, and no scratch files.
+        let names: Vec<String> = std::fs::read_dir(b.path().join("data"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        // With the right key it is restored, the old database kept.
+        std::fs::copy(&cfg_a.key_file, &cfg_b.key_file).expect("key");
+        let mut out = Vec::new();
+        restore(&cfg_b, &backup_file, 1, &mut out).expect("restore");
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(out.contains("opens all 1 token seeds"), "{out}");
+        assert!(b.path().join("data/mfa.db.before-restore-1").exists());
+        let s = file::open_existing(&cfg_b.path, &cfg_b.key_file).expect("open");
+        let t = &s.tokens("alice").expect("tokens")[0];
+        assert_eq!(&s.token_seed(t).expect("seed")[..], b"seed");
+    }
+
+    #[test]
+    fn postgres_stores_are_sent_to_pg_dump() {
+        let cfg = StoreConfig {
+            path: "unused.db".into(),
+            key_file: "seed.key".into(),
+            postgres: Some(crate::config::PostgresConfig {
+                url: crate::secret::Secret::new("postgres://mfa:hunter2@db/mfa"),
+                pool_size: 1,
+            }),
+        };
+        let e = backup(&cfg, Path::new("x.db"), &mut Vec::new()).expect_err("refused");
+        assert!(e.to_string().contains("pg_dump -Fc"), "{e}");
+        let e = restore_err(&cfg, Path::new("x.db"));
+        assert!(e.contains("pg_restore") && !e.contains("hunter2"), "{e}");
+    }
+}
