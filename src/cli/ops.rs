@@ -95,6 +95,26 @@ fn copy_new(from: &Path, to: &Path) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// Gives `file` the owner of the database at `db` (or of its directory):
+/// a restore run as root must leave a database the service's user opens.
+fn same_owner(db: &Path, file: &Path) -> Result<(), AdminError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty());
+    let owner = std::fs::metadata(db)
+        .or_else(|_| std::fs::metadata(dir.unwrap_or(Path::new("."))))
+        .map_err(StoreError::io)?;
+    let mine = std::fs::metadata(file).map_err(StoreError::io)?;
+    if (mine.uid(), mine.gid()) != (owner.uid(), owner.gid()) {
+        std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid())).map_err(|e| {
+            invalid(format!(
+                "cannot give the restored database the owner of {} ({e}): run restore as that user or as root",
+                db.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// `mfa-proxy restore FILE`: puts a backup in place of the configured SQLite
 /// database, when nothing has that open, after checking that it is an
 /// mfa-proxy database this program reads and that the configured seed key
@@ -125,6 +145,7 @@ pub fn restore(
     let tmp = beside(db, &format!(".restoring-{}", std::process::id()));
     let mut scratch = Scratch(Some(tmp.clone()));
     copy_new(from, &tmp)?;
+    same_owner(db, &tmp)?;
     let version = SqliteStore::schema_of(&tmp).map_err(|_| {
         invalid(format!(
             "{}: not an mfa-proxy database (nothing was changed)",
