@@ -402,6 +402,25 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 cli::policy::explain(&config, &q, &standing, now).map_err(fail)?
             );
         }
+        Command::Backup { file, config } => {
+            let config = Config::load(&config).map_err(|e| AdminFailure::Config(e.to_string()))?;
+            cli::ops::backup(&config.store, &file, &mut out).map_err(fail)?;
+        }
+        Command::Restore { file, config } => {
+            let config = Config::load(&config).map_err(|e| AdminFailure::Config(e.to_string()))?;
+            cli::ops::restore(&config.store, &file, now, &mut out).map_err(fail)?;
+        }
+        Command::Migrate {
+            to,
+            to_file,
+            to_env,
+            config,
+        } => {
+            let config = Config::load(&config).map_err(|e| AdminFailure::Config(e.to_string()))?;
+            let url =
+                cli::ops::read_url(to, to_file.as_deref(), to_env.as_deref()).map_err(fail)?;
+            cli::ops::migrate(&config.store, &url, &mut out).map_err(fail)?;
+        }
         Command::Serve { .. } | Command::Check { .. } | Command::Init { .. } => {
             unreachable!("handled in main")
         }

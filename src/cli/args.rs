@@ -169,6 +169,66 @@ pub enum Command {
         #[command(subcommand)]
         which: ReportCmd,
     },
+    /// Copy the SQLite store to a new file while `serve` runs.
+    ///
+    /// A consistent copy (SQLite's online backup) of users, tokens, blocks,
+    /// bypasses and the audit trail, mode 0600; an existing FILE is never
+    /// overwritten. The seed key is not in it: back up key_file with it.
+    /// A PostgreSQL store is backed up with pg_dump (the message says how).
+    #[command(
+        after_help = "Example:\n  mfa-proxy backup /var/backups/mfa-proxy/mfa-2025-01-31.db --config /etc/mfa-proxy/proxy.toml"
+    )]
+    Backup {
+        /// The new file.
+        file: PathBuf,
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Put a backup in place of the SQLite store (with `serve` stopped).
+    ///
+    /// Refused while the database is in use (a running `serve` or another
+    /// command has it open). FILE must be an mfa-proxy database this
+    /// version reads, and the configured key_file must open its seeds
+    /// (copy the key backed up with it first). The database replaced is
+    /// kept as PATH.before-restore-UNIXTIME. A PostgreSQL store is restored
+    /// with pg_restore (the message says how).
+    #[command(
+        after_help = "Example:\n  mfa-proxy restore /var/backups/mfa-proxy/mfa-2025-01-31.db --config /etc/mfa-proxy/proxy.toml"
+    )]
+    Restore {
+        /// The backup file (from `mfa-proxy backup`).
+        file: PathBuf,
+        /// The configuration file, which names the store.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Copy the SQLite store into an empty PostgreSQL database.
+    ///
+    /// Everything: users, tokens (their seeds stay sealed with the same
+    /// key_file), replay state, lockouts, blocks, bypasses, remembered
+    /// logins, the histories and the audit trail, in one transaction; then
+    /// the counts are checked and printed. Stop `serve` first. The URL holds
+    /// a password: prefer --to-file or --to-env to --to, which other users
+    /// of the machine can see in the process list. It is never printed.
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy migrate --to-file /etc/mfa-proxy/db.url --config /etc/mfa-proxy/proxy.toml\n  \
+        mfa-proxy migrate --to-env MFA_DB_URL")]
+    #[command(group = clap::ArgGroup::new("target").required(true).multiple(false))]
+    Migrate {
+        /// postgres://user:password@host/db
+        #[arg(long, group = "target")]
+        to: Option<String>,
+        /// A file holding the URL.
+        #[arg(long, group = "target")]
+        to_file: Option<PathBuf>,
+        /// An environment variable holding the URL.
+        #[arg(long, group = "target")]
+        to_env: Option<String>,
+        /// The configuration file, which names the SQLite store.
+        #[arg(long, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
     /// Dry runs of the [[policy]] tables.
     #[command(
         after_help = "Example:\n  mfa-proxy policy explain --user alice --client vpn --ip 10.1.2.3"

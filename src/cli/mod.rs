@@ -16,6 +16,7 @@ use crate::store::{Store, StoreError, Token, TokenKind, UnixTime, User, normaliz
 
 pub mod args;
 mod import;
+pub mod ops;
 pub mod policy;
 mod report;
 

@@ -13,6 +13,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod dump;
 pub mod file;
 pub mod login;
 pub mod open;
@@ -35,7 +36,7 @@ use crate::mfa::{LockoutPolicy, Method, Remembered, ResultCode};
 pub use login::UserFacts;
 pub use postgres::PgStore;
 pub use seal::SeedKey;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteLock, SqliteStore};
 
 /// Unix time in seconds. Callers pass it in, so the store never reads a
 /// clock and tests can move time.
@@ -93,6 +94,11 @@ pub enum StoreError {
         path: std::path::PathBuf,
         key: std::path::PathBuf,
     },
+    #[error(
+        "{path}: the database is in use (a running `mfa-proxy serve`, or another mfa-proxy command): stop it first",
+        path = path.display()
+    )]
+    InUse { path: std::path::PathBuf },
     #[error(
         "{path}: the database file was removed or replaced while in use; failing closed until the proxy is restarted",
         path = path.display()

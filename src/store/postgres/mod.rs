@@ -13,7 +13,8 @@
 //! - `tokens.rs`: tokens, their sealed seeds, and claiming a step;
 //! - `login.rs`: the login state, denials and lockout, blocks, bypasses
 //!   and remembered logins;
-//! - `audit.rs`: the audit trail and the block and bypass histories.
+//! - `audit.rs`: the audit trail and the block and bypass histories;
+//! - `dump.rs`: loading a whole store (`mfa-proxy migrate`), counting rows.
 //!
 //! Behaviour is the SQLite backend's, method for method. Names compare
 //! without case by a key folded in Rust ([`fold`]), so non-ASCII letters
@@ -29,6 +30,7 @@ use std::time::Duration;
 use super::*;
 
 mod audit;
+mod dump;
 mod login;
 mod pool;
 mod schema;

@@ -10,7 +10,9 @@
 //! - `tokens.rs`: tokens, their sealed seeds, and claiming a step;
 //! - `login.rs`: the login state, denials and lockout, blocks, bypasses
 //!   and remembered logins;
-//! - `audit.rs`: the audit trail and the block and bypass histories.
+//! - `audit.rs`: the audit trail and the block and bypass histories;
+//! - `dump.rs`: the whole database: a dump of every row, a backup, opening
+//!   it for one process alone, replacing its file (backup, restore, migrate).
 //!
 //! Each has its tests in the `tests_*.rs` file of its name; `tests.rs`
 //! holds their helpers and the tests of the whole.
@@ -24,6 +26,8 @@ use rusqlite::Connection;
 use super::*;
 
 mod audit;
+mod dump;
+pub use dump::SqliteLock;
 mod login;
 mod schema;
 mod tokens;
