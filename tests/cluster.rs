@@ -312,6 +312,18 @@ fn a_push_pending_at_one_node_makes_the_user_busy_at_the_other_until_it_ends() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // `report status`: both nodes (A's heartbeat stopped with it), and the
+    // verification B holds.
+    let status = text(&run_bin(a_dir.path(), &["report", "status"], None));
+    let row = |node: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(node))
+            .unwrap_or_else(|| panic!("{node} missing:\n{status}"))
+            .to_owned()
+    };
+    assert!(row("node-b").contains("bob (push)"), "{status}");
+    assert!(!row("node-a").contains("bob"), "{status}");
     let out = held.join().expect("radclient");
     assert!(
         !out.contains("Received Access-Reject"),
