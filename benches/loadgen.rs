@@ -246,6 +246,13 @@ impl LoginStore for MemoryStore {
     fn open_seed(&self, _: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
         Ok(Seed::new(sealed.0.clone()))
     }
+    /// Not sealed: this store keeps nothing to protect.
+    fn seal(&self, _: &str, data: &[u8]) -> Vec<u8> {
+        data.to_vec()
+    }
+    fn open(&self, _: &str, sealed: &[u8]) -> Result<Seed, StoreError> {
+        Ok(Seed::new(sealed.to_vec()))
+    }
 }
 
 /// A login-path transaction of [`MemoryStore`], with one of its SQLite
@@ -354,6 +361,12 @@ impl LoginTx for MemoryTx<'_> {
     /// The node's heartbeat: nothing to keep here.
     fn heartbeat(&mut self, _: &mfa_proxy::store::NodeSeen) -> Result<(), StoreError> {
         Ok(())
+    }
+    fn put_challenge(&mut self, _: &mfa_proxy::store::StoredChallenge) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn take_challenge(&mut self, _: &[u8], _: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
     }
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
         match self.durable {

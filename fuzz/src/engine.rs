@@ -1320,7 +1320,9 @@ impl World {
                     | StoreOp::EndVerification { .. }
                     | StoreOp::GrantGrace { .. }
                     | StoreOp::TakeGrace { .. }
-                    | StoreOp::Heartbeat(_) => r.verification_jobs += 1,
+                    | StoreOp::Heartbeat(_)
+                    | StoreOp::PutChallenge { .. }
+                    | StoreOp::TakeChallenge { .. } => r.verification_jobs += 1,
                 }
                 self.jobs.push(job);
             }

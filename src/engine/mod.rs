@@ -212,9 +212,7 @@ impl Engine {
         let mut rng = StdRng::from_seed(seed);
         let mut proxy_state_tag = [0u8; 4];
         rng.fill_bytes(&mut proxy_state_tag);
-        let mut state_tag = [0u8; 4];
-        rng.fill_bytes(&mut state_tag);
-        let logins = login::Logins::new(config, &dictionary, state_tag);
+        let logins = login::Logins::new(config, &dictionary);
         let mut e = Engine {
             proxy: config.proxy.clone(),
             listener_state: vec![ListenerState::Open; listeners.len()],
@@ -670,6 +668,9 @@ mod tests;
 
 #[cfg(test)]
 mod tests_mfa;
+
+#[cfg(test)]
+mod tests_cluster;
 
 #[cfg(test)]
 mod tests_hardening;

@@ -78,6 +78,9 @@ counters! {
     MfaAuditFailures => "mfa_audit_failures",
     MfaBusy => "mfa_busy",
     MfaUsedCache => "mfa_used_cache",
+    // A challenge answered here that another node sent (the NAS failed
+    // over between the rounds), taken over from the store.
+    MfaTakenOver => "mfa_challenges_taken_over",
     MfaOobStarted => "mfa_oob_started",
     MfaDeliveryFailures => "mfa_delivery_failures",
     MfaFraudReports => "mfa_fraud_reports",

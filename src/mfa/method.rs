@@ -1,7 +1,8 @@
 //! The second-factor methods a user can have.
 
 /// A user's default second factor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Method {
     Totp,
     Push,

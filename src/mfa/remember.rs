@@ -4,7 +4,7 @@
 //! long, is the policy's (see `policy::decide`).
 
 /// One remembered login of a user, as the store keeps it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Remembered {
     /// How the first factor was given: `pap`, `chap`, `mschap`, `eap`.
     pub auth_type: String,

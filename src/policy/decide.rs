@@ -58,7 +58,7 @@ pub enum Need {
 }
 
 /// How the second factor runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub method: Method,
     pub start: Start,
@@ -82,7 +82,8 @@ impl Plan {
 }
 
 /// How the chosen method starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Start {
     /// Check the code that came inline with the password.
     InlineCode,

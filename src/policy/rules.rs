@@ -20,7 +20,8 @@ pub enum Unenrolled {
 
 /// What happens to a login whose out-of-band verification cannot be
 /// delivered (no provider reachable), or whose store is unavailable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailMode {
     /// Reject (the default).
     Closed,
@@ -40,7 +41,8 @@ pub enum MfaRule {
 
 /// Which later logins a verified second factor lets in without a new one
 /// (SPEC §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RememberScope {
     /// The same user (`SUCCESS_USED_CACHE`).
     User,
@@ -63,7 +65,7 @@ impl RememberScope {
 }
 
 /// Remembered logins under a policy: the scope and for how long.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Remember {
     pub scope: RememberScope,
     pub duration: Duration,

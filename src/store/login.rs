@@ -12,8 +12,8 @@ use crate::mfa::otp::{self, Verdict};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
 use crate::policy::Standing;
 use crate::store::{
-    AuditRecord, LoginStore, LoginTx, NodeSeen, Retry, SealedSeed, StoreError, Token, TokenKind,
-    UnixTime, Verification,
+    AuditRecord, LoginStore, LoginTx, NodeSeen, Retry, SealedSeed, StoreError, StoredChallenge,
+    Token, TokenKind, UnixTime, Verification,
 };
 
 /// A question from the engine.
@@ -78,7 +78,34 @@ pub enum StoreOp {
     TakeGrace { user: String, client: String },
     /// This node is alive (fire and forget, every few seconds).
     Heartbeat(NodeSeen),
+    /// Keep a challenge that is out: the store seals `login` (which may
+    /// hold an SMS code) before it keeps it.
+    PutChallenge {
+        state: Vec<u8>,
+        node: String,
+        user: String,
+        expires_at: UnixTime,
+        login: Zeroizing<Vec<u8>>,
+    },
+    /// Take a challenge over, or just use it up (an answer at the node that
+    /// sent it): the login, opened, or `None`.
+    TakeChallenge { state: Vec<u8> },
 }
+
+/// A challenge's login as the node that sent it kept it, opened: it may
+/// hold an SMS code, so it is zeroed when dropped and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Handed(pub Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for Handed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Handed(<sealed login>)")
+    }
+}
+
+/// What challenges are sealed for: nobody's name (those hold no NUL), so
+/// no token's seal passes for one.
+const CHALLENGE_SEAL: &str = "\0challenge";
 
 impl fmt::Debug for StoreOp {
     // The code is a secret: never print it.
@@ -98,6 +125,8 @@ impl fmt::Debug for StoreOp {
             StoreOp::GrantGrace { user, client, .. } => write!(f, "GrantGrace({user}, {client})"),
             StoreOp::TakeGrace { user, client } => write!(f, "TakeGrace({user}, {client})"),
             StoreOp::Heartbeat(n) => write!(f, "Heartbeat({})", n.name),
+            StoreOp::PutChallenge { user, .. } => write!(f, "PutChallenge({user})"),
+            StoreOp::TakeChallenge { .. } => write!(f, "TakeChallenge"),
         }
     }
 }
@@ -114,6 +143,8 @@ pub enum StoreAnswer {
         locked: bool,
     },
     Password(bool),
+    /// A challenge taken over: its login, or `None`.
+    Challenge(Option<Handed>),
     /// Whether the PIN is right; `None` when the user has no PIN set.
     Pin(Option<bool>),
     Done,
@@ -429,6 +460,29 @@ fn stage(
         StoreOp::Heartbeat(n) => {
             tx.heartbeat(n)?;
             StoreAnswer::Done
+        }
+        StoreOp::PutChallenge {
+            state,
+            node,
+            user,
+            expires_at,
+            login,
+        } => {
+            tx.put_challenge(&StoredChallenge {
+                state: state.clone(),
+                node: node.clone(),
+                user: user.clone(),
+                expires_at: *expires_at,
+                sealed: store.seal(CHALLENGE_SEAL, login),
+            })?;
+            StoreAnswer::Done
+        }
+        StoreOp::TakeChallenge { state } => {
+            let opened = match tx.take_challenge(state, now)? {
+                Some(sealed) => Some(Handed(store.open(CHALLENGE_SEAL, &sealed)?)),
+                None => None,
+            };
+            StoreAnswer::Challenge(opened)
         }
         StoreOp::Audit(rec) => {
             let mut rec = rec.clone();
@@ -764,6 +818,12 @@ mod tests {
         ) -> Result<crate::store::Seed, StoreError> {
             self.inner.open_seed(t, sealed)
         }
+        fn seal(&self, what: &str, data: &[u8]) -> Vec<u8> {
+            self.inner.seal(what, data)
+        }
+        fn open(&self, what: &str, sealed: &[u8]) -> Result<crate::store::Seed, StoreError> {
+            self.inner.open(what, sealed)
+        }
     }
 
     impl LoginTx for FlakyTx<'_> {
@@ -836,6 +896,16 @@ mod tests {
         }
         fn heartbeat(&mut self, n: &NodeSeen) -> Result<(), StoreError> {
             self.inner.heartbeat(n)
+        }
+        fn put_challenge(&mut self, c: &StoredChallenge) -> Result<(), StoreError> {
+            self.inner.put_challenge(c)
+        }
+        fn take_challenge(
+            &mut self,
+            state: &[u8],
+            now: UnixTime,
+        ) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.take_challenge(state, now)
         }
         fn commit(self: Box<Self>) -> Result<(), StoreError> {
             match self.fail {

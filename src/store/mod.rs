@@ -302,6 +302,28 @@ pub struct Verification {
     pub expires_at: UnixTime,
 }
 
+/// A challenge that is out, as the store keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredChallenge {
+    /// Its State.
+    pub state: Vec<u8>,
+    /// The node that sent it.
+    pub node: String,
+    pub user: String,
+    pub expires_at: UnixTime,
+    /// The login, sealed with the seed key ([`LoginStore::seal`]).
+    pub sealed: Vec<u8>,
+}
+
+impl fmt::Debug for StoredChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredChallenge")
+            .field("node", &self.node)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A node of the cluster as it last said it was alive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSeen {
@@ -349,6 +371,11 @@ pub trait LoginStore: Send + Sync + fmt::Debug {
     fn begin(&self) -> Result<Box<dyn LoginTx + '_>, StoreError>;
     /// Opens a seed that [`LoginTx::facts`] read (no database work).
     fn open_seed(&self, token: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError>;
+    /// Seals `data` with the seed key for `what` (no database work): a
+    /// challenge's login before it is kept.
+    fn seal(&self, what: &str, data: &[u8]) -> Vec<u8>;
+    /// Opens what [`LoginStore::seal`] sealed for `what`.
+    fn open(&self, what: &str, sealed: &[u8]) -> Result<Seed, StoreError>;
 }
 
 /// One transaction of the login path. Every method that decides something
@@ -418,8 +445,19 @@ pub trait LoginTx {
     /// Uses up the grace of `user` from `client` if it lasts past `now`,
     /// atomically: `true` if there was one.
     fn take_grace(&mut self, user: &str, client: &str, now: UnixTime) -> Result<bool, StoreError>;
-    /// Node `node` is alive at `now` (every few seconds while it serves).
+    /// Node `node` is alive at `now` (every few seconds while it serves);
+    /// challenges that expired before `now` go.
     fn heartbeat(&mut self, node: &NodeSeen) -> Result<(), StoreError>;
+    /// Keeps a challenge that is out (its login, already sealed), so that
+    /// another node can take its answer over.
+    fn put_challenge(&mut self, c: &StoredChallenge) -> Result<(), StoreError>;
+    /// Takes the challenge with `state` if it has not expired at `now`, for
+    /// good: the sealed login, or `None` (unknown, expired or taken).
+    fn take_challenge(
+        &mut self,
+        state: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Makes everything this transaction wrote durable, or nothing.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

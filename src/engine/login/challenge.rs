@@ -13,7 +13,7 @@ use std::time::Instant;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use super::stage::{Asked, Challenge, CodeFrom, Ends, Factor, Login, Oob, Session, Stage};
+use super::stage::{Asked, Challenge, CodeFrom, Factor, Login, Oob, Session, Stage};
 use super::{Current, Outcome, STATE_LEN, TAG_LEN, user_name};
 use crate::engine::clients::ClientRef;
 use crate::engine::{Counter, Engine, SocketRef, Transmit};
@@ -62,36 +62,54 @@ impl Engine {
             None => None,
         };
         let Some((mut s, f, c)) = found else {
-            // Ours, but used already or expired.
+            // Ours, but not here: sent by another node of the cluster (or
+            // by this one before a restart), used already, or expired. The
+            // store says which, and hands it over if it can.
             let id = self.logins.id();
             let settings = self.logins.settings.clone();
             let s = Session::new(id, client, settings, current, None);
-            return self.end(
-                now,
-                s,
-                Ends::none(),
-                Outcome::reject(ResultCode::FailedOathTokenTimeout)
-                    .because("unknown or expired State"),
-            );
+            let op = StoreOp::TakeChallenge {
+                state: state.to_vec(),
+            };
+            let stage = Stage::Fetching(state);
+            return self.ask_store(now, Login { s, stage }, op);
         };
+        // Used up in the store too, so that no other node takes it over.
+        self.store_job(
+            now,
+            StoreOp::TakeChallenge {
+                state: state.to_vec(),
+            },
+        );
         s.current = current;
         // The same client by name: a reload may have changed its secret or
         // range since the challenge, and the answer is signed with the
         // entry that authenticated this request.
         let same_client = s.client.name == client.name;
         s.client = client;
-        if !same_client || user_name(p).as_deref() != Some(s.nas_user.as_str()) {
-            // The reject answers the NAS that sent this request: it is
-            // signed with that NAS's secret, and recorded as coming from it.
-            return self.finish(
-                now,
-                Login {
-                    s,
-                    stage: Stage::Challenged(f, c),
-                },
-                Outcome::reject(ResultCode::SuccessInvalidInput)
-                    .because("State presented by another client or user"),
-            );
+        if !same_client {
+            return self.wrong_answerer(now, s, f, c);
+        }
+        self.answered(now, s, f, c);
+    }
+
+    /// The answer to challenge `c` came from another client than the one
+    /// it went to, or for another user: refused. The reject answers the
+    /// NAS that sent this request: it is signed with that NAS's secret, and
+    /// recorded as coming from it.
+    pub(super) fn wrong_answerer(&mut self, now: Instant, s: Session, f: Factor, c: Challenge) {
+        let stage = Stage::Challenged(f, c);
+        let outcome = Outcome::reject(ResultCode::SuccessInvalidInput)
+            .because("State presented by another client or user");
+        self.finish(now, Login { s, stage }, outcome);
+    }
+
+    /// The session's current request answers challenge `c`, at the node
+    /// that sent it or at one that took it over.
+    pub(super) fn answered(&mut self, now: Instant, s: Session, f: Factor, c: Challenge) {
+        let p = s.request();
+        if user_name(&p).as_deref() != Some(s.nas_user.as_str()) {
+            return self.wrong_answerer(now, s, f, c);
         }
         if now >= c.deadline {
             let stage = Stage::Challenged(f, c);
@@ -309,6 +327,17 @@ impl Engine {
         self.stats.inc(Counter::MfaChallenges);
         self.logins.deadlines.push(Reverse((deadline, s.id)));
         self.logins.states.insert(state, s.id);
+        // Kept in the store too, for another node to take the answer over.
+        if let Some(login) = self.hand_over(&s, &f, &c) {
+            let op = StoreOp::PutChallenge {
+                state: state.to_vec(),
+                node: self.logins.server.clone(),
+                user: s.user.clone(),
+                expires_at: self.logins.unix_at(deadline),
+                login,
+            };
+            self.store_job(now, op);
+        }
         self.park(Login {
             s,
             stage: Stage::Challenged(f, c),

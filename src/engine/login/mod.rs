@@ -38,6 +38,7 @@ mod address;
 mod challenge;
 mod decide;
 mod finish;
+mod handover;
 mod oob;
 mod outcome;
 mod settings;
@@ -53,6 +54,11 @@ use stage::{Claiming, Given, Lost, Stage};
 pub(super) use stage::{Login, Session};
 
 const TAG_LEN: usize = 4;
+/// The first octets of every State this program issues, at every node of a
+/// cluster: an answer carrying one is a challenge's (a State of this form
+/// that this node does not know is asked of the store), any other State is
+/// the upstream's own and is relayed.
+const STATE_TAG: [u8; TAG_LEN] = *b"mfa1";
 const STATE_LEN: usize = TAG_LEN + 16;
 /// How often a node tells the store it is alive (`report status`).
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -150,13 +156,12 @@ impl Logins {
     pub(super) fn new(
         config: &config::Config,
         dictionary: &crate::radius::dict::Dictionary,
-        tag: [u8; TAG_LEN],
     ) -> Logins {
         Logins {
             settings: Arc::new(Settings::new(config, dictionary)),
             enabled: config.mfa.enabled,
             server: config.server.name.clone(),
-            tag,
+            tag: STATE_TAG,
             logins: HashMap::default(),
             states: HashMap::default(),
             jobs: HashMap::default(),
@@ -173,6 +178,16 @@ impl Logins {
             fraud: VecDeque::new(),
             wall: None,
             heartbeat: None,
+        }
+    }
+
+    /// The instant of Unix time `unix`, from the anchor the shell gave
+    /// (`now` until it has).
+    pub(super) fn instant_at(&self, now: Instant, unix: i64) -> Instant {
+        let ahead = unix - self.unix_at(now);
+        match u64::try_from(ahead) {
+            Ok(secs) if self.wall.is_some() => now + std::time::Duration::from_secs(secs),
+            _ => now,
         }
     }
 
@@ -499,6 +514,12 @@ impl Engine {
             }
             (Stage::Starting(f, oob), StoreAnswer::Claimed(started)) => {
                 self.verification_started(now, s, f, oob, started)
+            }
+            (Stage::Fetching(state), StoreAnswer::Challenge(handed)) => {
+                self.challenge_fetched(now, s, state, handed)
+            }
+            (Stage::Resuming(h, state), StoreAnswer::Facts(facts)) => {
+                self.challenge_resumed(now, s, *h, state, facts.map(|f| *f))
             }
             (Stage::Pin(f, oob), StoreAnswer::Pin(right)) => {
                 self.pin_checked(now, s, f, oob, right)

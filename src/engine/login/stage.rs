@@ -123,6 +123,12 @@ pub(in crate::engine) enum Stage {
     /// The store takes the user's one verification slot (at every node)
     /// before the verification is sent.
     Starting(Factor, Oob),
+    /// An answer whose State this node does not know: the store is asked
+    /// for the challenge (sent by another node, or before a restart).
+    Fetching([u8; STATE_LEN]),
+    /// The challenge was handed over: the store reads the user's tokens
+    /// and phone before the answer is checked.
+    Resuming(Box<super::handover::Handover>, [u8; STATE_LEN]),
     /// The store checks an OATH code.
     Verify(Factor, CodeFrom),
     /// An Access-Challenge is out; its answer is awaited.
@@ -139,7 +145,11 @@ impl Stage {
     /// verification (to release) and its State (to forget).
     pub(super) fn into_ends(self) -> Ends {
         let (factor, oob, state) = match self {
-            Stage::Password(_) | Stage::Facts { .. } | Stage::Claim(..) => (None, None, None),
+            Stage::Password(_)
+            | Stage::Facts { .. }
+            | Stage::Claim(..)
+            | Stage::Fetching(_)
+            | Stage::Resuming(..) => (None, None, None),
             Stage::Verify(f, _) => (Some(f), None, None),
             Stage::OutOfBand(f, o) | Stage::Pin(f, o) | Stage::Starting(f, o) => {
                 (Some(f), Some(o), None)

@@ -279,6 +279,18 @@ impl LoginTx for PgTx<'_> {
         verifications::heartbeat(&mut self.c, n)
     }
 
+    fn put_challenge(&mut self, ch: &StoredChallenge) -> Result<(), StoreError> {
+        verifications::put_challenge(&mut self.c, ch)
+    }
+
+    fn take_challenge(
+        &mut self,
+        state: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        verifications::take_challenge(&mut self.c, state, now)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.c.commit()
     }
@@ -293,6 +305,14 @@ impl LoginStore for PgStore {
 
     fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
         seal::open_token_seed(&self.key, t, sealed)
+    }
+
+    fn seal(&self, what: &str, data: &[u8]) -> Vec<u8> {
+        self.key.seal(what, data)
+    }
+
+    fn open(&self, what: &str, sealed: &[u8]) -> Result<Seed, StoreError> {
+        self.key.open(what, sealed)
     }
 }
 

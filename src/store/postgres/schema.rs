@@ -137,6 +137,18 @@ CREATE TABLE nodes (
     version    TEXT NOT NULL
 );
 "#,
+    // Challenges out, so that another node can take an answer over (the
+    // NAS failed over between the rounds): sealed, used once.
+    r#"
+CREATE TABLE challenges (
+    state      BYTEA PRIMARY KEY,
+    node       TEXT NOT NULL,
+    user_name  TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    sealed     BYTEA NOT NULL
+);
+CREATE INDEX challenges_expiry ON challenges(expires_at);
+"#,
 ];
 
 /// What the key check is sealed for: no user's name (those never hold a

@@ -4,7 +4,7 @@
 
 use super::pool::Conn;
 use crate::mfa::Method;
-use crate::store::{NodeSeen, StoreError, UnixTime, Verification, fold};
+use crate::store::{NodeSeen, StoreError, StoredChallenge, UnixTime, Verification, fold};
 
 /// Takes the user's verification slot unless a live one holds it.
 const START_SQL: &str = "INSERT INTO verifications AS v
@@ -95,7 +95,33 @@ pub(super) fn list(c: &mut Conn, now: UnixTime) -> Result<Vec<Verification>, Sto
         .collect()
 }
 
+pub(super) fn put_challenge(c: &mut Conn, ch: &StoredChallenge) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO challenges (state, node, user_name, expires_at, sealed) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (state) DO UPDATE SET node = EXCLUDED.node, user_name = EXCLUDED.user_name,
+             expires_at = EXCLUDED.expires_at, sealed = EXCLUDED.sealed",
+        &[&ch.state, &ch.node, &ch.user, &ch.expires_at, &ch.sealed],
+    )?;
+    Ok(())
+}
+
+pub(super) fn take_challenge(
+    c: &mut Conn,
+    state: &[u8],
+    now: UnixTime,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let row = c.opt(
+        "DELETE FROM challenges WHERE state = $1 AND expires_at > $2 RETURNING sealed",
+        &[&state, &now],
+    )?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 pub(super) fn heartbeat(c: &mut Conn, n: &NodeSeen) -> Result<(), StoreError> {
+    c.exec(
+        "DELETE FROM challenges WHERE expires_at <= $1",
+        &[&n.seen_at],
+    )?;
     c.exec(
         "INSERT INTO nodes AS n (name, started_at, seen_at, version) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO UPDATE SET started_at = EXCLUDED.started_at,

@@ -9,7 +9,9 @@ use super::tokens::{TOKEN_COLS_N, token_at};
 use super::users::groups_at;
 use super::{atomic, json_at, q, x};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
-use crate::store::{NodeSeen, SealedSeed, StoreError, UnixTime, UserFacts, Verification};
+use crate::store::{
+    NodeSeen, SealedSeed, StoreError, StoredChallenge, UnixTime, UserFacts, Verification,
+};
 
 /// What a login reads about its user, in one statement (see
 /// [`LoginTx::facts`](crate::store::LoginTx::facts)).
@@ -438,7 +440,37 @@ pub(super) fn verifications(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+pub(super) fn put_challenge(c: &Connection, ch: &StoredChallenge) -> Result<(), StoreError> {
+    x(
+        c,
+        "INSERT INTO challenges (state, node, user, expires_at, sealed) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (state) DO UPDATE SET node = excluded.node, user = excluded.user,
+             expires_at = excluded.expires_at, sealed = excluded.sealed",
+        params![ch.state, ch.node, ch.user, ch.expires_at, ch.sealed],
+    )?;
+    Ok(())
+}
+
+pub(super) fn take_challenge(
+    c: &Connection,
+    state: &[u8],
+    now: UnixTime,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(q(
+        c,
+        "DELETE FROM challenges WHERE state = ?1 AND expires_at > ?2 RETURNING sealed",
+        params![state, now],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
 pub(super) fn heartbeat(c: &Connection, n: &NodeSeen) -> Result<(), StoreError> {
+    x(
+        c,
+        "DELETE FROM challenges WHERE expires_at <= ?1",
+        [n.seen_at],
+    )?;
     x(
         c,
         "INSERT INTO nodes (name, started_at, seen_at, version) VALUES (?1, ?2, ?3, ?4)

@@ -262,6 +262,18 @@ impl LoginTx for SqliteTx<'_> {
         login::heartbeat(&self.c, n)
     }
 
+    fn put_challenge(&mut self, c: &StoredChallenge) -> Result<(), StoreError> {
+        login::put_challenge(&self.c, c)
+    }
+
+    fn take_challenge(
+        &mut self,
+        state: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        login::take_challenge(&self.c, state, now)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.open = false;
         match x(&self.c, "COMMIT", []) {
@@ -288,6 +300,14 @@ impl LoginStore for SqliteStore {
 
     fn open_seed(&self, t: &Token, sealed: &SealedSeed) -> Result<Seed, StoreError> {
         tokens::open_seed(&self.key, t, sealed)
+    }
+
+    fn seal(&self, what: &str, data: &[u8]) -> Vec<u8> {
+        self.key.seal(what, data)
+    }
+
+    fn open(&self, what: &str, sealed: &[u8]) -> Result<Seed, StoreError> {
+        self.key.open(what, sealed)
     }
 }
 

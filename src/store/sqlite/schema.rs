@@ -151,6 +151,19 @@ CREATE TABLE nodes (
     version    TEXT NOT NULL
 );
 "#,
+    // Challenges out, so that another node can take an answer over (the
+    // NAS failed over between the rounds): the login as the node that sent
+    // the challenge had it, sealed with the seed key, used once.
+    r#"
+CREATE TABLE challenges (
+    state      BLOB PRIMARY KEY,
+    node       TEXT NOT NULL,
+    user       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    sealed     BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX challenges_expiry ON challenges(expires_at);
+"#,
 ];
 
 /// The migration that sorts names again by the collation that folds every
