@@ -110,35 +110,69 @@ fn wrong(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
 }
 
+/// Two nodes' directories and addresses on a new PostgreSQL database,
+/// initialised by the first node, the second given a copy of its seed key
+/// (as the README says); `None` where radclient or PostgreSQL is missing
+/// outside CI.
+struct Cluster {
+    url: String,
+    a_dir: tempfile::TempDir,
+    b_dir: tempfile::TempDir,
+    a: SocketAddr,
+    a_http: u16,
+    b: SocketAddr,
+    b_http: u16,
+}
+
+impl Cluster {
+    fn new() -> Option<Cluster> {
+        if !have("radclient") {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI=true: radclient is missing"
+            );
+            return None;
+        }
+        let url = pg_server::PgServer::shared()?.new_database();
+        let (a_dir, b_dir) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let (a, a_http) = node(a_dir.path(), "node-a", &url);
+        let (b, b_http) = node(b_dir.path(), "node-b", &url);
+        let o = run_bin(a_dir.path(), &["init"], None);
+        assert!(o.status.success(), "{}", text(&o));
+        std::fs::copy(
+            a_dir.path().join("data/seed.key"),
+            b_dir.path().join("data/seed.key"),
+        )
+        .expect("copy the key");
+        Some(Cluster {
+            url,
+            a_dir,
+            b_dir,
+            a,
+            a_http,
+            b,
+            b_http,
+        })
+    }
+}
+
 #[test]
 fn two_nodes_share_users_codes_lockout_and_the_audit_trail() {
-    if !have("radclient") {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI=true: radclient is missing"
-        );
-        return;
-    }
-    let Some(server) = pg_server::PgServer::shared() else {
+    let Some(Cluster {
+        url: _,
+        a_dir,
+        b_dir,
+        a,
+        a_http,
+        b,
+        b_http,
+    }) = Cluster::new()
+    else {
         return;
     };
-    let url = server.new_database();
-    let (a_dir, b_dir) = (
-        tempfile::tempdir().expect("a"),
-        tempfile::tempdir().expect("b"),
-    );
-    let (a, a_http) = node(a_dir.path(), "node-a", &url);
-    let (b, b_http) = node(b_dir.path(), "node-b", &url);
-
-    // The first node creates the schema and the seed key; the other gets
-    // a copy of the key, as the README says.
-    let o = run_bin(a_dir.path(), &["init"], None);
-    assert!(o.status.success(), "{}", text(&o));
-    std::fs::copy(
-        a_dir.path().join("data/seed.key"),
-        b_dir.path().join("data/seed.key"),
-    )
-    .expect("copy the key");
     let o = run_bin(b_dir.path(), &["check"], None);
     let line = text(&o)
         .lines()
@@ -227,29 +261,18 @@ fn two_nodes_share_users_codes_lockout_and_the_audit_trail() {
 
 #[test]
 fn a_push_pending_at_one_node_makes_the_user_busy_at_the_other_until_it_ends() {
-    if !have("radclient") {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI=true: radclient is missing"
-        );
-        return;
-    }
-    let Some(server) = pg_server::PgServer::shared() else {
+    let Some(Cluster {
+        url,
+        a_dir,
+        b_dir,
+        a,
+        a_http,
+        b,
+        b_http,
+    }) = Cluster::new()
+    else {
         return;
     };
-    let url = server.new_database();
-    let (a_dir, b_dir) = (
-        tempfile::tempdir().expect("a"),
-        tempfile::tempdir().expect("b"),
-    );
-    let (a, a_http) = node(a_dir.path(), "node-a", &url);
-    let (b, b_http) = node(b_dir.path(), "node-b", &url);
-    assert!(run_bin(a_dir.path(), &["init"], None).status.success());
-    std::fs::copy(
-        a_dir.path().join("data/seed.key"),
-        b_dir.path().join("data/seed.key"),
-    )
-    .expect("copy the key");
     // bob approves by push, through the trial's console provider (which
     // delivers by writing to the log; nobody approves).
     let o = run_bin(
