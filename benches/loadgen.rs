@@ -343,8 +343,23 @@ impl LoginTx for MemoryTx<'_> {
     fn start_verification(&mut self, _: &Verification) -> Result<bool, StoreError> {
         not_here()
     }
-    fn end_verification(&mut self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+    fn end_verification(&mut self, _: &str, _: &[u8], _: &str) -> Result<(), StoreError> {
         not_here()
+    }
+    fn verification(&mut self, _: &[u8], _: UnixTime) -> Result<Option<Verification>, StoreError> {
+        not_here()
+    }
+    fn move_verification(&mut self, _: &[u8], _: &str, _: UnixTime) -> Result<bool, StoreError> {
+        not_here()
+    }
+    fn put_answer(&mut self, _: &mfa_proxy::store::StoredAnswer) -> Result<bool, StoreError> {
+        not_here()
+    }
+    fn take_answers(&mut self, _: &[Vec<u8>]) -> Result<mfa_proxy::store::KeptAnswers, StoreError> {
+        not_here()
+    }
+    fn drop_challenge(&mut self, _: &[u8], _: &str) -> Result<bool, StoreError> {
+        Ok(false)
     }
     fn grant_grace(
         &mut self,
@@ -365,7 +380,12 @@ impl LoginTx for MemoryTx<'_> {
     fn put_challenge(&mut self, _: &mfa_proxy::store::StoredChallenge) -> Result<(), StoreError> {
         Ok(())
     }
-    fn take_challenge(&mut self, _: &[u8], _: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+    fn take_challenge(
+        &mut self,
+        _: &[u8],
+        _: &str,
+        _: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
     }
     fn commit(self: Box<Self>) -> Result<(), StoreError> {

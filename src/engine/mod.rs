@@ -35,8 +35,8 @@ use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, 
 use clients::{ClientRef, ClientTable};
 use dedup::{DedupCache, DedupKey, Lookup};
 pub use login::{
-    CallbackStatus, Delivery, DeliveryOutcome, FraudReport, GroupSource, StoreJob, sign,
-    signature_ok,
+    CallbackStatus, CallbackTaken, Delivery, DeliveryOutcome, FraudReport, GroupSource, StoreJob,
+    sign, signature_ok,
 };
 use reload::ListenerState;
 pub use reload::{ReloadPlan, Reloaded};

@@ -81,6 +81,9 @@ counters! {
     // A challenge answered here that another node sent (the NAS failed
     // over between the rounds), taken over from the store.
     MfaTakenOver => "mfa_challenges_taken_over",
+    // A challenge this node sent whose answer another node took over: that
+    // node ends the login and records it.
+    MfaHandedAway => "mfa_challenges_handed_away",
     MfaOobStarted => "mfa_oob_started",
     MfaDeliveryFailures => "mfa_delivery_failures",
     MfaFraudReports => "mfa_fraud_reports",
@@ -89,6 +92,13 @@ counters! {
     CallbackUnknown => "callback_unknown",
     CallbackBadSignature => "callback_bad_signature",
     CallbackMalformed => "callback_malformed",
+    // For a verification another node holds (or whose number the NAS
+    // shows): checked by the store and kept there for that node.
+    CallbackPassed => "callback_passed",
+    // The store could not keep a callback passed on: 503, to be retried.
+    CallbackUnavailable => "callback_unavailable",
+    // Answers kept by another node, taken from the store here.
+    CallbackTaken => "callback_answers_taken",
 }
 
 /// Per-upstream figures.

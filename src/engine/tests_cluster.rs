@@ -1,12 +1,14 @@
 //! Two nodes on one store (issue 16): a challenge one node sent, answered
-//! at the other (the NAS failed over between the rounds). The Sim drives
+//! at the other (the NAS failed over between the rounds); a provider's
+//! callback at the node that does not hold the NAS request. The Sim drives
 //! one engine at a time against its store; swapping in a second engine
-//! makes it the other node.
+//! makes it the other node. The store's wake-up (PostgreSQL's NOTIFY) is
+//! played by calling `answer_kept`, as the shell does.
 
 use std::time::Duration;
 
 use super::tests_mfa::*;
-use super::tests_oob::{json, oob_sim};
+use super::tests_oob::{PROVIDER_KEY, json, oob_sim};
 use super::*;
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
@@ -111,12 +113,135 @@ fn an_sms_code_sent_by_one_node_is_entered_at_the_other() {
     );
 }
 
+/// The verification id of delivery `d`, as a wake-up names it.
+fn vid(d: &Delivery) -> Vec<u8> {
+    crate::hex::hex_decode(&d.id).expect("hex")
+}
+
+#[test]
+fn a_callback_at_one_node_releases_the_request_held_at_the_other() {
+    let mut s = oob_sim("");
+    assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
+    let d = s.delivered();
+    assert!(s.out().is_empty(), "the NAS request is held at A");
+    let mut other = node_b(&s, &oob_extra());
+    std::mem::swap(&mut s.e, &mut other);
+    let approve = r#"{"result":"approved"}"#;
+    // B checks it with the key of the provider the verification names.
+    let forged = sign(b"another-key-0123456789", approve.as_bytes());
+    assert_eq!(
+        s.callback_signed(&d.id, approve, Some(&forged)),
+        CallbackStatus::BadSignature
+    );
+    assert_eq!(
+        s.callback(&d.id, r#"{"result":"maybe"}"#),
+        CallbackStatus::Malformed
+    );
+    assert_eq!(
+        s.callback(&"ab".repeat(16), approve),
+        CallbackStatus::Unknown
+    );
+    assert_eq!(s.callback(&d.id, approve), CallbackStatus::Accepted);
+    assert_eq!(s.callback(&d.id, approve), CallbackStatus::Unknown, "once");
+    assert_eq!(s.e.stats().get(Counter::CallbackPassed), 1);
+    assert!(s.out().is_empty(), "nothing for B to answer");
+    std::mem::swap(&mut s.e, &mut other);
+    // A is woken, takes the answer and answers its NAS.
+    s.e.answer_kept(s.now, &vid(&d));
+    s.pump();
+    let r = s.out();
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
+    assert!(parse(&r[0]).find(attr::TUNNEL_PASSWORD).is_some());
+    let last = s.audit.last().expect("recorded");
+    assert_eq!(
+        (last.result, last.server.as_str()),
+        (ResultCode::SuccessPhoneAppAuthenticated, "sim")
+    );
+    assert_eq!(s.e.stats().get(Counter::CallbackTaken), 1);
+    assert!(s.store.verifications(s.unix).expect("list").is_empty());
+
+    // A wake-up that went missing (the listening connection was lost):
+    // after it reconnects, A looks for itself.
+    s.advance(Duration::from_secs(61));
+    assert!(s.login(1001, 2, "bob", "pw", None).is_empty());
+    let d = s.delivered();
+    std::mem::swap(&mut s.e, &mut other);
+    let deny = r#"{"result":"denied"}"#;
+    assert_eq!(s.callback(&d.id, deny), CallbackStatus::Accepted);
+    std::mem::swap(&mut s.e, &mut other);
+    s.e.answers_missed(s.now);
+    s.pump();
+    // Rejects leave after `reject_delay`.
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.last_result(),
+        Some((ResultCode::FailedPhoneAppDenied, false))
+    );
+}
+
+#[test]
+fn number_matching_is_answered_at_the_other_node_whichever_comes_first() {
+    let mut s = oob_sim("number_matching = true");
+    let mut other = node_b(&s, &format!("number_matching = true\n{}", oob_extra()));
+    let number = |d: &Delivery| json(d)["number"].as_u64().expect("number");
+
+    // The phone first, its callback at A while the NAS shows the number;
+    // then the NAS answers the challenge at B.
+    assert!(s.login(1000, 1, "bob", "pw", None).is_empty());
+    let d = s.delivered();
+    let state = state_of(&s.out()[0]);
+    let approve = format!(r#"{{"result":"approved","number":{}}}"#, number(&d));
+    assert_eq!(s.callback(&d.id, &approve), CallbackStatus::Accepted);
+    std::mem::swap(&mut s.e, &mut other);
+    let r = s.login(1000, 2, "bob", "", Some(&state));
+    assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
+    assert!(parse(&r[0]).find(attr::TUNNEL_PASSWORD).is_some());
+    let last = s.audit.last().expect("recorded");
+    assert_eq!(
+        (last.result, last.server.as_str()),
+        (ResultCode::SuccessPhoneAppAuthenticated, "sim-b")
+    );
+    // A's challenge expires: B ended the login, so A records nothing.
+    std::mem::swap(&mut s.e, &mut other);
+    let records = s.audit.len();
+    s.advance(Duration::from_secs(61));
+    s.pump();
+    assert_eq!(s.audit.len(), records, "one record per login");
+    assert_eq!(s.e.stats().get(Counter::MfaHandedAway), 1);
+    assert_eq!(s.e.pending_verifications(), 0);
+
+    // The NAS first, at B, which holds its request; then the phone's
+    // callback reaches A, which passes it on to B.
+    assert!(s.login(1001, 3, "bob", "pw", None).is_empty());
+    let d = s.delivered();
+    let state = state_of(&s.out()[0]);
+    std::mem::swap(&mut s.e, &mut other);
+    assert!(s.login(1001, 4, "bob", "", Some(&state)).is_empty());
+    let held = s.store.verifications(s.unix).expect("list");
+    assert_eq!(held[0].node, "sim-b", "B holds the request now");
+    std::mem::swap(&mut s.e, &mut other);
+    let approve = format!(r#"{{"result":"approved","number":{}}}"#, number(&d));
+    assert_eq!(s.callback(&d.id, &approve), CallbackStatus::Accepted);
+    assert!(s.out().is_empty());
+    std::mem::swap(&mut s.e, &mut other);
+    s.e.answer_kept(s.now, &vid(&d));
+    s.pump();
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
+    let last = s.audit.last().expect("recorded");
+    assert_eq!(
+        (last.result, last.server.as_str()),
+        (ResultCode::SuccessPhoneAppAuthenticated, "sim-b")
+    );
+    assert!(s.store.verifications(s.unix).expect("list").is_empty());
+}
+
 /// What [`oob_sim`] adds to `[mfa]`, for the second node.
 fn oob_extra() -> String {
     format!(
         "push_timeout = \"60s\"\nbusy_grace = \"60s\"\n\n\
          [[provider]]\nname = \"gw\"\ntype = \"webhook\"\nmethods = [\"push\", \"call\", \"sms\"]\n\
          url = \"https://gw.example/verify\"\nkey = \"{}\"\n",
-        String::from_utf8_lossy(super::tests_oob::PROVIDER_KEY)
+        String::from_utf8_lossy(PROVIDER_KEY)
     )
 }

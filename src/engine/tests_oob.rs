@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::tests_mfa::*;
 use super::*;
-use super::{CallbackStatus, Delivery, DeliveryOutcome, sign};
+use super::{CallbackStatus, CallbackTaken, Delivery, DeliveryOutcome, sign};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
 use crate::store::Store;
@@ -46,11 +46,29 @@ impl Sim {
 
     pub(super) fn callback(&mut self, id: &str, body: &str) -> CallbackStatus {
         let sig = sign(PROVIDER_KEY, body.as_bytes());
-        let st = self
-            .e
-            .handle_callback(self.now, id, body.as_bytes(), Some(&sig));
+        self.callback_signed(id, body, Some(&sig))
+    }
+
+    /// A callback with signature `sig`, its status once the store has
+    /// answered if it was passed there.
+    pub(super) fn callback_signed(
+        &mut self,
+        id: &str,
+        body: &str,
+        sig: Option<&str>,
+    ) -> CallbackStatus {
+        let taken = self.e.handle_callback(self.now, id, body.as_bytes(), sig);
         self.pump();
-        st
+        match taken {
+            CallbackTaken::Now(st) => st,
+            // Passed to the store, which has answered by now.
+            CallbackTaken::Later(ticket) => {
+                let (got, st) = self.e.poll_callback_reply().expect("the store answered");
+                assert_eq!(got, ticket);
+                self.pump();
+                st
+            }
+        }
     }
 
     pub(super) fn last_result(&self) -> Option<(ResultCode, bool)> {
@@ -183,11 +201,11 @@ fn callbacks_need_the_signature_and_a_known_result() {
     let wrong = sign(b"another-key-0123456789", body);
     assert_eq!(
         s.e.handle_callback(s.now, &d.id, body, Some(&wrong)),
-        CallbackStatus::BadSignature
+        CallbackTaken::Now(CallbackStatus::BadSignature)
     );
     assert_eq!(
         s.e.handle_callback(s.now, &d.id, body, None),
-        CallbackStatus::BadSignature
+        CallbackTaken::Now(CallbackStatus::BadSignature)
     );
     assert_eq!(
         s.callback(&d.id, r#"{"result":"maybe"}"#),

@@ -426,11 +426,11 @@ fn a_push_under_way_is_checked_with_the_key_it_went_out_with() {
     let with = |key: &str| sign(key.as_bytes(), body);
     assert_eq!(
         s.e.handle_callback(s.now, &d.id, body, Some(&with(NEW_KEY))),
-        CallbackStatus::BadSignature
+        CallbackTaken::Now(CallbackStatus::BadSignature)
     );
     assert_eq!(
         s.e.handle_callback(s.now, &d.id, body, Some(&with(OLD_KEY))),
-        CallbackStatus::Accepted
+        CallbackTaken::Now(CallbackStatus::Accepted)
     );
     s.pump();
     let out = s.out();

@@ -308,6 +308,10 @@ async fn callback(
             StatusCode::NOT_FOUND,
             "no such verification pending (unknown, answered or expired)\n",
         ),
+        Some(CallbackStatus::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the result could not be kept now: try again\n",
+        ),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the proxy is not answering\n",

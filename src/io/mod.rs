@@ -22,7 +22,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::engine::{
-    CallbackStatus, DeliveryOutcome, Engine, Family, SocketRef, Stats, StoreJob, Transmit,
+    CallbackStatus, CallbackTaken, DeliveryOutcome, Engine, Family, SocketRef, Stats, StoreJob,
+    Transmit,
 };
 use crate::radius::MAX_PACKET_LEN;
 use crate::radius::dict::Dictionary;
@@ -332,6 +333,18 @@ impl Bound {
         }
         drop(http_tx);
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
+        // Answers another node keeps for this one wake it (PostgreSQL).
+        let answers = match &self.store {
+            Some(store) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let wake = Box::new(move |id| tx.send(id).is_ok());
+                store
+                    .subscribe(&self.config.server.name, wake)
+                    .map_err(|e| io::Error::other(format!("{e}")))?;
+                Some(rx)
+            }
+            None => None,
+        };
         let mut shell = Shell {
             deliverer: deliver::Deliverer::new(
                 self.config.notify.clone(),
@@ -346,6 +359,8 @@ impl Bound {
             sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             backlog: VecDeque::new(),
             store: self.store.map(store_workers).transpose()?,
+            callbacks: Default::default(),
+            answers,
             closing: false,
             config: self.config,
             dictionary: self.dictionary,
@@ -413,6 +428,11 @@ struct Shell {
     sleep: Pin<Box<tokio::time::Sleep>>,
     backlog: VecDeque<Transmit>,
     store: Option<StoreChannels>,
+    /// Callbacks passed to the store, by ticket, waiting for their status.
+    callbacks: std::collections::HashMap<u64, oneshot::Sender<CallbackStatus>>,
+    /// Wake-ups from the store: an answer another node kept for this one
+    /// (its verification id), or `None` when some may have been missed.
+    answers: Option<mpsc::UnboundedReceiver<Option<Vec<u8>>>>,
     /// Stopping: no new requests are read from the NAS sockets.
     closing: bool,
     /// The configuration in force, and its dictionary.
@@ -455,10 +475,17 @@ impl Shell {
                 signature,
                 reply,
             } => {
-                let status =
+                let taken =
                     self.engine
                         .handle_callback(Instant::now(), &id, &body, signature.as_deref());
-                let _ = reply.send(status);
+                match taken {
+                    CallbackTaken::Now(status) => {
+                        let _ = reply.send(status);
+                    }
+                    CallbackTaken::Later(ticket) => {
+                        self.callbacks.insert(ticket, reply);
+                    }
+                }
             }
         }
     }
@@ -525,6 +552,25 @@ impl Shell {
         while let Poll::Ready(Some((id, outcome))) = self.delivered_rx.poll_recv(cx) {
             self.engine.handle_delivery(now, &id, outcome);
             progressed = true;
+        }
+        if let Some(rx) = self.answers.as_mut() {
+            while let Poll::Ready(woken) = rx.poll_recv(cx) {
+                match woken {
+                    Some(Some(id)) => self.engine.answer_kept(now, &id),
+                    Some(None) => self.engine.answers_missed(now),
+                    None => {
+                        self.answers = None;
+                        break;
+                    }
+                }
+                progressed = true;
+            }
+        }
+        while let Some((ticket, status)) = self.engine.poll_callback_reply() {
+            if let Some(reply) = self.callbacks.remove(&ticket) {
+                // The provider may have given up waiting: nothing to tell.
+                let _ = reply.send(status);
+            }
         }
         progressed
     }

@@ -33,13 +33,95 @@ pub(crate) struct DeliveryBody<'a> {
     pub(crate) expires_at: i64,
 }
 
-/// What a provider posts back to the callback URL.
+/// What a provider posts back to the callback URL (and, once checked, what
+/// one node passes to another through the store, sealed).
 #[derive(Deserialize)]
-pub(crate) struct CallbackBody {
-    pub(crate) result: String,
-    pub(crate) pin: Option<String>,
+struct CallbackBody {
+    result: String,
+    pin: Option<String>,
+    /// Number matching: the number the user chose.
+    number: Option<u32>,
+}
+
+/// Why a callback was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The signature is missing or wrong, or the provider has no key.
+    BadSignature,
+    /// Not JSON of the expected shape, or an unknown result.
+    Malformed,
+}
+
+/// A phone's answer to a verification, as its provider's callback said it.
+/// The PIN is a secret: never printed.
+pub struct Answer {
+    pub(crate) result: PhoneResult,
+    pub(crate) pin: Option<crate::secret::Secret>,
     /// Number matching: the number the user chose.
     pub(crate) number: Option<u32>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("result", &self.result)
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Answer {
+    /// A callback's `body`, signed with `key` (`X-Mfa-Signature`), checked
+    /// in constant time, then read. A provider without a key takes no
+    /// callbacks.
+    pub fn check(
+        key: Option<&[u8]>,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Answer, Refused> {
+        let signed = match (key, signature) {
+            (Some(k), Some(sig)) => signature_ok(k, body, sig),
+            _ => false,
+        };
+        if !signed {
+            return Err(Refused::BadSignature);
+        }
+        Answer::read(body).ok_or(Refused::Malformed)
+    }
+
+    /// Reads a body already checked (or one node's [`Answer::to_bytes`]).
+    pub fn read(body: &[u8]) -> Option<Answer> {
+        let cb = serde_json::from_slice::<CallbackBody>(body).ok()?;
+        Some(Answer {
+            result: PhoneResult::parse(&cb.result)?,
+            pin: cb.pin.map(|p| crate::secret::Secret::new(p.into_bytes())),
+            number: cb.number,
+        })
+    }
+
+    /// The answer as [`Answer::read`] reads it back; it may hold a PIN, so
+    /// it is zeroed when dropped (the store seals it).
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            result: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pin: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            number: Option<u32>,
+        }
+        // A PIN came in as a JSON string: it is UTF-8.
+        let pin = self
+            .pin
+            .as_ref()
+            .and_then(|p| std::str::from_utf8(p.expose()).ok());
+        let out = Out {
+            result: self.result.as_str(),
+            pin,
+            number: self.number,
+        };
+        zeroize::Zeroizing::new(serde_json::to_vec(&out).expect("plain data serializes"))
+    }
 }
 
 /// What the phone said.
@@ -56,6 +138,19 @@ pub(crate) enum PhoneResult {
 }
 
 impl PhoneResult {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PhoneResult::Approved => "approved",
+            PhoneResult::Denied => "denied",
+            PhoneResult::Fraud => "fraud",
+            PhoneResult::NoResponse => "no_response",
+            PhoneResult::HungUp => "hung_up",
+            PhoneResult::Voicemail => "voicemail",
+            PhoneResult::Unreachable => "unreachable",
+            PhoneResult::Failed => "failed",
+        }
+    }
+
     pub(crate) fn parse(s: &str) -> Option<PhoneResult> {
         Some(match s {
             "approved" => PhoneResult::Approved,

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::mfa::otp::{self, Verdict};
+use crate::mfa::webhook::{Answer, Refused};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
 use crate::policy::Standing;
 use crate::store::{
-    AuditRecord, LoginStore, LoginTx, NodeSeen, Retry, SealedSeed, StoreError, StoredChallenge,
-    Token, TokenKind, UnixTime, Verification,
+    AuditRecord, LoginStore, LoginTx, NodeSeen, Retry, SealedSeed, StoreError, StoredAnswer,
+    StoredChallenge, Token, TokenKind, UnixTime, Verification,
 };
 
 /// A question from the engine.
@@ -65,8 +66,31 @@ pub enum StoreOp {
     },
     /// Take the user's one verification slot, at every node.
     StartVerification(Verification),
-    /// The verification is over (fire and forget).
-    EndVerification { user: String, id: Vec<u8> },
+    /// The verification, held by `node`, is over (fire and forget).
+    EndVerification {
+        user: String,
+        id: Vec<u8>,
+        node: String,
+    },
+    /// A provider's callback for a verification this node does not hold:
+    /// the store finds the verification, checks the callback with the key
+    /// of its provider (one of `keys`, by name), and keeps the answer for
+    /// the node that holds the NAS request, waking it.
+    PassAnswer {
+        id: Vec<u8>,
+        body: Vec<u8>,
+        signature: Option<String>,
+        keys: Vec<(String, crate::secret::Secret)>,
+    },
+    /// The NAS answered the challenge that showed a push's number at node
+    /// `node`: the verification's NAS request is held there from now on,
+    /// and an answer kept for it already is taken.
+    MoveVerification { id: Vec<u8>, node: String },
+    /// Take the answers kept for these verifications.
+    TakeAnswers { ids: Vec<Vec<u8>> },
+    /// A challenge node `node` sent expired unanswered there: did another
+    /// node take its answer over? ([`StoreAnswer::Claimed`])
+    ChallengeExpired { state: Vec<u8>, node: String },
     /// An out-of-band success from `client`: one more login from there
     /// needs no second factor until `until` (fire and forget).
     GrantGrace {
@@ -87,21 +111,36 @@ pub enum StoreOp {
         expires_at: UnixTime,
         login: Zeroizing<Vec<u8>>,
     },
-    /// Take a challenge over, or just use it up (an answer at the node that
-    /// sent it): the login, opened, or `None`.
-    TakeChallenge { state: Vec<u8> },
+    /// Node `node` takes a challenge over, or just uses it up (an answer at
+    /// the node that sent it): the login, opened, or `None`.
+    TakeChallenge { state: Vec<u8>, node: String },
 }
 
-/// A challenge's login as the node that sent it kept it, opened: it may
-/// hold an SMS code, so it is zeroed when dropped and never printed.
+/// What the store kept sealed, opened: a challenge's login as the node that
+/// sent it kept it, or a phone's answer. It may hold an SMS code or a PIN,
+/// so it is zeroed when dropped and never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Handed(pub Zeroizing<Vec<u8>>);
 
 impl fmt::Debug for Handed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Handed(<sealed login>)")
+        f.write_str("Handed(<opened>)")
     }
 }
+
+/// What became of a callback for a verification another node holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Passed {
+    /// Kept for node `node`, which was woken.
+    To { node: String },
+    /// No such verification in progress, or it was answered already.
+    Unknown,
+    /// The callback is not its provider's, or not one.
+    Refused(Refused),
+}
+
+/// What answers are sealed for (a call's PIN may be in one).
+const ANSWER_SEAL: &str = "\0answer";
 
 /// What challenges are sealed for: nobody's name (those hold no NUL), so
 /// no token's seal passes for one.
@@ -127,6 +166,10 @@ impl fmt::Debug for StoreOp {
             StoreOp::Heartbeat(n) => write!(f, "Heartbeat({})", n.name),
             StoreOp::PutChallenge { user, .. } => write!(f, "PutChallenge({user})"),
             StoreOp::TakeChallenge { .. } => write!(f, "TakeChallenge"),
+            StoreOp::PassAnswer { .. } => write!(f, "PassAnswer(<callback>)"),
+            StoreOp::MoveVerification { node, .. } => write!(f, "MoveVerification({node})"),
+            StoreOp::TakeAnswers { ids } => write!(f, "TakeAnswers({})", ids.len()),
+            StoreOp::ChallengeExpired { .. } => write!(f, "ChallengeExpired"),
         }
     }
 }
@@ -147,6 +190,16 @@ pub enum StoreAnswer {
     Challenge(Option<Handed>),
     /// Whether the PIN is right; `None` when the user has no PIN set.
     Pin(Option<bool>),
+    /// What became of a callback passed on ([`StoreOp::PassAnswer`]).
+    Passed(Passed),
+    /// A verification moved here: whether it was still on, and the answer
+    /// kept for it already, opened.
+    Moved {
+        live: bool,
+        answer: Option<Handed>,
+    },
+    /// Answers taken: each verification's id and its answer, opened.
+    Answers(Vec<(Vec<u8>, Handed)>),
     Done,
     /// The store failed; the engine fails closed.
     Failed,
@@ -442,9 +495,32 @@ fn stage(
             StoreAnswer::Verify { verdict, locked }
         }
         StoreOp::StartVerification(v) => StoreAnswer::Claimed(tx.start_verification(v)?),
-        StoreOp::EndVerification { user, id } => {
-            tx.end_verification(user, id)?;
+        StoreOp::EndVerification { user, id, node } => {
+            tx.end_verification(user, id, node)?;
             StoreAnswer::Done
+        }
+        StoreOp::PassAnswer {
+            id,
+            body,
+            signature,
+            keys,
+        } => StoreAnswer::Passed(pass_answer(store, tx, id, body, signature, keys, now)?),
+        StoreOp::MoveVerification { id, node } => {
+            let live = tx.move_verification(id, node, now)?;
+            let answer = match live {
+                true => open_answers(store, tx.take_answers(std::slice::from_ref(id))?)?.pop(),
+                false => None,
+            };
+            StoreAnswer::Moved {
+                live,
+                answer: answer.map(|(_, a)| a),
+            }
+        }
+        StoreOp::TakeAnswers { ids } => {
+            StoreAnswer::Answers(open_answers(store, tx.take_answers(ids)?)?)
+        }
+        StoreOp::ChallengeExpired { state, node } => {
+            StoreAnswer::Claimed(tx.drop_challenge(state, node)?)
         }
         StoreOp::GrantGrace {
             user,
@@ -477,8 +553,8 @@ fn stage(
             })?;
             StoreAnswer::Done
         }
-        StoreOp::TakeChallenge { state } => {
-            let opened = match tx.take_challenge(state, now)? {
+        StoreOp::TakeChallenge { state, node } => {
+            let opened = match tx.take_challenge(state, node, now)? {
                 Some(sealed) => Some(Handed(store.open(CHALLENGE_SEAL, &sealed)?)),
                 None => None,
             };
@@ -494,6 +570,51 @@ fn stage(
         }
     };
     Ok(Staged::Answer(answer))
+}
+
+/// [`StoreOp::PassAnswer`]: the verification `id`, the callback checked
+/// with its provider's key, the answer kept (sealed) for its node.
+fn pass_answer(
+    store: &dyn LoginStore,
+    tx: &mut dyn LoginTx,
+    id: &[u8],
+    body: &[u8],
+    signature: &Option<String>,
+    keys: &[(String, crate::secret::Secret)],
+    now: UnixTime,
+) -> Result<Passed, StoreError> {
+    let Some(v) = tx.verification(id, now)? else {
+        return Ok(Passed::Unknown);
+    };
+    let key = keys
+        .iter()
+        .find(|(name, _)| *name == v.provider)
+        .map(|(_, k)| k.expose());
+    let answer = match Answer::check(key, body, signature.as_deref()) {
+        Ok(a) => a,
+        Err(refused) => return Ok(Passed::Refused(refused)),
+    };
+    let kept = tx.put_answer(&StoredAnswer {
+        id: id.to_vec(),
+        node: v.node.clone(),
+        expires_at: v.expires_at,
+        sealed: store.seal(ANSWER_SEAL, &answer.to_bytes()),
+    })?;
+    Ok(match kept {
+        true => Passed::To { node: v.node },
+        false => Passed::Unknown,
+    })
+}
+
+/// Answers taken from the store, opened.
+fn open_answers(
+    store: &dyn LoginStore,
+    taken: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<Vec<(Vec<u8>, Handed)>, StoreError> {
+    taken
+        .into_iter()
+        .map(|(id, sealed)| Ok((id, Handed(store.open(ANSWER_SEAL, &sealed)?))))
+        .collect()
 }
 
 /// A hash of a random password, checked when the user has none, so an

@@ -311,8 +311,32 @@ impl LoginTx for FlakyTx<'_> {
     fn start_verification(&mut self, v: &crate::store::Verification) -> Result<bool, StoreError> {
         self.inner.start_verification(v)
     }
-    fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError> {
-        self.inner.end_verification(user, id)
+    fn end_verification(&mut self, user: &str, id: &[u8], node: &str) -> Result<(), StoreError> {
+        self.inner.end_verification(user, id, node)
+    }
+    fn verification(
+        &mut self,
+        id: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<crate::store::Verification>, StoreError> {
+        self.inner.verification(id, now)
+    }
+    fn move_verification(
+        &mut self,
+        id: &[u8],
+        node: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.move_verification(id, node, now)
+    }
+    fn put_answer(&mut self, a: &crate::store::StoredAnswer) -> Result<bool, StoreError> {
+        self.inner.put_answer(a)
+    }
+    fn take_answers(&mut self, ids: &[Vec<u8>]) -> Result<crate::store::KeptAnswers, StoreError> {
+        self.inner.take_answers(ids)
+    }
+    fn drop_challenge(&mut self, state: &[u8], node: &str) -> Result<bool, StoreError> {
+        self.inner.drop_challenge(state, node)
     }
     fn grant_grace(
         &mut self,
@@ -335,9 +359,10 @@ impl LoginTx for FlakyTx<'_> {
     fn take_challenge(
         &mut self,
         state: &[u8],
+        node: &str,
         now: UnixTime,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.take_challenge(state, now)
+        self.inner.take_challenge(state, node, now)
     }
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
         match self.fail {

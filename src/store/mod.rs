@@ -296,10 +296,38 @@ pub struct Verification {
     pub node: String,
     pub client: String,
     pub method: Method,
+    /// The `[[provider]]` that delivers it, by name: its key checks the
+    /// callback, at whichever node it arrives.
+    pub provider: String,
     pub started_at: UnixTime,
     /// After this it is over, answered or not: a node that died leaves
     /// nothing stuck.
     pub expires_at: UnixTime,
+}
+
+/// Answers taken from the store: each verification's id and its sealed
+/// answer.
+pub type KeptAnswers = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A phone's answer that reached another node than the one holding the
+/// NAS request, waiting in the store for it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    /// The verification's id.
+    pub id: Vec<u8>,
+    /// The node it is for.
+    pub node: String,
+    pub expires_at: UnixTime,
+    /// The answer, sealed with the seed key (a call's PIN is in it).
+    pub sealed: Vec<u8>,
+}
+
+impl fmt::Debug for StoredAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredAnswer")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A challenge that is out, as the store keeps it.
@@ -361,6 +389,11 @@ impl fmt::Debug for SealedSeed {
     }
 }
 
+/// Seconds an expired challenge or answer is kept before a heartbeat
+/// removes it: long enough for the node that sent the challenge to learn
+/// whether another node took it over.
+pub const EXPIRED_KEPT: UnixTime = 300;
+
 /// The login path: what the engine's store jobs need, and nothing else.
 /// A burst of jobs runs in one [`LoginTx`] (see [`login::stage_batch`]):
 /// a few reads and writes per login, one commit per burst.
@@ -376,7 +409,21 @@ pub trait LoginStore: Send + Sync + fmt::Debug {
     fn seal(&self, what: &str, data: &[u8]) -> Vec<u8>;
     /// Opens what [`LoginStore::seal`] sealed for `what`.
     fn open(&self, what: &str, sealed: &[u8]) -> Result<Seed, StoreError>;
+    /// Calls `wake` with each verification id another node kept an answer
+    /// for at node `node` ([`LoginTx::put_answer`]), and with `None` when
+    /// answers may have been missed (the connection that listens was lost
+    /// and is back), from a thread of its own, until `wake` returns
+    /// `false`. A store only one node uses has nothing to wait for.
+    fn subscribe(&self, node: &str, wake: Wake) -> Result<(), StoreError> {
+        let _ = (node, wake);
+        Ok(())
+    }
 }
+
+/// What [`LoginStore::subscribe`] calls: `Some(id)` for an answer kept for
+/// verification `id`, `None` for "look again, some may have been missed";
+/// `false` back stops it.
+pub type Wake = Box<dyn FnMut(Option<Vec<u8>>) -> bool + Send + 'static>;
 
 /// One transaction of the login path. Every method that decides something
 /// (a code's step was unused, a bypass was still there, this denial locks)
@@ -431,8 +478,33 @@ pub trait LoginTx {
     /// another (at any node) has not expired: `false` then (the user is
     /// busy). An expired one, left by a node that died, is replaced.
     fn start_verification(&mut self, v: &Verification) -> Result<bool, StoreError>;
-    /// Verification `id` of `user` is over (answered, expired, fallen back).
-    fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError>;
+    /// Verification `id` of `user`, held by `node`, is over (answered,
+    /// expired, fallen back). A verification another node has taken over
+    /// since (number matching answered there) is left to that node.
+    fn end_verification(&mut self, user: &str, id: &[u8], node: &str) -> Result<(), StoreError>;
+    /// Verification `id`, if it lasts past `now`, locked until the end of
+    /// the transaction (so that no node takes it over meanwhile).
+    fn verification(
+        &mut self,
+        id: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<Verification>, StoreError>;
+    /// Node `node` holds the NAS request of verification `id` from now on
+    /// (it took over the challenge that showed the number): `false` if the
+    /// verification is over.
+    fn move_verification(
+        &mut self,
+        id: &[u8],
+        node: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Keeps an answer for the node holding the NAS request, and wakes that
+    /// node (PostgreSQL: `NOTIFY mfa_answers`, when the transaction
+    /// commits): `false` if one was kept already (a callback is used once).
+    fn put_answer(&mut self, a: &StoredAnswer) -> Result<bool, StoreError>;
+    /// Takes the answers kept for the verifications `ids`, for good: each
+    /// verification's id and its sealed answer.
+    fn take_answers(&mut self, ids: &[Vec<u8>]) -> Result<KeptAnswers, StoreError>;
     /// An out-of-band success of `user` from `client`: until `until`, one
     /// more login from there needs no second factor (`busy_grace`).
     fn grant_grace(
@@ -446,18 +518,25 @@ pub trait LoginTx {
     /// atomically: `true` if there was one.
     fn take_grace(&mut self, user: &str, client: &str, now: UnixTime) -> Result<bool, StoreError>;
     /// Node `node` is alive at `now` (every few seconds while it serves);
-    /// challenges that expired before `now` go.
+    /// challenges and answers that expired [`EXPIRED_KEPT`] before `now` go.
     fn heartbeat(&mut self, node: &NodeSeen) -> Result<(), StoreError>;
     /// Keeps a challenge that is out (its login, already sealed), so that
     /// another node can take its answer over.
     fn put_challenge(&mut self, c: &StoredChallenge) -> Result<(), StoreError>;
-    /// Takes the challenge with `state` if it has not expired at `now`, for
-    /// good: the sealed login, or `None` (unknown, expired or taken).
+    /// Node `node` takes the challenge with `state` if it has not expired
+    /// at `now` and nobody took it: the sealed login, or `None` (unknown,
+    /// expired or taken). What it held is gone; the row stays, naming
+    /// `node`, until it expires.
     fn take_challenge(
         &mut self,
         state: &[u8],
+        node: &str,
         now: UnixTime,
     ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The challenge with `state` expired unanswered at `node`, which sent
+    /// it: removed, and `true` if another node had taken its answer over
+    /// (that node ends the login), `false` if it is this node's to end.
+    fn drop_challenge(&mut self, state: &[u8], node: &str) -> Result<bool, StoreError>;
     /// Makes everything this transaction wrote durable, or nothing.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -70,17 +70,21 @@ impl Engine {
             let s = Session::new(id, client, settings, current, None);
             let op = StoreOp::TakeChallenge {
                 state: state.to_vec(),
+                node: self.logins.server.clone(),
             };
             let stage = Stage::Fetching(state);
             return self.ask_store(now, Login { s, stage }, op);
         };
         // Used up in the store too, so that no other node takes it over.
-        self.store_job(
-            now,
-            StoreOp::TakeChallenge {
-                state: state.to_vec(),
-            },
-        );
+        if c.kept {
+            self.store_job(
+                now,
+                StoreOp::TakeChallenge {
+                    state: state.to_vec(),
+                    node: self.logins.server.clone(),
+                },
+            );
+        }
         s.current = current;
         // The same client by name: a reload may have changed its secret or
         // range since the challenge, and the answer is signed with the
@@ -129,12 +133,14 @@ impl Engine {
         let deadline = c.deadline;
         match c.asked {
             // Number matching: whatever was typed, the push decides; the
-            // NAS's request is held until it has.
-            Asked::Number(oob, Some(answer)) => self.phone_result(now, s, f, oob, answer),
-            Asked::Number(oob, None) => self.park(Login {
-                s,
-                stage: Stage::OutOfBand(f, oob),
-            }),
+            // NAS's request is held here until it has.
+            Asked::Number(oob) => {
+                let c = Challenge {
+                    asked: Asked::Number(oob),
+                    ..c
+                };
+                self.move_here(now, s, f, c)
+            }
             Asked::Sms(oob) => self.sms_answer(now, s, f, oob, deadline, &typed),
             Asked::Code => {
                 // The first prompt also takes the name of another method.
@@ -306,10 +312,11 @@ impl Engine {
             }
             Ok(b.finish_response(&s.client.secret, req.authenticator()))
         })();
-        let c = Challenge {
+        let mut c = Challenge {
             state,
             deadline,
             asked,
+            kept: false,
         };
         let Ok(reply) = built else {
             let stage = Stage::Challenged(f, c);
@@ -329,6 +336,7 @@ impl Engine {
         self.logins.states.insert(state, s.id);
         // Kept in the store too, for another node to take the answer over.
         if let Some(login) = self.hand_over(&s, &f, &c) {
+            c.kept = true;
             let op = StoreOp::PutChallenge {
                 state: state.to_vec(),
                 node: self.logins.server.clone(),

@@ -16,7 +16,7 @@ use rand::Rng;
 use tracing::{error, info};
 
 use super::Outcome;
-use super::stage::{Ends, Login, Session, Stage};
+use super::stage::{Challenge, Ends, Factor, Login, Session, Stage};
 use crate::engine::clients::ClientRef;
 use crate::engine::dedup::DedupKey;
 use crate::engine::rewrite::{RewriteError, Rewriter, Side};
@@ -419,21 +419,55 @@ impl Engine {
                     s,
                     stage: Stage::Challenged(f, c),
                 }) if c.deadline <= now => {
-                    // The NAS never answered the challenge.
-                    self.stats.inc(Counter::MfaTimeouts);
-                    let ends = Stage::Challenged(f, c).into_ends();
-                    let result = match ends.oob.as_ref().map(|o| o.method) {
-                        Some(Method::Sms) => ResultCode::FailedAuthResultTimeout,
-                        // Number matching: the NAS never showed the answer.
-                        Some(_) => ResultCode::FailedPhoneAppNoResponse,
-                        None => ResultCode::FailedOathTokenTimeout,
-                    };
-                    self.abandon(now, s, ends, result, "no code entered in time");
+                    if c.kept {
+                        // The store says whether another node took it over.
+                        let op = StoreOp::ChallengeExpired {
+                            state: c.state.to_vec(),
+                            node: self.logins.server.clone(),
+                        };
+                        let stage = Stage::Expiring(f, c);
+                        self.ask_store(now, Login { s, stage }, op);
+                    } else {
+                        self.challenge_expired(now, s, f, c, false);
+                    }
                 }
                 Some(other) => self.park(other),
                 None => {}
             }
         }
+    }
+
+    /// The NAS never answered challenge `c` here; `elsewhere`: another node
+    /// took its answer over, and ends the login there.
+    pub(super) fn challenge_expired(
+        &mut self,
+        now: Instant,
+        s: Session,
+        f: Factor,
+        c: Challenge,
+        elsewhere: bool,
+    ) {
+        if elsewhere {
+            // Forgotten here, not ended: its verification is the other
+            // node's now, and so is its record.
+            self.stats.inc(Counter::MfaHandedAway);
+            self.logins.states.remove(&c.state);
+            if let Some(oob) = c.oob() {
+                self.logins.verifs.remove(&oob.vid);
+                self.logins.relay.forget(&oob.vid);
+            }
+            self.logins.logins.remove(&s.id);
+            return;
+        }
+        self.stats.inc(Counter::MfaTimeouts);
+        let ends = Stage::Challenged(f, c).into_ends();
+        let result = match ends.oob.as_ref().map(|o| o.method) {
+            Some(Method::Sms) => ResultCode::FailedAuthResultTimeout,
+            // Number matching: the NAS never showed the answer.
+            Some(_) => ResultCode::FailedPhoneAppNoResponse,
+            None => ResultCode::FailedOathTokenTimeout,
+        };
+        self.abandon(now, s, ends, result, "no code entered in time");
     }
 
     /// The proxy is stopping: every login still waiting for its second

@@ -11,8 +11,9 @@
 //! What is handed over is the session and the second factor as the node
 //! that sent the challenge had them, less what the store can tell again
 //! (the user's tokens and phone are read afresh). A push with number
-//! matching is not handed over: its NAS request is held by the node whose
-//! provider will call back.
+//! matching is handed over too: the node the NAS answers holds the request
+//! from then on, and the phone's answer reaches it through the store
+//! (`callback.rs`), wherever the provider's callback arrived.
 
 use std::time::Instant;
 
@@ -82,11 +83,20 @@ enum Kind {
         /// The SMS verification's own deadline, Unix seconds.
         until: i64,
     },
+    /// A push with number matching, whose number the NAS shows.
+    Number {
+        id: [u8; 16],
+        /// The provider that sent the push, by name.
+        provider: String,
+        number: u8,
+        /// The push's own deadline, Unix seconds.
+        until: i64,
+    },
 }
 
 impl Engine {
-    /// The login of challenge `c`, for the store; `None` for a challenge
-    /// that stays at this node (number matching).
+    /// The login of challenge `c`, for the store; `None` if it cannot be
+    /// written (then the challenge stays at this node).
     pub(super) fn hand_over(
         &self,
         s: &Session,
@@ -103,7 +113,12 @@ impl Engine {
                 pin_mode: oob.pin_mode,
                 until: self.logins.unix_at(oob.deadline),
             },
-            Asked::Number(..) => return None,
+            Asked::Number(oob) => Kind::Number {
+                id: oob.vid,
+                provider: s.settings.providers.get(oob.provider)?.name.clone(),
+                number: oob.number?,
+                until: self.logins.unix_at(oob.deadline),
+            },
         };
         let h = Handover {
             v: VERSION,
@@ -171,17 +186,29 @@ impl Engine {
             } => Asked::Sms(Oob {
                 vid: id,
                 method: Method::Sms,
-                provider: s
-                    .settings
-                    .providers
-                    .iter()
-                    .position(|p| p.name == provider)
+                provider: provider_named(s, &provider)
                     .ok_or("the provider that sent the SMS is not configured here")?,
                 delivered: true,
                 deadline: self.logins.instant_at(now, until),
                 sms_code: Some(code),
                 number: None,
                 pin_mode,
+            }),
+            Kind::Number {
+                id,
+                provider,
+                number,
+                until,
+            } => Asked::Number(Oob {
+                vid: id,
+                method: Method::Push,
+                provider: provider_named(s, &provider)
+                    .ok_or("the provider that sent the push is not configured here")?,
+                delivered: true,
+                deadline: self.logins.instant_at(now, until),
+                sms_code: None,
+                number: Some(number),
+                pin_mode: false,
             }),
         };
         let f = Factor {
@@ -194,9 +221,16 @@ impl Engine {
             state,
             deadline: self.logins.instant_at(now, h.deadline),
             asked,
+            // Taken from the store, by this node.
+            kept: false,
         };
         Ok((f, c))
     }
+}
+
+/// The place in the session's providers of the one named `name`.
+fn provider_named(s: &Session, name: &str) -> Option<usize> {
+    s.settings.providers.iter().position(|p| p.name == name)
 }
 
 impl Engine {
@@ -250,6 +284,10 @@ impl Engine {
     ) {
         let (_, user) = crate::store::UserFacts::split(facts);
         match self.take_over(now, &mut s, h, user, state) {
+            // An SMS code sent by another node: its verification is this
+            // node's from now on (it ends it, and the user stays busy
+            // until it does).
+            Ok((f, c)) if matches!(c.asked, Asked::Sms(_)) => self.move_here(now, s, f, c),
             Ok((f, c)) => self.answered(now, s, f, c),
             Err(why) => {
                 let outcome = Outcome::reject(ResultCode::FailedServerError).because(why);

@@ -12,7 +12,9 @@
 //!   and what its decision starts;
 //! - `challenge.rs`: Access-Challenges, their answers, and code checks;
 //! - `oob.rs`: push, phone call and SMS through a provider, with their
-//!   callbacks, PINs, fraud reports and fallback;
+//!   PINs, fraud reports and fallback;
+//! - `callback.rs`: the provider's callback, at whichever node it arrives;
+//! - `handover.rs`: a challenge answered at another node than its own;
 //! - `finish.rs`: the end — one audit record, then the answer, held until
 //!   the record is stored; expiry of answers, challenges and questions;
 //! - `outcome.rs`: how a login ends (accept or reject, code and reason);
@@ -35,6 +37,7 @@ use crate::store::NodeSeen;
 use crate::store::login::{StoreAnswer, StoreOp};
 
 mod address;
+mod callback;
 mod challenge;
 mod decide;
 mod finish;
@@ -45,9 +48,10 @@ mod settings;
 mod stage;
 
 pub use address::GroupSource;
+pub use callback::{CallbackStatus, CallbackTaken};
 pub(super) use finish::{Answering, Final};
 use oob::VerificationId;
-pub use oob::{CallbackStatus, Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
+pub use oob::{Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
 pub(super) use outcome::Outcome;
 pub(super) use settings::Settings;
 use stage::{Claiming, Given, Lost, Stage};
@@ -143,6 +147,8 @@ pub(super) struct Logins {
     held_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Out-of-band verifications waiting for a callback or delivery.
     pub(super) verifs: HashMap<VerificationId, u64>,
+    /// Callbacks and answers passing between nodes through the store.
+    relay: callback::Relay,
     pub(super) deliveries: VecDeque<Delivery>,
     pub(super) fraud: VecDeque<FraudReport>,
     /// An instant and the Unix time then, for `expires_at` in deliveries.
@@ -174,6 +180,7 @@ impl Logins {
             held: HashMap::default(),
             held_deadlines: BinaryHeap::new(),
             verifs: HashMap::default(),
+            relay: callback::Relay::default(),
             deliveries: VecDeque::new(),
             fraud: VecDeque::new(),
             wall: None,
@@ -471,6 +478,9 @@ impl Engine {
         if self.audit_stored(now, id, &answer) {
             return;
         }
+        let Some(answer) = self.relay_answered(now, id, answer) else {
+            return;
+        };
         let Some(lid) = self.logins.jobs.remove(&id) else {
             return;
         };
@@ -520,6 +530,12 @@ impl Engine {
             }
             (Stage::Resuming(h, state), StoreAnswer::Facts(facts)) => {
                 self.challenge_resumed(now, s, *h, state, facts.map(|f| *f))
+            }
+            (Stage::Moving(f, c), StoreAnswer::Moved { live, answer }) => {
+                self.moved_here(now, s, f, c, live, answer)
+            }
+            (Stage::Expiring(f, c), StoreAnswer::Claimed(elsewhere)) => {
+                self.challenge_expired(now, s, f, c, elsewhere)
             }
             (Stage::Pin(f, oob), StoreAnswer::Pin(right)) => {
                 self.pin_checked(now, s, f, oob, right)

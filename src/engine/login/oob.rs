@@ -4,8 +4,8 @@
 //! [`Delivery`] in a queue (a signed JSON body for a webhook, or a line for
 //! the console); the shell reports back whether it was delivered
 //! ([`Engine::handle_delivery`]). The phone's answer arrives as a signed
-//! callback ([`Engine::handle_callback`]), checked here in constant time,
-//! single use. Meanwhile the NAS request is held: its retransmissions are
+//! callback ([`Engine::handle_callback`], at this node or another:
+//! `callback.rs`), checked in constant time, single use. Meanwhile the NAS request is held: its retransmissions are
 //! dropped by the duplicate cache, never answered with `FAILED_PHONE_BUSY`.
 //!
 //! The one-outstanding-request rule: while a verification is pending for a
@@ -21,13 +21,13 @@ use tracing::warn;
 use zeroize::Zeroizing;
 
 use super::Outcome;
-use super::stage::{Asked, Challenge, Ends, Factor, Login, Oob, Session, Stage};
+use super::stage::{Asked, Ends, Factor, Login, Oob, Session, Stage};
 use crate::config::{FailMode, ProviderKind};
 use crate::engine::{Counter, Engine};
 use crate::hex::{hex_decode, hex_encode};
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
-use crate::mfa::webhook::{CallbackBody, DeliveryBody, PhoneResult};
+use crate::mfa::webhook::{Answer, DeliveryBody, PhoneResult};
 pub use crate::mfa::webhook::{sign, signature_ok};
 use crate::store::Verification;
 use crate::store::login::StoreOp;
@@ -85,27 +85,6 @@ pub struct FraudReport {
     pub client: String,
     pub client_ip: Option<String>,
     pub blocked_for: Duration,
-}
-
-/// How a callback was taken; the HTTP status follows from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallbackStatus {
-    /// 200: the result was applied.
-    Accepted,
-    /// 400: not JSON of the expected shape, or an unknown result.
-    Malformed,
-    /// 401: the signature is missing or wrong.
-    BadSignature,
-    /// 404: no such verification pending (unknown, answered or expired).
-    Unknown,
-}
-
-/// A provider's answer, kept until it can be applied.
-#[derive(Debug)]
-pub(in crate::engine) struct PhoneAnswer {
-    result: PhoneResult,
-    pin: Option<crate::secret::Secret>,
-    number: Option<u32>,
 }
 
 impl Engine {
@@ -183,6 +162,7 @@ impl Engine {
             node: self.logins.server.clone(),
             client: s.client.name.clone(),
             method,
+            provider: s.settings.providers[provider].name.clone(),
             started_at: self.logins.unix_at(now),
             expires_at: self.logins.unix_at(oob.deadline),
         };
@@ -327,7 +307,7 @@ impl Engine {
             // the NAS's answer to this challenge is held until it ends.
             let prompt = texts.number_prompt.replace("{number}", &n.to_string());
             let deadline = oob.deadline;
-            return self.challenge(now, s, f, Asked::Number(oob, None), deadline, &prompt);
+            return self.challenge(now, s, f, Asked::Number(oob), deadline, &prompt);
         }
         self.park(Login {
             s,
@@ -366,83 +346,6 @@ impl Engine {
         self.end(now, s, ends, outcome);
     }
 
-    /// A provider's callback for verification `id`.
-    pub fn handle_callback(
-        &mut self,
-        now: Instant,
-        id: &str,
-        body: &[u8],
-        signature: Option<&str>,
-    ) -> CallbackStatus {
-        let Some(vid) = hex_decode(id).and_then(|v| VerificationId::try_from(v).ok()) else {
-            self.stats.inc(Counter::CallbackUnknown);
-            return CallbackStatus::Unknown;
-        };
-        let Some(&lid) = self.logins.verifs.get(&vid) else {
-            self.stats.inc(Counter::CallbackUnknown);
-            return CallbackStatus::Unknown;
-        };
-        // The key of the provider the verification went through, as the
-        // login's settings had it (a reload may have changed it since).
-        let provider = match self.logins.logins.get(&lid) {
-            Some(Login { s, stage }) => match stage.awaited() {
-                Some(o) => s.settings.providers[o.provider].clone(),
-                None => return CallbackStatus::Unknown,
-            },
-            None => return CallbackStatus::Unknown,
-        };
-        let key = provider.key.as_ref();
-        let signed = match (key, signature) {
-            (Some(k), Some(sig)) => signature_ok(k.expose(), body, sig),
-            _ => false,
-        };
-        if !signed {
-            self.stats.inc(Counter::CallbackBadSignature);
-            return CallbackStatus::BadSignature;
-        }
-        let Ok(cb) = serde_json::from_slice::<CallbackBody>(body) else {
-            self.stats.inc(Counter::CallbackMalformed);
-            return CallbackStatus::Malformed;
-        };
-        let Some(result) = PhoneResult::parse(&cb.result) else {
-            self.stats.inc(Counter::CallbackMalformed);
-            return CallbackStatus::Malformed;
-        };
-        // Single use: from here the id is gone.
-        self.logins.verifs.remove(&vid);
-        self.stats.inc(Counter::CallbackAccepted);
-        let answer = PhoneAnswer {
-            result,
-            pin: cb.pin.map(|p| crate::secret::Secret::new(p.into_bytes())),
-            number: cb.number,
-        };
-        match self.logins.logins.remove(&lid) {
-            Some(Login {
-                s,
-                stage: Stage::Challenged(f, c),
-            }) => {
-                // Number matching: the NAS still shows the number; the
-                // answer to its challenge takes this result.
-                let asked = match c.asked {
-                    Asked::Number(oob, _) => Asked::Number(oob, Some(answer)),
-                    other => other,
-                };
-                let c = Challenge { asked, ..c };
-                self.park(Login {
-                    s,
-                    stage: Stage::Challenged(f, c),
-                });
-            }
-            Some(Login {
-                s,
-                stage: Stage::OutOfBand(f, oob),
-            }) => self.phone_result(now, s, f, oob, answer),
-            Some(other) => self.park(other),
-            None => {}
-        }
-        CallbackStatus::Accepted
-    }
-
     /// The phone answered verification `oob`.
     pub(super) fn phone_result(
         &mut self,
@@ -450,9 +353,9 @@ impl Engine {
         s: Session,
         f: Factor,
         oob: Oob,
-        answer: PhoneAnswer,
+        answer: Answer,
     ) {
-        let PhoneAnswer {
+        let Answer {
             result,
             pin,
             number,
@@ -637,9 +540,11 @@ impl Engine {
     /// it any more, and the store frees the user's slot (at every node).
     pub(super) fn release(&mut self, now: Instant, s: &Session, oob: &Oob) {
         self.logins.verifs.remove(&oob.vid);
+        self.logins.relay.forget(&oob.vid);
         let op = StoreOp::EndVerification {
             user: s.user.clone(),
             id: oob.vid.to_vec(),
+            node: self.logins.server.clone(),
         };
         self.store_job(now, op);
     }

@@ -11,7 +11,7 @@
 //!                            │                  └──► Starting (a method named)
 //!                            └──► Starting ──► end (busy at another node)
 //!                                   └──► OutOfBand ──► end (approved, denied, no answer…)
-//!                                   ├──► Challenged(Number) ──► OutOfBand
+//!                                   ├──► Challenged(Number) ──► Moving ──► OutOfBand
 //!                                   ├──► Challenged(Sms) ◄──► Pin ──► end
 //!                                   ├──► Pin (a call's PIN) ──► end
 //!                                   └──► Challenged(Fallback) ◄──► Verify ──► end
@@ -23,13 +23,18 @@
 //! fell back from, the SMS code of a verification already answered, a
 //! challenge State already used are gone with the stage that held them.
 //!
+//! A challenge whose deadline passes is `Expiring` while the store says
+//! whether another node took its answer over; one taken over from another
+//! node that carries a verification (an SMS code, a push's number) is
+//! `Moving` while the store records this node as the one holding it.
+//!
 //! [`Engine::finish`]: crate::engine::Engine
 
 use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::oob::{PhoneAnswer, VerificationId};
+use super::oob::VerificationId;
 use super::{Current, STATE_LEN, UpstreamAccept, client_ip, user_name};
 use crate::config;
 use crate::engine::clients::ClientRef;
@@ -135,6 +140,13 @@ pub(in crate::engine) enum Stage {
     Challenged(Factor, Challenge),
     /// Push or call, or an SMS being sent: the NAS request is held.
     OutOfBand(Factor, Oob),
+    /// The NAS answered a challenge carrying a verification (a push's
+    /// number, or an SMS code sent by another node): the store records
+    /// that this node holds it now, and hands over an answer kept for it.
+    Moving(Factor, Challenge),
+    /// A challenge's deadline passed: the store says whether another node
+    /// took its answer over (then that node ends the login).
+    Expiring(Factor, Challenge),
     /// The store checks a PIN: a call's, or the one after a right SMS code.
     Pin(Factor, Oob),
 }
@@ -154,33 +166,15 @@ impl Stage {
             Stage::OutOfBand(f, o) | Stage::Pin(f, o) | Stage::Starting(f, o) => {
                 (Some(f), Some(o), None)
             }
-            Stage::Challenged(f, c) => {
+            Stage::Challenged(f, c) | Stage::Moving(f, c) | Stage::Expiring(f, c) => {
                 let state = Some(c.state);
                 match c.asked {
                     Asked::Code | Asked::Fallback => (Some(f), None, state),
-                    Asked::Sms(o) | Asked::Number(o, _) => (Some(f), Some(o), state),
+                    Asked::Sms(o) | Asked::Number(o) => (Some(f), Some(o), state),
                 }
             }
         };
         Ends { factor, oob, state }
-    }
-}
-
-impl Stage {
-    /// The verification whose callback this stage awaits: a push or call
-    /// in progress, or a push whose number the NAS shows.
-    pub(super) fn awaited(&self) -> Option<&Oob> {
-        match self {
-            Stage::OutOfBand(_, o) => Some(o),
-            Stage::Challenged(
-                _,
-                Challenge {
-                    asked: Asked::Number(o, None),
-                    ..
-                },
-            ) => Some(o),
-            _ => None,
-        }
     }
 }
 
@@ -296,6 +290,18 @@ pub(in crate::engine) struct Challenge {
     /// Its answer is refused after this.
     pub(super) deadline: Instant,
     pub(super) asked: Asked,
+    /// Kept in the store, for another node to take the answer over.
+    pub(super) kept: bool,
+}
+
+impl Challenge {
+    /// The verification it carries: an SMS code's, or a push's number.
+    pub(super) fn oob(&self) -> Option<&Oob> {
+        match &self.asked {
+            Asked::Sms(o) | Asked::Number(o) => Some(o),
+            Asked::Code | Asked::Fallback => None,
+        }
+    }
 }
 
 /// What a challenge asks for.
@@ -308,8 +314,9 @@ pub(in crate::engine) enum Asked {
     /// The code of the SMS sent (then the PIN, in PIN mode).
     Sms(Oob),
     /// Number matching: the push is pending, the NAS shows the number. A
-    /// phone's answer that comes first waits here for the NAS's.
-    Number(Oob, Option<PhoneAnswer>),
+    /// phone's answer that comes first waits in the store for the NAS's,
+    /// at whichever node the NAS sends it.
+    Number(Oob),
 }
 
 /// An out-of-band verification.

@@ -131,4 +131,6 @@ conformance! {
     verifications::one_verification_per_user_across_connections,
     verifications::concurrent_starts_have_one_winner,
     verifications::grace_is_used_once,
+    verifications::answers_wait_for_the_node_holding_the_request,
+    verifications::challenges_are_taken_once_and_name_their_taker,
 }

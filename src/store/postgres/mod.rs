@@ -14,6 +14,7 @@
 //! - `login.rs`: the login state, denials and lockout, blocks, bypasses
 //!   and remembered logins;
 //! - `audit.rs`: the audit trail and the block and bypass histories;
+//! - `listen.rs`: waking this node when another kept an answer for it;
 //! - `dump.rs`: loading a whole store (`mfa-proxy migrate`), counting rows.
 //!
 //! Behaviour is the SQLite backend's, method for method. Names compare
@@ -31,6 +32,7 @@ use super::*;
 
 mod audit;
 mod dump;
+mod listen;
 mod login;
 mod pool;
 mod schema;
@@ -257,8 +259,33 @@ impl LoginTx for PgTx<'_> {
         verifications::start(&mut self.c, v)
     }
 
-    fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError> {
-        verifications::end(&mut self.c, user, id)
+    fn end_verification(&mut self, user: &str, id: &[u8], node: &str) -> Result<(), StoreError> {
+        verifications::end(&mut self.c, user, id, node)
+    }
+
+    fn verification(
+        &mut self,
+        id: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<Verification>, StoreError> {
+        verifications::by_id(&mut self.c, id, now)
+    }
+
+    fn move_verification(
+        &mut self,
+        id: &[u8],
+        node: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        verifications::move_to(&mut self.c, id, node, now)
+    }
+
+    fn put_answer(&mut self, a: &StoredAnswer) -> Result<bool, StoreError> {
+        verifications::put_answer(&mut self.c, a)
+    }
+
+    fn take_answers(&mut self, ids: &[Vec<u8>]) -> Result<KeptAnswers, StoreError> {
+        verifications::take_answers(&mut self.c, ids)
     }
 
     fn grant_grace(
@@ -286,9 +313,14 @@ impl LoginTx for PgTx<'_> {
     fn take_challenge(
         &mut self,
         state: &[u8],
+        node: &str,
         now: UnixTime,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        verifications::take_challenge(&mut self.c, state, now)
+        verifications::take_challenge(&mut self.c, state, node, now)
+    }
+
+    fn drop_challenge(&mut self, state: &[u8], node: &str) -> Result<bool, StoreError> {
+        verifications::drop_challenge(&mut self.c, state, node)
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -313,6 +345,10 @@ impl LoginStore for PgStore {
 
     fn open(&self, what: &str, sealed: &[u8]) -> Result<Seed, StoreError> {
         self.key.open(what, sealed)
+    }
+
+    fn subscribe(&self, node: &str, wake: Wake) -> Result<(), StoreError> {
+        listen::spawn(self.pool.config().clone(), node.to_owned(), wake)
     }
 }
 

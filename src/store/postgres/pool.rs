@@ -268,6 +268,11 @@ impl Pool {
         }
     }
 
+    /// How the pool connects (for a connection outside it).
+    pub(super) fn config(&self) -> &postgres::Config {
+        &self.config
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // The state is a list and a count, consistent at every step.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

@@ -149,6 +149,22 @@ CREATE TABLE challenges (
 );
 CREATE INDEX challenges_expiry ON challenges(expires_at);
 "#,
+    // A provider's callback may reach any node: the verification names the
+    // provider whose key checks it, and an answer that reached another node
+    // waits here (sealed) for the node holding the NAS request, which
+    // `NOTIFY mfa_answers` wakes. A challenge taken stays (emptied) until it
+    // expires, naming the node that took it.
+    r#"
+ALTER TABLE verifications ADD COLUMN provider TEXT NOT NULL DEFAULT '';
+ALTER TABLE challenges ADD COLUMN taken_by TEXT;
+CREATE UNIQUE INDEX verifications_id ON verifications(id);
+CREATE TABLE answers (
+    id         BYTEA PRIMARY KEY,
+    node       TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    sealed     BYTEA NOT NULL
+);
+"#,
 ];
 
 /// What the key check is sealed for: no user's name (those never hold a

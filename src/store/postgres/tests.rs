@@ -326,3 +326,43 @@ fn serve_starts_while_the_database_is_down_and_uses_it_once_up() {
         Err(StoreError::KeyMismatch)
     ));
 }
+
+/// An answer kept for a node wakes that node (NOTIFY, on commit only),
+/// and only that node; a node listening again after its connection was
+/// lost is told to look for itself.
+#[test]
+fn an_answer_kept_for_a_node_wakes_it_once_committed() {
+    let Some(url) = database() else { return };
+    let s = PgStore::connect(&url, key(), 2).expect("connect");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wake = Box::new(move |id: Option<Vec<u8>>| tx.send(id).is_ok());
+    s.subscribe("node-a", wake).expect("subscribe");
+    // A bound, not a measurement: how long a wake-up may take at most.
+    let next = || rx.recv_timeout(Duration::from_secs(20)).expect("woken");
+    assert_eq!(next(), None, "listening: look for what came before");
+    let answer = |id: u8, node: &str| StoredAnswer {
+        id: vec![id; 16],
+        node: node.into(),
+        expires_at: i64::MAX,
+        sealed: vec![0; 8],
+    };
+    // Rolled back: nobody is woken.
+    let mut t = s.begin().expect("begin");
+    assert!(t.put_answer(&answer(1, "node-a")).expect("put"));
+    drop(t);
+    crate::store::in_tx(&s, |t| t.put_answer(&answer(2, "node-b"))).expect("for b");
+    crate::store::in_tx(&s, |t| t.put_answer(&answer(3, "node-a"))).expect("for a");
+    assert_eq!(next(), Some(vec![3; 16]), "only its own, once committed");
+    // The server ends the listening connection: it comes back, and says so.
+    let killer = PgStore::connect(&url, key(), 1).expect("connect");
+    let mut c = killer.pool.checkout().expect("checkout");
+    c.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+        &[],
+    )
+    .expect("terminate");
+    assert_eq!(next(), None, "back: look again");
+    crate::store::in_tx(&s, |t| t.put_answer(&answer(4, "node-a"))).expect("for a");
+    assert_eq!(next(), Some(vec![4; 16]));
+}

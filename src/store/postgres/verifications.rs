@@ -1,18 +1,24 @@
 //! A user's one verification out of band in progress, the grace after one
-//! succeeded, and the nodes' heartbeats, shared by every node: taking the slot is one upsert that
-//! replaces only an expired row, so two nodes cannot both take it.
+//! succeeded, the challenges out, the answers waiting for another node, and
+//! the nodes' heartbeats, shared by every node: taking the slot is one
+//! upsert that replaces only an expired row, so two nodes cannot both take
+//! it.
 
 use super::pool::Conn;
 use crate::mfa::Method;
-use crate::store::{NodeSeen, StoreError, StoredChallenge, UnixTime, Verification, fold};
+use crate::store::{
+    EXPIRED_KEPT, KeptAnswers, NodeSeen, StoreError, StoredAnswer, StoredChallenge, UnixTime,
+    Verification, fold,
+};
 
 /// Takes the user's verification slot unless a live one holds it.
 const START_SQL: &str = "INSERT INTO verifications AS v
-    (user_key, user_name, id, node, client, method, started_at, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    (user_key, user_name, id, node, client, method, provider, started_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
  ON CONFLICT (user_key) DO UPDATE SET user_name = EXCLUDED.user_name, id = EXCLUDED.id,
     node = EXCLUDED.node, client = EXCLUDED.client, method = EXCLUDED.method,
-    started_at = EXCLUDED.started_at, expires_at = EXCLUDED.expires_at
+    provider = EXCLUDED.provider, started_at = EXCLUDED.started_at,
+    expires_at = EXCLUDED.expires_at
  WHERE v.expires_at <= EXCLUDED.started_at";
 
 pub(super) fn start(c: &mut Conn, v: &Verification) -> Result<bool, StoreError> {
@@ -26,19 +32,88 @@ pub(super) fn start(c: &mut Conn, v: &Verification) -> Result<bool, StoreError> 
             &v.node,
             &v.client,
             &v.method.as_str(),
+            &v.provider,
             &v.started_at,
             &v.expires_at,
         ],
     )? == 1)
 }
 
-pub(super) fn end(c: &mut Conn, user: &str, id: &[u8]) -> Result<(), StoreError> {
+pub(super) fn end(c: &mut Conn, user: &str, id: &[u8], node: &str) -> Result<(), StoreError> {
     let key = fold(user);
     c.exec(
-        "DELETE FROM verifications WHERE user_key = $1 AND id = $2",
-        &[&key, &id],
+        "DELETE FROM verifications WHERE user_key = $1 AND id = $2 AND node = $3",
+        &[&key, &id, &node],
     )?;
     Ok(())
+}
+
+fn verification_at(r: &postgres::Row) -> Result<Verification, StoreError> {
+    Ok(Verification {
+        user: r.try_get(0)?,
+        id: r.try_get(1)?,
+        node: r.try_get(2)?,
+        client: r.try_get(3)?,
+        method: Method::parse(&r.try_get::<_, String>(4)?).unwrap_or(Method::Push),
+        provider: r.try_get(5)?,
+        started_at: r.try_get(6)?,
+        expires_at: r.try_get(7)?,
+    })
+}
+
+/// `FOR UPDATE`: a node taking the verification over waits for this
+/// transaction, so an answer is never kept for the node it just left.
+pub(super) fn by_id(
+    c: &mut Conn,
+    id: &[u8],
+    now: UnixTime,
+) -> Result<Option<Verification>, StoreError> {
+    let row = c.opt(
+        "SELECT user_name, id, node, client, method, provider, started_at, expires_at
+         FROM verifications WHERE id = $1 AND expires_at > $2 FOR UPDATE",
+        &[&id, &now],
+    )?;
+    row.as_ref().map(verification_at).transpose()
+}
+
+pub(super) fn move_to(
+    c: &mut Conn,
+    id: &[u8],
+    node: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    Ok(c.exec(
+        "UPDATE verifications SET node = $2 WHERE id = $1 AND expires_at > $3",
+        &[&id, &node, &now],
+    )? == 1)
+}
+
+pub(super) fn put_answer(c: &mut Conn, a: &StoredAnswer) -> Result<bool, StoreError> {
+    let kept = c.exec(
+        "INSERT INTO answers (id, node, expires_at, sealed) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO NOTHING",
+        &[&a.id, &a.node, &a.expires_at, &a.sealed],
+    )? == 1;
+    if kept {
+        // Delivered when the transaction commits, never before; the
+        // channel is `listen::CHANNEL`.
+        let payload = format!("{}:{}", a.node, crate::hex::hex_encode(&a.id));
+        c.exec("SELECT pg_notify('mfa_answers', $1)", &[&payload])?;
+    }
+    Ok(kept)
+}
+
+pub(super) fn take_answers(c: &mut Conn, ids: &[Vec<u8>]) -> Result<KeptAnswers, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = c.rows(
+        "DELETE FROM answers WHERE id = ANY($1) RETURNING id, sealed",
+        &[&ids],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 pub(super) fn grant_grace(
@@ -76,23 +151,11 @@ pub(super) fn take_grace(
 
 pub(super) fn list(c: &mut Conn, now: UnixTime) -> Result<Vec<Verification>, StoreError> {
     let rows = c.rows(
-        "SELECT user_name, id, node, client, method, started_at, expires_at FROM verifications
-         WHERE expires_at > $1 ORDER BY started_at, user_key",
+        "SELECT user_name, id, node, client, method, provider, started_at, expires_at
+         FROM verifications WHERE expires_at > $1 ORDER BY started_at, user_key",
         &[&now],
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(Verification {
-                user: r.try_get(0)?,
-                id: r.try_get(1)?,
-                node: r.try_get(2)?,
-                client: r.try_get(3)?,
-                method: Method::parse(&r.try_get::<_, String>(4)?).unwrap_or(Method::Push),
-                started_at: r.try_get(5)?,
-                expires_at: r.try_get(6)?,
-            })
-        })
-        .collect()
+    rows.iter().map(verification_at).collect()
 }
 
 pub(super) fn put_challenge(c: &mut Conn, ch: &StoredChallenge) -> Result<(), StoreError> {
@@ -108,20 +171,35 @@ pub(super) fn put_challenge(c: &mut Conn, ch: &StoredChallenge) -> Result<(), St
 pub(super) fn take_challenge(
     c: &mut Conn,
     state: &[u8],
+    node: &str,
     now: UnixTime,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let row = c.opt(
-        "DELETE FROM challenges WHERE state = $1 AND expires_at > $2 RETURNING sealed",
-        &[&state, &now],
+        "WITH t AS (SELECT state, sealed FROM challenges
+                    WHERE state = $1 AND expires_at > $2 AND taken_by IS NULL FOR UPDATE)
+         UPDATE challenges c SET taken_by = $3, sealed = ''::bytea FROM t
+         WHERE c.state = t.state RETURNING t.sealed",
+        &[&state, &now, &node],
     )?;
-    Ok(row.map(|r| r.get(0)))
+    row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+}
+
+pub(super) fn drop_challenge(c: &mut Conn, state: &[u8], node: &str) -> Result<bool, StoreError> {
+    let row = c.opt(
+        "DELETE FROM challenges WHERE state = $1 RETURNING taken_by",
+        &[&state],
+    )?;
+    let taken_by: Option<String> = match row {
+        Some(r) => r.try_get(0)?,
+        None => None,
+    };
+    Ok(taken_by.is_some_and(|by| by != node))
 }
 
 pub(super) fn heartbeat(c: &mut Conn, n: &NodeSeen) -> Result<(), StoreError> {
-    c.exec(
-        "DELETE FROM challenges WHERE expires_at <= $1",
-        &[&n.seen_at],
-    )?;
+    let gone = n.seen_at.saturating_sub(EXPIRED_KEPT);
+    c.exec("DELETE FROM challenges WHERE expires_at <= $1", &[&gone])?;
+    c.exec("DELETE FROM answers WHERE expires_at <= $1", &[&gone])?;
     c.exec(
         "INSERT INTO nodes AS n (name, started_at, seen_at, version) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO UPDATE SET started_at = EXCLUDED.started_at,

@@ -32,6 +32,7 @@ mod login;
 mod schema;
 mod tokens;
 mod users;
+mod verifications;
 
 /// SQLite-backed [`Store`].
 #[derive(Debug)]
@@ -237,11 +238,36 @@ impl LoginTx for SqliteTx<'_> {
     }
 
     fn start_verification(&mut self, v: &Verification) -> Result<bool, StoreError> {
-        login::start_verification(&self.c, v)
+        verifications::start_verification(&self.c, v)
     }
 
-    fn end_verification(&mut self, user: &str, id: &[u8]) -> Result<(), StoreError> {
-        login::end_verification(&self.c, user, id)
+    fn end_verification(&mut self, user: &str, id: &[u8], node: &str) -> Result<(), StoreError> {
+        verifications::end_verification(&self.c, user, id, node)
+    }
+
+    fn verification(
+        &mut self,
+        id: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<Verification>, StoreError> {
+        verifications::verification(&self.c, id, now)
+    }
+
+    fn move_verification(
+        &mut self,
+        id: &[u8],
+        node: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        verifications::move_verification(&self.c, id, node, now)
+    }
+
+    fn put_answer(&mut self, a: &StoredAnswer) -> Result<bool, StoreError> {
+        verifications::put_answer(&self.c, a)
+    }
+
+    fn take_answers(&mut self, ids: &[Vec<u8>]) -> Result<KeptAnswers, StoreError> {
+        verifications::take_answers(&self.c, ids)
     }
 
     fn grant_grace(
@@ -251,27 +277,32 @@ impl LoginTx for SqliteTx<'_> {
         until: UnixTime,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        login::grant_grace(&self.c, user, client, until, now)
+        verifications::grant_grace(&self.c, user, client, until, now)
     }
 
     fn take_grace(&mut self, user: &str, client: &str, now: UnixTime) -> Result<bool, StoreError> {
-        login::take_grace(&self.c, user, client, now)
+        verifications::take_grace(&self.c, user, client, now)
     }
 
     fn heartbeat(&mut self, n: &NodeSeen) -> Result<(), StoreError> {
-        login::heartbeat(&self.c, n)
+        verifications::heartbeat(&self.c, n)
     }
 
     fn put_challenge(&mut self, c: &StoredChallenge) -> Result<(), StoreError> {
-        login::put_challenge(&self.c, c)
+        verifications::put_challenge(&self.c, c)
     }
 
     fn take_challenge(
         &mut self,
         state: &[u8],
+        node: &str,
         now: UnixTime,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        login::take_challenge(&self.c, state, now)
+        verifications::take_challenge(&self.c, state, node, now)
+    }
+
+    fn drop_challenge(&mut self, state: &[u8], node: &str) -> Result<bool, StoreError> {
+        verifications::drop_challenge(&self.c, state, node)
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -413,11 +444,11 @@ impl Store for SqliteStore {
     }
 
     fn verifications(&self, now: UnixTime) -> Result<Vec<Verification>, StoreError> {
-        login::verifications(&self.conn(), now)
+        verifications::verifications(&self.conn(), now)
     }
 
     fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
-        login::nodes(&self.conn())
+        verifications::nodes(&self.conn())
     }
 }
 

@@ -164,6 +164,21 @@ CREATE TABLE challenges (
 ) WITHOUT ROWID;
 CREATE INDEX challenges_expiry ON challenges(expires_at);
 "#,
+    // A provider's callback may reach any node: the verification names the
+    // provider whose key checks it, and an answer that reached another node
+    // waits here (sealed) for the node holding the NAS request. A challenge
+    // taken stays (emptied) until it expires, naming the node that took it.
+    r#"
+ALTER TABLE verifications ADD COLUMN provider TEXT NOT NULL DEFAULT '';
+ALTER TABLE challenges ADD COLUMN taken_by TEXT;
+CREATE UNIQUE INDEX verifications_id ON verifications(id);
+CREATE TABLE answers (
+    id         BLOB PRIMARY KEY,
+    node       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    sealed     BLOB NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The migration that sorts names again by the collation that folds every
