@@ -5,159 +5,18 @@
 //! user added by the administrator is known to both, and every audit
 //! record names the node that wrote it.
 
+#[path = "support/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "support/pg_server.rs"]
 mod pg_server;
 
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster::*;
 use common::*;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 use mfa_proxy::store::Store;
-
-/// A child killed when the test ends, even by a panic.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A node: the shipped configuration on free ports, named `name`, on the
-/// PostgreSQL database at `url`, with the second factor's reject delay
-/// off; returns its RADIUS address and HTTP port.
-fn node(dir: &Path, name: &str, url: &str) -> (SocketAddr, u16) {
-    std::fs::create_dir_all(dir.join("data")).expect("data dir");
-    shipped_config_in(
-        dir,
-        &[
-            ("name = \"mfa-proxy-1\"", &format!("name = \"{name}\"")),
-            ("path = \"data/mfa.db\"", &format!("url = \"{url}\"")),
-            ("reject_delay = \"1s\"", "reject_delay = \"0s\""),
-            ("denials = 10", "denials = 3"),
-            ("push_timeout = \"60s\"", "push_timeout = \"5s\""),
-        ],
-    )
-}
-
-fn serve(dir: &Path, http: u16) -> Killed {
-    let log = std::fs::File::create(dir.join("serve.log")).expect("log");
-    let child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
-            .args(["serve", "--config"])
-            .arg(dir.join("proxy.toml"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-        assert!(
-            Instant::now() < deadline,
-            "the node did not come up:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
-/// One PAP Access-Request through radclient (with `State` when answering a
-/// challenge); radclient's output.
-fn login(to: SocketAddr, password: &str, state: Option<&str>) -> String {
-    login_as(to, "alice", password, state, 5)
-}
-
-/// As [`login`], for `user`, waiting `timeout` seconds for the answer.
-fn login_as(
-    to: SocketAddr,
-    user: &str,
-    password: &str,
-    state: Option<&str>,
-    timeout: u32,
-) -> String {
-    let mut input = format!(
-        "User-Name = {user}\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
-    );
-    if let Some(s) = state {
-        input.push_str(&format!("State = {s}\n"));
-    }
-    let timeout = timeout.to_string();
-    text(&radclient(
-        to,
-        "auth",
-        "testing123",
-        &input,
-        &["-x", "-r", "1", "-t", &timeout],
-    ))
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs()
-}
-
-/// A code other than `code`.
-fn wrong(code: &str) -> &'static str {
-    if code == "000000" { "111111" } else { "000000" }
-}
-
-/// Two nodes' directories and addresses on a new PostgreSQL database,
-/// initialised by the first node, the second given a copy of its seed key
-/// (as the README says); `None` where radclient or PostgreSQL is missing
-/// outside CI.
-struct Cluster {
-    url: String,
-    a_dir: tempfile::TempDir,
-    b_dir: tempfile::TempDir,
-    a: SocketAddr,
-    a_http: u16,
-    b: SocketAddr,
-    b_http: u16,
-}
-
-impl Cluster {
-    fn new() -> Option<Cluster> {
-        if !have("radclient") {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI=true: radclient is missing"
-            );
-            return None;
-        }
-        let url = pg_server::PgServer::shared()?.new_database();
-        let (a_dir, b_dir) = (
-            tempfile::tempdir().expect("a"),
-            tempfile::tempdir().expect("b"),
-        );
-        let (a, a_http) = node(a_dir.path(), "node-a", &url);
-        let (b, b_http) = node(b_dir.path(), "node-b", &url);
-        let o = run_bin(a_dir.path(), &["init"], None);
-        assert!(o.status.success(), "{}", text(&o));
-        std::fs::copy(
-            a_dir.path().join("data/seed.key"),
-            b_dir.path().join("data/seed.key"),
-        )
-        .expect("copy the key");
-        Some(Cluster {
-            url,
-            a_dir,
-            b_dir,
-            a,
-            a_http,
-            b,
-            b_http,
-        })
-    }
-}
 
 #[test]
 fn two_nodes_share_users_codes_lockout_and_the_audit_trail() {
