@@ -26,13 +26,12 @@ mod common;
 #[path = "support/pg_server.rs"]
 mod pg_server;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster::{Cluster, Killed, now, serve};
+use cluster::{Cluster, Killed, metric, metrics, now, serve};
 use mfa_proxy::mfa::Method;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 use mfa_proxy::radius::{AUTH_LEN, Code, Packet, PacketBuilder, attr, crypto};
@@ -334,26 +333,6 @@ fn summary(log: &[Exchange]) -> String {
             .or_insert(0) += 1;
     }
     format!("{counts:?}")
-}
-
-/// The node's /metrics text.
-fn metrics(http: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", http)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
-
-/// The value of the metric line that starts with `name`, e.g.
-/// `mfa_proxy_events_total{event="mfa_store_failures"}`.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
 #[test]

@@ -503,7 +503,9 @@ pub trait LoginTx {
     /// commits): `false` if one was kept already (a callback is used once).
     fn put_answer(&mut self, a: &StoredAnswer) -> Result<bool, StoreError>;
     /// Takes the answers kept for the verifications `ids`, for good: each
-    /// verification's id and its sealed answer.
+    /// verification's id and its sealed answer. What an answer held is
+    /// gone; its row stays until it expires, so that the verification
+    /// takes no second answer.
     fn take_answers(&mut self, ids: &[Vec<u8>]) -> Result<KeptAnswers, StoreError>;
     /// An out-of-band success of `user` from `client`: until `until`, one
     /// more login from there needs no second factor (`busy_grace`).

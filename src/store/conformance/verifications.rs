@@ -140,6 +140,7 @@ pub(super) fn answers_wait_for_the_node_holding_the_request(f: &Fixture) {
         [(v.id.clone(), b"first".to_vec())]
     );
     assert!(take(std::slice::from_ref(&v.id)).is_empty(), "taken once");
+    assert!(!put(&answer(b"third")), "no second answer once taken");
     // The NAS answered the number at node B: the verification is B's.
     let moved = |node: &str, at| {
         in_tx(other.as_login(), |tx| tx.move_verification(&v.id, node, at)).expect("move")

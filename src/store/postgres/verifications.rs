@@ -108,7 +108,10 @@ pub(super) fn take_answers(c: &mut Conn, ids: &[Vec<u8>]) -> Result<KeptAnswers,
         return Ok(Vec::new());
     }
     let rows = c.rows(
-        "DELETE FROM answers WHERE id = ANY($1) RETURNING id, sealed",
+        "WITH t AS (SELECT id, sealed FROM answers
+                    WHERE id = ANY($1) AND sealed <> ''::bytea FOR UPDATE)
+         UPDATE answers a SET sealed = ''::bytea FROM t WHERE a.id = t.id
+         RETURNING t.id, t.sealed",
         &[&ids],
     )?;
     rows.iter()

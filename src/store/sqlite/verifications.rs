@@ -106,14 +106,18 @@ pub(super) fn put_answer(c: &Connection, a: &StoredAnswer) -> Result<bool, Store
 pub(super) fn take_answers(c: &Connection, ids: &[Vec<u8>]) -> Result<KeptAnswers, StoreError> {
     let mut taken = Vec::new();
     for id in ids {
+        // The transaction holds the write lock: nobody takes it in between.
         let sealed: Option<Vec<u8>> = q(
             c,
-            "DELETE FROM answers WHERE id = ?1 RETURNING sealed",
+            "SELECT sealed FROM answers WHERE id = ?1 AND sealed <> x''",
             [id],
             |r| r.get(0),
         )
         .optional()?;
-        taken.extend(sealed.map(|s| (id.clone(), s)));
+        if let Some(sealed) = sealed {
+            x(c, "UPDATE answers SET sealed = x'' WHERE id = ?1", [id])?;
+            taken.push((id.clone(), sealed));
+        }
     }
     Ok(taken)
 }
