@@ -214,3 +214,53 @@ fn a_push_pending_at_one_node_makes_the_user_busy_at_the_other_until_it_ends() {
         "held by B's push: {out}"
     );
 }
+
+#[test]
+fn an_sms_code_sent_by_a_is_entered_at_b() {
+    let Some(c) = Cluster::new() else { return };
+    let dir = c.a_dir.path();
+    let o = run_bin(
+        dir,
+        &["user", "add", "carol", "--password-stdin"],
+        Some("carol-pass\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let set = ["user", "set", "carol", "--method", "sms", "--phone"];
+    let o = run_bin(dir, &[&set[..], &["+4930123456"]].concat(), None);
+    assert!(o.status.success(), "{}", text(&o));
+    let _a = serve(dir, c.a_http);
+    let _b = serve(c.b_dir.path(), c.b_http);
+    // A sends the SMS (the console provider writes it to A's log) and asks
+    // for its code.
+    let out = login_as(c.a, "carol", "carol-pass", None, 5);
+    let state = state_from(&out);
+    let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+    let code: String = log
+        .lines()
+        .find_map(|l| l.split("Your sign-in code is ").nth(1))
+        .unwrap_or_else(|| panic!("no SMS in A's log:\n{log}"))
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(code.len(), 6, "{log}");
+    // The NAS fails over: B checks the code A sent.
+    let out = login_as(c.b, "carol", &code, Some(&state), 5);
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    let key = mfa_proxy::store::SeedKey::load(&dir.join("data/seed.key")).expect("key");
+    let store = mfa_proxy::store::PgStore::connect(&c.url, key, 1).expect("store");
+    let records: Vec<(String, String)> = (store.audit(Some("carol"), None).expect("audit"))
+        .into_iter()
+        .map(|r| (r.server, r.result.to_string()))
+        .collect();
+    assert_eq!(
+        records,
+        [("node-b".into(), "SUCCESS_SMS_AUTHENTICATED".into())]
+    );
+    assert!(
+        store.verifications(now() as i64).expect("list").is_empty(),
+        "B ended the verification A started: carol is not busy"
+    );
+    // The same code again, at A: its challenge is used up.
+    let out = login_as(c.a, "carol", &code, Some(&state), 5);
+    assert!(out.contains("Received Access-Reject"), "{out}");
+}

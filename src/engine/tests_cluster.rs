@@ -49,6 +49,25 @@ fn a_challenge_sent_by_one_node_is_answered_at_the_other() {
         (last.result, last.server.as_str()),
         (ResultCode::SuccessOathCodeVerified, "sim-b")
     );
+    // A, which sent it, does not take it again either, even with a code
+    // of the next step (the NAS sent the State there too).
+    std::mem::swap(&mut s.e, &mut a);
+    s.advance(Duration::from_secs(30));
+    let next = s.code();
+    assert!(s.login(1000, 5, "alice", &next, Some(&state)).is_empty());
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    assert_eq!(
+        s.audit
+            .last()
+            .map(|a| (a.result, a.reason.clone(), a.server.clone())),
+        Some((
+            ResultCode::FailedOathTokenTimeout,
+            Some("the State was answered at another node".into()),
+            "sim".into()
+        ))
+    );
+    std::mem::swap(&mut s.e, &mut a);
     // The State A sent is used up: no node takes it again.
     assert!(s.login(1000, 4, "alice", &code, Some(&state)).is_empty());
     s.advance(Duration::from_secs(2));

@@ -378,22 +378,18 @@ fn a_stalled_store_fails_closed_even_under_fail_open() {
     let mut s = Sim::new("fail_mode = \"fail_open\"");
     code_sent(&mut s);
     let jobs = s.e.poll_store_jobs();
-    // The code's check, and the State used up in the store.
+    // The code's check, which uses the State up in the store first.
     assert!(matches!(
         jobs[..],
-        [
-            StoreJob {
-                op: StoreOp::TakeChallenge { .. },
-                wanted: false,
+        [StoreJob {
+            op: StoreOp::Verify {
+                answers: Some(_),
                 ..
             },
-            StoreJob {
-                op: StoreOp::Verify { .. },
-                ..
-            }
-        ]
+            ..
+        }]
     ));
-    s.e.handle_store(s.now, jobs[1].id, StoreAnswer::Failed);
+    s.e.handle_store(s.now, jobs[0].id, StoreAnswer::Failed);
     assert_eq!(pump_once(&mut s, &StoreAnswer::Done), 1);
     let a = s.audit.last().expect("recorded");
     assert_eq!(

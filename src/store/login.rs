@@ -39,6 +39,10 @@ pub enum StoreOp {
         window: u8,
         lockout: LockoutPolicy,
         tokens: Tokens,
+        /// The code answers this challenge, kept in the store: it is taken
+        /// first, and if another node took it the code is not checked
+        /// ([`StoreAnswer::Challenge`]`(None)`).
+        answers: Option<Taking>,
     },
     /// Record the outcome of a login (fire and forget).
     Audit(AuditRecord),
@@ -85,7 +89,13 @@ pub enum StoreOp {
     /// The NAS answered the challenge that showed a push's number at node
     /// `node`: the verification's NAS request is held there from now on,
     /// and an answer kept for it already is taken.
-    MoveVerification { id: Vec<u8>, node: String },
+    /// With `answers`, the challenge that showed the number is taken
+    /// first; if another node took it, the verification does not move.
+    MoveVerification {
+        id: Vec<u8>,
+        node: String,
+        answers: Option<Taking>,
+    },
     /// Take the answers kept for these verifications.
     TakeAnswers { ids: Vec<Vec<u8>> },
     /// A challenge node `node` sent expired unanswered there: did another
@@ -114,6 +124,15 @@ pub enum StoreOp {
     /// Node `node` takes a challenge over, or just uses it up (an answer at
     /// the node that sent it): the login, opened, or `None`.
     TakeChallenge { state: Vec<u8>, node: String },
+}
+
+/// A challenge a node uses up in the store as its answer is checked, so
+/// that a State is answered once in the whole cluster.
+#[derive(Clone, Debug)]
+pub struct Taking {
+    pub state: Vec<u8>,
+    /// The node taking it (the one that sent it).
+    pub node: String,
 }
 
 /// What the store kept sealed, opened: a challenge's login as the node that
@@ -483,7 +502,13 @@ fn stage(
             window,
             lockout,
             tokens,
+            answers,
         } => {
+            if let Some(t) = answers {
+                if tx.take_challenge(&t.state, &t.node, now)?.is_none() {
+                    return Ok(Staged::Answer(StoreAnswer::Challenge(None)));
+                }
+            }
             let verdict = verify(store, tx, tokens, code, *window, now)?;
             let locked = match verdict {
                 Verdict::Valid { .. } => {
@@ -505,8 +530,12 @@ fn stage(
             signature,
             keys,
         } => StoreAnswer::Passed(pass_answer(store, tx, id, body, signature, keys, now)?),
-        StoreOp::MoveVerification { id, node } => {
-            let live = tx.move_verification(id, node, now)?;
+        StoreOp::MoveVerification { id, node, answers } => {
+            let taken = match answers {
+                Some(t) => tx.take_challenge(&t.state, &t.node, now)?.is_some(),
+                None => true,
+            };
+            let live = taken && tx.move_verification(id, node, now)?;
             let answer = match live {
                 true => open_answers(store, tx.take_answers(std::slice::from_ref(id))?)?.pop(),
                 false => None,

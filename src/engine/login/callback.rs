@@ -314,6 +314,7 @@ impl Engine {
         let op = StoreOp::MoveVerification {
             id: vid.to_vec(),
             node: self.logins.server.clone(),
+            answers: self.taking(&c),
         };
         self.ask_store(
             now,

@@ -21,7 +21,7 @@ use crate::mfa::otp::Verdict;
 use crate::mfa::{Method, ResultCode};
 use crate::radius::{AUTH_LEN, Code, PacketBuilder};
 use crate::radius::{Packet, attr, crypto};
-use crate::store::login::StoreOp;
+use crate::store::login::{StoreOp, Taking};
 
 impl Engine {
     /// An Access-Request carrying one of our States: the answer to a
@@ -75,16 +75,6 @@ impl Engine {
             let stage = Stage::Fetching(state);
             return self.ask_store(now, Login { s, stage }, op);
         };
-        // Used up in the store too, so that no other node takes it over.
-        if c.kept {
-            self.store_job(
-                now,
-                StoreOp::TakeChallenge {
-                    state: state.to_vec(),
-                    node: self.logins.server.clone(),
-                },
-            );
-        }
         s.current = current;
         // The same client by name: a reload may have changed its secret or
         // range since the challenge, and the answer is signed with the
@@ -102,6 +92,8 @@ impl Engine {
     /// NAS that sent this request: it is signed with that NAS's secret, and
     /// recorded as coming from it.
     pub(super) fn wrong_answerer(&mut self, now: Instant, s: Session, f: Factor, c: Challenge) {
+        // Used up in the store too: no other node takes it over.
+        self.use_up(now, &c);
         let stage = Stage::Challenged(f, c);
         let outcome = Outcome::reject(ResultCode::SuccessInvalidInput)
             .because("State presented by another client or user");
@@ -131,6 +123,9 @@ impl Engine {
             })
             .unwrap_or_default();
         let deadline = c.deadline;
+        // A challenge this node kept in the store is taken there as its
+        // answer is checked: a State is answered once in the cluster.
+        let taking = self.taking(&c);
         match c.asked {
             // Number matching: whatever was typed, the push decides; the
             // NAS's request is held here until it has.
@@ -141,6 +136,18 @@ impl Engine {
                 };
                 self.move_here(now, s, f, c)
             }
+            Asked::Sms(oob) if c.kept => {
+                let c = Challenge {
+                    asked: Asked::Sms(oob),
+                    ..c
+                };
+                let op = StoreOp::TakeChallenge {
+                    state: c.state.to_vec(),
+                    node: self.logins.server.clone(),
+                };
+                let stage = Stage::Taking(f, c);
+                self.ask_store(now, Login { s, stage }, op);
+            }
             Asked::Sms(oob) => self.sms_answer(now, s, f, oob, deadline, &typed),
             Asked::Code => {
                 // The first prompt also takes the name of another method.
@@ -149,6 +156,15 @@ impl Engine {
                 if let Some(m) = word {
                     let offered = s.settings.providers.iter().any(|p| p.methods.contains(&m));
                     if offered && f.plan.allows(m) {
+                        if let Some(t) = taking {
+                            self.store_job(
+                                now,
+                                StoreOp::TakeChallenge {
+                                    state: t.state,
+                                    node: t.node,
+                                },
+                            );
+                        }
                         return self.start_oob(now, s, f, m);
                     }
                 }
@@ -156,14 +172,14 @@ impl Engine {
                     fallback: false,
                     deadline,
                 };
-                self.verify(now, s, f, from, typed);
+                self.verify(now, s, f, from, typed, taking);
             }
             Asked::Fallback => {
                 let from = CodeFrom::Challenge {
                     fallback: true,
                     deadline,
                 };
-                self.verify(now, s, f, from, typed);
+                self.verify(now, s, f, from, typed, taking);
             }
         }
     }
@@ -275,6 +291,7 @@ impl Engine {
         f: Factor,
         from: CodeFrom,
         code: Zeroizing<String>,
+        answers: Option<Taking>,
     ) {
         let op = StoreOp::Verify {
             user: s.user.clone(),
@@ -282,9 +299,47 @@ impl Engine {
             window: s.settings.cfg.totp_window,
             lockout: s.settings.lockout,
             tokens: Arc::clone(&f.user.tokens),
+            answers,
         };
         let stage = Stage::Verify(f, from);
         self.ask_store(now, Login { s, stage }, op);
+    }
+
+    /// How this node takes challenge `c` from the store as its answer is
+    /// checked, if it kept it there.
+    pub(super) fn taking(&self, c: &Challenge) -> Option<Taking> {
+        c.kept.then(|| Taking {
+            state: c.state.to_vec(),
+            node: self.logins.server.clone(),
+        })
+    }
+
+    /// Uses challenge `c` up in the store, without waiting (its answer was
+    /// refused here anyway).
+    fn use_up(&mut self, now: Instant, c: &Challenge) {
+        if let Some(t) = self.taking(c) {
+            let op = StoreOp::TakeChallenge {
+                state: t.state,
+                node: t.node,
+            };
+            self.store_job(now, op);
+        }
+    }
+
+    /// The answer's challenge was taken in the store by another node (the
+    /// NAS sent the same State there first): refused, as a State used
+    /// already is everywhere.
+    pub(super) fn challenge_gone(&mut self, now: Instant, login: Login) {
+        let outcome = Outcome::reject(ResultCode::FailedOathTokenTimeout)
+            .because("the State was answered at another node");
+        self.finish(now, login, outcome);
+    }
+
+    /// The store gave this node challenge `c` (kept there by it): its
+    /// answer is checked now.
+    pub(super) fn challenge_taken(&mut self, now: Instant, s: Session, f: Factor, c: Challenge) {
+        let c = Challenge { kept: false, ..c };
+        self.answered(now, s, f, c);
     }
 
     /// Answers the current request with an Access-Challenge asking for

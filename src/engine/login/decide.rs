@@ -218,7 +218,7 @@ impl Engine {
                     (Start::InlineCode, Some(code)) => {
                         let code =
                             Zeroizing::new(String::from_utf8_lossy(code.expose()).into_owned());
-                        self.verify(now, s, f, CodeFrom::Inline, code);
+                        self.verify(now, s, f, CodeFrom::Inline, code, None);
                     }
                     // The policy decides on an inline code only when there
                     // is one: without, it is asked for.

@@ -534,6 +534,13 @@ impl Engine {
             (Stage::Moving(f, c), StoreAnswer::Moved { live, answer }) => {
                 self.moved_here(now, s, f, c, live, answer)
             }
+            (Stage::Taking(f, c), StoreAnswer::Challenge(Some(_))) => {
+                self.challenge_taken(now, s, f, c)
+            }
+            (stage @ Stage::Taking(..), StoreAnswer::Challenge(None))
+            | (stage @ Stage::Verify(..), StoreAnswer::Challenge(None)) => {
+                self.challenge_gone(now, Login { s, stage })
+            }
             (Stage::Expiring(f, c), StoreAnswer::Claimed(elsewhere)) => {
                 self.challenge_expired(now, s, f, c, elsewhere)
             }

@@ -147,6 +147,9 @@ pub(in crate::engine) enum Stage {
     /// A challenge's deadline passed: the store says whether another node
     /// took its answer over (then that node ends the login).
     Expiring(Factor, Challenge),
+    /// Its answer came here: the store gives this node the challenge it
+    /// kept there, unless another node took it first.
+    Taking(Factor, Challenge),
     /// The store checks a PIN: a call's, or the one after a right SMS code.
     Pin(Factor, Oob),
 }
@@ -166,7 +169,10 @@ impl Stage {
             Stage::OutOfBand(f, o) | Stage::Pin(f, o) | Stage::Starting(f, o) => {
                 (Some(f), Some(o), None)
             }
-            Stage::Challenged(f, c) | Stage::Moving(f, c) | Stage::Expiring(f, c) => {
+            Stage::Challenged(f, c)
+            | Stage::Moving(f, c)
+            | Stage::Expiring(f, c)
+            | Stage::Taking(f, c) => {
                 let state = Some(c.state);
                 match c.asked {
                     Asked::Code | Asked::Fallback => (Some(f), None, state),
