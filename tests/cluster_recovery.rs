@@ -11,7 +11,8 @@
 //! - at no point is a wrong code, or a password alone, accepted;
 //! - every Accept the NAS received has its audit record;
 //! - each node counted the outage in /metrics (`mfa_store_failures`) and
-//!   logged it, without the database's password.
+//!   logged it (a few lines, not one per login) and its end, without the
+//!   database's password.
 //!
 //! The logins come from a small NAS of our own (the crate's packet
 //! builder, a socket per login, every answer's authenticator checked),
@@ -513,6 +514,15 @@ fn both_nodes_recover_from_a_postgresql_restart_under_load_without_a_restart() {
             serve_log.contains("failing closed"),
             "the outage is not in the log:\n{serve_log}"
         );
+        assert!(
+            serve_log.contains("the store works again"),
+            "the recovery is not in the log:\n{serve_log}"
+        );
+        // The failures are logged a few at a time, not one line per login.
+        let lines = (serve_log.lines())
+            .filter(|l| l.contains("Z ERROR "))
+            .count();
+        assert!(lines < 20, "{lines} error lines:\n{serve_log}");
         assert!(!serve_log.contains(&password), "the password is logged");
     }
     eprintln!(

@@ -154,7 +154,10 @@ impl Engine {
             Topic::UpstreamUnsigned(id) | Topic::UpstreamForged(id) => {
                 upstreams.iter().any(|u| u.id == id)
             }
-            Topic::NoUpstream | Topic::StoreUnavailable | Topic::StoreJobLost => true,
+            Topic::NoUpstream
+            | Topic::StoreUnavailable
+            | Topic::StoreJobLost
+            | Topic::AuditUnrecorded => true,
         });
         // Identifier pools of addresses no upstream has any more, once
         // nothing pending holds an identifier of theirs.

@@ -29,6 +29,8 @@ pub(super) enum Topic {
     StoreUnavailable,
     /// A job nobody waits for (a block, a denial) could not be handed over.
     StoreJobLost,
+    /// A login's audit record could not be stored.
+    AuditUnrecorded,
 }
 
 /// When each topic was last logged, and how many were held back since.

@@ -399,7 +399,10 @@ pub fn stage_batch(store: &dyn LoginStore, ops: &[StoreOp], at: &[UnixTime]) -> 
         }
     }
     let staged = match staged {
-        Ok(s) => s,
+        Ok(s) => {
+            log_recovered();
+            s
+        }
         Err(e) => {
             log_failed_commit(&e, ops.len());
             return ops
@@ -437,22 +440,65 @@ pub fn stage_batch(store: &dyn LoginStore, ops: &[StoreOp], at: &[UnixTime]) -> 
 /// most: it was rolled back whole, so running it again is safe.
 const BATCH_ATTEMPTS: usize = 3;
 
+/// The store's failures since it last worked: when they began, when one
+/// was last logged, and how many batches failed (in all, and since that
+/// line).
+struct Failing {
+    since: std::time::Instant,
+    logged: std::time::Instant,
+    failed: u64,
+    held: u64,
+}
+
+static FAILING: std::sync::Mutex<Option<Failing>> = std::sync::Mutex::new(None);
+/// Whether [`FAILING`] holds anything: a commit that works looks here
+/// only, without the lock.
+static HAS_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Logs a failed commit: at once the first time, then at most every ten
 /// seconds with how many failed since, as a lost or broken database fails
 /// every batch at the request rate.
 fn log_failed_commit(e: &StoreError, jobs: usize) {
-    use std::sync::Mutex;
     use std::time::{Duration, Instant};
-    static LAST: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let mut failing = FAILING.lock().unwrap_or_else(|p| p.into_inner());
+    HAS_FAILED.store(true, std::sync::atomic::Ordering::Release);
     let now = Instant::now();
-    match last.as_mut() {
-        Some((at, held)) if now.duration_since(*at) < Duration::from_secs(10) => *held += 1,
-        _ => {
-            let more = last.map_or(0, |(_, held)| held);
-            tracing::error!(error = %e, jobs, more, "store commit failed: failing closed");
-            *last = Some((now, 0));
+    match failing.as_mut() {
+        Some(f) if now.duration_since(f.logged) < Duration::from_secs(10) => {
+            f.failed += 1;
+            f.held += 1;
         }
+        Some(f) => {
+            tracing::error!(error = %e, jobs, more = f.held, "store commit failed: failing closed");
+            (f.logged, f.held) = (now, 0);
+            f.failed += 1;
+        }
+        None => {
+            tracing::error!(error = %e, jobs, more = 0, "store commit failed: failing closed");
+            *failing = Some(Failing {
+                since: now,
+                logged: now,
+                failed: 1,
+                held: 0,
+            });
+        }
+    }
+}
+
+/// A commit worked: if the ones before failed, say that it is over.
+fn log_recovered() {
+    use std::sync::atomic::Ordering;
+    if !HAS_FAILED.load(Ordering::Acquire) {
+        return;
+    }
+    let mut failing = FAILING.lock().unwrap_or_else(|p| p.into_inner());
+    HAS_FAILED.store(false, Ordering::Release);
+    if let Some(f) = failing.take() {
+        tracing::info!(
+            failed_batches = f.failed,
+            seconds = f.since.elapsed().as_secs(),
+            "the store works again: logins are served"
+        );
     }
 }
 

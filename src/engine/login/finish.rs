@@ -282,16 +282,24 @@ impl Engine {
     }
 
     /// An Accept that may not leave without its record goes out as a
-    /// Reject instead: the record could not be stored (`why`).
-    fn refuse_unrecorded(&mut self, held: &mut Held, why: &str) {
+    /// Reject instead: the record could not be stored (`why`). Logged at
+    /// most every few seconds (a database that is down fails every
+    /// login), with how many were held back; each is counted.
+    fn refuse_unrecorded(&mut self, now: Instant, held: &mut Held, why: &str) {
         self.stats.inc(Counter::MfaAuditFailures);
         let client = &held.client.name;
+        let logged = self.throttle.allow(now, Topic::AuditUnrecorded);
         let Some(request) = held.request.take() else {
-            error!(user = %held.user, client = %client, "a login's audit record {why}");
+            if let Some(more) = logged {
+                error!(user = %held.user, client = %client, more, "a login's audit record {why}");
+            }
             return;
         };
         // Nothing may be granted that is not on record.
-        error!(user = %held.user, client = %client, "a login's audit record {why}: answering Access-Reject instead of Access-Accept");
+        if let Some(more) = logged {
+            error!(user = %held.user, client = %client, more,
+                   "a login's audit record {why}: answering Access-Reject instead of Access-Accept");
+        }
         let req = Packet::parse(&request).expect("stored requests were validated on arrival");
         held.tx.payload = self.reject_reply(&held.client, &req, None).into();
         held.how = Final::RejectNow;
@@ -311,7 +319,7 @@ impl Engine {
             return false;
         };
         if *answer != StoreAnswer::Done {
-            self.refuse_unrecorded(&mut held, "cannot be stored");
+            self.refuse_unrecorded(now, &mut held, "cannot be stored");
         }
         self.send_final(now, held);
         true
@@ -326,7 +334,8 @@ impl Engine {
             }
             self.logins.held_deadlines.pop();
             if let Some(mut held) = self.logins.held.remove(&id) {
-                self.refuse_unrecorded(&mut held, "was not stored in time (the store is stalled)");
+                let why = "was not stored in time (the store is stalled)";
+                self.refuse_unrecorded(now, &mut held, why);
                 self.send_final(now, held);
             }
         }
