@@ -82,12 +82,25 @@ pub struct Bound {
     dictionary: Arc<Dictionary>,
 }
 
-/// Jobs to the store workers, and their answers back, a batch per message:
+/// Jobs to the store workers (one queue per database thread: a job goes to
+/// the thread of its shard), and their answers back, a batch per message:
 /// one wake-up each way per loop turn and per transaction, not per job.
 type StoreChannels = (
-    std::sync::mpsc::SyncSender<Vec<StoreJob>>,
+    Vec<std::sync::mpsc::SyncSender<Vec<StoreJob>>>,
     mpsc::Receiver<Vec<(u64, StoreAnswer)>>,
 );
+
+/// `batch` split by database thread, in order within each.
+fn by_thread(batch: Vec<StoreJob>, threads: usize) -> Vec<Vec<StoreJob>> {
+    if threads <= 1 {
+        return vec![batch];
+    }
+    let mut parts: Vec<Vec<StoreJob>> = (0..threads).map(|_| Vec::new()).collect();
+    for job in batch {
+        parts[(job.shard % threads as u64) as usize].push(job);
+    }
+    parts
+}
 
 /// Batches queued for the database thread, at most. A store that falls
 /// this far behind is failing: further jobs are answered as failed at once
@@ -120,13 +133,15 @@ fn unix_now() -> i64 {
 
 /// Starts the store's threads; jobs go in, `(id, answer)` comes out.
 ///
-/// One thread owns the database: SQLite writes one transaction at a time
-/// anyway, and a second database thread only added lock hand-offs and
-/// wake-ups (about a quarter fewer logins per second with two). It takes
-/// every queued job and runs them in one transaction. Password and PIN
+/// As many database threads as the store runs transactions at once
+/// ([`LoginStore::workers`]). SQLite has one: it writes one transaction at
+/// a time anyway, and a second thread only added lock hand-offs and
+/// wake-ups (about a quarter fewer logins per second with two). PostgreSQL
+/// has one per pooled connection, each waiting on its own round trips. A
+/// thread takes every job queued for it and runs them in one transaction;
+/// the jobs about one user all go to one thread, in order. Password and PIN
 /// checks leave it with their stored hash for the hash threads.
 fn store_workers(store: Arc<dyn LoginStore>) -> io::Result<StoreChannels> {
-    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Vec<StoreJob>>(STORE_QUEUE);
     let (ans_tx, ans_rx) = mpsc::channel(ANSWER_QUEUE);
     let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(u64, jobs::HashCheck)>();
     let hash_rx = Arc::new(std::sync::Mutex::new(hash_rx));
@@ -145,43 +160,60 @@ fn store_workers(store: Arc<dyn LoginStore>) -> io::Result<StoreChannels> {
             }
         })?;
     }
-    spawn_worker("store".into(), move || {
-        // Wait for one batch, then take whatever else is queued: under load
-        // one wake-up and one commit serve many logins.
-        while let Ok(mut jobs) = job_rx.recv() {
-            while jobs.len() < STORE_BATCH {
-                match job_rx.try_recv() {
-                    Ok(more) => jobs.extend(more),
-                    Err(_) => break,
-                }
+    let mut senders = Vec::new();
+    for i in 0..store.workers().max(1) {
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Vec<StoreJob>>(STORE_QUEUE);
+        senders.push(job_tx);
+        let (store, ans_tx, hash_tx) = (store.clone(), ans_tx.clone(), hash_tx.clone());
+        spawn_worker(format!("store-{i}"), move || {
+            database_thread(store.as_ref(), job_rx, ans_tx, hash_tx)
+        })?;
+    }
+    Ok((senders, ans_rx))
+}
+
+/// A database thread: runs the batches queued for it until its queue
+/// closes, each in one transaction.
+fn database_thread(
+    store: &dyn LoginStore,
+    job_rx: std::sync::mpsc::Receiver<Vec<StoreJob>>,
+    ans_tx: mpsc::Sender<Vec<(u64, StoreAnswer)>>,
+    hash_tx: std::sync::mpsc::Sender<(u64, jobs::HashCheck)>,
+) {
+    // Wait for one batch, then take whatever else is queued: under load
+    // one wake-up and one commit serve many logins.
+    while let Ok(mut jobs) = job_rx.recv() {
+        while jobs.len() < STORE_BATCH {
+            match job_rx.try_recv() {
+                Ok(more) => jobs.extend(more),
+                Err(_) => break,
             }
-            let mut ids = Vec::with_capacity(jobs.len());
-            let mut ops = Vec::with_capacity(jobs.len());
-            let mut at = Vec::with_capacity(jobs.len());
-            for j in jobs {
-                ids.push((j.id, j.wanted));
-                ops.push(j.op);
-                at.push(j.at);
-            }
-            let outcomes = jobs::stage_batch(store.as_ref(), &ops, &at);
-            let mut answers = Vec::with_capacity(ids.len());
-            for ((id, wanted), outcome) in ids.into_iter().zip(outcomes) {
-                match outcome {
-                    jobs::Outcome::Answer(a) if wanted => answers.push((id, a)),
-                    jobs::Outcome::Answer(_) => {}
-                    jobs::Outcome::Hash(check) => {
-                        if hash_tx.send((id, check)).is_err() {
-                            return;
-                        }
+        }
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut ops = Vec::with_capacity(jobs.len());
+        let mut at = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            ids.push((j.id, j.wanted));
+            ops.push(j.op);
+            at.push(j.at);
+        }
+        let outcomes = jobs::stage_batch(store, &ops, &at);
+        let mut answers = Vec::with_capacity(ids.len());
+        for ((id, wanted), outcome) in ids.into_iter().zip(outcomes) {
+            match outcome {
+                jobs::Outcome::Answer(a) if wanted => answers.push((id, a)),
+                jobs::Outcome::Answer(_) => {}
+                jobs::Outcome::Hash(check) => {
+                    if hash_tx.send((id, check)).is_err() {
+                        return;
                     }
                 }
             }
-            if !answers.is_empty() && ans_tx.blocking_send(answers).is_err() {
-                return;
-            }
         }
-    })?;
-    Ok((job_tx, ans_rx))
+        if !answers.is_empty() && ans_tx.blocking_send(answers).is_err() {
+            return;
+        }
+    }
 }
 
 /// Starts a store thread; `serve` refuses to start without it.
@@ -525,7 +557,12 @@ impl Shell {
         // answers drain below. The database thread ends once it has
         // committed what it was sent; the answer channel closes when every
         // store thread has ended.
-        let sent = tokio::task::spawn_blocking(move || last.is_empty() || jobs.send(last).is_ok());
+        let sent = tokio::task::spawn_blocking(move || {
+            let parts = by_thread(last, jobs.len()).into_iter().zip(&jobs);
+            parts.fold(true, |ok, (part, queue)| {
+                ok && (part.is_empty() || queue.send(part).is_ok())
+            })
+        });
         let closed = async {
             while answers.recv().await.is_some() {}
             if !matches!(sent.await, Ok(true)) {
@@ -601,13 +638,19 @@ impl Shell {
             if let Some((jobs, answers)) = self.store.as_mut() {
                 let batch = self.engine.poll_store_jobs();
                 if !batch.is_empty() {
-                    if let Err(e) = jobs.try_send(batch) {
-                        // Full, or the database thread is gone: the engine
-                        // answers these jobs as failed, and logs it.
-                        let (std::sync::mpsc::TrySendError::Full(batch)
-                        | std::sync::mpsc::TrySendError::Disconnected(batch)) = e;
-                        self.engine.store_refused(now, batch);
-                        progressed = true;
+                    for (part, queue) in by_thread(batch, jobs.len()).into_iter().zip(&*jobs) {
+                        if part.is_empty() {
+                            continue;
+                        }
+                        if let Err(e) = queue.try_send(part) {
+                            // Full, or the database thread is gone: the
+                            // engine answers these jobs as failed, and logs
+                            // it.
+                            let (std::sync::mpsc::TrySendError::Full(part)
+                            | std::sync::mpsc::TrySendError::Disconnected(part)) = e;
+                            self.engine.store_refused(now, part);
+                            progressed = true;
+                        }
                     }
                 }
                 while let Poll::Ready(Some(batch)) = answers.poll_recv(cx) {

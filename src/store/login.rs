@@ -165,6 +165,34 @@ const ANSWER_SEAL: &str = "\0answer";
 /// no token's seal passes for one.
 const CHALLENGE_SEAL: &str = "\0challenge";
 
+impl StoreOp {
+    /// The user the job is about, if it names one.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            StoreOp::Facts { user }
+            | StoreOp::ClaimBypass { user }
+            | StoreOp::Remember { user, .. }
+            | StoreOp::Verify { user, .. }
+            | StoreOp::Password { user, .. }
+            | StoreOp::Pin { user, .. }
+            | StoreOp::Denial { user, .. }
+            | StoreOp::Block { user, .. }
+            | StoreOp::EndVerification { user, .. }
+            | StoreOp::GrantGrace { user, .. }
+            | StoreOp::TakeGrace { user, .. }
+            | StoreOp::PutChallenge { user, .. } => Some(user),
+            StoreOp::Audit(rec) => Some(&rec.user),
+            StoreOp::StartVerification(v) => Some(&v.user),
+            StoreOp::Heartbeat(_)
+            | StoreOp::TakeChallenge { .. }
+            | StoreOp::PassAnswer { .. }
+            | StoreOp::MoveVerification { .. }
+            | StoreOp::TakeAnswers { .. }
+            | StoreOp::ChallengeExpired { .. } => None,
+        }
+    }
+}
+
 impl fmt::Debug for StoreOp {
     // The code is a secret: never print it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -409,6 +409,13 @@ pub trait LoginStore: Send + Sync + fmt::Debug {
     fn seal(&self, what: &str, data: &[u8]) -> Vec<u8>;
     /// Opens what [`LoginStore::seal`] sealed for `what`.
     fn open(&self, what: &str, sealed: &[u8]) -> Result<Seed, StoreError>;
+    /// How many transactions of the login path may run at once (a thread
+    /// each). SQLite writes one at a time; a server takes one per
+    /// connection, and a node that waits on several round trips at once
+    /// serves more logins than one that waits on each in turn.
+    fn workers(&self) -> usize {
+        1
+    }
     /// Calls `wake` with each verification id another node kept an answer
     /// for at node `node` ([`LoginTx::put_answer`]), and with `None` when
     /// answers may have been missed (the connection that listens was lost

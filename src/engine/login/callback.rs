@@ -208,6 +208,7 @@ impl Engine {
             op,
             wanted: true,
             at,
+            shard: 0,
         });
         self.logins.relay.passing.insert(job, vid);
         CallbackTaken::Later(job)
@@ -222,6 +223,7 @@ impl Engine {
             op: StoreOp::TakeAnswers { ids },
             wanted: true,
             at,
+            shard: 0,
         });
         self.logins.relay.taking.insert(job);
     }

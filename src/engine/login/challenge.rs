@@ -93,7 +93,7 @@ impl Engine {
     /// recorded as coming from it.
     pub(super) fn wrong_answerer(&mut self, now: Instant, s: Session, f: Factor, c: Challenge) {
         // Used up in the store too: no other node takes it over.
-        self.use_up(now, &c);
+        self.use_up(now, &s, &c);
         let stage = Stage::Challenged(f, c);
         let outcome = Outcome::reject(ResultCode::SuccessInvalidInput)
             .because("State presented by another client or user");
@@ -157,13 +157,12 @@ impl Engine {
                     let offered = s.settings.providers.iter().any(|p| p.methods.contains(&m));
                     if offered && f.plan.allows(m) {
                         if let Some(t) = taking {
-                            self.store_job(
-                                now,
-                                StoreOp::TakeChallenge {
-                                    state: t.state,
-                                    node: t.node,
-                                },
-                            );
+                            let op = StoreOp::TakeChallenge {
+                                state: t.state,
+                                node: t.node,
+                            };
+                            // After the job that put it there.
+                            self.store_job_in(now, super::shard_of(&s.user), op);
                         }
                         return self.start_oob(now, s, f, m);
                     }
@@ -316,13 +315,14 @@ impl Engine {
 
     /// Uses challenge `c` up in the store, without waiting (its answer was
     /// refused here anyway).
-    fn use_up(&mut self, now: Instant, c: &Challenge) {
+    pub(super) fn use_up(&mut self, now: Instant, s: &Session, c: &Challenge) {
         if let Some(t) = self.taking(c) {
             let op = StoreOp::TakeChallenge {
                 state: t.state,
                 node: t.node,
             };
-            self.store_job(now, op);
+            // After the job that put it there.
+            self.store_job_in(now, super::shard_of(&s.user), op);
         }
     }
 

@@ -87,6 +87,17 @@ pub struct StoreJob {
     /// it): the store decides code windows, lockouts, blocks and bypass
     /// expiry at this time, never on a clock of its own.
     pub at: crate::store::UnixTime,
+    /// Jobs of one shard run in the order they were asked, on one store
+    /// thread: all the jobs about a user are in the user's shard.
+    pub shard: u64,
+}
+
+/// The shard of jobs about `user` (any spelling of the name).
+pub(super) fn shard_of(user: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    crate::store::fold(user).hash(&mut h);
+    h.finish()
 }
 
 /// The NAS request a login is answering now.
@@ -309,10 +320,23 @@ impl Engine {
     /// a block, an audit record). Audit records are answered all the same:
     /// a final answer may wait for one.
     pub(super) fn store_job(&mut self, now: Instant, op: StoreOp) -> u64 {
+        let shard = op.user().map_or(0, shard_of);
+        self.store_job_in(now, shard, op)
+    }
+
+    /// As [`Engine::store_job`], in shard `shard` (a job that names no user
+    /// but must follow the jobs of one).
+    pub(super) fn store_job_in(&mut self, now: Instant, shard: u64, op: StoreOp) -> u64 {
         let id = self.logins.id();
         let wanted = matches!(op, StoreOp::Audit(_));
         let at = self.logins.unix_at(now);
-        self.logins.out.push_back(StoreJob { id, op, wanted, at });
+        (self.logins.out).push_back(StoreJob {
+            id,
+            op,
+            wanted,
+            at,
+            shard,
+        });
         id
     }
 
@@ -341,6 +365,7 @@ impl Engine {
             op,
             wanted: true,
             at: self.logins.unix_at(now),
+            shard: shard_of(&login.s.user),
         });
         self.logins
             .store_deadlines

@@ -347,6 +347,10 @@ impl LoginStore for PgStore {
         self.key.open(what, sealed)
     }
 
+    fn workers(&self) -> usize {
+        self.pool.size()
+    }
+
     fn subscribe(&self, node: &str, wake: Wake) -> Result<(), StoreError> {
         listen::spawn(self.pool.config().clone(), node.to_owned(), wake)
     }

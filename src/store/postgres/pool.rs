@@ -268,6 +268,11 @@ impl Pool {
         }
     }
 
+    /// How many connections it opens at most.
+    pub(super) fn size(&self) -> usize {
+        self.size
+    }
+
     /// How the pool connects (for a connection outside it).
     pub(super) fn config(&self) -> &postgres::Config {
         &self.config
