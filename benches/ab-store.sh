@@ -48,7 +48,8 @@
 # Build first (CARGO_TARGET_DIR is honoured), then run:
 #   cargo build --release && cargo bench --bench loadgen --no-run
 #   bash benches/ab-store.sh
-#   ROUNDS=3 RUN_SECONDS=5 USERS=150000 WINDOW=128 bash benches/ab-store.sh   # the defaults
+#   ROUNDS=3 RUN_SECONDS=5 USERS=150000 WINDOW=128 POOL=8 bash benches/ab-store.sh   # the defaults
+#   SETUPS="pg-1node" POOL=2 bash benches/ab-store.sh                              # some set-ups only
 # USERS must exceed what one node of pg-2nodes does in a run, and 2×USERS
 # what the fastest set-up does, warm-up included (the load generator warns
 # when it runs out of users).
@@ -57,6 +58,10 @@ ROUNDS=${ROUNDS:-3}
 RUN_SECONDS=${RUN_SECONDS:-5}
 USERS=${USERS:-150000}
 WINDOW=${WINDOW:-128}
+# Connections per PostgreSQL node ([store] pool_size): one database thread
+# each, so that many transactions run at once.
+POOL=${POOL:-8}
+read -ra setups <<<"${SETUPS:-sqlite pg-1node pg-2nodes}"
 NAS_SECRET=bench-nas-secret-0123456789
 UP_SECRET=bench-upstream-secret-0123456789
 UP=127.0.0.1:25812
@@ -162,9 +167,12 @@ psql -d postgres -c "CREATE DATABASE mfa_pg1"
 MFA_BENCH_DB_URL=$(url mfa_pg1) "$BIN" migrate --to-env MFA_BENCH_DB_URL \
   --config "$work/sqlite/proxy.toml" >/dev/null
 psql -d postgres -c "CREATE DATABASE mfa_pg2 TEMPLATE mfa_pg1"
-config "$work/pg1" pg1 "${PORT[pg1]}" "url = \"$(url mfa_pg1)\""
-config "$work/pg2a" pg2a "${PORT[pg2a]}" "url = \"$(url mfa_pg2)\""
-config "$work/pg2b" pg2b "${PORT[pg2b]}" "url = \"$(url mfa_pg2)\""
+config "$work/pg1" pg1 "${PORT[pg1]}" "url = \"$(url mfa_pg1)\"
+pool_size = $POOL"
+config "$work/pg2a" pg2a "${PORT[pg2a]}" "url = \"$(url mfa_pg2)\"
+pool_size = $POOL"
+config "$work/pg2b" pg2b "${PORT[pg2b]}" "url = \"$(url mfa_pg2)\"
+pool_size = $POOL"
 for n in pg1 pg2a pg2b; do cp "$work/sqlite/seed.key" "$work/$n/"; done
 
 "$LG" upstream "$UP" "$UP_SECRET" & pids+=($!)
@@ -235,12 +243,11 @@ echo "PostgreSQL $(psql -d postgres -c "SHOW server_version"): $(psql -d postgre
 # Only the runs' statements from here on (not the migration's, nor the
 # nodes' start).
 psql -d postgres -c "SELECT pg_stat_statements_reset()" >/dev/null
-setups=(sqlite pg-1node pg-2nodes)
 for i in $(seq 1 "$ROUNDS"); do
   # A fresh 30 s step, newer than any code used: every user may log in again.
   sleep $(( 31 - $(date +%s) % 30 ))
   while (( $(date +%s) / 30 <= CLAIMED )); do sleep $(( 31 - $(date +%s) % 30 )); done
-  for k in 0 1 2; do run "${setups[$(( (i - 1 + k) % 3 ))]}" "$i"; done
+  for k in "${!setups[@]}"; do run "${setups[$(( (i - 1 + k) % ${#setups[@]} ))]}" "$i"; done
 done
 echo "median logins/s:"
 for s in "${setups[@]}"; do
@@ -248,7 +255,8 @@ for s in "${setups[@]}"; do
 done
 # What the round trips are: each statement's calls per login started, over
 # all runs of the set-up (heartbeats included: a few per run).
-for s in pg-1node pg-2nodes; do
+for s in "${setups[@]}"; do
+  [ "$s" = sqlite ] && continue
   db=mfa_pg1; [ "$s" = pg-2nodes ] && db=mfa_pg2
   echo "statements per login, $s:"
   psql -d postgres -F ' ' -c "SELECT to_char(sum(calls)::numeric / greatest(${STARTED[$s]:-0}, 1), 'FM990.000'),

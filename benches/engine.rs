@@ -127,6 +127,7 @@ fn store_once(e: &mut Engine, now: Instant, tokens: &Tokens, jobs: Vec<StoreJob>
                 remembered: Vec::new(),
                 busy: false,
                 graced: Vec::new(),
+                denied: false,
             }))),
             StoreOp::Verify { .. } => StoreAnswer::Verify {
                 verdict: Verdict::Valid { step: 1 },

@@ -290,6 +290,7 @@ impl LoginTx for MemoryTx<'_> {
             remembered: Vec::new(),
             busy: false,
             graced: Vec::new(),
+            denied: false,
         }))
     }
     fn password_hash(&mut self, _: &str) -> Result<Option<String>, StoreError> {

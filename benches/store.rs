@@ -50,6 +50,7 @@ fn second_round(i: u64, now: u64) -> [StoreOp; 2] {
                 unblock_after: 1800,
             },
             tokens: Tokens::from([]),
+            denied: true,
             answers: None,
         },
         StoreOp::Audit(AuditRecord {

@@ -39,6 +39,9 @@ pub enum StoreOp {
         window: u8,
         lockout: LockoutPolicy,
         tokens: Tokens,
+        /// Wrong codes were counted when the facts were read: a right code
+        /// clears them (without any, nothing is written).
+        denied: bool,
         /// The code answers this challenge, kept in the store: it is taken
         /// first, and if another node took it the code is not checked
         /// ([`StoreAnswer::Challenge`]`(None)`).
@@ -279,6 +282,9 @@ pub struct UserFacts {
     /// The clients from which an out-of-band success lets the user in once
     /// more without a second factor (`busy_grace`), granted at any node.
     pub graced: Vec<String>,
+    /// Wrong codes are counted toward a lockout: a right one clears them
+    /// (a user without any costs the code check no write).
+    pub denied: bool,
 }
 
 /// A user's active tokens with their sealed seeds, by id.
@@ -313,6 +319,7 @@ impl UserFacts {
             phone: f.phone,
             pin: f.pin,
             language: f.language,
+            denied: f.denied,
         };
         (standing, enrollment)
     }
@@ -327,6 +334,8 @@ pub struct Enrollment {
     /// PIN mode: a call asks for the PIN, an SMS answer is code then PIN.
     pub pin: bool,
     pub language: Option<String>,
+    /// Wrong codes were counted when the facts were read.
+    pub denied: bool,
 }
 
 /// Runs one job at `now` (Unix seconds): a batch of one.
@@ -576,6 +585,7 @@ fn stage(
             window,
             lockout,
             tokens,
+            denied,
             answers,
         } => {
             if let Some(t) = answers {
@@ -586,7 +596,9 @@ fn stage(
             let verdict = verify(store, tx, tokens, code, *window, now)?;
             let locked = match verdict {
                 Verdict::Valid { .. } => {
-                    tx.clear_denials(user)?;
+                    if *denied {
+                        tx.clear_denials(user)?;
+                    }
                     false
                 }
                 _ => tx.record_denial(user, now, lockout)?.is_some(),

@@ -44,6 +44,7 @@ fn verify_op(s: &SqliteStore, code: &str) -> StoreOp {
         window: 1,
         lockout: LOCKOUT,
         tokens: tokens(s),
+        denied: true,
         answers: None,
     }
 }

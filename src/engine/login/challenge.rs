@@ -298,6 +298,7 @@ impl Engine {
             window: s.settings.cfg.totp_window,
             lockout: s.settings.lockout,
             tokens: Arc::clone(&f.user.tokens),
+            denied: f.user.denied,
             answers,
         };
         let stage = Stage::Verify(f, from);

@@ -21,6 +21,7 @@ pub(super) fn login_state_in_one_query(f: &Fixture) {
         remembered: Vec::new(),
         busy: false,
         graced: Vec::new(),
+        denied: false,
     };
     assert_eq!(state(s), Some(plain.clone()));
     let id = s
@@ -72,6 +73,13 @@ pub(super) fn login_state_in_one_query(f: &Fixture) {
         Some(enrolled.clone()),
         "unlocked"
     );
+    // A wrong code short of a lockout is counted, and a right one clears it.
+    let p = LockoutPolicy { denials: 3, ..p };
+    let later = |s: &dyn Store| s.login_state("bob", now + 40).expect("state");
+    s.record_denial("bob", now + 40, &p).expect("deny");
+    assert_eq!(later(s).map(|l| (l.locked, l.denied)), Some((false, true)));
+    s.clear_denials("bob").expect("clear");
+    assert_eq!(later(s), Some(enrolled.clone()));
 }
 
 pub(super) fn lockout_counts_resets_and_unlocks(f: &Fixture) {

@@ -31,6 +31,7 @@ const LOGIN_STATE_SQL: &str = concat!(
          EXISTS (SELECT 1 FROM verifications v WHERE v.user_key = u.name_key AND v.expires_at > $2),
          COALESCE((SELECT json_agg(g.client) FROM grace g
                    WHERE g.user_key = u.name_key AND g.until > $2), '[]')::text,
+         COALESCE((SELECT l.denials > 0 FROM lockouts l WHERE l.user_key = u.name_key), FALSE),
          ",
     token_cols!(),
     ", t.seed
@@ -38,7 +39,7 @@ const LOGIN_STATE_SQL: &str = concat!(
   WHERE u.name_key = $1 ORDER BY t.id"
 );
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-const LOGIN_STATE_TOKEN_AT: usize = 11;
+const LOGIN_STATE_TOKEN_AT: usize = 12;
 
 pub(super) fn facts(
     c: &mut Conn,
@@ -71,6 +72,7 @@ pub(super) fn facts(
         remembered: remembered_at(first, 8)?,
         busy: first.try_get(9)?,
         graced: json_at(first, 10)?,
+        denied: first.try_get(11)?,
     }))
 }
 

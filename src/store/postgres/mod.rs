@@ -347,8 +347,13 @@ impl LoginStore for PgStore {
         self.key.open(what, sealed)
     }
 
+    /// One per core (two at least), at most one per pooled connection:
+    /// measured on two cores shared with the server, two threads served
+    /// three times the logins of one, and four or eight fewer than two,
+    /// each committing smaller batches (BENCHMARKS.md).
     fn workers(&self) -> usize {
-        self.pool.size()
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.pool.size().min(cores.max(2))
     }
 
     fn subscribe(&self, node: &str, wake: Wake) -> Result<(), StoreError> {

@@ -389,6 +389,7 @@ fn the_login_path_runs_its_jobs_in_one_transaction() {
         window: 1,
         lockout,
         tokens: facts.tokens.clone(),
+        denied: true,
         answers: None,
     };
     let answers = run_batch(

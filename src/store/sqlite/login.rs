@@ -29,11 +29,12 @@ pub(super) const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 
             FROM remembered m WHERE m.user = u.name),
          EXISTS (SELECT 1 FROM verifications v WHERE v.user = u.name AND v.expires_at > ?2),
          (SELECT json_group_array(g.client) FROM grace g WHERE g.user = u.name AND g.until > ?2),
+         COALESCE((SELECT l.denials > 0 FROM lockouts l WHERE l.user = u.name), 0),
          t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
   FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
   WHERE u.name = ?1 COLLATE NOCASE ORDER BY t.id";
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-pub(super) const LOGIN_STATE_TOKEN_AT: usize = 11;
+pub(super) const LOGIN_STATE_TOKEN_AT: usize = 12;
 
 pub(super) fn facts(
     c: &Connection,
@@ -62,6 +63,7 @@ pub(super) fn facts(
                     remembered: remembered_at(r, 8)?,
                     busy: r.get(9)?,
                     graced: json_at(r, 10)?,
+                    denied: r.get(11)?,
                 },
                 Vec::new(),
             )),
