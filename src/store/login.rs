@@ -412,11 +412,31 @@ pub fn stage_batch(store: &dyn LoginStore, ops: &[StoreOp], at: &[UnixTime]) -> 
     debug_assert_eq!(ops.len(), at.len());
     let attempt = || {
         store.begin().and_then(|mut tx| {
+            // The writes nobody reads back within the burst go in one
+            // statement each: its challenges first (an answer later in the
+            // burst takes its own), its audit records last.
+            let (puts, records) = grouped(store, ops, at);
+            let put = (!puts.is_empty()).then(|| tx.put_challenges(&puts));
             let mut staged: Vec<Result<Staged, StoreError>> = ops
                 .iter()
                 .zip(at)
-                .map(|(op, &now)| stage(store, &mut *tx, op, now))
+                .map(|(op, &now)| match op {
+                    StoreOp::PutChallenge { .. } | StoreOp::Audit(_) => Ok(Staged::Grouped),
+                    _ => stage(store, &mut *tx, op, now),
+                })
                 .collect();
+            let audited = (!records.is_empty()).then(|| tx.append_audits(&records));
+            for (op, s) in ops.iter().zip(staged.iter_mut()) {
+                let group = match op {
+                    StoreOp::PutChallenge { .. } => &put,
+                    StoreOp::Audit(_) => &audited,
+                    _ => continue,
+                };
+                *s = match group {
+                    Some(Err(e)) => Err(StoreError::database(e.to_string(), e.retry())),
+                    _ => Ok(Staged::Answer(StoreAnswer::Done)),
+                };
+            }
             // A conflict inside one job rolled the whole transaction back:
             // the batch runs again, like one whose commit lost.
             let conflict = staged
@@ -464,7 +484,8 @@ pub fn stage_batch(store: &dyn LoginStore, ops: &[StoreOp], at: &[UnixTime]) -> 
                 hash,
                 pin: true,
             }),
-            (Ok(Staged::Hash(_)), _) => Outcome::Answer(StoreAnswer::Failed),
+            // Every grouped job was given its group's result above.
+            (Ok(Staged::Hash(_) | Staged::Grouped), _) => Outcome::Answer(StoreAnswer::Failed),
             (Err(e), op) => {
                 tracing::error!(error = %e, op = ?op, "store failure: failing closed");
                 Outcome::Answer(StoreAnswer::Failed)
@@ -539,8 +560,46 @@ fn log_recovered() {
     }
 }
 
+/// A burst's challenges (sealed) and audit records (stamped), for
+/// [`LoginTx::put_challenges`] and [`LoginTx::append_audits`].
+fn grouped(
+    store: &dyn LoginStore,
+    ops: &[StoreOp],
+    at: &[UnixTime],
+) -> (Vec<StoredChallenge>, Vec<AuditRecord>) {
+    let (mut puts, mut records) = (Vec::new(), Vec::new());
+    for (op, &now) in ops.iter().zip(at) {
+        match op {
+            StoreOp::PutChallenge {
+                state,
+                node,
+                user,
+                expires_at,
+                login,
+            } => puts.push(StoredChallenge {
+                state: state.clone(),
+                node: node.clone(),
+                user: user.clone(),
+                expires_at: *expires_at,
+                sealed: store.seal(CHALLENGE_SEAL, login),
+            }),
+            StoreOp::Audit(rec) => {
+                let mut rec = rec.clone();
+                if rec.at == 0 {
+                    rec.at = now;
+                }
+                records.push(rec);
+            }
+            _ => {}
+        }
+    }
+    (puts, records)
+}
+
 /// A job's part inside the transaction.
 enum Staged {
+    /// Written with the others of its kind ([`grouped`]).
+    Grouped,
     Answer(StoreAnswer),
     /// A password job: the stored hash, checked once the transaction is over.
     Hash(Option<String>),
@@ -652,22 +711,6 @@ fn stage(
             tx.heartbeat(n)?;
             StoreAnswer::Done
         }
-        StoreOp::PutChallenge {
-            state,
-            node,
-            user,
-            expires_at,
-            login,
-        } => {
-            tx.put_challenge(&StoredChallenge {
-                state: state.clone(),
-                node: node.clone(),
-                user: user.clone(),
-                expires_at: *expires_at,
-                sealed: store.seal(CHALLENGE_SEAL, login),
-            })?;
-            StoreAnswer::Done
-        }
         StoreOp::TakeChallenge { state, node } => {
             let opened = match tx.take_challenge(state, node, now)? {
                 Some(sealed) => Some(Handed(store.open(CHALLENGE_SEAL, &sealed)?)),
@@ -675,14 +718,8 @@ fn stage(
             };
             StoreAnswer::Challenge(opened)
         }
-        StoreOp::Audit(rec) => {
-            let mut rec = rec.clone();
-            if rec.at == 0 {
-                rec.at = now;
-            }
-            tx.append_audit(&rec)?;
-            StoreAnswer::Done
-        }
+        // Written together, before and after the others (`grouped`).
+        StoreOp::PutChallenge { .. } | StoreOp::Audit(_) => return Ok(Staged::Grouped),
     };
     Ok(Staged::Answer(answer))
 }

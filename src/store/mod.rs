@@ -481,6 +481,10 @@ pub trait LoginTx {
         keep_since: UnixTime,
     ) -> Result<(), StoreError>;
     fn append_audit(&mut self, rec: &AuditRecord) -> Result<(), StoreError>;
+    /// Appends a burst's records, in one statement where the backend can.
+    fn append_audits(&mut self, recs: &[AuditRecord]) -> Result<(), StoreError> {
+        recs.iter().try_for_each(|r| self.append_audit(r))
+    }
     /// Records `v` as its user's one verification in progress, unless
     /// another (at any node) has not expired: `false` then (the user is
     /// busy). An expired one, left by a node that died, is replaced.
@@ -532,6 +536,10 @@ pub trait LoginTx {
     /// Keeps a challenge that is out (its login, already sealed), so that
     /// another node can take its answer over.
     fn put_challenge(&mut self, c: &StoredChallenge) -> Result<(), StoreError>;
+    /// Keeps a burst's challenges, in one statement where the backend can.
+    fn put_challenges(&mut self, cs: &[StoredChallenge]) -> Result<(), StoreError> {
+        cs.iter().try_for_each(|c| self.put_challenge(c))
+    }
     /// Node `node` takes the challenge with `state` if it has not expired
     /// at `now` and nobody took it: the sealed login, or `None` (unknown,
     /// expired or taken). What it held is gone; the row stays, naming

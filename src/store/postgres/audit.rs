@@ -13,6 +13,12 @@ const AUDIT_SQL: &str = "INSERT INTO audit
      (at, user_name, user_key, result, accepted, mode, server, client, client_ip, reason)
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+/// As [`AUDIT_SQL`], a burst's records in one statement.
+const AUDITS_SQL: &str = "INSERT INTO audit
+     (at, user_name, user_key, result, accepted, mode, server, client, client_ip, reason)
+ SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::boolean[],
+                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])";
+
 /// The audit trail from a time on, optionally of one user: a range of the
 /// `at` index, in order.
 const REPORT_SQL: &str =
@@ -34,6 +40,31 @@ pub(super) fn append_audit(c: &mut Conn, a: &AuditRecord) -> Result<(), StoreErr
             &a.client,
             &a.client_ip,
             &a.reason,
+        ],
+    )?;
+    Ok(())
+}
+
+/// A burst's records in one statement, in order.
+pub(super) fn append_audits(c: &mut Conn, recs: &[AuditRecord]) -> Result<(), StoreError> {
+    let col = |f: fn(&AuditRecord) -> String| recs.iter().map(f).collect::<Vec<_>>();
+    let at: Vec<i64> = recs.iter().map(|a| a.at).collect();
+    let accepted: Vec<bool> = recs.iter().map(|a| a.accepted).collect();
+    let client_ip: Vec<Option<String>> = recs.iter().map(|a| a.client_ip.clone()).collect();
+    let reason: Vec<Option<String>> = recs.iter().map(|a| a.reason.clone()).collect();
+    c.exec(
+        AUDITS_SQL,
+        &[
+            &at,
+            &col(|a| a.user.clone()),
+            &col(|a| fold(&a.user)),
+            &col(|a| a.result.as_str().to_owned()),
+            &accepted,
+            &col(|a| a.mode.clone()),
+            &col(|a| a.server.clone()),
+            &col(|a| a.client.clone()),
+            &client_ip,
+            &reason,
         ],
     )?;
     Ok(())

@@ -255,6 +255,10 @@ impl LoginTx for PgTx<'_> {
         audit::append_audit(&mut self.c, a)
     }
 
+    fn append_audits(&mut self, recs: &[AuditRecord]) -> Result<(), StoreError> {
+        audit::append_audits(&mut self.c, recs)
+    }
+
     fn start_verification(&mut self, v: &Verification) -> Result<bool, StoreError> {
         verifications::start(&mut self.c, v)
     }
@@ -308,6 +312,10 @@ impl LoginTx for PgTx<'_> {
 
     fn put_challenge(&mut self, ch: &StoredChallenge) -> Result<(), StoreError> {
         verifications::put_challenge(&mut self.c, ch)
+    }
+
+    fn put_challenges(&mut self, cs: &[StoredChallenge]) -> Result<(), StoreError> {
+        verifications::put_challenges(&mut self.c, cs)
     }
 
     fn take_challenge(

@@ -171,6 +171,23 @@ pub(super) fn put_challenge(c: &mut Conn, ch: &StoredChallenge) -> Result<(), St
     Ok(())
 }
 
+/// A burst's challenges in one statement.
+pub(super) fn put_challenges(c: &mut Conn, cs: &[StoredChallenge]) -> Result<(), StoreError> {
+    let state: Vec<&[u8]> = cs.iter().map(|c| c.state.as_slice()).collect();
+    let node: Vec<&str> = cs.iter().map(|c| c.node.as_str()).collect();
+    let user: Vec<&str> = cs.iter().map(|c| c.user.as_str()).collect();
+    let expires_at: Vec<i64> = cs.iter().map(|c| c.expires_at).collect();
+    let sealed: Vec<&[u8]> = cs.iter().map(|c| c.sealed.as_slice()).collect();
+    c.exec(
+        "INSERT INTO challenges (state, node, user_name, expires_at, sealed)
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])
+         ON CONFLICT (state) DO UPDATE SET node = EXCLUDED.node, user_name = EXCLUDED.user_name,
+             expires_at = EXCLUDED.expires_at, sealed = EXCLUDED.sealed",
+        &[&state, &node, &user, &expires_at, &sealed],
+    )?;
+    Ok(())
+}
+
 pub(super) fn take_challenge(
     c: &mut Conn,
     state: &[u8],
