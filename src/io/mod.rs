@@ -281,7 +281,8 @@ impl Bound {
         }
         let mut seed = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut seed);
-        let engine = Engine::new(config, dictionary.clone(), seed, Instant::now());
+        let mut engine = Engine::new(config, dictionary.clone(), seed, Instant::now());
+        engine.set_shared_store(store.as_ref().is_some_and(|s| s.shared()));
         let listeners = engine
             .listeners()
             .iter()

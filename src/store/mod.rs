@@ -409,6 +409,12 @@ pub trait LoginStore: Send + Sync + fmt::Debug {
     fn seal(&self, what: &str, data: &[u8]) -> Vec<u8>;
     /// Opens what [`LoginStore::seal`] sealed for `what`.
     fn open(&self, what: &str, sealed: &[u8]) -> Result<Seed, StoreError>;
+    /// Whether other nodes may use this store at the same time (a server),
+    /// so that a node keeps its challenges there for them. SQLite is one
+    /// node's.
+    fn shared(&self) -> bool {
+        false
+    }
     /// How many transactions of the login path may run at once (a thread
     /// each). SQLite writes one at a time; a server takes one per
     /// connection, and a node that waits on several round trips at once

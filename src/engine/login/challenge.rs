@@ -391,7 +391,8 @@ impl Engine {
         self.logins.deadlines.push(Reverse((deadline, s.id)));
         self.logins.states.insert(state, s.id);
         // Kept in the store too, for another node to take the answer over.
-        if let Some(login) = self.hand_over(&s, &f, &c) {
+        let login = self.logins.shared.then(|| self.hand_over(&s, &f, &c));
+        if let Some(login) = login.flatten() {
             c.kept = true;
             let op = StoreOp::PutChallenge {
                 state: state.to_vec(),

@@ -140,6 +140,8 @@ pub(super) struct Logins {
     pub(super) settings: Arc<Settings>,
     /// `[mfa] enabled`, as at the start: it decides whether a store runs.
     enabled: bool,
+    /// Other nodes use the store too: challenges are kept there for them.
+    shared: bool,
     server: String,
     tag: [u8; TAG_LEN],
     pub(super) logins: HashMap<u64, Login>,
@@ -177,6 +179,7 @@ impl Logins {
         Logins {
             settings: Arc::new(Settings::new(config, dictionary)),
             enabled: config.mfa.enabled,
+            shared: true,
             server: config.server.name.clone(),
             tag: STATE_TAG,
             logins: HashMap::default(),
@@ -286,6 +289,13 @@ impl Engine {
             // The first heartbeat at once: `report status` shows the node.
             self.logins.heartbeat = Some((now, unix));
         }
+    }
+
+    /// Whether other nodes use the store (`true` until told): only then
+    /// is every challenge kept there, for another node to take over. A
+    /// node alone on its store (SQLite) spares the work.
+    pub fn set_shared_store(&mut self, shared: bool) {
+        self.logins.shared = shared;
     }
 
     /// Tells the store this node is alive, every [`HEARTBEAT`].

@@ -359,6 +359,10 @@ impl LoginStore for PgStore {
     /// measured on two cores shared with the server, two threads served
     /// three times the logins of one, and four or eight fewer than two,
     /// each committing smaller batches (BENCHMARKS.md).
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn workers(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         self.pool.size().min(cores.max(2))
