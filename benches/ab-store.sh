@@ -196,9 +196,9 @@ declare -A RATES STARTED
 # waits for a newer one.
 CLAIMED=0
 run() { # SET-UP ROUND
-  local setup=$1 round=$2 db= t0=0 t1=0 q0="0 0" q1="0 0" outs=() firsts=()
+  local setup=$1 round=$2 db= t0=0 t1=0 q0="0 0" q1="0 0" w0= wal=0 outs=() firsts=()
   case $setup in pg-1node) db=mfa_pg1 ;; pg-2nodes) db=mfa_pg2 ;; esac
-  if [ -n "$db" ]; then t0=$(pg_ticks); q0=$(pg_counts "$db"); fi
+  if [ -n "$db" ]; then t0=$(pg_ticks); q0=$(pg_counts "$db"); w0=$(psql -d postgres -c "SELECT pg_current_wal_lsn()"); fi
   # firsts: the logins of each load generator's first pass over its users
   # (the current step's codes); after it, each user's next step's code.
   case $setup in
@@ -210,7 +210,10 @@ run() { # SET-UP ROUND
       wait "$a" "$b"
       outs=("$work/out.1" "$work/out.2"); firsts=("$USERS" "$USERS") ;;
   esac
-  if [ -n "$db" ]; then t1=$(pg_ticks); q1=$(pg_counts "$db"); fi
+  if [ -n "$db" ]; then
+    t1=$(pg_ticks); q1=$(pg_counts "$db")
+    wal=$(psql -d postgres -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$w0')")
+  fi
   local rate=0 cpu=0 logins=0 started=0 o k claimed=$(( $(date +%s) / 30 ))
   for k in "${!outs[@]}"; do
     o=${outs[$k]}
@@ -225,15 +228,16 @@ run() { # SET-UP ROUND
   STARTED[$setup]=$(( ${STARTED[$setup]:-0} + started ))
   awk -v setup="$setup" -v round="$round" -v rate="$rate" -v cpu="$cpu" -v logins="$logins" \
     -v started="$started" -v db="$db" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
-    -v q0="$q0" -v q1="$q1" 'BEGIN {
+    -v q0="$q0" -v q1="$q1" -v wal="$wal" 'BEGIN {
       split(q0, a, " "); split(q1, b, " ")
       n = started > 0 ? started : 1
       pg = db == "" ? "-" : sprintf("%.1f", ticks * 1e6 / hz / n)
       st = db == "" ? "-" : sprintf("%.2f", (b[1] - a[1]) / n)
       tx = db == "" ? "-" : sprintf("%.2f", (b[2] - a[2]) / n)
       proxy = logins > 0 ? sprintf("%.1f", cpu * 1e6 / logins) : "-"
-      printf "round %d %-9s logins/s=%.0f proxy_us/login=%s pg_us/login=%s stmts/login=%s xacts/login=%s\n",
-        round, setup, rate, proxy, pg, st, tx
+      wb = db == "" ? "-" : sprintf("%.0f", wal / n)
+      printf "round %d %-9s logins/s=%.0f proxy_us/login=%s pg_us/login=%s stmts/login=%s xacts/login=%s wal_bytes/login=%s\n",
+        round, setup, rate, proxy, pg, st, tx, wb
     }'
   for o in "${outs[@]}"; do echo "    $(cat "$o")"; done
 }
@@ -264,3 +268,11 @@ for s in "${setups[@]}"; do
     FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$db'
     GROUP BY 2 ORDER BY sum(calls) DESC LIMIT 12" | sed 's/^/  /'
 done
+# What the one-node database holds now (users, tokens, and the audit
+# records and challenges of the runs): rows and bytes, indexes and TOAST
+# included, for CAPACITY.md.
+echo "tables of the one-node database after the runs (rows, bytes with indexes, bytes per row):"
+psql -d mfa_pg1 -F ' ' -c "SELECT relname, n_live_tup, pg_total_relation_size(relid),
+    CASE WHEN n_live_tup > 0 THEN pg_total_relation_size(relid) / n_live_tup END
+  FROM pg_stat_user_tables WHERE n_live_tup > 0 ORDER BY 3 DESC" | sed 's/^/  /'
+echo "  sealed challenge, bytes on average: $(psql -d mfa_pg1 -c "SELECT coalesce(round(avg(length(sealed)) FILTER (WHERE length(sealed) > 0)), 0) FROM challenges")"
