@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Complete TOTP logins per second on each store (issue 16), against the
 # stand-in upstream and load generator of ab-login.sh:
+#   floor      the machine's floor: `loadgen login-relay`, a proxy that does
+#              nothing but relay the first round and answer the second (no
+#              checks, no signing, no store), in the shape of a login
 #   sqlite     one node on SQLite
 #   pg-1node   one node on PostgreSQL
 #   pg-2nodes  two nodes on the same PostgreSQL database, a load generator
@@ -61,11 +64,11 @@ WINDOW=${WINDOW:-128}
 # Connections per PostgreSQL node ([store] pool_size): one database thread
 # each, so that many transactions run at once.
 POOL=${POOL:-8}
-read -ra setups <<<"${SETUPS:-sqlite pg-1node pg-2nodes}"
+read -ra setups <<<"${SETUPS:-floor sqlite pg-1node pg-2nodes}"
 NAS_SECRET=bench-nas-secret-0123456789
 UP_SECRET=bench-upstream-secret-0123456789
 UP=127.0.0.1:25812
-declare -A PORT=([sqlite]=25813 [pg1]=25814 [pg2a]=25815 [pg2b]=25816)
+declare -A PORT=([sqlite]=25813 [pg1]=25814 [pg2a]=25815 [pg2b]=25816 [floor]=25817)
 tree="$(cd "$(dirname "$0")/.." && pwd)"
 target=${CARGO_TARGET_DIR:-$tree/target}
 BIN=$target/release/mfa-proxy
@@ -175,8 +178,9 @@ config "$work/pg2b" pg2b "${PORT[pg2b]}" "url = \"$(url mfa_pg2)\"
 pool_size = $POOL"
 for n in pg1 pg2a pg2b; do cp "$work/sqlite/seed.key" "$work/$n/"; done
 
-"$LG" upstream "$UP" "$UP_SECRET" & pids+=($!)
 declare -A PID
+"$LG" upstream "$UP" "$UP_SECRET" & pids+=($!)
+"$LG" login-relay "127.0.0.1:${PORT[floor]}" "$UP" & PID[floor]=$!; pids+=(${PID[floor]})
 for n in sqlite pg1 pg2a pg2b; do
   RUST_LOG=warn "$BIN" serve --config "$work/$n/proxy.toml" 2>"$work/$n.log" & PID[$n]=$!; pids+=(${PID[$n]})
 done
@@ -202,6 +206,7 @@ run() { # SET-UP ROUND
   # firsts: the logins of each load generator's first pass over its users
   # (the current step's codes); after it, each user's next step's code.
   case $setup in
+    floor) loadgen floor $((2 * USERS)) 0 "$work/out.1"; outs=("$work/out.1"); firsts=($((2 * USERS))) ;;
     sqlite) loadgen sqlite $((2 * USERS)) 0 "$work/out.1"; outs=("$work/out.1"); firsts=($((2 * USERS))) ;;
     pg-1node) loadgen pg1 $((2 * USERS)) 0 "$work/out.1"; outs=("$work/out.1"); firsts=($((2 * USERS))) ;;
     pg-2nodes)
@@ -260,7 +265,7 @@ done
 # What the round trips are: each statement's calls per login started, over
 # all runs of the set-up (heartbeats included: a few per run).
 for s in "${setups[@]}"; do
-  [ "$s" = sqlite ] && continue
+  case $s in sqlite | floor) continue ;; esac
   db=mfa_pg1; [ "$s" = pg-2nodes ] && db=mfa_pg2
   echo "statements per login, $s:"
   psql -d postgres -F ' ' -c "SELECT to_char(sum(calls)::numeric / greatest(${STARTED[$s]:-0}, 1), 'FM990.000'),
