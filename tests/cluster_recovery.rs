@@ -509,7 +509,16 @@ fn both_nodes_recover_from_a_postgresql_restart_under_load_without_a_restart() {
         let m = metrics(http);
         let failures = metric(&m, "mfa_proxy_events_total{event=\"mfa_store_failures\"}");
         assert!(failures > 0, "no store failures counted:\n{m}");
-        let serve_log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+        // The end of the outage is said once no failure came for a moment,
+        // with the next commit that works (a heartbeat at the latest).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let serve_log = loop {
+            let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+            if log.contains("the store works again") || Instant::now() > deadline {
+                break log;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         assert!(
             serve_log.contains("failing closed"),
             "the outage is not in the log:\n{serve_log}"

@@ -301,6 +301,7 @@ mod tests {
             path: dir.join("data/mfa.db"),
             key_file: dir.join("data/seed.key"),
             postgres: None,
+            audit_keep: None,
         };
         crate::store::file::init(&cfg.path, &cfg.key_file).expect("init");
         let s = file::open_existing(&cfg.path, &cfg.key_file).expect("open");
@@ -372,6 +373,7 @@ mod tests {
                 url: crate::secret::Secret::new("postgres://mfa:hunter2@db/mfa"),
                 pool_size: 1,
             }),
+            audit_keep: None,
         };
         let e = backup(&cfg, Path::new("x.db"), &mut Vec::new()).expect_err("refused");
         assert!(e.to_string().contains("pg_dump -Fc"), "{e}");

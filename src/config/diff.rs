@@ -182,6 +182,11 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             key: "store.key_file",
         });
     }
+    if old.store.audit_keep != new.store.audit_keep {
+        out.push(Change::NeedsRestart {
+            key: "store.audit_keep",
+        });
+    }
     if old.primary != new.primary {
         out.push(Change::NeedsRestart {
             key: "primary.mode",

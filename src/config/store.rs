@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::{ConfigError, invalid};
-use super::values::{EnvLookup, RawSecret, bounded, resolve_path, resolve_secret};
+use super::values::{EnvLookup, RawSecret, bounded, parse_duration, resolve_path, resolve_secret};
 use crate::secret::Secret;
 
 /// Where persistent state lives. Relative paths are resolved against the
@@ -20,6 +20,9 @@ pub struct StoreConfig {
     /// A PostgreSQL database instead of SQLite: every node of a cluster
     /// names the same one, with the same `key_file`.
     pub postgres: Option<PostgresConfig>,
+    /// Audit records older than this are deleted, a few at a time, as
+    /// `serve` runs; `None`: kept for ever.
+    pub audit_keep: Option<std::time::Duration>,
 }
 
 /// `[store] url`: a PostgreSQL database.
@@ -42,6 +45,7 @@ pub(super) struct RawStore {
     url_file: Option<PathBuf>,
     url_env: Option<String>,
     pool_size: Option<u64>,
+    audit_keep: Option<String>,
 }
 
 impl Default for RawStore {
@@ -53,6 +57,7 @@ impl Default for RawStore {
             url_file: None,
             url_env: None,
             pool_size: None,
+            audit_keep: None,
         }
     }
 }
@@ -65,8 +70,12 @@ fn d_key_file() -> PathBuf {
     "data/seed.key".into()
 }
 
-/// Connections a node opens to PostgreSQL by default: its store thread,
-/// the administrator's commands and the reports with room to spare.
+/// `audit_keep` bounds: a day, a century.
+const AUDIT_KEEP_MIN: std::time::Duration = std::time::Duration::from_secs(86_400);
+const AUDIT_KEEP_MAX: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
+/// Connections a node may open to PostgreSQL by default; it uses one per
+/// database thread (one per core, two at least), so this bounds those.
 const D_POOL_SIZE: u64 = 8;
 
 pub(super) fn validate(
@@ -118,9 +127,14 @@ pub(super) fn validate(
         }
         None
     };
+    let audit_keep = raw
+        .audit_keep
+        .map(|s| parse_duration(&s, "store.audit_keep", AUDIT_KEEP_MIN, AUDIT_KEEP_MAX))
+        .transpose()?;
     Ok(StoreConfig {
         path: resolve_path(base, raw.path.unwrap_or_else(d_store_path)),
         key_file: resolve_path(base, raw.key_file),
         postgres,
+        audit_keep,
     })
 }

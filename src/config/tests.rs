@@ -403,6 +403,18 @@ fn store_is_sqlite_or_postgres() {
         "store.pool_size",
         "outside",
     );
+    // Audit records are kept for ever unless audit_keep says otherwise.
+    assert_eq!(c.store.audit_keep, None);
+    let kept = load(&format!("{GOOD}\n[store]\naudit_keep = \"400d\"\n")).expect("valid");
+    assert_eq!(
+        kept.store.audit_keep,
+        Some(std::time::Duration::from_secs(400 * 86_400))
+    );
+    expect_err(
+        &format!("{GOOD}\n[store]\naudit_keep = \"1h\"\n"),
+        "store.audit_keep",
+        "",
+    );
     expect_err(
         &format!("{GOOD}\n[store]\npool_size = 4\n"),
         "store.pool_size",

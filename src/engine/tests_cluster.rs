@@ -13,6 +13,7 @@ use super::*;
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
 use crate::store::Store;
+use crate::store::testkit::Steps;
 
 /// Another node: an engine of its own on the same configuration (but its
 /// `[server] name`), the same store and the same clock.
@@ -33,6 +34,14 @@ fn a_challenge_sent_by_one_node_is_answered_at_the_other() {
     std::mem::swap(&mut s.e, &mut a);
     // At B, a wrong code first: asked again, by B now.
     let r = s.login(1000, 2, "alice", "000000", Some(&state));
+    let denied = |s: &Sim| {
+        s.store
+            .login_state("alice", s.unix)
+            .expect("q")
+            .expect("alice")
+            .denied
+    };
+    assert!(denied(&s), "counted toward lockout");
     let again = state_of(&r[0]);
     assert_ne!(again, state);
     assert_eq!(s.e.stats().get(Counter::MfaTakenOver), 1);
@@ -40,6 +49,7 @@ fn a_challenge_sent_by_one_node_is_answered_at_the_other() {
     let r = s.login(1000, 3, "alice", &code, Some(&again));
     let p = parse(&r[0]);
     assert_eq!(p.code(), Code::ACCESS_ACCEPT);
+    assert!(!denied(&s), "the right code, in the same login, cleared it");
     assert!(
         p.find(attr::TUNNEL_PASSWORD).is_some(),
         "the upstream's attributes, re-encrypted by B"
@@ -146,11 +156,15 @@ fn a_callback_at_one_node_releases_the_request_held_at_the_other() {
     let mut other = node_b(&s, &oob_extra());
     std::mem::swap(&mut s.e, &mut other);
     let approve = r#"{"result":"approved"}"#;
-    // B checks it with the key of the provider the verification names.
+    // A callback no provider signed is refused at once, without the store.
     let forged = sign(b"another-key-0123456789", approve.as_bytes());
     assert_eq!(
-        s.callback_signed(&d.id, approve, Some(&forged)),
-        CallbackStatus::BadSignature
+        s.e.handle_callback(s.now, &d.id, approve.as_bytes(), Some(&forged)),
+        CallbackTaken::Now(CallbackStatus::BadSignature)
+    );
+    assert!(
+        s.e.poll_store_jobs().is_empty(),
+        "nothing asked of the store"
     );
     assert_eq!(
         s.callback(&d.id, r#"{"result":"maybe"}"#),

@@ -102,7 +102,7 @@ fn by_thread(batch: Vec<StoreJob>, threads: usize) -> Vec<Vec<StoreJob>> {
     parts
 }
 
-/// Batches queued for the database thread, at most. A store that falls
+/// Batches queued for each database thread, at most. A store that falls
 /// this far behind is failing: further jobs are answered as failed at once
 /// (counted in `mfa_store_queue_full`), never buffered without limit.
 const STORE_QUEUE: usize = 1024;
@@ -116,10 +116,10 @@ const ANSWER_QUEUE: usize = 1024;
 const HTTP_QUEUE: usize = 1024;
 
 /// Threads that check password and PIN hashes (argon2id, milliseconds
-/// each), so local logins never hold up the database thread.
+/// each), so local logins never hold up a database thread.
 const HASH_WORKERS: usize = 2;
 
-/// Jobs after which the database thread stops taking more queued batches
+/// Jobs after which a database thread stops taking more queued batches
 /// into one transaction.
 const STORE_BATCH: usize = 64;
 
@@ -555,7 +555,7 @@ impl Shell {
             info!(records = last.len(), "recording the logins still pending");
         }
         // The queue is bounded: wait for room off the loop, while the
-        // answers drain below. The database thread ends once it has
+        // answers drain below. Each database thread ends once it has
         // committed what it was sent; the answer channel closes when every
         // store thread has ended.
         let sent = tokio::task::spawn_blocking(move || {

@@ -13,8 +13,8 @@ use crate::mfa::webhook::{Answer, Refused};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
 use crate::policy::Standing;
 use crate::store::{
-    AuditRecord, LoginStore, LoginTx, NodeSeen, Retry, SealedSeed, StoreError, StoredAnswer,
-    StoredChallenge, Token, TokenKind, UnixTime, Verification,
+    AuditRecord, LoginStore, LoginTx, NodeSeen, SealedSeed, StoreError, StoredAnswer, Token,
+    TokenKind, UnixTime, Verification,
 };
 
 /// A question from the engine.
@@ -101,6 +101,9 @@ pub enum StoreOp {
     },
     /// Take the answers kept for these verifications.
     TakeAnswers { ids: Vec<Vec<u8>> },
+    /// Delete up to `limit` audit records older than `before`, the oldest
+    /// first (fire and forget; `[store] audit_keep`).
+    PruneAudit { before: UnixTime, limit: u32 },
     /// A challenge node `node` sent expired unanswered there: did another
     /// node take its answer over? ([`StoreAnswer::Claimed`])
     ChallengeExpired { state: Vec<u8>, node: String },
@@ -138,6 +141,8 @@ pub struct Taking {
     pub node: String,
 }
 
+pub use super::burst::stage_batch;
+
 /// What the store kept sealed, opened: a challenge's login as the node that
 /// sent it kept it, or a phone's answer. It may hold an SMS code or a PIN,
 /// so it is zeroed when dropped and never printed.
@@ -161,12 +166,18 @@ pub enum Passed {
     Refused(Refused),
 }
 
-/// What answers are sealed for (a call's PIN may be in one).
-const ANSWER_SEAL: &str = "\0answer";
+/// What the answer to verification `id` is sealed for (a call's PIN may be
+/// in one): bound to its verification, so that a sealed answer copied to
+/// another row does not open; and to nobody's name (those hold no NUL), so
+/// that no token's seal passes for one.
+fn answer_seal(id: &[u8]) -> String {
+    format!("\0answer:{}", crate::hex::hex_encode(id))
+}
 
-/// What challenges are sealed for: nobody's name (those hold no NUL), so
-/// no token's seal passes for one.
-const CHALLENGE_SEAL: &str = "\0challenge";
+/// What the challenge with `state` is sealed for, as [`answer_seal`].
+pub(super) fn challenge_seal(state: &[u8]) -> String {
+    format!("\0challenge:{}", crate::hex::hex_encode(state))
+}
 
 impl StoreOp {
     /// The user the job is about, if it names one.
@@ -191,6 +202,7 @@ impl StoreOp {
             | StoreOp::PassAnswer { .. }
             | StoreOp::MoveVerification { .. }
             | StoreOp::TakeAnswers { .. }
+            | StoreOp::PruneAudit { .. }
             | StoreOp::ChallengeExpired { .. } => None,
         }
     }
@@ -220,6 +232,7 @@ impl fmt::Debug for StoreOp {
             StoreOp::MoveVerification { node, .. } => write!(f, "MoveVerification({node})"),
             StoreOp::TakeAnswers { ids } => write!(f, "TakeAnswers({})", ids.len()),
             StoreOp::ChallengeExpired { .. } => write!(f, "ChallengeExpired"),
+            StoreOp::PruneAudit { before, .. } => write!(f, "PruneAudit(before {before})"),
         }
     }
 }
@@ -374,9 +387,9 @@ impl Outcome {
 
 /// A password or PIN typed by the user and the hash stored for it.
 pub struct HashCheck {
-    typed: crate::secret::Secret,
-    hash: Option<String>,
-    pin: bool,
+    pub(super) typed: crate::secret::Secret,
+    pub(super) hash: Option<String>,
+    pub(super) pin: bool,
 }
 
 impl fmt::Debug for HashCheck {
@@ -401,203 +414,8 @@ impl HashCheck {
     }
 }
 
-/// Runs a burst of jobs in one store transaction. Password and PIN hashes
-/// are read inside it and come back as [`Outcome::Hash`], so the slow argon2
-/// work never holds the database. If the commit fails, every job in the
-/// burst fails closed, because none of what it wrote was kept.
-///
-/// `at[i]` is when the engine asked `ops[i]`: each is decided at that time
-/// (code windows, lockouts, blocks, bypass expiry), not on the store's clock.
-pub fn stage_batch(store: &dyn LoginStore, ops: &[StoreOp], at: &[UnixTime]) -> Vec<Outcome> {
-    debug_assert_eq!(ops.len(), at.len());
-    let attempt = || {
-        store.begin().and_then(|mut tx| {
-            // The writes nobody reads back within the burst go in one
-            // statement each: its challenges first (an answer later in the
-            // burst takes its own), its audit records last.
-            let (puts, records) = grouped(store, ops, at);
-            let put = (!puts.is_empty()).then(|| tx.put_challenges(&puts));
-            let mut staged: Vec<Result<Staged, StoreError>> = ops
-                .iter()
-                .zip(at)
-                .map(|(op, &now)| match op {
-                    StoreOp::PutChallenge { .. } | StoreOp::Audit(_) => Ok(Staged::Grouped),
-                    _ => stage(store, &mut *tx, op, now),
-                })
-                .collect();
-            let audited = (!records.is_empty()).then(|| tx.append_audits(&records));
-            for (op, s) in ops.iter().zip(staged.iter_mut()) {
-                let group = match op {
-                    StoreOp::PutChallenge { .. } => &put,
-                    StoreOp::Audit(_) => &audited,
-                    _ => continue,
-                };
-                *s = match group {
-                    Some(Err(e)) => Err(StoreError::database(e.to_string(), e.retry())),
-                    _ => Ok(Staged::Answer(StoreAnswer::Done)),
-                };
-            }
-            // A conflict inside one job rolled the whole transaction back:
-            // the batch runs again, like one whose commit lost.
-            let conflict = staged
-                .iter()
-                .position(|s| matches!(s, Err(e) if e.retry() == Retry::Now));
-            if let Some(Err(e)) = conflict.map(|i| staged.swap_remove(i)) {
-                return Err(e);
-            }
-            tx.commit().map(|()| staged)
-        })
-    };
-    let mut staged = attempt();
-    for _ in 1..BATCH_ATTEMPTS {
-        match &staged {
-            Err(e) if e.retry() == Retry::Now => staged = attempt(),
-            _ => break,
-        }
-    }
-    let staged = match staged {
-        Ok(s) => {
-            log_recovered();
-            s
-        }
-        Err(e) => {
-            log_failed_commit(&e, ops.len());
-            return ops
-                .iter()
-                .map(|_| Outcome::Answer(StoreAnswer::Failed))
-                .collect();
-        }
-    };
-    ops.iter()
-        .zip(staged)
-        .map(|(op, s)| match (s, op) {
-            (Ok(Staged::Answer(a)), _) => Outcome::Answer(a),
-            (Ok(Staged::Hash(hash)), StoreOp::Password { password, .. }) => {
-                Outcome::Hash(HashCheck {
-                    typed: password.clone(),
-                    hash,
-                    pin: false,
-                })
-            }
-            (Ok(Staged::Hash(hash)), StoreOp::Pin { pin, .. }) => Outcome::Hash(HashCheck {
-                typed: pin.clone(),
-                hash,
-                pin: true,
-            }),
-            // Every grouped job was given its group's result above.
-            (Ok(Staged::Hash(_) | Staged::Grouped), _) => Outcome::Answer(StoreAnswer::Failed),
-            (Err(e), op) => {
-                tracing::error!(error = %e, op = ?op, "store failure: failing closed");
-                Outcome::Answer(StoreAnswer::Failed)
-            }
-        })
-        .collect()
-}
-
-/// How often a batch that lost to a concurrent transaction is run, at
-/// most: it was rolled back whole, so running it again is safe.
-const BATCH_ATTEMPTS: usize = 3;
-
-/// The store's failures since it last worked: when they began, when one
-/// was last logged, and how many batches failed (in all, and since that
-/// line).
-struct Failing {
-    since: std::time::Instant,
-    logged: std::time::Instant,
-    failed: u64,
-    held: u64,
-}
-
-static FAILING: std::sync::Mutex<Option<Failing>> = std::sync::Mutex::new(None);
-/// Whether [`FAILING`] holds anything: a commit that works looks here
-/// only, without the lock.
-static HAS_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Logs a failed commit: at once the first time, then at most every ten
-/// seconds with how many failed since, as a lost or broken database fails
-/// every batch at the request rate.
-fn log_failed_commit(e: &StoreError, jobs: usize) {
-    use std::time::{Duration, Instant};
-    let mut failing = FAILING.lock().unwrap_or_else(|p| p.into_inner());
-    HAS_FAILED.store(true, std::sync::atomic::Ordering::Release);
-    let now = Instant::now();
-    match failing.as_mut() {
-        Some(f) if now.duration_since(f.logged) < Duration::from_secs(10) => {
-            f.failed += 1;
-            f.held += 1;
-        }
-        Some(f) => {
-            tracing::error!(error = %e, jobs, more = f.held, "store commit failed: failing closed");
-            (f.logged, f.held) = (now, 0);
-            f.failed += 1;
-        }
-        None => {
-            tracing::error!(error = %e, jobs, more = 0, "store commit failed: failing closed");
-            *failing = Some(Failing {
-                since: now,
-                logged: now,
-                failed: 1,
-                held: 0,
-            });
-        }
-    }
-}
-
-/// A commit worked: if the ones before failed, say that it is over.
-fn log_recovered() {
-    use std::sync::atomic::Ordering;
-    if !HAS_FAILED.load(Ordering::Acquire) {
-        return;
-    }
-    let mut failing = FAILING.lock().unwrap_or_else(|p| p.into_inner());
-    HAS_FAILED.store(false, Ordering::Release);
-    if let Some(f) = failing.take() {
-        tracing::info!(
-            failed_batches = f.failed,
-            seconds = f.since.elapsed().as_secs(),
-            "the store works again: logins are served"
-        );
-    }
-}
-
-/// A burst's challenges (sealed) and audit records (stamped), for
-/// [`LoginTx::put_challenges`] and [`LoginTx::append_audits`].
-fn grouped(
-    store: &dyn LoginStore,
-    ops: &[StoreOp],
-    at: &[UnixTime],
-) -> (Vec<StoredChallenge>, Vec<AuditRecord>) {
-    let (mut puts, mut records) = (Vec::new(), Vec::new());
-    for (op, &now) in ops.iter().zip(at) {
-        match op {
-            StoreOp::PutChallenge {
-                state,
-                node,
-                user,
-                expires_at,
-                login,
-            } => puts.push(StoredChallenge {
-                state: state.clone(),
-                node: node.clone(),
-                user: user.clone(),
-                expires_at: *expires_at,
-                sealed: store.seal(CHALLENGE_SEAL, login),
-            }),
-            StoreOp::Audit(rec) => {
-                let mut rec = rec.clone();
-                if rec.at == 0 {
-                    rec.at = now;
-                }
-                records.push(rec);
-            }
-            _ => {}
-        }
-    }
-    (puts, records)
-}
-
 /// A job's part inside the transaction.
-enum Staged {
+pub(super) enum Staged {
     /// Written with the others of its kind ([`grouped`]).
     Grouped,
     Answer(StoreAnswer),
@@ -605,7 +423,7 @@ enum Staged {
     Hash(Option<String>),
 }
 
-fn stage(
+pub(super) fn stage(
     store: &dyn LoginStore,
     tx: &mut dyn LoginTx,
     op: &StoreOp,
@@ -676,11 +494,13 @@ fn stage(
             keys,
         } => StoreAnswer::Passed(pass_answer(store, tx, id, body, signature, keys, now)?),
         StoreOp::MoveVerification { id, node, answers } => {
-            let taken = match answers {
-                Some(t) => tx.take_challenge(&t.state, &t.node, now)?.is_some(),
-                None => true,
-            };
-            let live = taken && tx.move_verification(id, node, now)?;
+            if let Some(t) = answers {
+                if tx.take_challenge(&t.state, &t.node, now)?.is_none() {
+                    // Another node took it: the verification is its own.
+                    return Ok(Staged::Answer(StoreAnswer::Challenge(None)));
+                }
+            }
+            let live = tx.move_verification(id, node, now)?;
             let answer = match live {
                 true => open_answers(store, tx.take_answers(std::slice::from_ref(id))?)?.pop(),
                 false => None,
@@ -692,6 +512,10 @@ fn stage(
         }
         StoreOp::TakeAnswers { ids } => {
             StoreAnswer::Answers(open_answers(store, tx.take_answers(ids)?)?)
+        }
+        StoreOp::PruneAudit { before, limit } => {
+            tx.prune_audit(*before, *limit)?;
+            StoreAnswer::Done
         }
         StoreOp::ChallengeExpired { state, node } => {
             StoreAnswer::Claimed(tx.drop_challenge(state, node)?)
@@ -713,7 +537,7 @@ fn stage(
         }
         StoreOp::TakeChallenge { state, node } => {
             let opened = match tx.take_challenge(state, node, now)? {
-                Some(sealed) => Some(Handed(store.open(CHALLENGE_SEAL, &sealed)?)),
+                Some(sealed) => Some(Handed(store.open(&challenge_seal(state), &sealed)?)),
                 None => None,
             };
             StoreAnswer::Challenge(opened)
@@ -750,7 +574,7 @@ fn pass_answer(
         id: id.to_vec(),
         node: v.node.clone(),
         expires_at: v.expires_at,
-        sealed: store.seal(ANSWER_SEAL, &answer.to_bytes()),
+        sealed: store.seal(&answer_seal(id), &answer.to_bytes()),
     })?;
     Ok(match kept {
         true => Passed::To { node: v.node },
@@ -759,14 +583,21 @@ fn pass_answer(
 }
 
 /// Answers taken from the store, opened.
+/// One that does not open (sealed with another key, or for another
+/// verification) is logged and left out: the others are still applied.
 fn open_answers(
     store: &dyn LoginStore,
     taken: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<Vec<(Vec<u8>, Handed)>, StoreError> {
-    taken
-        .into_iter()
-        .map(|(id, sealed)| Ok((id, Handed(store.open(ANSWER_SEAL, &sealed)?))))
-        .collect()
+    let mut opened = Vec::with_capacity(taken.len());
+    for (id, sealed) in taken {
+        match store.open(&answer_seal(&id), &sealed) {
+            Ok(a) => opened.push((id, Handed(a))),
+            Err(e) => tracing::error!(error = %e,
+                "an answer kept by another node does not open (another seed key?): left out"),
+        }
+    }
+    Ok(opened)
 }
 
 /// A hash of a random password, checked when the user has none, so an

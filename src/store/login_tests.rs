@@ -5,7 +5,7 @@ use super::*;
 use crate::mfa::Method;
 use crate::mfa::otp::{TotpParams, totp_code};
 use crate::store::testkit::Steps;
-use crate::store::{SeedKey, SqliteStore, Store, Token, User};
+use crate::store::{Retry, SeedKey, SqliteStore, Store, StoredChallenge, Token, User};
 
 const SEED: &[u8] = b"0123456789abcdefghij";
 
@@ -309,6 +309,9 @@ impl LoginTx for FlakyTx<'_> {
     }
     fn append_audit(&mut self, rec: &AuditRecord) -> Result<(), StoreError> {
         self.inner.append_audit(rec)
+    }
+    fn prune_audit(&mut self, before: UnixTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_audit(before, limit)
     }
     fn start_verification(&mut self, v: &crate::store::Verification) -> Result<bool, StoreError> {
         self.inner.start_verification(v)

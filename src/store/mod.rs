@@ -11,6 +11,7 @@
 //! was still there) does it atomically in the database, so two proxies, or
 //! two concurrent answers, cannot both win.
 
+mod burst;
 #[cfg(test)]
 mod conformance;
 pub mod dump;
@@ -487,6 +488,9 @@ pub trait LoginTx {
         keep_since: UnixTime,
     ) -> Result<(), StoreError>;
     fn append_audit(&mut self, rec: &AuditRecord) -> Result<(), StoreError>;
+    /// Deletes up to `limit` audit records older than `before`, the oldest
+    /// first; how many went. Nodes pruning at once skip each other's rows.
+    fn prune_audit(&mut self, before: UnixTime, limit: u32) -> Result<u64, StoreError>;
     /// Appends a burst's records, in one statement where the backend can.
     fn append_audits(&mut self, recs: &[AuditRecord]) -> Result<(), StoreError> {
         recs.iter().try_for_each(|r| self.append_audit(r))

@@ -80,6 +80,14 @@ pub(super) struct Relay {
     announced: HashSet<VerificationId>,
 }
 
+/// The shard of a job about verification `vid` alone (a callback passed
+/// on, answers taken): its random id spreads them over the threads.
+fn shard_of_verification(vid: &VerificationId) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&vid[..8]);
+    u64::from_le_bytes(first)
+}
+
 impl Relay {
     /// Verification `vid` is over here.
     pub(super) fn forget(&mut self, vid: &VerificationId) {
@@ -181,6 +189,8 @@ impl Engine {
 
     /// A callback for a verification not held here (or whose number the
     /// NAS still shows): the store checks it and keeps it for its node.
+    /// One that no configured provider signed is refused here, without
+    /// asking the store: made-up callbacks cost the database nothing.
     fn pass_on(
         &mut self,
         now: Instant,
@@ -188,13 +198,24 @@ impl Engine {
         body: &[u8],
         signature: Option<&str>,
     ) -> CallbackTaken {
+        let keys: Vec<(String, crate::secret::Secret)> = (self.logins.settings.providers.iter())
+            .filter_map(|p| Some((p.name.clone(), p.key.clone()?)))
+            .collect();
+        if !self.logins.enabled || keys.is_empty() {
+            // No verification can be pending anywhere that calls back.
+            self.stats.inc(Counter::CallbackUnknown);
+            return CallbackTaken::Now(CallbackStatus::Unknown);
+        }
+        let signed = signature.is_some_and(|sig| {
+            (keys.iter()).any(|(_, k)| crate::mfa::webhook::signature_ok(k.expose(), body, sig))
+        });
+        if !signed {
+            return CallbackTaken::Now(self.refused(Refused::BadSignature));
+        }
         if self.logins.relay.passing.len() >= MAX_PASSING {
             self.stats.inc(Counter::CallbackUnavailable);
             return CallbackTaken::Now(CallbackStatus::Unavailable);
         }
-        let keys = (self.logins.settings.providers.iter())
-            .filter_map(|p| Some((p.name.clone(), p.key.clone()?)))
-            .collect();
         let op = StoreOp::PassAnswer {
             id: vid.to_vec(),
             body: body.to_vec(),
@@ -208,7 +229,7 @@ impl Engine {
             op,
             wanted: true,
             at,
-            shard: 0,
+            shard: shard_of_verification(&vid),
         });
         self.logins.relay.passing.insert(job, vid);
         CallbackTaken::Later(job)
@@ -218,12 +239,16 @@ impl Engine {
     fn take_answers(&mut self, now: Instant, ids: Vec<Vec<u8>>) {
         let job = self.logins.id();
         let at = self.logins.unix_at(now);
+        let shard = ids
+            .first()
+            .and_then(|id| VerificationId::try_from(id.as_slice()).ok())
+            .map_or(0, |vid| shard_of_verification(&vid));
         (self.logins.out).push_back(StoreJob {
             id: job,
             op: StoreOp::TakeAnswers { ids },
             wanted: true,
             at,
-            shard: 0,
+            shard,
         });
         self.logins.relay.taking.insert(job);
     }

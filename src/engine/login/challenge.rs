@@ -62,9 +62,10 @@ impl Engine {
             None => None,
         };
         let Some((mut s, f, c)) = found else {
-            // Ours, but not here: sent by another node of the cluster (or
-            // by this one before a restart), used already, or expired. The
-            // store says which, and hands it over if it can.
+            // Ours, but not here: sent by another node of the cluster,
+            // used already, or expired (or sent before a restart: a node
+            // alone on SQLite keeps none in the store, and it is refused).
+            // The store says which, and hands it over if it can.
             let id = self.logins.id();
             let settings = self.logins.settings.clone();
             let s = Session::new(id, client, settings, current, None);
@@ -256,6 +257,8 @@ impl Engine {
             return self.finish(now, Login { s, stage }, Outcome::accept(code));
         }
         f.attempts += 1;
+        // Counted now: a right code later in this login clears it.
+        f.user.denied = true;
         let outcome = if locked {
             Outcome::reject(ResultCode::FailedAuthenticationThrottled)
                 .because("too many wrong codes")
@@ -333,7 +336,15 @@ impl Engine {
     pub(super) fn challenge_gone(&mut self, now: Instant, login: Login) {
         let outcome = Outcome::reject(ResultCode::FailedOathTokenTimeout)
             .because("the State was answered at another node");
-        self.finish(now, login, outcome);
+        let Login { s, stage } = login;
+        let mut ends = stage.into_ends();
+        // Its verification is the other node's now: forgotten here, not
+        // ended.
+        if let Some(oob) = ends.oob.take() {
+            self.logins.verifs.remove(&oob.vid);
+            self.logins.relay.forget(&oob.vid);
+        }
+        self.end(now, s, ends, outcome);
     }
 
     /// The store gave this node challenge `c` (kept there by it): its
@@ -398,7 +409,8 @@ impl Engine {
                 state: state.to_vec(),
                 node: self.logins.server.clone(),
                 user: s.user.clone(),
-                expires_at: self.logins.unix_at(deadline),
+                // Rounded up: the store keeps it for its whole last second.
+                expires_at: self.logins.unix_at(deadline) + 1,
                 login,
             };
             self.store_job(now, op);

@@ -378,6 +378,16 @@ impl Engine {
     /// code or PIN being checked was right.
     pub(in crate::engine) fn store_unavailable(&mut self, now: Instant, login: Login, why: &str) {
         self.stats.inc(Counter::MfaStoreFailures);
+        if let Login {
+            s,
+            stage: Stage::Expiring(f, c),
+        } = login
+        {
+            // Its request was answered with the challenge: nothing to send.
+            // Recorded as the timeout it is here (another node may have
+            // taken it over; the store could not say).
+            return self.challenge_expired(now, s, f, c, false);
+        }
         if let Some(more) = self.throttle.allow(now, Topic::StoreUnavailable) {
             error!(user = %login.s.user, more, "{why}: the login ends as FAILED_SERVER_ERROR");
         }
@@ -499,7 +509,17 @@ impl Engine {
             };
             let why = "the proxy stopped before the login ended";
             let result = ResultCode::FailedServerError;
-            self.abandon(now, s, stage.into_ends(), result, why);
+            // A challenge kept in the store may still be answered at
+            // another node (the NAS fails over): its verification is left
+            // for that node to move, not ended here.
+            let kept = matches!(&stage, Stage::Challenged(_, c) if c.kept);
+            let mut ends = stage.into_ends();
+            if kept {
+                if let Some(oob) = ends.oob.take() {
+                    self.logins.verifs.remove(&oob.vid);
+                }
+            }
+            self.abandon(now, s, ends, result, why);
         }
     }
 

@@ -142,6 +142,9 @@ pub(super) struct Logins {
     enabled: bool,
     /// Other nodes use the store too: challenges are kept there for them.
     shared: bool,
+    /// `[store] audit_keep`: older audit records are pruned with each
+    /// heartbeat.
+    audit_keep: Option<std::time::Duration>,
     server: String,
     tag: [u8; TAG_LEN],
     pub(super) logins: HashMap<u64, Login>,
@@ -180,6 +183,7 @@ impl Logins {
             settings: Arc::new(Settings::new(config, dictionary)),
             enabled: config.mfa.enabled,
             shared: true,
+            audit_keep: config.store.audit_keep,
             server: config.server.name.clone(),
             tag: STATE_TAG,
             logins: HashMap::default(),
@@ -280,6 +284,10 @@ pub(super) fn client_ip(p: &Packet<'_>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Audit records pruned per heartbeat at most: a short delete that never
+/// holds up the logins in its transaction, and 8.6 million a day.
+const PRUNE_LIMIT: u32 = 1_000;
+
 impl Engine {
     /// Tells the engine the wall-clock time at `now` (Unix seconds); it
     /// never reads a clock itself. Used for `expires_at` in deliveries.
@@ -313,7 +321,16 @@ impl Engine {
             seen_at: self.logins.unix_at(now),
             version: crate::VERSION.to_owned(),
         };
+        let seen_at = node.seen_at;
         self.store_job(now, StoreOp::Heartbeat(node));
+        if let Some(keep) = self.logins.audit_keep {
+            let before = seen_at.saturating_sub(keep.as_secs() as i64);
+            let op = StoreOp::PruneAudit {
+                before,
+                limit: PRUNE_LIMIT,
+            };
+            self.store_job(now, op);
+        }
     }
 
     /// The store jobs queued since the last call, oldest first.
@@ -573,6 +590,7 @@ impl Engine {
                 self.challenge_taken(now, s, f, c)
             }
             (stage @ Stage::Taking(..), StoreAnswer::Challenge(None))
+            | (stage @ Stage::Moving(..), StoreAnswer::Challenge(None))
             | (stage @ Stage::Verify(..), StoreAnswer::Challenge(None)) => {
                 self.challenge_gone(now, Login { s, stage })
             }

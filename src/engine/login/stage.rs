@@ -129,7 +129,7 @@ pub(in crate::engine) enum Stage {
     /// before the verification is sent.
     Starting(Factor, Oob),
     /// An answer whose State this node does not know: the store is asked
-    /// for the challenge (sent by another node, or before a restart).
+    /// for the challenge (sent by another node).
     Fetching([u8; STATE_LEN]),
     /// The challenge was handed over: the store reads the user's tokens
     /// and phone before the answer is checked.

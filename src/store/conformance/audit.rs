@@ -98,3 +98,36 @@ pub(super) fn a_burst_writes_its_records_and_challenges_together(f: &Fixture) {
     let taken = run_batch(s.as_login(), &[take(2)], 100);
     assert!(matches!(&taken[0], StoreAnswer::Challenge(Some(_))));
 }
+
+/// `audit_keep`: the oldest records go first, at most `limit` at a time.
+pub(super) fn old_audit_records_are_pruned_oldest_first(f: &Fixture) {
+    let s = f.store();
+    for at in [30, 10, 20, 40] {
+        s.append_audit(&AuditRecord {
+            at,
+            user: "p".into(),
+            result: ResultCode::SuccessOathCodeVerified,
+            accepted: true,
+            mode: "totp".into(),
+            server: "s1".into(),
+            client: "vpn".into(),
+            client_ip: None,
+            reason: None,
+        })
+        .expect("append");
+    }
+    let prune =
+        |before, limit| in_tx(s.as_login(), |tx| tx.prune_audit(before, limit)).expect("prune");
+    let left = || {
+        s.audit(None, None)
+            .expect("all")
+            .iter()
+            .map(|r| r.at)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(prune(35, 1), 1);
+    assert_eq!(left(), [20, 30, 40], "the oldest first");
+    assert_eq!(prune(35, 10), 2);
+    assert_eq!(left(), [40]);
+    assert_eq!(prune(35, 10), 0);
+}

@@ -129,6 +129,7 @@ conformance! {
     login::a_removed_token_or_a_new_phone_revokes_remembered_logins,
     audit::audit_round_trip_and_filters,
     audit::a_burst_writes_its_records_and_challenges_together,
+    audit::old_audit_records_are_pruned_oldest_first,
     verifications::one_verification_per_user_across_connections,
     verifications::concurrent_starts_have_one_winner,
     verifications::grace_is_used_once,

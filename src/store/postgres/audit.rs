@@ -45,6 +45,16 @@ pub(super) fn append_audit(c: &mut Conn, a: &AuditRecord) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The oldest records first, by the `at` index; rows another node is
+/// deleting are skipped, not waited for.
+pub(super) fn prune_audit(c: &mut Conn, before: UnixTime, limit: u32) -> Result<u64, StoreError> {
+    c.exec(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1
+                                       ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        &[&before, &i64::from(limit)],
+    )
+}
+
 /// A burst's records in one statement, in order.
 pub(super) fn append_audits(c: &mut Conn, recs: &[AuditRecord]) -> Result<(), StoreError> {
     let col = |f: fn(&AuditRecord) -> String| recs.iter().map(f).collect::<Vec<_>>();

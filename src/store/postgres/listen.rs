@@ -59,8 +59,13 @@ fn run(config: &postgres::Config, node: &str, mut wake: Wake) {
             }
         };
         if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")) {
-            tracing::warn!(error = %StoreError::from(e), "LISTEN failed: retrying");
+            if !lost {
+                tracing::warn!(error = %StoreError::from(e),
+                    "LISTEN failed (a read-only standby, or a pooler in transaction mode?): retrying");
+                lost = true;
+            }
             std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         }
         if std::mem::take(&mut lost) {

@@ -255,6 +255,10 @@ impl LoginTx for PgTx<'_> {
         audit::append_audit(&mut self.c, a)
     }
 
+    fn prune_audit(&mut self, before: UnixTime, limit: u32) -> Result<u64, StoreError> {
+        audit::prune_audit(&mut self.c, before, limit)
+    }
+
     fn append_audits(&mut self, recs: &[AuditRecord]) -> Result<(), StoreError> {
         audit::append_audits(&mut self.c, recs)
     }

@@ -17,6 +17,15 @@ pub(super) const REPORT_SQL: &str =
     "SELECT at, user, result, accepted, mode, server, client, client_ip, reason FROM audit
  WHERE at >= ?2 AND (?1 IS NULL OR user = ?1 COLLATE NOCASE) ORDER BY at, id";
 
+/// The oldest records first, by the `at` index.
+pub(super) fn prune_audit(c: &Connection, before: UnixTime, limit: u32) -> Result<u64, StoreError> {
+    Ok(x(
+        c,
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 ORDER BY at LIMIT ?2)",
+        params![before, limit],
+    )? as u64)
+}
+
 pub(super) fn append_audit(c: &Connection, a: &AuditRecord) -> Result<(), StoreError> {
     x(
         c,

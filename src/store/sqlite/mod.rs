@@ -237,6 +237,10 @@ impl LoginTx for SqliteTx<'_> {
         audit::append_audit(&self.c, a)
     }
 
+    fn prune_audit(&mut self, before: UnixTime, limit: u32) -> Result<u64, StoreError> {
+        audit::prune_audit(&self.c, before, limit)
+    }
+
     fn start_verification(&mut self, v: &Verification) -> Result<bool, StoreError> {
         verifications::start_verification(&self.c, v)
     }
