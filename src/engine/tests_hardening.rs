@@ -433,3 +433,27 @@ fn a_dead_store_thread_fails_the_waiting_login_at_once() {
     assert_eq!(s.e.store_waits(), 0);
     assert_eq!(s.e.logins_pending(), 0);
 }
+
+/// A User-Name with a NUL is refused before the store sees it: PostgreSQL
+/// refuses NUL in text, and would fail every login of its burst.
+#[test]
+fn a_user_name_with_a_nul_never_reaches_the_store() {
+    let mut s = Sim::new("");
+    assert!(s.login(1000, 1, "bo\0b", "pw", None).is_empty());
+    assert!(
+        s.e.poll_store_jobs()
+            .iter()
+            .all(|j| matches!(j.op, StoreOp::Audit(_) | StoreOp::Heartbeat(_))),
+        "no question about that user"
+    );
+    s.pump();
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    let a = s.audit.last().expect("recorded");
+    assert_eq!(a.result, ResultCode::FailedServerError);
+    assert!(
+        a.reason.as_deref().is_some_and(|r| r.contains("NUL")),
+        "{a:?}"
+    );
+    assert!(!a.user.contains('\0'));
+}

@@ -46,8 +46,7 @@ pub(in crate::engine) fn auth_type(p: &Packet<'_>) -> AuthType {
 
 /// The request's NAS-Identifier, if it is text.
 fn nas_identifier<'a>(p: &'a Packet<'_>) -> Option<&'a str> {
-    p.find(attr::NAS_IDENTIFIER)
-        .and_then(|a| std::str::from_utf8(a.value).ok())
+    super::text_of(p, attr::NAS_IDENTIFIER)
 }
 
 /// A second factor that was verified (not skipped, bypassed, remembered

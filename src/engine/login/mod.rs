@@ -92,12 +92,14 @@ pub struct StoreJob {
     pub shard: u64,
 }
 
-/// The shard of jobs about `user` (any spelling of the name).
+/// The shard of jobs about `user` (any spelling of the name), keyed at
+/// random once per process, so that nobody can choose names that all land
+/// on one database thread.
 pub(super) fn shard_of(user: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    crate::store::fold(user).hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
+        .hash_one(crate::store::fold(user))
 }
 
 /// The NAS request a login is answering now.
@@ -273,15 +275,20 @@ pub(super) fn split_inline(
 }
 
 pub(super) fn user_name(p: &Packet<'_>) -> Option<String> {
-    p.find(attr::USER_NAME)
-        .and_then(|a| std::str::from_utf8(a.value).ok())
-        .map(str::to_owned)
+    text_of(p, attr::USER_NAME).map(str::to_owned)
 }
 
 pub(super) fn client_ip(p: &Packet<'_>) -> Option<String> {
-    p.find(attr::CALLING_STATION_ID)
+    text_of(p, attr::CALLING_STATION_ID).map(str::to_owned)
+}
+
+/// The first attribute `typ` of `p` as text the store can keep: UTF-8
+/// without NUL (PostgreSQL refuses a NUL in text, and would fail the whole
+/// burst of logins the value came in); anything else counts as absent.
+pub(super) fn text_of<'a>(p: &'a Packet<'_>, typ: u8) -> Option<&'a str> {
+    p.find(typ)
         .and_then(|a| std::str::from_utf8(a.value).ok())
-        .map(str::to_owned)
+        .filter(|s| !s.contains('\0'))
 }
 
 /// Audit records pruned per heartbeat at most: a short delete that never
@@ -501,8 +508,9 @@ impl Engine {
     fn refuse_new(&self, s: &Session) -> Option<Outcome> {
         if s.user.is_empty() {
             return Some(
-                Outcome::reject(ResultCode::FailedServerError)
-                    .because("the request has no User-Name"),
+                Outcome::reject(ResultCode::FailedServerError).because(
+                    "the request has no usable User-Name (none, not UTF-8, or with a NUL)",
+                ),
             );
         }
         if self.logins.len() >= MAX_LOGINS {
