@@ -1164,6 +1164,7 @@ impl World {
             blocked: false,
             bypass_waiting: false,
             locked: false,
+            denied: c.pin,
             method: match c.method {
                 MethodChoice::Totp => Method::Totp,
                 MethodChoice::Push => Method::Push,
@@ -1230,6 +1231,25 @@ impl World {
                 StoreOp::Pin { pin, .. } => {
                     StoreAnswer::Pin(Some(*ok && pin.expose() == PIN.as_bytes()))
                 }
+                // Another node's verification, whose answer was kept for it.
+                StoreOp::PassAnswer { .. } if *ok => {
+                    StoreAnswer::Passed(mfa_proxy::store::login::Passed::To {
+                        node: "other-node".into(),
+                    })
+                }
+                StoreOp::PassAnswer { .. } => {
+                    StoreAnswer::Passed(mfa_proxy::store::login::Passed::Unknown)
+                }
+                // The push was approved at another node meanwhile.
+                StoreOp::MoveVerification { .. } => StoreAnswer::Moved {
+                    live: *ok,
+                    answer: ok.then(approved),
+                },
+                StoreOp::TakeAnswers { ids } if *ok => {
+                    StoreAnswer::Answers(ids.iter().map(|id| (id.clone(), approved())).collect())
+                }
+                StoreOp::TakeAnswers { .. } => StoreAnswer::Answers(Vec::new()),
+                StoreOp::ChallengeExpired { .. } => StoreAnswer::Claimed(*ok),
                 _ => StoreAnswer::Done,
             },
             // The store's facts as the old precheck's outcomes named them.
@@ -1322,7 +1342,12 @@ impl World {
                     | StoreOp::TakeGrace { .. }
                     | StoreOp::Heartbeat(_)
                     | StoreOp::PutChallenge { .. }
-                    | StoreOp::TakeChallenge { .. } => r.verification_jobs += 1,
+                    | StoreOp::TakeChallenge { .. }
+                    | StoreOp::PassAnswer { .. }
+                    | StoreOp::MoveVerification { .. }
+                    | StoreOp::TakeAnswers { .. }
+                    | StoreOp::ChallengeExpired { .. }
+                    | StoreOp::PruneAudit { .. } => r.verification_jobs += 1,
                 }
                 self.jobs.push(job);
             }
@@ -1563,4 +1588,9 @@ pub fn report(inputs: u64, r: &Reach) -> String {
     }
     let _ = writeln!(s, "  never: {}", zero.join(" "));
     s
+}
+
+/// A phone's approval, as a node takes it from the store.
+fn approved() -> mfa_proxy::store::login::Handed {
+    mfa_proxy::store::login::Handed(br#"{"result":"approved"}"#.to_vec().into())
 }
