@@ -391,19 +391,38 @@ pub enum TotpCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
-    /// Import tokens from the vendor's CSV.
+    /// Import tokens from the vendor's CSV or PSKC (RFC 6030) file.
     ///
-    /// The header is `upn,serial number,secret key,time interval,manufacturer,model[,digits]`.
+    /// The CSV header is `upn,serial number,secret key,time interval,manufacturer,model[,digits]`.
     /// A time interval of 30 or 60 is a TOTP token; 0 or empty, an HOTP
-    /// (event) token. Missing users are added. Bad rows are written with the
+    /// (event) token. A file named *.pskc or *.xml, or starting with `<`, is
+    /// PSKC: HOTP and TOTP keys, plain or encrypted (AES-CBC under a
+    /// PBKDF2 password or a pre-shared key, with a MAC), each with its
+    /// <UserId>. Missing users are added. Bad entries are written with the
     /// reason, never the secret, to FILE.errors.csv.
-    #[command(after_help = "Example:\n  mfa-proxy token import tokens.csv --secret-format hex")]
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy token import tokens.csv --secret-format hex\n  \
+        mfa-proxy token import tokens.pskc --password-file vendor.pass\n  \
+        VENDOR_PASS=... mfa-proxy token import tokens.pskc --password-env VENDOR_PASS")]
+    #[command(group = clap::ArgGroup::new("pskc_key").multiple(false))]
     Import {
-        /// The CSV file.
+        /// The CSV or PSKC file.
         file: PathBuf,
-        /// How the secret key column is written.
+        /// How the secret key column of a CSV is written.
         #[arg(long, value_enum, default_value_t = SecretFormatArg::Base32)]
         secret_format: SecretFormatArg,
+        /// PSKC: a file holding the password the file is encrypted with.
+        #[arg(long, group = "pskc_key")]
+        password_file: Option<PathBuf>,
+        /// PSKC: an environment variable holding the password.
+        #[arg(long, group = "pskc_key")]
+        password_env: Option<String>,
+        /// PSKC: a file holding the pre-shared AES key, in hex.
+        #[arg(long, group = "pskc_key")]
+        key_file: Option<PathBuf>,
+        /// PSKC: an environment variable holding the pre-shared key, in hex.
+        #[arg(long, group = "pskc_key")]
+        key_env: Option<String>,
     },
     /// Activate an imported token with the code it shows now.
     #[command(after_help = "Example:\n  mfa-proxy token activate 1234567 287082")]

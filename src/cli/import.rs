@@ -12,6 +12,7 @@ use std::ops::RangeInclusive;
 
 use zeroize::Zeroizing;
 
+use super::pskc::{Entry, Reject};
 use super::{AdminError, MAX_HARDWARE_TOKENS, check_user_name, invalid, user_add};
 use crate::mfa::otp::TotpParams;
 use crate::store::{Store, Token, TokenKind, UnixTime};
@@ -218,12 +219,6 @@ fn import_token_row(
             f.len()
         )));
     };
-    check_user_name(upn)?;
-    if serial.is_empty() || serial.len() > 64 || serial.chars().any(|c| c.is_control()) {
-        return Err(invalid(
-            "the serial number must be 1 to 64 printable characters",
-        ));
-    }
     // Never echo the secret: the error file is not a secret file.
     let seed = Zeroizing::new(
         match format {
@@ -235,12 +230,6 @@ fn import_token_row(
         }
         .ok_or_else(|| invalid(format!("the secret key is not valid {format:?}")))?,
     );
-    if seed.len() < 10 || seed.len() > 64 {
-        return Err(invalid(format!(
-            "the secret key is {} octets; expected 10 to 64",
-            seed.len()
-        )));
-    }
     let kind = match interval {
         "" | "0" => TokenKind::Hotp,
         "30" | "60" => TokenKind::Totp,
@@ -261,6 +250,68 @@ fn import_token_row(
         .copied()
         .collect::<Vec<_>>()
         .join(" ");
+    add_hardware_token(
+        store,
+        HardwareToken {
+            upn,
+            serial,
+            seed: &seed,
+            kind,
+            params: TotpParams {
+                digits,
+                step: if kind == TokenKind::Totp {
+                    interval.parse().unwrap_or(30)
+                } else {
+                    30
+                },
+                ..TotpParams::default()
+            },
+            counter: 0,
+            model: (!model.is_empty()).then_some(model),
+        },
+        now,
+    )
+}
+
+/// A hardware token read from a file, before the store's rules.
+struct HardwareToken<'a> {
+    upn: &'a str,
+    serial: &'a str,
+    seed: &'a [u8],
+    kind: TokenKind,
+    params: TotpParams,
+    counter: u64,
+    model: Option<String>,
+}
+
+/// The rules of every hardware-token import: a valid user name (added when
+/// missing), a serial of 1 to 64 printable characters, a secret of 10 to 64
+/// octets, 6 or 8 digits, a TOTP step of 30 or 60 seconds, at most
+/// [`MAX_HARDWARE_TOKENS`] a user; the token is pending until activated.
+fn add_hardware_token(
+    store: &dyn Store,
+    t: HardwareToken<'_>,
+    now: UnixTime,
+) -> Result<(), AdminError> {
+    let HardwareToken { upn, serial, .. } = t;
+    check_user_name(upn)?;
+    if serial.is_empty() || serial.len() > 64 || serial.chars().any(|c| c.is_control()) {
+        return Err(invalid(
+            "the serial number must be 1 to 64 printable characters",
+        ));
+    }
+    if t.seed.len() < 10 || t.seed.len() > 64 {
+        return Err(invalid(format!(
+            "the secret key is {} octets; expected 10 to 64",
+            t.seed.len()
+        )));
+    }
+    if !matches!(t.params.digits, 6 | 8) {
+        return Err(invalid("digits must be 6 or 8"));
+    }
+    if t.kind == TokenKind::Totp && !matches!(t.params.step, 30 | 60) {
+        return Err(invalid("the time interval must be 30 or 60 seconds"));
+    }
     if store.user(upn)?.is_none() {
         user_add(store, upn, None, None, None, Vec::new(), now)?;
     }
@@ -278,25 +329,67 @@ fn import_token_row(
         &Token {
             id: 0,
             user: upn.to_owned(),
-            kind,
+            kind: t.kind,
             serial: Some(serial.to_owned()),
-            params: TotpParams {
-                digits,
-                step: if kind == TokenKind::Totp {
-                    interval.parse().unwrap_or(30)
-                } else {
-                    30
-                },
-                ..TotpParams::default()
-            },
-            counter: 0,
+            params: t.params,
+            counter: t.counter,
             last_step: None,
             active: false,
-            model: (!model.is_empty()).then_some(model),
+            model: t.model,
         },
-        &seed,
+        t.seed,
     )?;
     Ok(())
+}
+
+/// Imports the entries of a PSKC file (see [`super::pskc`]) under the rules
+/// of [`token_import`]; a token's user is its `<UserId>`. Returns how many
+/// were imported, and the errors CSV (`line,key id,serial number,upn,error`)
+/// of the key packages that were not: it never contains a secret.
+pub fn pskc_import(
+    store: &dyn Store,
+    entries: Vec<Entry>,
+    now: UnixTime,
+) -> Result<(usize, String), AdminError> {
+    let mut imported = 0;
+    let mut errors = csv::Writer::from_writer(Vec::new());
+    errors
+        .write_record(["line", "key id", "serial number", "upn", "error"])
+        .map_err(std::io::Error::from)?;
+    for e in entries {
+        let result = match e.token {
+            _ if e.user.is_empty() => Err(invalid(Reject::NoUser.to_string())),
+            Err(r) => Err(invalid(r.to_string())),
+            Ok(t) => add_hardware_token(
+                store,
+                HardwareToken {
+                    upn: &e.user,
+                    serial: &e.serial,
+                    seed: &t.seed,
+                    kind: t.kind,
+                    params: t.params,
+                    counter: t.counter,
+                    model: t.model,
+                },
+                now,
+            ),
+        };
+        match result {
+            Ok(()) => imported += 1,
+            Err(err) => errors
+                .write_record([
+                    e.line.to_string().as_str(),
+                    &e.key_id,
+                    &e.serial,
+                    &e.user,
+                    &err.to_string(),
+                ])
+                .map_err(std::io::Error::from)?,
+        }
+    }
+    let errors = errors.into_inner().map_err(|e| e.into_error())?;
+    let errors = String::from_utf8(errors).map_err(|_| invalid("the errors CSV is not UTF-8"))?;
+    Ok((imported, errors))
 }
 
 #[cfg(test)]

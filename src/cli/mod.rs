@@ -18,13 +18,14 @@ pub mod args;
 mod import;
 pub mod ops;
 pub mod policy;
+pub mod pskc;
 mod report;
 
 pub use args::{
     Cli, Command, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd,
     TotpCmd, UserCmd,
 };
-pub use import::{SecretFormat, token_import, user_import};
+pub use import::{SecretFormat, pskc_import, token_import, user_import};
 pub use report::{
     Format, report_blocked, report_bypassed, report_signins, report_status, report_users,
 };
