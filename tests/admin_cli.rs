@@ -490,3 +490,66 @@ fn policy_explain_through_the_binary() {
         text(&o)
     );
 }
+
+#[test]
+fn pskc_import_with_a_password_from_the_environment() {
+    let site = Site::new();
+    let pskc = |name: &str| workspace().join("tests/pskc").join(name);
+    // RFC 6030 Figure 7 (password "qwerty"), with the user the key is for;
+    // the MAC covers the secret only.
+    let fig7 = std::fs::read_to_string(pskc("rfc6030-figure7.pskc"))
+        .expect("figure 7")
+        .replace(
+            "</pskc:Data>",
+            "</pskc:Data><pskc:UserId>helga@contoso.com</pskc:UserId>",
+        );
+    let file = site.dir.path().join("vendor.pskc");
+    std::fs::write(&file, fig7).expect("write");
+    let file = file.to_str().expect("utf8");
+    let import = |env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mfa-proxy"));
+        c.args(["token", "import", file, "--config"])
+            .arg(site.dir.path().join("proxy.toml"))
+            .stdin(std::process::Stdio::null());
+        if let Some(v) = env {
+            c.args(["--password-env", "VENDOR_PASS"])
+                .env("VENDOR_PASS", v);
+        }
+        c.output().expect("run")
+    };
+    let o = import(None);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("encrypted with a password"),
+        "{}",
+        text(&o)
+    );
+    let o = import(Some("qwertz"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("wrong password"), "{}", text(&o));
+    assert!(
+        !site.ok(&["user", "list"]).contains("helga"),
+        "nothing imported"
+    );
+
+    let o = import(Some("qwerty"));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("imported 1 tokens"), "{}", text(&o));
+    let show = site.ok(&["user", "show", "helga@contoso.com"]);
+    assert!(show.contains("hotp #987654321"), "{show}");
+    // RFC 4226 Appendix D, 8 digits: counter 1.
+    site.ok(&["token", "activate", "987654321", "94287082"]);
+
+    // Figure 5 (an .xml by content): no UserId, and a PIN key.
+    let fig5 = site.dir.path().join("fig5.txt");
+    std::fs::copy(pskc("rfc6030-figure5.pskc"), &fig5).expect("copy");
+    let out = site.ok(&["token", "import", fig5.to_str().expect("utf8")]);
+    assert!(out.contains("imported 0 tokens"), "{out}");
+    let errors = std::fs::read_to_string(site.dir.path().join("fig5.errors.csv")).expect("errors");
+    assert_eq!(
+        errors,
+        "line,key id,serial number,upn,error\n\
+         7,12345678,987654321,,no <UserId>: the token's user is needed\n\
+         38,123456781,987654321,,the algorithm is not HOTP or TOTP (urn:ietf:params:xml:ns:keyprov:pskc:hotp or :totp)\n"
+    );
+}

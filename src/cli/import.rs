@@ -358,8 +358,8 @@ pub fn pskc_import(
         .map_err(std::io::Error::from)?;
     for e in entries {
         let result = match e.token {
-            _ if e.user.is_empty() => Err(invalid(Reject::NoUser.to_string())),
             Err(r) => Err(invalid(r.to_string())),
+            Ok(_) if e.user.is_empty() => Err(invalid(Reject::NoUser.to_string())),
             Ok(t) => add_hardware_token(
                 store,
                 HardwareToken {
