@@ -246,8 +246,20 @@ fn import_pskc(
         _ => KeyMaterial::Password(k),
     });
     let entries = c.entries(material).map_err(fail)?;
-    mfa_proxy::cli::pskc_import(store, entries, now)
-        .map_err(|e| AdminFailure::Command(e.to_string()))
+    let mut progress = mfa_proxy::cli::Progress::stderr("tokens", entries.len());
+    let tick = &mut || progress.tick(std::time::Instant::now());
+    let imported = mfa_proxy::cli::pskc_import(store, entries, now, tick);
+    progress.finish();
+    imported.map_err(|e| AdminFailure::Command(e.to_string()))
+}
+
+/// The rows of a CSV file with a header, about (a quoted line break makes
+/// one row of two lines): the total its import's progress counts toward.
+fn rows_in(text: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+        .saturating_sub(1)
 }
 
 fn duration_secs(s: &str, what: &str) -> Result<i64, AdminFailure> {
@@ -343,7 +355,11 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 UserCmd::Import { file } => {
                     let text = std::fs::read_to_string(&file)
                         .map_err(|e| AdminFailure::Command(format!("{}: {e}", file.display())))?;
-                    let (n, errors) = cli::user_import(store, &text, now).map_err(fail)?;
+                    let mut progress = cli::Progress::stderr("users", rows_in(&text));
+                    let tick = &mut || progress.tick(std::time::Instant::now());
+                    let imported = cli::user_import(store, &text, now, tick);
+                    progress.finish();
+                    let (n, errors) = imported.map_err(fail)?;
                     println!("imported {n} users");
                     write_import_errors(&file, &errors)?;
                 }
@@ -397,7 +413,11 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                             SecretFormatArg::Base32 => cli::SecretFormat::Base32,
                             SecretFormatArg::Hex => cli::SecretFormat::Hex,
                         };
-                        cli::token_import(store, &text, format, now).map_err(fail)?
+                        let mut progress = cli::Progress::stderr("tokens", rows_in(&text));
+                        let tick = &mut || progress.tick(std::time::Instant::now());
+                        let imported = cli::token_import(store, &text, format, now, tick);
+                        progress.finish();
+                        imported.map_err(fail)?
                     };
                     println!("imported {n} tokens");
                     write_import_errors(&file, &errors)?;

@@ -553,3 +553,30 @@ fn pskc_import_with_a_password_from_the_environment() {
          38,123456781,987654321,,the algorithm is not HOTP or TOTP (urn:ietf:params:xml:ns:keyprov:pskc:hotp or :totp)\n"
     );
 }
+
+/// A long import says how far it got: plain count lines on stderr when it
+/// is not a terminal (a bar when it is), nothing for short ones.
+#[test]
+fn long_imports_count_their_progress() {
+    let site = Site::new();
+    let mut csv = String::from("name,email,phone\n");
+    for i in 0..2_500 {
+        csv.push_str(&format!("user{i},,\n"));
+    }
+    let users = site.dir.path().join("users.csv");
+    std::fs::write(&users, csv).expect("write");
+    let o = site.run(&["user", "import", users.to_str().expect("utf8")], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("imported 2500 users"),
+        "{}",
+        text(&o)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let counts: Vec<&str> = err.lines().filter(|l| l.ends_with(" users")).collect();
+    assert_eq!(counts, ["1000/2500 users", "2000/2500 users"], "{err}");
+    let few = site.dir.path().join("few.csv");
+    std::fs::write(&few, "name,email,phone\nsolo,,\n").expect("write");
+    let o = site.run(&["user", "import", few.to_str().expect("utf8")], None);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("/1 users"));
+}

@@ -24,6 +24,7 @@ pub fn user_import(
     store: &dyn Store,
     csv: &str,
     now: UnixTime,
+    tick: &mut dyn FnMut(),
 ) -> Result<(usize, String), AdminError> {
     let (header, rows) = read_header(csv);
     if header != ["name", "email", "phone"] {
@@ -31,7 +32,7 @@ pub fn user_import(
             "the first line must be the header: name,email,phone",
         ));
     }
-    import_rows(rows, &["name"], 3..=3, |f| {
+    import_rows(rows, &["name"], 3..=3, tick, |f| {
         let &[name, email, phone] = f else {
             return Err(invalid("expected 3 fields"));
         };
@@ -62,6 +63,7 @@ pub fn token_import(
     csv: &str,
     format: SecretFormat,
     now: UnixTime,
+    tick: &mut dyn FnMut(),
 ) -> Result<(usize, String), AdminError> {
     const COLUMNS: [&str; 7] = [
         "upn",
@@ -83,7 +85,7 @@ pub fn token_import(
         ));
     };
     let fields = if with_digits { 7..=7 } else { 6..=6 };
-    import_rows(rows, &["upn", "serial number"], fields, |f| {
+    import_rows(rows, &["upn", "serial number"], fields, tick, |f| {
         import_token_row(store, f, format, now)
     })
 }
@@ -145,6 +147,7 @@ fn import_rows(
     rows: Rows<'_>,
     keys: &[&str],
     fields: RangeInclusive<usize>,
+    tick: &mut dyn FnMut(),
     mut row: impl FnMut(&[&str]) -> Result<(), AdminError>,
 ) -> Result<(usize, String), AdminError> {
     let mut imported = 0;
@@ -154,6 +157,7 @@ fn import_rows(
     header.push("error");
     errors.write_record(&header).map_err(std::io::Error::from)?;
     for record in rows.records {
+        tick();
         let (line, key, error) = match record {
             Ok(r) => {
                 let f: Vec<&str> = r.iter().collect();
@@ -350,6 +354,7 @@ pub fn pskc_import(
     store: &dyn Store,
     entries: Vec<Entry>,
     now: UnixTime,
+    tick: &mut dyn FnMut(),
 ) -> Result<(usize, String), AdminError> {
     let mut imported = 0;
     let mut errors = csv::Writer::from_writer(Vec::new());
@@ -357,6 +362,7 @@ pub fn pskc_import(
         .write_record(["line", "key id", "serial number", "upn", "error"])
         .map_err(std::io::Error::from)?;
     for e in entries {
+        tick();
         let result = match e.token {
             Err(r) => Err(invalid(r.to_string())),
             Ok(_) if e.user.is_empty() => Err(invalid(Reject::NoUser.to_string())),
@@ -437,7 +443,7 @@ mod tests {
         let (n, errors) = user_import(
             &s,
             "name,email,phone\nhelga@contoso.com,helga@contoso.com,+4930123456\nbad name,,\nhelga@contoso.com,,\nkim,,+821012345678\n",
-            0,
+            0, &mut || {},
         )
         .expect("import");
         assert_eq!(n, 2);
@@ -446,7 +452,7 @@ mod tests {
             errors.contains("3,bad name") && errors.contains("4,helga@contoso.com"),
             "{errors}"
         );
-        assert!(user_import(&s, "user,mail\n", 0).is_err());
+        assert!(user_import(&s, "user,mail\n", 0, &mut || {}).is_err());
     }
 
     #[test]
@@ -461,7 +467,7 @@ mod tests {
                    \"bad, \"\"quoted\"\" name\",x@y.z,\r\n\
                    \"two\r\nlines\",,\r\n\
                    only,two\r\n";
-        let (n, errors) = user_import(&s, csv, 0).expect("import");
+        let (n, errors) = user_import(&s, csv, 0, &mut || {}).expect("import");
         assert_eq!(n, 2, "{errors}");
         assert_eq!(
             s.user("helga@contoso.com")
@@ -496,7 +502,8 @@ mod tests {
              \"ola@contoso.com\",\"99\",\"{b32}\",45,\"A\",\"B\"\r\n\
              \"ola@contoso.com\",\"{b32}\",30,A,B\r\n"
         );
-        let (n, errors) = token_import(&s, &csv, SecretFormat::Base32, 0).expect("import");
+        let (n, errors) =
+            token_import(&s, &csv, SecretFormat::Base32, 0, &mut || {}).expect("import");
         assert_eq!(n, 2, "{errors}");
         let t = &s.tokens("helga@contoso.com").expect("tokens")[0];
         assert_eq!(t.model.as_deref(), Some("Contoso, Ltd. Key \"6\""));
@@ -518,8 +525,13 @@ mod tests {
     #[test]
     fn the_errors_csv_reads_back_and_quotes_what_it_must() {
         let s = store();
-        let (n, errors) =
-            user_import(&s, "name,email,phone\n\"a, \"\"b\",,\nc,,555-1234\n", 0).expect("import");
+        let (n, errors) = user_import(
+            &s,
+            "name,email,phone\n\"a, \"\"b\",,\nc,,555-1234\n",
+            0,
+            &mut || {},
+        )
+        .expect("import");
         assert_eq!(n, 0);
         let rows = read_back(&errors);
         assert_eq!(rows.len(), 3, "{errors}");
@@ -532,9 +544,12 @@ mod tests {
         assert!(rows[2][2].contains("is not a phone number"), "{errors}");
         // Read back as an import file, it is refused for its header, not
         // half-read.
-        assert!(user_import(&s, &errors, 0).is_err());
-        assert!(user_import(&s, "", 0).is_err(), "an empty file");
-        assert!(user_import(&s, "\u{feff}", 0).is_err(), "a BOM alone");
+        assert!(user_import(&s, &errors, 0, &mut || {}).is_err());
+        assert!(user_import(&s, "", 0, &mut || {}).is_err(), "an empty file");
+        assert!(
+            user_import(&s, "\u{feff}", 0, &mut || {}).is_err(),
+            "a BOM alone"
+        );
     }
 
     #[test]
@@ -553,7 +568,8 @@ mod tests {
              ola@contoso.com,333,GEZDGNBV,30,A,B\n",
             b32.to_lowercase()
         );
-        let (n, errors) = token_import(&s, &csv, SecretFormat::Base32, 0).expect("import");
+        let (n, errors) =
+            token_import(&s, &csv, SecretFormat::Base32, 0, &mut || {}).expect("import");
         assert_eq!(n, 2, "{errors}");
         assert_eq!(errors.lines().count(), 5, "{errors}");
         assert!(
@@ -591,13 +607,13 @@ mod tests {
         let hex_csv = "upn,serial number,secret key,time interval,manufacturer,model,digits\n\
                        ola@contoso.com,444,3132333435363738393031323334353637383930,0,A,B,8\n";
         assert_eq!(
-            token_import(&s, hex_csv, SecretFormat::Hex, 0)
+            token_import(&s, hex_csv, SecretFormat::Hex, 0, &mut || {})
                 .expect("hex")
                 .0,
             1
         );
         assert_eq!(s.tokens("ola@contoso.com").expect("t")[0].params.digits, 8);
-        assert!(token_import(&s, "user,secret\n", SecretFormat::Base32, 0).is_err());
+        assert!(token_import(&s, "user,secret\n", SecretFormat::Base32, 0, &mut || {}).is_err());
 
         // RFC 4226 Appendix D: counters 500 and 501 are far beyond the
         // look-ahead; two consecutive codes move the token there.
@@ -647,6 +663,7 @@ mod tests {
             &format!("upn,serial number,secret key,time interval,manufacturer,model\n{rows}"),
             SecretFormat::Base32,
             0,
+            &mut || {},
         )
         .expect("import");
         assert_eq!(n, MAX_HARDWARE_TOKENS);

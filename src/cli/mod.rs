@@ -18,6 +18,7 @@ pub mod args;
 mod import;
 pub mod ops;
 pub mod policy;
+mod progress;
 pub mod pskc;
 mod report;
 
@@ -26,6 +27,7 @@ pub use args::{
     TotpCmd, UserCmd,
 };
 pub use import::{SecretFormat, pskc_import, token_import, user_import};
+pub use progress::Progress;
 pub use report::{
     Format, report_blocked, report_bypassed, report_signins, report_status, report_users,
 };

@@ -388,6 +388,7 @@ fn hardware_hotp_token_codes_work_once_each() {
          bob,HW-1,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,0,Feitian,c100\n",
         crate::cli::SecretFormat::Base32,
         0,
+        &mut || {},
     )
     .expect("import");
     assert_eq!(n, 1, "{errors}");

@@ -238,7 +238,7 @@ fn import_good_and_bad_entries() {
     assert!(matches!(wrong, Err(PskcError::WrongKey)), "{wrong:?}");
     assert!(s.tokens("ann").expect("tokens").is_empty());
     let entries = c.entries(Some(KeyMaterial::Password(b"pw"))).expect("open");
-    let (n, errors) = super::super::pskc_import(&s, entries, 0).expect("import");
+    let (n, errors) = super::super::pskc_import(&s, entries, 0, &mut || {}).expect("import");
     assert_eq!(n, 1, "{errors}");
     let t = &s.tokens("ann").expect("tokens")[0];
     assert_eq!(
