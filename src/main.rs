@@ -162,6 +162,8 @@ struct PskcSecrets {
     password_env: Option<String>,
     key_file: Option<PathBuf>,
     key_env: Option<String>,
+    /// `--user-map`: the users of tokens whose key packages name none.
+    user_map: Option<PathBuf>,
 }
 
 /// A secret from a file (its first line) or an environment variable.
@@ -245,7 +247,14 @@ fn import_pskc(
         Protection::PreSharedKey => KeyMaterial::PreSharedKey(k),
         _ => KeyMaterial::Password(k),
     });
-    let entries = c.entries(material).map_err(fail)?;
+    let mut entries = c.entries(material).map_err(fail)?;
+    if let Some(map) = &s.user_map {
+        let text = std::fs::read_to_string(map)
+            .map_err(|e| AdminFailure::Command(format!("{}: {e}", map.display())))?;
+        let named = mfa_proxy::cli::apply_user_map(&mut entries, &text)
+            .map_err(|e| AdminFailure::Command(format!("{}: {e}", map.display())))?;
+        println!("{named} tokens given their user by {}", map.display());
+    }
     let mut progress = mfa_proxy::cli::Progress::stderr("tokens", entries.len());
     let tick = &mut || progress.tick(std::time::Instant::now());
     let imported = mfa_proxy::cli::pskc_import(store, entries, now, tick);
@@ -398,6 +407,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     password_env,
                     key_file,
                     key_env,
+                    user_map,
                 } => {
                     let text = read_token_file(&file)?;
                     let (n, errors) = if is_pskc(&file, &text) {
@@ -406,9 +416,15 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                             password_env,
                             key_file,
                             key_env,
+                            user_map,
                         };
                         import_pskc(store, &file, &text, secrets, now)?
                     } else {
+                        if user_map.is_some() {
+                            return Err(AdminFailure::Command(
+                                "--user-map is for PSKC files; a CSV names each token's upn".into(),
+                            ));
+                        }
                         let format = match secret_format {
                             SecretFormatArg::Base32 => cli::SecretFormat::Base32,
                             SecretFormatArg::Hex => cli::SecretFormat::Hex,

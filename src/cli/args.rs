@@ -423,6 +423,10 @@ pub enum TokenCmd {
         /// PSKC: an environment variable holding the pre-shared key, in hex.
         #[arg(long, group = "pskc_key")]
         key_env: Option<String>,
+        /// PSKC: a CSV `serial number,upn` naming the user of each token
+        /// whose key package names none (vendor files rarely do).
+        #[arg(long)]
+        user_map: Option<PathBuf>,
     },
     /// Activate an imported token with the code it shows now.
     #[command(after_help = "Example:\n  mfa-proxy token activate 1234567 287082")]

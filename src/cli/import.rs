@@ -90,6 +90,44 @@ pub fn token_import(
     })
 }
 
+/// Names the user of each PSKC entry that has none from `csv`, with the
+/// header `serial number,upn` (by serial). An entry that names its own user
+/// keeps it; a serial the file lists twice is an error that names it.
+/// Returns how many entries it named.
+pub fn apply_user_map(entries: &mut [Entry], csv: &str) -> Result<usize, AdminError> {
+    let (header, rows) = read_header(csv);
+    if header != ["serialnumber", "upn"] {
+        return Err(invalid(
+            "the user map's first line must be: serial number,upn",
+        ));
+    }
+    let mut map = std::collections::HashMap::new();
+    for record in rows.records {
+        let r = record.map_err(|_| invalid("the user map is not CSV"))?;
+        let f: Vec<&str> = r.iter().collect();
+        if f.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        let line = line_of(rows.text, r.position());
+        let [serial, upn] = f[..] else {
+            return Err(invalid(format!("user map line {line}: expected 2 fields")));
+        };
+        if map.insert(serial.to_owned(), upn.to_owned()).is_some() {
+            return Err(invalid(format!(
+                "user map line {line}: serial number {serial} is listed twice"
+            )));
+        }
+    }
+    let mut named = 0;
+    for e in entries.iter_mut().filter(|e| e.user.is_empty()) {
+        if let Some(upn) = map.get(&e.serial) {
+            e.user = upn.clone();
+            named += 1;
+        }
+    }
+    Ok(named)
+}
+
 /// A CSV reader of `text` (without its byte-order mark), and its first
 /// record: the header, lowercased, without whitespace ("Serial Number" is
 /// `serialnumber`). An empty file has an empty header.

@@ -26,7 +26,7 @@ pub use args::{
     Cli, Command, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd,
     TotpCmd, UserCmd,
 };
-pub use import::{SecretFormat, pskc_import, token_import, user_import};
+pub use import::{SecretFormat, apply_user_map, pskc_import, token_import, user_import};
 pub use progress::Progress;
 pub use report::{
     Format, report_blocked, report_bypassed, report_signins, report_status, report_users,

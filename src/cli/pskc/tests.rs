@@ -347,3 +347,35 @@ fn hostile_files_are_typed_errors() {
     let text = figure(6).replace("<ds:KeyName>Pre-shared-key</ds:KeyName>", "<ds:X509Data/>");
     assert!(matches!(open(&text, None), Err(PskcError::Unsupported(_))));
 }
+
+/// `--user-map`: entries without a `<UserId>` get theirs by serial; one
+/// that names its own keeps it; a map that lists a serial twice, or has the
+/// wrong header, is refused.
+#[test]
+fn a_user_map_names_the_users_the_file_does_not() {
+    use crate::cli::apply_user_map;
+    let text = encrypted_file(b"pw", |seal| {
+        let (v1, m1) = seal(b"12345678901234567890");
+        [
+            totp_package("T1", "", &v1, &m1),
+            totp_package("T2", "bob", &v1, &m1),
+            totp_package("T3", "", &v1, &m1),
+        ]
+        .concat()
+    });
+    let mut e = open(&text, Some(KeyMaterial::Password(b"pw"))).expect("open");
+    let map = "Serial Number,UPN\nT1,ann\nT2,eve\n";
+    assert_eq!(apply_user_map(&mut e, map).expect("map"), 1);
+    let users: Vec<&str> = e.iter().map(|e| e.user.as_str()).collect();
+    assert_eq!(
+        users,
+        ["ann", "bob", ""],
+        "bob named himself; T3 is not in the map"
+    );
+    let twice = apply_user_map(&mut e, "serial number,upn\nT3,x\nT3,y\n").expect_err("twice");
+    assert!(twice.to_string().contains("T3 is listed twice"), "{twice}");
+    assert!(
+        apply_user_map(&mut e, "upn,serial\nx,T3\n").is_err(),
+        "header"
+    );
+}
