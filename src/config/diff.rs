@@ -13,13 +13,13 @@
 //! it), `dictionary`, `http_listen` and the HTTP connection limits (the
 //! HTTP listener is bound once), `[store]` (the database is opened once),
 //! `[primary] mode` and `[mfa] enabled` (they decide whether a store runs
-//! at all).
+//! at all). A changed `[[directory]]` is live: its next sync uses it.
 
 use std::fmt;
 
 use subtle::ConstantTimeEq;
 
-use super::{Client, Config, Mfa, Notify, Provider, Proxy, Texts, Upstream};
+use super::{Client, Config, Directory, Mfa, Notify, Provider, Proxy, Texts, Upstream};
 use crate::mfa::LockoutPolicy;
 use crate::policy::{Policy, Rules, TrustedNetwork};
 
@@ -46,6 +46,8 @@ pub enum Section {
     Messages,
     Lockout,
     Proxy,
+    /// `[[directory]]`: taken on at the source's next sync.
+    Directory,
 }
 
 impl Section {
@@ -65,6 +67,7 @@ impl Section {
             Section::Messages => "[messages]",
             Section::Lockout => "[lockout]",
             Section::Proxy => "[proxy]",
+            Section::Directory => "[[directory]]",
         }
     }
 }
@@ -254,6 +257,15 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         |p| &p.name,
         policy_keys,
         true,
+        &mut out,
+    );
+    named(
+        Section::Directory,
+        &old.directories,
+        &new.directories,
+        |d| &d.name,
+        directory_keys,
+        false,
         &mut out,
     );
     out
@@ -474,6 +486,38 @@ pub fn provider_keys(a: &Provider, b: &Provider) -> Vec<&'static str> {
         ("key", key),
         ("timeout", a.timeout != b.timeout),
         ("retries", a.retries != b.retries),
+    ])
+}
+
+/// The keys that differ between two entries of the same name.
+pub fn directory_keys(a: &Directory, b: &Directory) -> Vec<&'static str> {
+    keys_of(&[
+        ("url", a.url != b.url),
+        ("starttls", a.tls != b.tls),
+        ("ca_file", a.ca_file != b.ca_file),
+        ("bind_dn", a.bind_dn != b.bind_dn),
+        (
+            "bind_password",
+            !same_secret(a.bind_password.expose(), b.bind_password.expose()),
+        ),
+        ("base_dn", a.base_dn != b.base_dn),
+        ("filter", a.filter != b.filter),
+        ("group", a.group != b.group),
+        ("name_attribute", a.name_attribute != b.name_attribute),
+        ("email_attribute", a.email_attribute != b.email_attribute),
+        ("phone_attribute", a.phone_attribute != b.phone_attribute),
+        (
+            "language_attribute",
+            a.language_attribute != b.language_attribute,
+        ),
+        ("groups_attribute", a.groups_attribute != b.groups_attribute),
+        ("default_method", a.default_method != b.default_method),
+        ("default_language", a.default_language != b.default_language),
+        ("invite", a.invite != b.invite),
+        ("interval", a.interval != b.interval),
+        ("remove_after", a.remove_after != b.remove_after),
+        ("page_size", a.page_size != b.page_size),
+        ("timeout", a.timeout != b.timeout),
     ])
 }
 

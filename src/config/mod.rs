@@ -11,13 +11,14 @@
 //! Each section of the file has its own module here, holding its raw struct,
 //! its validated type and its `validate`: `[server]` in `server.rs`,
 //! `[[client]]` in `clients.rs`, `[mfa]` and `[messages.LANG]` in `mfa.rs`,
-//! `[[policy]]`, `[[trusted_network]]` and `[groups]` in `policy.rs`, and so
-//! on. This module reads the file and calls them in order; values
+//! `[[policy]]`, `[[trusted_network]]` and `[groups]` in `policy.rs`,
+//! `[[directory]]` in `directory.rs`, and so on. This module reads the file and calls them in order; values
 //! every section parses alike (durations, ranges, secrets) are in
 //! `values.rs`.
 
 mod clients;
 pub mod diff;
+mod directory;
 mod error;
 mod lockout;
 mod mfa;
@@ -36,6 +37,8 @@ mod tests;
 #[cfg(test)]
 mod tests_diff;
 #[cfg(test)]
+mod tests_directory;
+#[cfg(test)]
 mod tests_policy;
 
 use std::path::Path;
@@ -47,6 +50,7 @@ pub use crate::radius::crypto::SharedSecret;
 pub use crate::secret::Secret;
 pub use clients::{Client, UserAddressFrom};
 pub use diff::{Change, Section, diff, in_force};
+pub use directory::{Directory, DirectoryTls};
 pub use error::ConfigError;
 pub use mfa::{Mfa, Texts, parse_language_tag};
 pub use policy::GroupsFrom;
@@ -82,6 +86,8 @@ pub struct Config {
     /// `[groups]`: where the upstream's Access-Accept names the user's
     /// groups.
     pub groups: Option<GroupsFrom>,
+    /// `[[directory]]`: LDAP sources users are synced from, in file order.
+    pub directories: Vec<Directory>,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
 }
@@ -115,6 +121,8 @@ struct RawConfig {
     groups: Option<policy::RawGroups>,
     #[serde(default)]
     policy: Vec<policy::RawPolicy>,
+    #[serde(default)]
+    directory: Vec<directory::RawDirectory>,
 }
 
 impl Config {
@@ -167,6 +175,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
     let providers = providers::validate(raw.provider, &server, base, env, &mut warnings)?;
     let notify = raw.notify.map(providers::validate_notify).transpose()?;
     let groups = raw.groups.map(policy::validate_groups).transpose()?;
+    let directories = directory::validate(raw.directory, base, env, &mut warnings)?;
     let rules = policy::validate(
         raw.trusted_network,
         raw.policy,
@@ -190,6 +199,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         notify,
         rules,
         groups,
+        directories,
         warnings,
     })
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Config, Primary, ProviderKind};
+use super::{Config, DirectoryTls, Primary, ProviderKind};
 use crate::policy::{MfaRule, Policy, Rules};
 
 /// One policy: its conditions, then what it sets.
@@ -163,6 +163,31 @@ impl fmt::Display for Summary<'_> {
                 f,
                 "groups from the upstream's {} (prefix \"{}\")",
                 g.attribute, g.prefix
+            )?;
+        }
+        if !c.directories.is_empty() {
+            writeln!(f, "directories ({}):", c.directories.len())?;
+        }
+        for d in &c.directories {
+            let tls = match d.tls {
+                DirectoryTls::Ldaps => "",
+                DirectoryTls::StartTls => " (starttls)",
+                DirectoryTls::None => " (unencrypted)",
+            };
+            let scope = d
+                .group
+                .as_ref()
+                .map_or(String::new(), |g| format!(" in group {g}"));
+            writeln!(
+                f,
+                "  {:<16} {}{tls} as {}: {} under {}{scope}, login {}, every {}",
+                d.name,
+                d.url,
+                d.bind_dn,
+                d.filter,
+                d.base_dn,
+                d.name_attribute,
+                humantime::format_duration(d.interval)
             )?;
         }
         writeln!(
