@@ -1346,6 +1346,7 @@ impl World {
                     | StoreOp::PassAnswer { .. }
                     | StoreOp::MoveVerification { .. }
                     | StoreOp::TakeAnswers { .. }
+                    | StoreOp::AnswerUsed { .. }
                     | StoreOp::ChallengeExpired { .. }
                     | StoreOp::PruneAudit { .. } => r.verification_jobs += 1,
                 }

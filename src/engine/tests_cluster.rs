@@ -13,6 +13,7 @@ use super::*;
 use crate::mfa::Method;
 use crate::mfa::ResultCode;
 use crate::store::Store;
+use crate::store::login::StoreOp;
 use crate::store::testkit::Steps;
 
 /// Another node: an engine of its own on the same configuration (but its
@@ -192,6 +193,43 @@ fn a_callback_at_one_node_releases_the_request_held_at_the_other() {
     );
     assert_eq!(s.e.stats().get(Counter::CallbackTaken), 1);
     assert!(s.store.verifications(s.unix).expect("list").is_empty());
+
+    // A callback that reaches the node holding the request is used up in
+    // the store too: sent again to the other node while A's login has not
+    // ended its verification yet (A's other jobs held back), it is unknown
+    // there.
+    s.advance(Duration::from_secs(61));
+    assert!(s.login(1002, 3, "bob", "pw", None).is_empty());
+    let d = s.delivered();
+    let sig = sign(PROVIDER_KEY, approve.as_bytes());
+    let taken =
+        s.e.handle_callback(s.now, &d.id, approve.as_bytes(), Some(&sig));
+    assert_eq!(taken, CallbackTaken::Now(CallbackStatus::Accepted));
+    let (used, held): (Vec<_>, Vec<_>) = (s.e.poll_store_jobs().into_iter())
+        .partition(|j| matches!(j.op, StoreOp::AnswerUsed { .. }));
+    assert_eq!(used.len(), 1, "the answer is used up in the store");
+    let run = |s: &Sim, jobs: Vec<StoreJob>| {
+        let at: Vec<i64> = jobs.iter().map(|j| j.at).collect();
+        let (ids, ops): (Vec<u64>, Vec<_>) = jobs.into_iter().map(|j| (j.id, j.op)).unzip();
+        let answers = crate::store::login::stage_batch(&s.store, &ops, &at);
+        ids.into_iter()
+            .zip(answers.into_iter().map(|a| a.finish()))
+            .collect::<Vec<_>>()
+    };
+    run(&s, used);
+    std::mem::swap(&mut s.e, &mut other);
+    assert_eq!(s.callback(&d.id, approve), CallbackStatus::Unknown, "once");
+    std::mem::swap(&mut s.e, &mut other);
+    for job in &held {
+        if let StoreOp::Audit(a) = &job.op {
+            s.audit.push(a.clone());
+        }
+    }
+    for (id, answer) in run(&s, held) {
+        s.e.handle_store(s.now, id, answer);
+    }
+    s.pump();
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_ACCEPT);
 
     // A wake-up that went missing (the listening connection was lost):
     // after it reconnects, A looks for itself.

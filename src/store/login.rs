@@ -101,6 +101,14 @@ pub enum StoreOp {
     },
     /// Take the answers kept for these verifications.
     TakeAnswers { ids: Vec<Vec<u8>> },
+    /// The answer to verification `id` came to `node`, which holds it, and
+    /// was used there: kept as taken, so that it is not taken again
+    /// (fire and forget).
+    AnswerUsed {
+        id: Vec<u8>,
+        node: String,
+        expires_at: UnixTime,
+    },
     /// Delete up to `limit` audit records older than `before`, the oldest
     /// first (fire and forget; `[store] audit_keep`).
     PruneAudit { before: UnixTime, limit: u32 },
@@ -202,6 +210,7 @@ impl StoreOp {
             | StoreOp::PassAnswer { .. }
             | StoreOp::MoveVerification { .. }
             | StoreOp::TakeAnswers { .. }
+            | StoreOp::AnswerUsed { .. }
             | StoreOp::PruneAudit { .. }
             | StoreOp::ChallengeExpired { .. } => None,
         }
@@ -231,6 +240,7 @@ impl fmt::Debug for StoreOp {
             StoreOp::PassAnswer { .. } => write!(f, "PassAnswer(<callback>)"),
             StoreOp::MoveVerification { node, .. } => write!(f, "MoveVerification({node})"),
             StoreOp::TakeAnswers { ids } => write!(f, "TakeAnswers({})", ids.len()),
+            StoreOp::AnswerUsed { node, .. } => write!(f, "AnswerUsed({node})"),
             StoreOp::ChallengeExpired { .. } => write!(f, "ChallengeExpired"),
             StoreOp::PruneAudit { before, .. } => write!(f, "PruneAudit(before {before})"),
         }
@@ -512,6 +522,20 @@ pub(super) fn stage(
         }
         StoreOp::TakeAnswers { ids } => {
             StoreAnswer::Answers(open_answers(store, tx.take_answers(ids)?)?)
+        }
+        StoreOp::AnswerUsed {
+            id,
+            node,
+            expires_at,
+        } => {
+            // An empty answer is a taken one.
+            tx.put_answer(&StoredAnswer {
+                id: id.clone(),
+                node: node.clone(),
+                expires_at: *expires_at,
+                sealed: Vec::new(),
+            })?;
+            StoreAnswer::Done
         }
         StoreOp::PruneAudit { before, limit } => {
             tx.prune_audit(*before, *limit)?;

@@ -522,6 +522,7 @@ pub trait LoginTx {
     /// Keeps an answer for the node holding the NAS request, and wakes that
     /// node (PostgreSQL: `NOTIFY mfa_answers`, when the transaction
     /// commits): `false` if one was kept already (a callback is used once).
+    /// An empty one is kept as taken, and wakes nobody.
     fn put_answer(&mut self, a: &StoredAnswer) -> Result<bool, StoreError>;
     /// Takes the answers kept for the verifications `ids`, for good: each
     /// verification's id and its sealed answer. What an answer held is

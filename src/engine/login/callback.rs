@@ -116,10 +116,12 @@ impl Engine {
             .get(&vid)
             .and_then(|lid| self.logins.logins.get(lid))
             .and_then(|l| match &l.stage {
-                Stage::OutOfBand(_, o) => Some(l.s.settings.providers[o.provider].clone()),
+                Stage::OutOfBand(_, o) => {
+                    Some((l.s.settings.providers[o.provider].clone(), o.deadline))
+                }
                 _ => None,
             });
-        let Some(provider) = here else {
+        let Some((provider, deadline)) = here else {
             return self.pass_on(now, vid, body, signature);
         };
         let key = provider.key.as_ref().map(|k| k.expose());
@@ -128,6 +130,14 @@ impl Engine {
             Err(refused) => return CallbackTaken::Now(self.refused(refused)),
         };
         self.stats.inc(Counter::CallbackAccepted);
+        // Used up in the store too: the same callback sent again, here or
+        // at another node, finds its answer taken (404), not a second 200.
+        let op = StoreOp::AnswerUsed {
+            id: vid.to_vec(),
+            node: self.logins.server.clone(),
+            expires_at: self.logins.unix_at(deadline) + 1,
+        };
+        self.store_job_in(now, shard_of_verification(&vid), op);
         self.apply(now, vid, answer);
         CallbackTaken::Now(CallbackStatus::Accepted)
     }

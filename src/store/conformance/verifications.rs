@@ -141,6 +141,17 @@ pub(super) fn answers_wait_for_the_node_holding_the_request(f: &Fixture) {
     );
     assert!(take(std::slice::from_ref(&v.id)).is_empty(), "taken once");
     assert!(!put(&answer(b"third")), "no second answer once taken");
+    // An answer used where it arrived is kept empty: taken already.
+    let used = StoredAnswer {
+        id: vec![8; 16],
+        ..answer(b"")
+    };
+    assert!(put(&used));
+    assert!(!put(&StoredAnswer {
+        id: vec![8; 16],
+        ..answer(b"late")
+    }));
+    assert!(take(&[vec![8; 16]]).is_empty(), "nothing to take");
     // The NAS answered the number at node B: the verification is B's.
     let moved = |node: &str, at| {
         in_tx(other.as_login(), |tx| tx.move_verification(&v.id, node, at)).expect("move")

@@ -94,7 +94,7 @@ pub(super) fn put_answer(c: &mut Conn, a: &StoredAnswer) -> Result<bool, StoreEr
          ON CONFLICT (id) DO NOTHING",
         &[&a.id, &a.node, &a.expires_at, &a.sealed],
     )? == 1;
-    if kept {
+    if kept && !a.sealed.is_empty() {
         // Delivered when the transaction commits, never before; the
         // channel is `listen::CHANNEL`.
         let payload = format!("{}:{}", a.node, crate::hex::hex_encode(&a.id));
