@@ -17,16 +17,16 @@
 //! `#[path = "support/pg_server.rs"] mod pg_server;`.
 #![allow(dead_code)]
 
-use std::ffi::OsStr;
+#[path = "sandbox.rs"]
+mod sandbox;
+use sandbox::{free_port, make_dir, random_hex, run, run_as, spawn_watchdog, tail};
+
 use std::fs;
-use std::io::Read;
-use std::net::TcpListener;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,26 +38,6 @@ const PG_CTL_WAIT_SECS: u64 = 30;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Binaries the harness itself needs in the installation's directory.
 const REQUIRED_BINS: [&str; 4] = ["initdb", "pg_ctl", "postgres", "psql"];
-
-/// Removes the server's directory (stopping the server first) once the test
-/// process has gone: its stdin is a pipe whose only writer is this process,
-/// so `cat` sees end of file when the process exits, however it exits.
-const WATCHDOG_SCRIPT: &str = r#"
-trap '' INT HUP TERM QUIT PIPE
-cat >/dev/null
-d="$1"
-f="$d/data/postmaster.pid"
-if [ -f "$f" ]; then
-  pid=$(head -n 1 "$f" 2>/dev/null)
-  case "$pid" in ''|*[!0-9]*) pid= ;; esac
-  if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-fi
-rm -rf "$d"
-"#;
 
 /// A running (or deliberately stopped) private PostgreSQL server; dropping it
 /// stops the server and removes its directory.
@@ -88,9 +68,9 @@ impl PgServer {
     /// root, initdb or start failed, with the tail of the log).
     pub fn start() -> Result<PgServer, String> {
         let bindir = find_bindir()?;
-        let run_as = run_as()?;
-        let dir = make_dir(run_as)?;
-        let watchdog = spawn_watchdog(&dir);
+        let run_as = run_as("postgres")?;
+        let dir = make_dir("mfa-pg", run_as, &["sock"])?;
+        let watchdog = spawn_watchdog("pg-server-watchdog", &dir, "data/postmaster.pid", "QUIT");
         // From here on, dropping `server` cleans up whatever exists.
         let mut server = PgServer {
             dir,
@@ -512,203 +492,4 @@ fn search_bindir() -> Result<PathBuf, String> {
         "PostgreSQL is not installed (no {} in /usr/lib/postgresql/*/bin or PATH)",
         REQUIRED_BINS.join(", ")
     ))
-}
-
-/// The (uid, gid) of `postgres` when this process is root, else None.
-fn run_as() -> Result<Option<(u32, u32)>, String> {
-    static RUN_AS: OnceLock<Result<Option<(u32, u32)>, String>> = OnceLock::new();
-    RUN_AS
-        .get_or_init(|| {
-            let uid = match fs::metadata("/proc/self") {
-                Ok(meta) => meta.uid(),
-                Err(_) => id(&["-u"]).ok_or("cannot tell the current user (id -u)")?,
-            };
-            if uid != 0 {
-                return Ok(None);
-            }
-            match (id(&["-u", "postgres"]), id(&["-g", "postgres"])) {
-                (Some(uid), Some(gid)) if uid != 0 => Ok(Some((uid, gid))),
-                _ => Err("running as root and there is no `postgres` user to run \
-                          PostgreSQL as"
-                    .to_string()),
-            }
-        })
-        .clone()
-}
-
-fn id(args: &[&str]) -> Option<u32> {
-    let mut cmd = Command::new("id");
-    cmd.args(args);
-    let out = run(cmd, Duration::from_secs(10)).ok()?;
-    if !out.ok {
-        return None;
-    }
-    out.text.trim().parse().ok()
-}
-
-/// A new directory /tmp/mfa-pg-<pid>-<random> (mode 0700, owned by the
-/// server's user) with a `sock` subdirectory.
-fn make_dir(run_as: Option<(u32, u32)>) -> Result<PathBuf, String> {
-    let mut builder = fs::DirBuilder::new();
-    builder.mode(0o700);
-    for _ in 0..20 {
-        let dir = PathBuf::from(format!(
-            "/tmp/mfa-pg-{}-{}",
-            std::process::id(),
-            random_hex(6)
-        ));
-        match builder.create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
-        }
-        let sock = dir.join("sock");
-        let made = builder.create(&sock).and_then(|()| match run_as {
-            Some((uid, gid)) => std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-                .and_then(|()| std::os::unix::fs::chown(&sock, Some(uid), Some(gid))),
-            None => Ok(()),
-        });
-        if let Err(e) = made {
-            let _ = fs::remove_dir_all(&dir);
-            return Err(format!("cannot prepare {}: {e}", dir.display()));
-        }
-        return Ok(dir);
-    }
-    Err("cannot create a temporary directory under /tmp".to_string())
-}
-
-/// Starts the watchdog that cleans `dir` up when this process exits. None
-/// (no watchdog) if `sh` cannot be run.
-fn spawn_watchdog(dir: &Path) -> Option<Child> {
-    Command::new("sh")
-        .arg("-c")
-        .arg(WATCHDOG_SCRIPT)
-        .arg("pg-server-watchdog")
-        .arg(dir)
-        .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .ok()
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released).
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
-}
-
-/// `n` random bytes as hex, from /dev/urandom (or std's random hasher keys).
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    let from_urandom = fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_ok();
-    if !from_urandom {
-        use std::hash::{BuildHasher, Hasher};
-        for chunk in bytes.chunks_mut(8) {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u32(std::process::id());
-            let v = h.finish().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The last lines of a log, on one line.
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(12);
-    let joined = lines[start..].join(" / ");
-    if joined.is_empty() {
-        "(empty)".to_string()
-    } else {
-        joined
-    }
-}
-
-/// A finished command: success, and stdout then stderr.
-struct Output {
-    ok: bool,
-    text: String,
-}
-
-/// Runs a command with stdin closed, killing it after `timeout`.
-fn run(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
-    let program = display(cmd.get_program());
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let (tx, rx) = mpsc::channel();
-    let readers: Vec<Box<dyn Read + Send>> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let streams = readers.len();
-    for (index, mut reader) in readers.into_iter().enumerate() {
-        let tx = tx.clone();
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = reader.read_to_end(&mut buf);
-            let _ = tx.send((index, buf));
-        });
-    }
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} timed out after {timeout:?}"));
-            }
-            Ok(None) => {
-                thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(e) => return Err(format!("cannot wait for {program}: {e}")),
-        }
-    };
-    let mut parts = vec![Vec::new(); streams];
-    for _ in 0..streams {
-        match rx.recv_timeout(Duration::from_secs(2)) {
-            Ok((index, buf)) => parts[index] = buf,
-            Err(_) => break,
-        }
-    }
-    let text = parts
-        .iter()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect::<Vec<_>>()
-        .join("");
-    Ok(Output {
-        ok: status.success(),
-        text,
-    })
-}
-
-fn display(program: &OsStr) -> String {
-    Path::new(program)
-        .file_name()
-        .unwrap_or(program)
-        .to_string_lossy()
-        .into_owned()
 }

@@ -32,16 +32,18 @@
 //! integration test.
 #![allow(dead_code)]
 
-use std::ffi::OsStr;
+#[path = "sandbox.rs"]
+mod sandbox;
+use sandbox::{free_port, make_dir, random_hex, run, run_as, spawn_watchdog, tail};
+
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::net::TcpStream;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -89,25 +91,6 @@ attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName'
 objectclass ( 1.3.6.1.4.1.4203.666.11.1 NAME 'mfaTestAccount' AUXILIARY
   MAY ( sAMAccountName $ userPrincipalName ) )
 ";
-
-/// Stops the server and removes its directory once the test process has
-/// gone (its stdin is a pipe whose only writer is this process).
-const WATCHDOG_SCRIPT: &str = r#"
-trap '' INT HUP TERM QUIT PIPE
-cat >/dev/null
-d="$1"
-f="$d/slapd.pid"
-if [ -f "$f" ]; then
-  pid=$(head -n 1 "$f" 2>/dev/null)
-  case "$pid" in ''|*[!0-9]*) pid= ;; esac
-  if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-fi
-rm -rf "$d"
-"#;
 
 /// The directory's content: see the module documentation.
 #[derive(Clone, Copy, Debug)]
@@ -290,9 +273,9 @@ impl Slapd {
         for tool in ["ldapsearch", "ldapmodify", "ldapdelete"] {
             find_binary(tool)?;
         }
-        let run_as = run_as()?;
-        let dir = make_dir(run_as)?;
-        let watchdog = spawn_watchdog(&dir);
+        let run_as = run_as("openldap")?;
+        let dir = make_dir("mfa-ldap", run_as, &[])?;
+        let watchdog = spawn_watchdog("slapd-watchdog", &dir, "slapd.pid", "TERM");
         let memberof = modules
             .as_ref()
             .is_some_and(|m| m.join("memberof.so").is_file());
@@ -746,190 +729,4 @@ fn find_modules() -> Result<Option<PathBuf>, String> {
         .iter()
         .map(PathBuf::from)
         .find(|d| d.join("back_mdb.so").is_file()))
-}
-
-/// The (uid, gid) of `openldap` when this process is root, else None.
-fn run_as() -> Result<Option<(u32, u32)>, String> {
-    static RUN_AS: OnceLock<Result<Option<(u32, u32)>, String>> = OnceLock::new();
-    RUN_AS
-        .get_or_init(|| {
-            let uid = fs::metadata("/proc/self")
-                .map(|m| m.uid())
-                .map_err(|e| format!("cannot tell the current user: {e}"))?;
-            if uid != 0 {
-                return Ok(None);
-            }
-            match (id(&["-u", "openldap"]), id(&["-g", "openldap"])) {
-                (Some(uid), Some(gid)) if uid != 0 => Ok(Some((uid, gid))),
-                _ => Err(
-                    "running as root and there is no `openldap` user to run slapd as".to_string(),
-                ),
-            }
-        })
-        .clone()
-}
-
-fn id(args: &[&str]) -> Option<u32> {
-    let mut cmd = Command::new("id");
-    cmd.args(args);
-    let out = run(cmd, Duration::from_secs(10)).ok()?;
-    if !out.ok {
-        return None;
-    }
-    out.text.trim().parse().ok()
-}
-
-/// A new directory /tmp/mfa-ldap-<pid>-<random> (mode 0700, owned by the
-/// server's user).
-fn make_dir(run_as: Option<(u32, u32)>) -> Result<PathBuf, String> {
-    let mut builder = fs::DirBuilder::new();
-    builder.mode(0o700);
-    for _ in 0..20 {
-        let dir = PathBuf::from(format!(
-            "/tmp/mfa-ldap-{}-{}",
-            std::process::id(),
-            random_hex(6)
-        ));
-        match builder.create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
-        }
-        if let Some((uid, gid)) = run_as {
-            if let Err(e) = std::os::unix::fs::chown(&dir, Some(uid), Some(gid)) {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(format!("cannot chown {}: {e}", dir.display()));
-            }
-        }
-        return Ok(dir);
-    }
-    Err("cannot create a temporary directory under /tmp".to_string())
-}
-
-fn spawn_watchdog(dir: &Path) -> Option<Child> {
-    Command::new("sh")
-        .arg("-c")
-        .arg(WATCHDOG_SCRIPT)
-        .arg("slapd-watchdog")
-        .arg(dir)
-        .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .ok()
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
-}
-
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    if fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_err()
-    {
-        use std::hash::{BuildHasher, Hasher};
-        for chunk in bytes.chunks_mut(8) {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u32(std::process::id());
-            let v = h.finish().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The last lines of a log, on one line.
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let joined = lines[lines.len().saturating_sub(12)..].join(" / ");
-    if joined.is_empty() {
-        "(empty)".to_string()
-    } else {
-        joined
-    }
-}
-
-/// A finished command: success, exit code, and stdout then stderr.
-struct Output {
-    ok: bool,
-    code: Option<i32>,
-    text: String,
-}
-
-/// Runs a command with stdin closed, killing it after `timeout`.
-fn run(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
-    let program = display(cmd.get_program());
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let (tx, rx) = mpsc::channel();
-    let readers: Vec<Box<dyn Read + Send>> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let streams = readers.len();
-    for (index, mut reader) in readers.into_iter().enumerate() {
-        let tx = tx.clone();
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = reader.read_to_end(&mut buf);
-            let _ = tx.send((index, buf));
-        });
-    }
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} timed out after {timeout:?}"));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("cannot wait for {program}: {e}")),
-        }
-    };
-    let mut parts = vec![Vec::new(); streams];
-    for _ in 0..streams {
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok((index, buf)) => parts[index] = buf,
-            Err(_) => break,
-        }
-    }
-    Ok(Output {
-        ok: status.success(),
-        code: status.code(),
-        text: parts
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect::<Vec<_>>()
-            .join(""),
-    })
-}
-
-fn display(program: &OsStr) -> String {
-    Path::new(program)
-        .file_name()
-        .unwrap_or(program)
-        .to_string_lossy()
-        .into_owned()
 }
