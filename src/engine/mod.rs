@@ -677,6 +677,8 @@ mod tests_hardening;
 
 #[cfg(test)]
 mod tests_oob;
+#[cfg(test)]
+mod tests_oob_modes;
 
 #[cfg(test)]
 mod tests_policy;
