@@ -2,8 +2,11 @@
 //! transaction of its own, so a test reads like the story it tells.
 
 use super::{
-    AuditRecord, LockoutPolicy, Remembered, Store, StoreError, UnixTime, UserFacts, in_tx,
+    AuditRecord, LockoutPolicy, Remembered, Store, StoreError, Token, UnixTime, User, UserFacts,
+    in_tx,
 };
+use crate::mfa::Method;
+use crate::mfa::otp::TotpParams;
 
 /// [`LoginTx`](super::LoginTx) steps on a [`Store`], one transaction each.
 pub(crate) trait Steps {
@@ -43,5 +46,29 @@ impl<S: Store + ?Sized> Steps for S {
     }
     fn append_audit(&self, rec: &AuditRecord) -> Result<(), StoreError> {
         in_tx(self.as_login(), |tx| tx.append_audit(rec))
+    }
+}
+
+/// A user with an email, created at 1000, whose method is TOTP.
+pub(crate) fn user(name: &str) -> User {
+    User {
+        email: Some(format!("{name}@example.org")),
+        created_at: 1000,
+        ..User::new(name, Method::Totp)
+    }
+}
+
+/// A TOTP token of `user` with the default parameters.
+pub(crate) fn totp(user: &str) -> Token {
+    Token::totp(user, TotpParams::default())
+}
+
+/// A PAP login through the application "vpn", remembered at `at`.
+pub(crate) fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
+    Remembered {
+        auth_type: "pap".into(),
+        app: "vpn".into(),
+        address: address.map(Into::into),
+        at,
     }
 }

@@ -4,7 +4,7 @@
 //! backends cannot drift apart. Tests of one backend's own machinery
 //! (SQLite's statement cache and migrations) stay beside that backend.
 
-use super::testkit::Steps;
+pub(super) use super::testkit::{Steps, totp, user, vpn};
 use super::*;
 
 mod audit;
@@ -65,28 +65,6 @@ impl Fixture {
 /// The seed key of every fixture.
 fn key() -> SeedKey {
     SeedKey::from_bytes(&[3; 32])
-}
-
-pub(super) fn user(name: &str) -> User {
-    User {
-        email: Some(format!("{name}@example.org")),
-        created_at: 1000,
-        ..User::new(name, Method::Totp)
-    }
-}
-
-pub(super) fn totp(user: &str) -> Token {
-    Token::totp(user, TotpParams::default())
-}
-
-/// A PAP login through the application "vpn", remembered at `at`.
-pub(super) fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
-    Remembered {
-        auth_type: "pap".into(),
-        app: "vpn".into(),
-        address: address.map(Into::into),
-        at,
-    }
 }
 
 /// Each test, once per backend: `sqlite::name` and `postgres::name`.

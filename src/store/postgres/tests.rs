@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::mfa::Method;
-use crate::mfa::otp::TotpParams;
 use crate::store::testkit::Steps;
+pub(super) use crate::store::testkit::{totp, user};
 
 pub(super) use crate::store::pg_server;
 
@@ -25,18 +25,6 @@ pub(super) fn database() -> Option<String> {
 pub(super) fn store() -> Option<PgStore> {
     let url = database()?;
     Some(PgStore::connect(&url, key(), 4).expect("connect"))
-}
-
-pub(super) fn user(name: &str) -> User {
-    User {
-        email: Some(format!("{name}@example.org")),
-        created_at: 1000,
-        ..User::new(name, Method::Totp)
-    }
-}
-
-pub(super) fn totp(user: &str) -> Token {
-    Token::totp(user, TotpParams::default())
 }
 
 #[test]

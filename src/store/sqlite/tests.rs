@@ -5,33 +5,12 @@ use super::audit::{AUDIT_SQL, REPORT_SQL};
 use super::login::{LOGIN_STATE_SQL, LOGIN_STATE_TOKEN_AT, PRUNE_SQL, REMEMBER_SQL};
 use super::tokens::{CLAIM_SQL, TOKEN_COLS, TOKEN_COLS_N, TOKENS_SQL};
 use super::*;
+pub(super) use crate::store::testkit::{totp, user, vpn};
 use rusqlite::StatementStatus;
 use rusqlite::params;
 
 pub(super) fn store() -> SqliteStore {
     SqliteStore::in_memory(SeedKey::from_bytes(&[1; 32])).expect("open")
-}
-
-pub(super) fn user(name: &str) -> User {
-    User {
-        email: Some(format!("{name}@example.org")),
-        created_at: 1000,
-        ..User::new(name, Method::Totp)
-    }
-}
-
-pub(super) fn totp(user: &str) -> Token {
-    Token::totp(user, TotpParams::default())
-}
-
-/// A PAP login through the application "vpn", remembered at `at`.
-pub(super) fn vpn(address: Option<&str>, at: UnixTime) -> Remembered {
-    Remembered {
-        auth_type: "pap".into(),
-        app: "vpn".into(),
-        address: address.map(Into::into),
-        at,
-    }
 }
 
 #[test]
