@@ -5,7 +5,7 @@
 pub mod provider;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -39,12 +39,13 @@ pub fn have(tool: &str) -> bool {
     found
 }
 
-/// A free UDP port on 127.0.0.1.
+#[path = "../support/ports.rs"]
+mod ports;
+
+/// A port on 127.0.0.1 free for TCP and UDP, outside the ephemeral range
+/// (see `tests/support/ports.rs`).
 pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    ports::pick().expect("a free port")
 }
 
 /// A FreeRADIUS 3 server started from a copy of the system configuration,

@@ -8,7 +8,6 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -126,12 +125,12 @@ pub fn spawn_watchdog(name: &str, dir: &Path, pid_file: &str, signal: &str) -> O
         .ok()
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+#[path = "ports.rs"]
+mod ports;
+
+/// A free port on 127.0.0.1 outside the ephemeral range (see `ports.rs`).
 pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
+    ports::pick().map_err(|e| format!("cannot find a free port: {e}"))
 }
 
 /// `n` random bytes as hex, from /dev/urandom (or std's random hasher keys).
