@@ -128,6 +128,7 @@ fn store_once(e: &mut Engine, now: Instant, tokens: &Tokens, jobs: Vec<StoreJob>
                 busy: false,
                 graced: Vec::new(),
                 denied: false,
+                disabled: None,
             }))),
             StoreOp::Verify { .. } => StoreAnswer::Verify {
                 verdict: Verdict::Valid { step: 1 },

@@ -291,6 +291,7 @@ impl LoginTx for MemoryTx<'_> {
             busy: false,
             graced: Vec::new(),
             denied: false,
+            disabled: None,
         }))
     }
     fn password_hash(&mut self, _: &str) -> Result<Option<String>, StoreError> {

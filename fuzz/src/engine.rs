@@ -1165,6 +1165,7 @@ impl World {
             bypass_waiting: false,
             locked: false,
             denied: c.pin,
+            disabled: None,
             method: match c.method {
                 MethodChoice::Totp => Method::Totp,
                 MethodChoice::Push => Method::Push,

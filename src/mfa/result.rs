@@ -80,6 +80,9 @@ result_codes! {
     // (`mfa = "skip"`, a trusted network), or refused it (`mfa = "deny"`).
     SuccessSkippedByPolicy => "SUCCESS_SKIPPED_BY_POLICY",
     FailedDeniedByPolicy => "FAILED_DENIED_BY_POLICY",
+    // Ours: the user's `[[directory]]` no longer lists them (they left it
+    // or its scope); disabled, not deleted, until `remove_after`.
+    FailedUserDisabled => "FAILED_USER_DISABLED",
 }
 
 impl fmt::Display for ResultCode {
@@ -99,8 +102,8 @@ mod tests {
             assert!(seen.insert(c.as_str()), "duplicate {c}");
             assert_eq!(ResultCode::parse(c.as_str()), Some(c));
         }
-        // SPEC §4 lists 18 success and 27 failure codes; three are ours.
-        assert_eq!(ResultCode::ALL.len(), 48);
+        // SPEC §4 lists 18 success and 27 failure codes; four are ours.
+        assert_eq!(ResultCode::ALL.len(), 49);
         assert_eq!(ResultCode::parse("SUCCESS_MAYBE"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! [`decide`]: the order in which the rules apply.
 //!
-//! 1. A blocked user is refused (an administrator's block beats every policy).
+//! 1. A disabled user (one their directory no longer lists) is refused, and
+//!    so is a blocked one (an administrator's block beats every policy).
 //! 2. The first `[[policy]]` whose conditions hold applies; none: the defaults.
 //! 3. Its `mfa = "deny"` refuses; `"skip"` lets in after the first factor.
 //! 4. A remembered login in the policy's scope and time lets in (unless
@@ -203,6 +204,12 @@ pub fn decide(rules: &Rules, req: &Request<'_>, standing: &Standing, live: Live)
         reason,
         busy: false,
     };
+    if let Some(source) = &standing.disabled {
+        return decision(reject(
+            ResultCode::FailedUserDisabled,
+            format!("user disabled: no longer in directory {source}"),
+        ));
+    }
     if standing.blocked {
         return decision(reject(
             ResultCode::SuccessUserBlocked,

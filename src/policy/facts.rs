@@ -77,6 +77,8 @@ impl Request<'_> {
 pub struct Standing {
     /// The user is in the store.
     pub known: bool,
+    /// The user's directory no longer lists them (the directory's name).
+    pub disabled: Option<String>,
     pub blocked: bool,
     /// A one-time bypass may be waiting (claiming it is atomic, in the store).
     pub bypass_waiting: bool,
@@ -96,6 +98,7 @@ impl Standing {
     pub fn unknown() -> Standing {
         Standing {
             known: false,
+            disabled: None,
             blocked: false,
             bypass_waiting: false,
             locked: false,

@@ -128,6 +128,26 @@ fn blocked_beats_every_policy_and_bypass() {
 }
 
 #[test]
+fn a_disabled_user_is_refused_before_block_policy_and_bypass() {
+    let s = Standing {
+        disabled: Some("corp".into()),
+        blocked: true,
+        bypass_waiting: true,
+        ..alice()
+    };
+    let mut req = request();
+    req.address = Some(ip("10.1.2.3"));
+    let n = need(&rules(vec![skip_office()]), &req, &s);
+    assert_eq!(result(&n), Some((R::FailedUserDisabled, false)));
+    match n {
+        Need::Reject { reason, .. } => {
+            assert_eq!(reason, "user disabled: no longer in directory corp")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn trusted_network_v4_and_v6_skip() {
     let r = rules(vec![skip_office()]);
     for a in ["10.1.200.9", "2001:db8:1:2::5", "::ffff:10.1.0.1"] {

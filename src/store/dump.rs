@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use super::{HistoryEntry, SealedSeed, Token, UnixTime, User};
+use super::{HistoryEntry, Invitation, SealedSeed, Token, UnixTime, User};
 use crate::mfa::Remembered;
 
 /// Every row of a store.
@@ -33,6 +33,8 @@ pub struct Dump {
     pub block_history: Vec<(i64, HistoryEntry)>,
     /// The audit trail, by id.
     pub audit: Vec<AuditRow>,
+    /// Enrollment invitations, used or not, by user.
+    pub invitations: Vec<Invitation>,
 }
 
 /// A user's denials toward a lockout (the user may be gone: lockouts
@@ -72,6 +74,15 @@ pub struct AuditRow {
     pub reason: Option<String>,
 }
 
+/// The rows of each table, as [`Counts`] counts them, in its order: the
+/// same SQL on both backends.
+pub(crate) const COUNTS_SQL: &str =
+    "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM user_groups),
+    (SELECT count(*) FROM tokens), (SELECT count(*) FROM lockouts),
+    (SELECT count(*) FROM bypasses), (SELECT count(*) FROM remembered),
+    (SELECT count(*) FROM block_history), (SELECT count(*) FROM audit),
+    (SELECT count(*) FROM invitations)";
+
 /// How many rows of each kind a store or a dump has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -84,6 +95,7 @@ pub struct Counts {
     pub remembered: u64,
     pub block_history: u64,
     pub audit: u64,
+    pub invitations: u64,
 }
 
 impl Counts {
@@ -98,7 +110,7 @@ impl fmt::Display for Counts {
         write!(
             f,
             "{} users ({} group memberships), {} tokens, {} lockout counters, {} bypasses, \
-             {} remembered logins, {} block history records, {} audit records",
+             {} remembered logins, {} block history records, {} audit records, {} invitations",
             self.users,
             self.groups,
             self.tokens,
@@ -106,7 +118,8 @@ impl fmt::Display for Counts {
             self.bypasses,
             self.remembered,
             self.block_history,
-            self.audit
+            self.audit,
+            self.invitations
         )
     }
 }
@@ -123,6 +136,7 @@ impl Dump {
             remembered: n(self.remembered.len()),
             block_history: n(self.block_history.len()),
             audit: n(self.audit.len()),
+            invitations: n(self.invitations.len()),
         }
     }
 }

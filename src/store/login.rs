@@ -308,6 +308,9 @@ pub struct UserFacts {
     /// Wrong codes are counted toward a lockout: a right one clears them
     /// (a user without any costs the code check no write).
     pub denied: bool,
+    /// The user is disabled: the `[[directory]]` that no longer lists them
+    /// (`""` for one with no source).
+    pub disabled: Option<String>,
 }
 
 /// A user's active tokens with their sealed seeds, by id.
@@ -328,11 +331,12 @@ impl UserFacts {
         };
         let standing = Standing {
             known: true,
+            oath: f.oath(),
+            disabled: f.disabled,
             blocked: f.blocked,
             bypass_waiting: f.bypass_waiting,
             locked: f.locked,
             method: f.method,
-            oath: f.oath(),
             phone: f.phone.is_some(),
             groups: f.groups,
             remembered: f.remembered,

@@ -14,6 +14,7 @@
 mod burst;
 #[cfg(test)]
 mod conformance;
+pub mod directory;
 pub mod dump;
 pub mod file;
 pub mod login;
@@ -34,6 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::mfa::otp::{Algorithm, TotpParams};
 use crate::mfa::{LockoutPolicy, Method, Remembered, ResultCode};
+pub use directory::{Invitation, UserChange, UserUpdate};
 pub use login::UserFacts;
 pub use postgres::PgStore;
 pub use seal::SeedKey;
@@ -182,6 +184,16 @@ pub struct User {
     /// sorted and without duplicates (see [`normalize_groups`]; the store
     /// applies it on writing and reading).
     pub groups: Vec<String>,
+    /// The `[[directory]]` the user is synced from; `None`: added by hand.
+    /// Only that source's sync changes, disables or removes the user.
+    pub source: Option<String>,
+    /// When the user's directory stopped listing them (left it or its
+    /// scope): every login is refused from then on, history kept, until
+    /// the directory lists them again or `remove_after` removes them.
+    pub disabled_at: Option<UnixTime>,
+    /// Until then the user may enroll at the portal by signing in with the
+    /// first factor alone (an enrollment window an administrator opened).
+    pub enroll_until: Option<UnixTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +261,9 @@ impl User {
             pin_hash: None,
             language: None,
             groups: Vec::new(),
+            source: None,
+            disabled_at: None,
+            enroll_until: None,
         }
     }
 }
@@ -592,6 +607,23 @@ pub trait Store: LoginStore {
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
     fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
     fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Applies a directory sync's changes, in one transaction (the sync
+    /// hands them over a few hundred at a time, so logins go on between).
+    /// An `Add` of a user that exists is [`StoreError::UserExists`]; an
+    /// `Update`, `Disable` or `Remove` of one that does not is skipped (an
+    /// administrator removed them meanwhile). `Disable` leaves one already
+    /// disabled as it was.
+    fn apply_directory(&self, changes: &[UserChange]) -> Result<(), StoreError>;
+
+    /// Keeps an enrollment invitation for its user, replacing the user's
+    /// earlier ones: only the newest link works.
+    fn add_invitation(&self, inv: &Invitation) -> Result<(), StoreError>;
+    /// The user whose invitation has this hash, if it is unused and lasts
+    /// past `now`.
+    fn invitation(&self, hash: &[u8], now: UnixTime) -> Result<Option<String>, StoreError>;
+    /// Uses up the invitation with this hash, atomically: its user if it
+    /// was unused and lasted past `now`, else `None`.
+    fn take_invitation(&self, hash: &[u8], now: UnixTime) -> Result<Option<String>, StoreError>;
 
     /// Adds a token (pending unless `active`); returns its id.
     fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;

@@ -40,6 +40,8 @@ pub fn have(tool: &str) -> bool {
 }
 
 #[path = "../support/ports.rs"]
+// Also included by the other harness when a test uses both.
+#[allow(clippy::duplicate_mod)]
 mod ports;
 
 /// A port on 127.0.0.1 free for TCP and UDP, outside the ephemeral range

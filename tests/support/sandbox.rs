@@ -126,6 +126,8 @@ pub fn spawn_watchdog(name: &str, dir: &Path, pid_file: &str, signal: &str) -> O
 }
 
 #[path = "ports.rs"]
+// Also included by the other harness when a test uses both.
+#[allow(clippy::duplicate_mod)]
 mod ports;
 
 /// A free port on 127.0.0.1 outside the ephemeral range (see `ports.rs`).

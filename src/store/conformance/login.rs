@@ -22,6 +22,7 @@ pub(super) fn login_state_in_one_query(f: &Fixture) {
         busy: false,
         graced: Vec::new(),
         denied: false,
+        disabled: None,
     };
     assert_eq!(state(s), Some(plain.clone()));
     let id = s

@@ -8,6 +8,7 @@ pub(super) use super::testkit::{Steps, totp, user, vpn};
 use super::*;
 
 mod audit;
+mod directory;
 mod login;
 mod tokens;
 mod users;
@@ -95,6 +96,9 @@ conformance! {
     users::users_crud_and_case_insensitive_names,
     users::groups_are_kept_sorted_without_duplicates_and_replaced_whole,
     users::names_compare_without_case_beyond_ascii,
+    directory::a_sync_adds_changes_owned_fields_disables_and_removes,
+    directory::a_failed_change_leaves_the_whole_batch_unwritten,
+    directory::invitations_are_single_use_expire_and_replace_older_ones,
     tokens::seeds_are_sealed_and_steps_claimed_once,
     tokens::concurrent_claims_of_one_step_have_one_winner,
     tokens::hardware_serials_belong_to_one_user,

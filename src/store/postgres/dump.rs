@@ -3,18 +3,17 @@
 
 use super::PgStore;
 use super::pool::Conn;
-use crate::store::dump::{Counts, Dump};
+use crate::store::dump::{COUNTS_SQL, Counts, Dump};
 use crate::store::{Retry, StoreError, TokenKind, fold};
 
-/// The rows of each table, as [`Counts`] counts them.
-const COUNTS_SQL: &str = "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM user_groups),
-    (SELECT count(*) FROM tokens), (SELECT count(*) FROM lockouts),
-    (SELECT count(*) FROM bypasses), (SELECT count(*) FROM remembered),
-    (SELECT count(*) FROM block_history), (SELECT count(*) FROM audit)";
-
 const USER_SQL: &str = "INSERT INTO users
-     (name_key, name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language)
- VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     (name_key, name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language,
+      source, disabled_at, enroll_until)
+ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+const INVITATION_SQL: &str =
+    "INSERT INTO invitations (hash, user_key, created_at, expires_at, used_at)
+ VALUES ($1, $2, $3, $4, $5)";
 
 const GROUP_SQL: &str = "INSERT INTO user_groups (user_key, name_key, name) VALUES ($1, $2, $3)";
 
@@ -67,6 +66,7 @@ fn counts_on(c: &mut Conn) -> Result<Counts, StoreError> {
         remembered: n(5)?,
         block_history: n(6)?,
         audit: n(7)?,
+        invitations: n(8)?,
     })
 }
 
@@ -91,11 +91,26 @@ fn load_on(c: &mut Conn, d: &Dump) -> Result<(), StoreError> {
                 &u.blocked_until,
                 &u.pin_hash,
                 &u.language,
+                &u.source,
+                &u.disabled_at,
+                &u.enroll_until,
             ],
         )?;
         for g in &u.groups {
             c.exec(GROUP_SQL, &[&key, &fold(g), g])?;
         }
+    }
+    for i in &d.invitations {
+        c.exec(
+            INVITATION_SQL,
+            &[
+                &i.hash,
+                &fold(&i.user),
+                &i.created_at,
+                &i.expires_at,
+                &i.used_at,
+            ],
+        )?;
     }
     for (t, sealed) in &d.tokens {
         let kind = match t.kind {

@@ -32,6 +32,7 @@ const LOGIN_STATE_SQL: &str = concat!(
          COALESCE((SELECT json_agg(g.client) FROM grace g
                    WHERE g.user_key = u.name_key AND g.until > $2), '[]')::text,
          COALESCE((SELECT l.denials > 0 FROM lockouts l WHERE l.user_key = u.name_key), FALSE),
+         CASE WHEN u.disabled_at IS NOT NULL THEN COALESCE(u.source, '') END,
          ",
     token_cols!(),
     ", t.seed
@@ -39,7 +40,7 @@ const LOGIN_STATE_SQL: &str = concat!(
   WHERE u.name_key = $1 ORDER BY t.id"
 );
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-const LOGIN_STATE_TOKEN_AT: usize = 12;
+const LOGIN_STATE_TOKEN_AT: usize = 13;
 
 pub(super) fn facts(
     c: &mut Conn,
@@ -73,6 +74,7 @@ pub(super) fn facts(
         busy: first.try_get(9)?,
         graced: json_at(first, 10)?,
         denied: first.try_get(11)?,
+        disabled: first.try_get(12)?,
     }))
 }
 

@@ -410,6 +410,22 @@ impl Store for PgStore {
         self.tx(users::users)
     }
 
+    fn apply_directory(&self, changes: &[UserChange]) -> Result<(), StoreError> {
+        self.tx(|c| users::apply_directory(c, changes))
+    }
+
+    fn add_invitation(&self, inv: &Invitation) -> Result<(), StoreError> {
+        self.tx(|c| users::add_invitation(c, inv))
+    }
+
+    fn invitation(&self, hash: &[u8], now: UnixTime) -> Result<Option<String>, StoreError> {
+        self.tx(|c| users::invitation(c, hash, now))
+    }
+
+    fn take_invitation(&self, hash: &[u8], now: UnixTime) -> Result<Option<String>, StoreError> {
+        self.tx(|c| users::take_invitation(c, hash, now))
+    }
+
     fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
         let sealed = seal::seal_token_seed(&self.key, t, seed);
         self.tx(|c| tokens::add_token(c, t, &sealed))

@@ -165,6 +165,22 @@ CREATE TABLE answers (
     sealed     BYTEA NOT NULL
 );
 "#,
+    // Users from a directory: the source they are synced from, when it
+    // stopped listing them, and the enrollment window an administrator
+    // opened. Enrollment invitations, by the hash of their token.
+    r#"
+ALTER TABLE users ADD COLUMN source TEXT;
+ALTER TABLE users ADD COLUMN disabled_at BIGINT;
+ALTER TABLE users ADD COLUMN enroll_until BIGINT;
+CREATE TABLE invitations (
+    hash       BYTEA PRIMARY KEY,
+    user_key   TEXT NOT NULL REFERENCES users(name_key) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX invitations_user ON invitations(user_key);
+"#,
 ];
 
 /// What the key check is sealed for: no user's name (those never hold a

@@ -6,7 +6,9 @@ use postgres::Row;
 
 use super::pool::{Conn, is_unique_violation};
 use crate::mfa::Method;
-use crate::store::{StoreError, User, fold, normalize_groups};
+use crate::store::{
+    Invitation, StoreError, UnixTime, User, UserChange, UserUpdate, fold, normalize_groups,
+};
 
 /// The columns of [`user_from_row`], from `users u`; the groups as a JSON
 /// array.
@@ -15,7 +17,8 @@ macro_rules! user_cols {
         "u.name, u.email, u.phone, u.method, u.password_hash, u.created_at, u.blocked_until,
          u.pin_hash, u.language,
          COALESCE((SELECT json_agg(g.name) FROM user_groups g WHERE g.user_key = u.name_key),
-                  '[]')::text"
+                  '[]')::text,
+         u.source, u.disabled_at, u.enroll_until"
     };
 }
 
@@ -45,6 +48,9 @@ fn user_from_row(r: &Row) -> Result<User, StoreError> {
         pin_hash: r.try_get(7)?,
         language: r.try_get(8)?,
         groups: groups_at(r, 9)?,
+        source: r.try_get(10)?,
+        disabled_at: r.try_get(11)?,
+        enroll_until: r.try_get(12)?,
     })
 }
 
@@ -89,8 +95,9 @@ fn set_groups(c: &mut Conn, key: &str, groups: &[String]) -> Result<(), StoreErr
 pub(super) fn add_user(c: &mut Conn, u: &User) -> Result<(), StoreError> {
     let key = fold(&u.name);
     let r = c.exec(
-        "INSERT INTO users (name_key, name, email, phone, method, password_hash, created_at, pin_hash, language)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO users (name_key, name, email, phone, method, password_hash, created_at, pin_hash, language,
+             source, disabled_at, enroll_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             &key,
             &u.name,
@@ -101,6 +108,9 @@ pub(super) fn add_user(c: &mut Conn, u: &User) -> Result<(), StoreError> {
             &u.created_at,
             &u.pin_hash,
             &u.language,
+            &u.source,
+            &u.disabled_at,
+            &u.enroll_until,
         ],
     );
     match r {
@@ -121,7 +131,7 @@ pub(super) fn update_user(c: &mut Conn, u: &User) -> Result<(), StoreError> {
     )?;
     let n = c.exec(
         "UPDATE users SET email = $2, phone = $3, method = $4, password_hash = $5, pin_hash = $6,
-             language = $7
+             language = $7, enroll_until = $8
          WHERE name_key = $1",
         &[
             &key,
@@ -131,6 +141,7 @@ pub(super) fn update_user(c: &mut Conn, u: &User) -> Result<(), StoreError> {
             &u.password_hash,
             &u.pin_hash,
             &u.language,
+            &u.enroll_until,
         ],
     )?;
     if n == 0 {
@@ -166,4 +177,111 @@ pub(super) fn hash(
         Some(r) => Ok(r.try_get(0)?),
         None => Ok(None),
     }
+}
+
+/// A directory sync's changes (see
+/// [`Store::apply_directory`](crate::store::Store::apply_directory)); the
+/// caller's transaction makes them all or nothing.
+pub(super) fn apply_directory(c: &mut Conn, changes: &[UserChange]) -> Result<(), StoreError> {
+    for change in changes {
+        match change {
+            UserChange::Add(u) => add_user(c, u)?,
+            UserChange::Update(u) => update_synced(c, u)?,
+            UserChange::Disable { name, at } => {
+                c.exec(
+                    "UPDATE users SET disabled_at = $2 WHERE name_key = $1 AND disabled_at IS NULL",
+                    &[&fold(name), at],
+                )?;
+            }
+            UserChange::Remove { name } => {
+                remove_user(c, name)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The owned fields of a synced user that changed; the user is the
+/// source's and enabled from now on.
+fn update_synced(c: &mut Conn, u: &UserUpdate) -> Result<(), StoreError> {
+    let key = fold(&u.name);
+    if let Some(phone) = &u.phone {
+        c.exec(
+            "DELETE FROM remembered WHERE user_key = $1 AND EXISTS
+               (SELECT 1 FROM users WHERE name_key = $1 AND phone IS DISTINCT FROM $2)",
+            &[&key, phone],
+        )?;
+    }
+    let n = c.exec(
+        "UPDATE users SET source = $2, disabled_at = NULL,
+             email = CASE WHEN $3 THEN $4 ELSE email END,
+             phone = CASE WHEN $5 THEN $6 ELSE phone END,
+             language = CASE WHEN $7 THEN $8 ELSE language END
+         WHERE name_key = $1",
+        &[
+            &key,
+            &u.source,
+            &u.email.is_some(),
+            &u.email.clone().flatten(),
+            &u.phone.is_some(),
+            &u.phone.clone().flatten(),
+            &u.language.is_some(),
+            &u.language.clone().flatten(),
+        ],
+    )?;
+    if n > 0 {
+        if let Some(groups) = &u.groups {
+            set_groups(c, &key, groups)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn add_invitation(c: &mut Conn, inv: &Invitation) -> Result<(), StoreError> {
+    let key = fold(&inv.user);
+    c.exec("DELETE FROM invitations WHERE user_key = $1", &[&key])?;
+    let n = c.exec(
+        "INSERT INTO invitations (hash, user_key, created_at, expires_at, used_at)
+         SELECT $1, name_key, $3, $4, $5 FROM users WHERE name_key = $2",
+        &[
+            &inv.hash,
+            &key,
+            &inv.created_at,
+            &inv.expires_at,
+            &inv.used_at,
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NoSuchUser(inv.user.clone()));
+    }
+    Ok(())
+}
+
+pub(super) fn invitation(
+    c: &mut Conn,
+    hash: &[u8],
+    now: UnixTime,
+) -> Result<Option<String>, StoreError> {
+    c.opt(
+        "SELECT u.name FROM invitations i JOIN users u ON u.name_key = i.user_key
+         WHERE i.hash = $1 AND i.used_at IS NULL AND i.expires_at > $2",
+        &[&hash, &now],
+    )?
+    .map(|r| Ok(r.try_get(0)?))
+    .transpose()
+}
+
+pub(super) fn take_invitation(
+    c: &mut Conn,
+    hash: &[u8],
+    now: UnixTime,
+) -> Result<Option<String>, StoreError> {
+    c.opt(
+        "UPDATE invitations i SET used_at = $2 FROM users u
+         WHERE i.hash = $1 AND i.used_at IS NULL AND i.expires_at > $2 AND u.name_key = i.user_key
+         RETURNING u.name",
+        &[&hash, &now],
+    )?
+    .map(|r| Ok(r.try_get(0)?))
+    .transpose()
 }

@@ -15,15 +15,9 @@ use rusqlite::{Connection, ErrorCode};
 
 use super::{SqliteStore, users};
 use crate::mfa::Remembered;
-use crate::store::dump::{AuditRow, Bypass, Counts, Dump, Lockout};
+use crate::store::dump::{AuditRow, Bypass, COUNTS_SQL, Counts, Dump, Lockout};
 use crate::store::file::io_at;
 use crate::store::{HistoryEntry, SealedSeed, SeedKey, StoreError, Token, seal};
-
-/// The rows of each table, as [`Counts`] counts them.
-const COUNTS_SQL: &str = "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM user_groups),
-    (SELECT count(*) FROM tokens), (SELECT count(*) FROM lockouts),
-    (SELECT count(*) FROM bypasses), (SELECT count(*) FROM remembered),
-    (SELECT count(*) FROM block_history), (SELECT count(*) FROM audit)";
 
 /// How many rows of each kind the database on `c` has.
 fn counts_on(c: &Connection) -> Result<Counts, StoreError> {
@@ -38,6 +32,7 @@ fn counts_on(c: &Connection) -> Result<Counts, StoreError> {
             remembered: n(5)?,
             block_history: n(6)?,
             audit: n(7)?,
+            invitations: n(8)?,
         })
     })?)
 }
@@ -149,6 +144,7 @@ fn dump_on(c: &Connection) -> Result<Dump, StoreError> {
         remembered,
         block_history,
         audit,
+        invitations: users::invitations(c)?,
     })
 }
 

@@ -30,11 +30,12 @@ pub(super) const LOGIN_STATE_SQL: &str = "SELECT COALESCE(u.blocked_until > ?2, 
          EXISTS (SELECT 1 FROM verifications v WHERE v.user = u.name AND v.expires_at > ?2),
          (SELECT json_group_array(g.client) FROM grace g WHERE g.user = u.name AND g.until > ?2),
          COALESCE((SELECT l.denials > 0 FROM lockouts l WHERE l.user = u.name), 0),
+         CASE WHEN u.disabled_at IS NOT NULL THEN COALESCE(u.source, '') END,
          t.id, t.user, t.kind, t.serial, t.algorithm, t.digits, t.step, t.counter, t.last_step, t.active, t.model, t.seed
   FROM users u LEFT JOIN tokens t ON t.user = u.name AND t.active
   WHERE u.name = ?1 COLLATE NOCASE ORDER BY t.id";
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-pub(super) const LOGIN_STATE_TOKEN_AT: usize = 12;
+pub(super) const LOGIN_STATE_TOKEN_AT: usize = 13;
 
 pub(super) fn facts(
     c: &Connection,
@@ -64,6 +65,7 @@ pub(super) fn facts(
                     busy: r.get(9)?,
                     graced: json_at(r, 10)?,
                     denied: r.get(11)?,
+                    disabled: r.get(12)?,
                 },
                 Vec::new(),
             )),

@@ -371,6 +371,22 @@ impl Store for SqliteStore {
         users::users(&self.conn())
     }
 
+    fn apply_directory(&self, changes: &[UserChange]) -> Result<(), StoreError> {
+        users::apply_directory(&self.conn(), changes)
+    }
+
+    fn add_invitation(&self, inv: &Invitation) -> Result<(), StoreError> {
+        users::add_invitation(&self.conn(), inv)
+    }
+
+    fn invitation(&self, hash: &[u8], now: UnixTime) -> Result<Option<String>, StoreError> {
+        users::invitation(&self.conn(), hash, now)
+    }
+
+    fn take_invitation(&self, hash: &[u8], now: UnixTime) -> Result<Option<String>, StoreError> {
+        users::take_invitation(&self.conn(), hash, now)
+    }
+
     fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
         let sealed = tokens::seal(&self.key, t, seed);
         tokens::add_token(&self.conn(), t, &sealed)

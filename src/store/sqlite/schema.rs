@@ -179,6 +179,22 @@ CREATE TABLE answers (
     sealed     BLOB NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // Users from a directory: the source they are synced from, when it
+    // stopped listing them, and the enrollment window an administrator
+    // opened. Enrollment invitations, by the hash of their token.
+    r#"
+ALTER TABLE users ADD COLUMN source TEXT;
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+ALTER TABLE users ADD COLUMN enroll_until INTEGER;
+CREATE TABLE invitations (
+    hash       BLOB PRIMARY KEY,
+    user       TEXT NOT NULL COLLATE NOCASE REFERENCES users(name) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+) WITHOUT ROWID;
+CREATE INDEX invitations_user ON invitations(user);
+"#,
 ];
 
 /// The migration that sorts names again by the collation that folds every

@@ -5,13 +5,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{atomic, json_at, q, x};
 use crate::mfa::Method;
-use crate::store::{StoreError, User, normalize_groups};
+use crate::store::{
+    Invitation, StoreError, UnixTime, User, UserChange, UserUpdate, normalize_groups,
+};
 
 /// The columns of [`user_from_row`], from `users u`; the groups as a JSON
 /// array.
 const USER_COLS: &str =
     "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language,
- (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name)";
+ (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name),
+ source, disabled_at, enroll_until";
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let method: String = r.get(3)?;
@@ -26,6 +29,9 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         pin_hash: r.get(7)?,
         language: r.get(8)?,
         groups: groups_at(r, 9)?,
+        source: r.get(10)?,
+        disabled_at: r.get(11)?,
+        enroll_until: r.get(12)?,
     })
 }
 
@@ -52,7 +58,9 @@ pub(super) fn add_user(c: &Connection, u: &User) -> Result<(), StoreError> {
     atomic(c, |tx| {
         let r = x(
             tx,
-            "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO users (name, email, phone, method, password_hash, created_at, pin_hash, language,
+                 source, disabled_at, enroll_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 u.name,
                 u.email,
@@ -61,7 +69,10 @@ pub(super) fn add_user(c: &Connection, u: &User) -> Result<(), StoreError> {
                 u.password_hash,
                 u.created_at,
                 u.pin_hash,
-                u.language
+                u.language,
+                u.source,
+                u.disabled_at,
+                u.enroll_until
             ],
         );
         match r {
@@ -88,7 +99,9 @@ pub(super) fn update_user(c: &Connection, u: &User) -> Result<(), StoreError> {
         )?;
         let n = x(
             tx,
-            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6, language = ?7 WHERE name = ?1",
+            "UPDATE users SET email = ?2, phone = ?3, method = ?4, password_hash = ?5, pin_hash = ?6,
+                 language = ?7, enroll_until = ?8
+             WHERE name = ?1",
             params![
                 u.name,
                 u.email,
@@ -96,7 +109,8 @@ pub(super) fn update_user(c: &Connection, u: &User) -> Result<(), StoreError> {
                 u.method.as_str(),
                 u.password_hash,
                 u.pin_hash,
-                u.language
+                u.language,
+                u.enroll_until
             ],
         )?;
         if n == 0 {
@@ -123,5 +137,134 @@ pub(super) fn user(c: &Connection, name: &str) -> Result<Option<User>, StoreErro
 pub(super) fn users(c: &Connection) -> Result<Vec<User>, StoreError> {
     let mut st = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u ORDER BY name"))?;
     let rows = st.query_map([], user_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A directory sync's changes, all or nothing (see
+/// [`Store::apply_directory`](crate::store::Store::apply_directory)).
+pub(super) fn apply_directory(c: &Connection, changes: &[UserChange]) -> Result<(), StoreError> {
+    atomic(c, |tx| {
+        for change in changes {
+            match change {
+                UserChange::Add(u) => add_user(tx, u)?,
+                UserChange::Update(u) => update_synced(tx, u)?,
+                UserChange::Disable { name, at } => {
+                    x(
+                        tx,
+                        "UPDATE users SET disabled_at = ?2 WHERE name = ?1 AND disabled_at IS NULL",
+                        params![name, at],
+                    )?;
+                }
+                UserChange::Remove { name } => {
+                    remove_user(tx, name)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The owned fields of a synced user that changed; the user is the
+/// source's and enabled from now on.
+fn update_synced(c: &Connection, u: &UserUpdate) -> Result<(), StoreError> {
+    if let Some(phone) = &u.phone {
+        x(
+            c,
+            "DELETE FROM remembered WHERE user = ?1 AND EXISTS
+               (SELECT 1 FROM users WHERE name = ?1 AND phone IS NOT ?2)",
+            params![u.name, phone],
+        )?;
+    }
+    let n = x(
+        c,
+        "UPDATE users SET source = ?2, disabled_at = NULL,
+             email = CASE WHEN ?3 THEN ?4 ELSE email END,
+             phone = CASE WHEN ?5 THEN ?6 ELSE phone END,
+             language = CASE WHEN ?7 THEN ?8 ELSE language END
+         WHERE name = ?1",
+        params![
+            u.name,
+            u.source,
+            u.email.is_some(),
+            u.email.clone().flatten(),
+            u.phone.is_some(),
+            u.phone.clone().flatten(),
+            u.language.is_some(),
+            u.language.clone().flatten(),
+        ],
+    )?;
+    if n > 0 {
+        if let Some(groups) = &u.groups {
+            set_groups(c, &u.name, groups)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn add_invitation(c: &Connection, inv: &Invitation) -> Result<(), StoreError> {
+    atomic(c, |tx| {
+        x(tx, "DELETE FROM invitations WHERE user = ?1", [&inv.user])?;
+        let n = x(
+            tx,
+            "INSERT INTO invitations (hash, user, created_at, expires_at, used_at)
+             SELECT ?1, name, ?3, ?4, ?5 FROM users WHERE name = ?2",
+            params![
+                inv.hash,
+                inv.user,
+                inv.created_at,
+                inv.expires_at,
+                inv.used_at
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchUser(inv.user.clone()));
+        }
+        Ok(())
+    })
+}
+
+pub(super) fn invitation(
+    c: &Connection,
+    hash: &[u8],
+    now: UnixTime,
+) -> Result<Option<String>, StoreError> {
+    Ok(q(
+        c,
+        "SELECT user FROM invitations WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+        params![hash, now],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+pub(super) fn take_invitation(
+    c: &Connection,
+    hash: &[u8],
+    now: UnixTime,
+) -> Result<Option<String>, StoreError> {
+    Ok(q(
+        c,
+        "UPDATE invitations SET used_at = ?2
+         WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING user",
+        params![hash, now],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// Every invitation, for a dump.
+pub(super) fn invitations(c: &Connection) -> Result<Vec<Invitation>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT hash, user, created_at, expires_at, used_at FROM invitations ORDER BY user, hash",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(Invitation {
+            hash: r.get(0)?,
+            user: r.get(1)?,
+            created_at: r.get(2)?,
+            expires_at: r.get(3)?,
+            used_at: r.get(4)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
