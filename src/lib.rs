@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod engine;
 mod hex;
 pub mod io;
