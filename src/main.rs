@@ -8,8 +8,8 @@ use clap::Parser;
 use tracing::{error, info, warn};
 
 use mfa_proxy::cli::{
-    Cli, Command, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd,
-    TotpCmd, UserCmd,
+    Cli, Command, DirectoryCmd, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg,
+    TokenCmd, TotpCmd, UserCmd,
 };
 use mfa_proxy::config::Config;
 use mfa_proxy::io::Bound;
@@ -246,6 +246,30 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                     cli::totp_activate(store, &name, &code, now as u64, 1).map_err(fail)?;
                     println!("activated the authenticator app of {name}");
                 }
+            }
+        }
+        Command::Directory { config, action } => {
+            let (config, store) = open_store(&config)?;
+            let DirectoryCmd::Sync {
+                name,
+                dry_run,
+                force,
+            } = action;
+            let options = mfa_proxy::directory::sync::Options { dry_run, force };
+            let mut out = std::io::stdout().lock();
+            let ok = cli::directory_sync(
+                &config,
+                store.as_ref(),
+                name.as_deref(),
+                options,
+                now,
+                &mut out,
+            )
+            .map_err(fail)?;
+            if !ok {
+                return Err(AdminFailure::Command(
+                    "a directory sync failed (see above)".into(),
+                ));
             }
         }
         Command::Token { config, action } => {

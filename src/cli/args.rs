@@ -102,6 +102,17 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenCmd,
     },
+    /// Users from LDAP directories (`[[directory]]`): sync them now.
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy directory sync --dry-run\n  \
+        mfa-proxy directory sync corp")]
+    Directory {
+        /// The configuration file, which names the store and the sources.
+        #[arg(long, default_value = "proxy.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: DirectoryCmd,
+    },
     /// Block a user's second factor (every attempt is denied).
     ///
     /// The block ends after --for, or with `unblock`. It is recorded with
@@ -386,6 +397,27 @@ pub enum TotpCmd {
         name: String,
         /// The code the app shows now.
         code: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCmd {
+    /// Sync the sources now and print what is added, changed, enabled,
+    /// disabled and removed, one line each, then a summary per source.
+    ///
+    /// `serve` syncs at start and every `interval` by itself. A source that
+    /// cannot be read whole changes nothing; neither does one whose sync
+    /// would disable more than its `max_disable` (or everyone) unless
+    /// --force is given.
+    Sync {
+        /// Only this source (default: every one, in file order).
+        name: Option<String>,
+        /// Print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even a sync that disables more than max_disable.
+        #[arg(long)]
+        force: bool,
     },
 }
 

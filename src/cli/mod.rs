@@ -15,6 +15,7 @@ use crate::mfa::otp::{self, TotpParams, Verdict};
 use crate::store::{Store, StoreError, Token, TokenKind, UnixTime, User, normalize_groups};
 
 pub mod args;
+mod directory;
 mod import;
 pub mod ops;
 pub mod policy;
@@ -23,9 +24,10 @@ pub mod pskc;
 mod report;
 
 pub use args::{
-    Cli, Command, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg, TokenCmd,
-    TotpCmd, UserCmd,
+    Cli, Command, DirectoryCmd, LogFormat, PolicyCmd, ReportCmd, ReportFormat, SecretFormatArg,
+    TokenCmd, TotpCmd, UserCmd,
 };
+pub use directory::directory_sync;
 pub use import::{SecretFormat, apply_user_map, pskc_import, token_import, user_import};
 pub use progress::Progress;
 pub use report::{
@@ -51,10 +53,7 @@ fn invalid(s: impl Into<String>) -> AdminError {
 /// User names: printable, no spaces or control characters, 1..=253 octets
 /// (they travel in User-Name).
 pub fn check_user_name(name: &str) -> Result<(), AdminError> {
-    if name.is_empty()
-        || name.len() > 253
-        || name.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
+    if !crate::store::user_name_ok(name) {
         return Err(invalid(format!(
             "\"{}\" is not a valid user name: 1 to 253 characters, no spaces or control characters",
             name.escape_default()
@@ -287,6 +286,22 @@ pub fn user_show(
         writeln!(out, "groups:    {}", u.groups.join(", "))?;
     }
     writeln!(out, "created:   {}", show_time(u.created_at))?;
+    writeln!(
+        out,
+        "source:    {}",
+        match &u.source {
+            Some(d) => format!("directory {d}"),
+            None => "added by hand".to_owned(),
+        }
+    )?;
+    if let Some(at) = u.disabled_at {
+        writeln!(
+            out,
+            "disabled:  since {} (no longer in directory {}); every login is refused",
+            show_time(at),
+            u.source.as_deref().unwrap_or("-")
+        )?;
+    }
     match store.blocked_until(&u.name, now)? {
         Some(t) => writeln!(out, "blocked:   until {}", show_time(t))?,
         None => writeln!(out, "blocked:   no")?,

@@ -75,6 +75,11 @@ impl<W: Write> Progress<W> {
         }
     }
 
+    /// Entries handled so far.
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
     /// The import is over: the bar is drawn full and its line ended.
     pub fn finish(mut self) {
         if self.total >= QUIET_BELOW && self.terminal {

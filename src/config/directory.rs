@@ -79,6 +79,10 @@ pub struct Directory {
     /// Users gone from the directory (or its scope) are disabled at once
     /// and removed after this.
     pub remove_after: Duration,
+    /// A sync that would disable more than this percentage of the
+    /// source's users (more than ten), or all of them, changes nothing
+    /// unless forced: what a wrong filter or an emptied group looks like.
+    pub max_disable: u32,
     /// Entries per page of a paged search (AD serves at most 1,000).
     pub page_size: u32,
     /// Bound on connecting and on each LDAP operation.
@@ -111,6 +115,7 @@ pub(super) struct RawDirectory {
     invite: bool,
     interval: Option<String>,
     remove_after: Option<String>,
+    max_disable: Option<String>,
     page_size: Option<u64>,
     timeout: Option<String>,
 }
@@ -122,6 +127,7 @@ const REMOVE_AFTER_MIN: Duration = Duration::from_secs(3600);
 const REMOVE_AFTER_MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
 const D_REMOVE_AFTER: &str = "30d";
 const D_PAGE_SIZE: u64 = 500;
+const D_MAX_DISABLE: &str = "20%";
 const D_TIMEOUT: &str = "30s";
 
 /// The `[[directory]]` tables, in file order.
@@ -256,6 +262,10 @@ pub(super) fn validate(
             REMOVE_AFTER_MIN,
             REMOVE_AFTER_MAX,
         )?;
+        let max_disable = percent(
+            d.max_disable.as_deref().unwrap_or(D_MAX_DISABLE),
+            &format!("{key}.max_disable"),
+        )?;
         let page_size = bounded(
             d.page_size.unwrap_or(D_PAGE_SIZE),
             &format!("{key}.page_size"),
@@ -290,11 +300,61 @@ pub(super) fn validate(
             invite: d.invite,
             interval,
             remove_after,
+            max_disable,
             page_size,
             timeout,
         });
     }
     Ok(out)
+}
+
+/// `"20%"`: a whole percentage from 1 to 100.
+fn percent(value: &str, key: &str) -> Result<u32, ConfigError> {
+    value
+        .trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("\"{value}\" is not a percentage from 1% to 100%, e.g. \"20%\""),
+            )
+        })
+}
+
+#[cfg(test)]
+impl Directory {
+    /// The source of issue 17's example (`corp`, every mapping set, the
+    /// group scope), for tests of what a sync does with it.
+    pub(crate) fn example() -> Directory {
+        Directory {
+            name: "corp".into(),
+            url: "ldaps://dc1.corp.example:636".into(),
+            host: "dc1.corp.example".into(),
+            port: 636,
+            tls: DirectoryTls::Ldaps,
+            ca_file: None,
+            bind_dn: "CN=mfa-sync,OU=Service,DC=corp,DC=example".into(),
+            bind_password: Secret::new(b"secret".to_vec()),
+            base_dn: "DC=corp,DC=example".into(),
+            filter: "(objectClass=user)".into(),
+            group: Some("CN=VPN Users,OU=Groups,DC=corp,DC=example".into()),
+            name_attribute: "sAMAccountName".into(),
+            email_attribute: Some("mail".into()),
+            phone_attribute: Some("mobile".into()),
+            language_attribute: Some("preferredLanguage".into()),
+            groups_attribute: Some("memberOf".into()),
+            default_method: Method::Totp,
+            default_language: None,
+            invite: false,
+            interval: Duration::from_secs(900),
+            remove_after: Duration::from_secs(30 * 86_400),
+            max_disable: 20,
+            page_size: 500,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `ldap[s]://host[:port][/]`: (whether ldaps, host, port). IPv6 hosts in

@@ -9,3 +9,6 @@
 //!   nothing.
 
 pub mod ldap;
+pub mod plan;
+pub mod scope;
+pub mod sync;

@@ -268,9 +268,17 @@ impl User {
     }
 }
 
+/// Whether `name` can be a user's name: 1 to 253 characters, no spaces or
+/// control characters (it travels in RADIUS User-Name and in logs).
+pub fn user_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// A user or group name folded for comparing without case: the key both
 /// backends look names up by, and the name a token's seed is bound to.
-pub(crate) fn fold(name: &str) -> String {
+pub fn fold(name: &str) -> String {
     name.to_lowercase()
 }
 
