@@ -561,7 +561,7 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
     }
     // Before the runtime: a store's blocking calls (PostgreSQL's client
     // runs a runtime of its own) must not run on the runtime's thread.
-    let store: Option<Arc<dyn mfa_proxy::store::LoginStore>> = if config.mfa.enabled {
+    let store: Option<Arc<dyn Store>> = if config.mfa.enabled {
         match open_serve_store(&config, allow_empty_store) {
             Ok(s) => Some(Arc::<dyn Store>::from(s)),
             Err(e) => {
@@ -583,8 +583,14 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let bound = match Bound::bind(&config, dictionary, store) {
-            Ok(b) => b,
+        let login_store = store
+            .clone()
+            .map(|s| s as Arc<dyn mfa_proxy::store::LoginStore>);
+        let bound = match Bound::bind(&config, dictionary, login_store) {
+            Ok(b) => match &store {
+                Some(s) => b.with_directories(s.clone()),
+                None => b,
+            },
             Err(e) => {
                 error!("{e}");
                 return ExitCode::FAILURE;

@@ -404,3 +404,100 @@ fn relay(client: TcpStream, server: TcpStream, limit: usize, cut: &std::sync::at
     let _ = s_in.shutdown(Shutdown::Both);
     let _ = c_out.shutdown(Shutdown::Both);
 }
+
+/// GET `path` from the HTTP listener on `port`: the body, if it answered.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+#[test]
+fn serve_syncs_at_start_and_on_reload_and_reports_metrics() {
+    let Some(server) = Slapd::start_or_skip(Tree {
+        users: 300,
+        disabled: 0,
+    }) else {
+        return;
+    };
+    let site = Site::new(&server, &server.ldaps_url(), "interval = \"24h\"");
+    let (auth, http) = (common::free_port(), common::free_port());
+    let path = site.dir.path().join("proxy.toml");
+    let config = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{auth}\"]"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"));
+    std::fs::write(&path, &config).expect("write");
+    let log = std::fs::File::create(site.dir.path().join("serve.log")).expect("log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stderr(log)
+        .spawn()
+        .expect("serve");
+    let in_scope = (1..=300).filter(|&i| in_vpn_group(i)).count();
+    let wait_for = |what: &str| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let metrics = http_get(http, "/metrics").unwrap_or_default();
+            if metrics.contains(what) {
+                return metrics;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} in /metrics: {metrics}\n{}",
+                std::fs::read_to_string(site.dir.path().join("serve.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let metrics = wait_for(&format!(
+        "mfa_directory_users{{directory=\"corp\"}} {in_scope}"
+    ));
+    assert!(metrics.contains("mfa_directory_syncs_total{directory=\"corp\",result=\"ok\"} 1"));
+    assert!(metrics.contains(&format!(
+        "mfa_directory_changes_total{{directory=\"corp\",change=\"added\"}} {in_scope}"
+    )));
+    assert!(metrics.contains("mfa_directory_sync_seconds{directory=\"corp\"}"));
+    assert_eq!(site.store().users().expect("users").len(), in_scope);
+
+    // A reload that adds a source runs it at once; one that cannot be
+    // reached leaves the users as they are and says so.
+    std::fs::write(
+        &path,
+        format!(
+            "{config}\n[[directory]]\nname = \"down\"\nurl = \"ldap://127.0.0.1:1\"\nstarttls = true\n\
+             bind_dn = \"CN=x,DC=corp,DC=example\"\nbind_password = \"x\"\nbase_dn = \"DC=corp,DC=example\"\n\
+             filter = \"(objectClass=user)\"\nname_attribute = \"uid\"\ntimeout = \"2s\"\n"
+        ),
+    )
+    .expect("write");
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    wait_for("mfa_directory_syncs_total{directory=\"down\",result=\"failed\"} 1");
+    assert_eq!(site.store().users().expect("users").len(), in_scope);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let _ = child.wait();
+    let log = std::fs::read_to_string(site.dir.path().join("serve.log")).expect("log");
+    assert!(
+        log.contains(&format!(
+            "directory corp: 301 entries, {in_scope} users in scope; added {in_scope}"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("directory down: cannot connect"), "{log}");
+    assert!(log.contains("the users stay as they are"), "{log}");
+}

@@ -137,15 +137,6 @@ pub(super) fn validate(
     env: EnvLookup<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Directory>, ConfigError> {
-    if !raw.is_empty() {
-        // Honest until `directory sync` lands (issue 17): the sources are
-        // checked, not yet read.
-        warnings.push(
-            "[[directory]]: this version checks directory sources but does not sync them yet; \
-             add users with `mfa-proxy user add` or `user import`"
-                .to_owned(),
-        );
-    }
     let mut out: Vec<Directory> = Vec::new();
     for (i, d) in raw.into_iter().enumerate() {
         let key = format!("directory[{i}]");

@@ -61,13 +61,7 @@ fn the_contract_of_issue_17_parses() {
     assert_eq!(d.page_size, 500);
     assert_eq!(d.timeout, Duration::from_secs(30));
     assert!(!d.invite);
-    // Only that the sync itself is not built yet.
-    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-    assert!(
-        c.warnings[0].contains("does not sync them yet"),
-        "{:?}",
-        c.warnings
-    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
 #[test]
@@ -358,11 +352,5 @@ fn the_shipped_example_is_valid() {
     )
     .expect("the example is valid");
     assert_eq!(c.directories[0].name, "corp");
-    // Only that the sync itself is not built yet.
-    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-    assert!(
-        c.warnings[0].contains("does not sync them yet"),
-        "{:?}",
-        c.warnings
-    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }

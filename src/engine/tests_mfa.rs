@@ -10,7 +10,7 @@ use crate::mfa::ResultCode;
 use crate::mfa::otp::{Algorithm, TotpParams, totp_code};
 use crate::radius::crypto;
 use crate::store::login::{self as jobs, StoreOp};
-use crate::store::{AuditRecord, SeedKey, SqliteStore, Store, Token, User};
+use crate::store::{AuditRecord, SeedKey, SqliteStore, Store, Token, User, UserChange};
 
 pub(super) const NAS: &[u8] = b"nas-secret-0123456789";
 pub(super) const UP: &[u8] = b"upstream-secret-0123456789";
@@ -448,6 +448,34 @@ fn blocked_bypassed_and_unenrolled_users() {
     let mut s = Sim::new("unenrolled = \"accept\"");
     let r = s.login(1000, 1, "bob", "pw", None);
     assert_eq!(parse(&r[0]).code(), Code::ACCESS_ACCEPT);
+}
+
+#[test]
+fn a_user_their_directory_no_longer_lists_is_refused_with_the_reason() {
+    let mut s = Sim::new("unenrolled = \"accept\"");
+    s.store
+        .apply_directory(&[
+            UserChange::Add(User {
+                source: Some("corp".into()),
+                ..User::new("carol", Method::Totp)
+            }),
+            UserChange::Disable {
+                name: "carol".into(),
+                at: T0,
+            },
+        ])
+        .expect("sync");
+    assert!(s.login(1000, 1, "carol", "pw", None).is_empty());
+    s.advance(Duration::from_secs(2));
+    assert_eq!(parse(&s.out()[0]).code(), Code::ACCESS_REJECT);
+    let a = s.audit.last().expect("recorded");
+    assert_eq!(
+        (a.result, a.reason.as_deref()),
+        (
+            ResultCode::FailedUserDisabled,
+            Some("user disabled: no longer in directory corp")
+        )
+    );
 }
 
 #[test]

@@ -34,6 +34,7 @@ struct App {
     commands: mpsc::Sender<Command>,
     http: Arc<HttpStats>,
     udp: Arc<super::kernel_drops::UdpSockets>,
+    syncs: Option<Arc<super::directories::SyncStatus>>,
 }
 
 /// The router, sending its work to the loop through `commands`.
@@ -41,6 +42,7 @@ pub(super) fn router(
     commands: mpsc::Sender<Command>,
     http: Arc<HttpStats>,
     udp: super::kernel_drops::UdpSockets,
+    syncs: Option<Arc<super::directories::SyncStatus>>,
 ) -> Router {
     Router::new()
         .route("/v1/verifications/{id}", post(callback))
@@ -51,6 +53,7 @@ pub(super) fn router(
             commands,
             http,
             udp: Arc::new(udp),
+            syncs,
         })
 }
 
@@ -335,6 +338,9 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         Some((stats, pending, reload)) => {
             let mut text = prometheus(&stats, pending, &reload);
             app.http.render(&mut text);
+            if let Some(syncs) = &app.syncs {
+                syncs.render(&mut text);
+            }
             // /proc/net/udp lists every socket of the host: read it off the
             // thread that moves the datagrams.
             let udp = app.udp.clone();

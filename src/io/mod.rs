@@ -26,7 +26,7 @@ use crate::engine::{
 };
 use crate::radius::MAX_PACKET_LEN;
 use crate::radius::dict::Dictionary;
-use crate::store::LoginStore;
+use crate::store::{LoginStore, Store};
 
 /// Socket buffer size asked of the kernel (it may grant less).
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -34,6 +34,7 @@ const SOCKET_BUFFER: usize = 4 << 20;
 const BATCH: usize = 64;
 
 mod deliver;
+mod directories;
 mod http;
 mod kernel_drops;
 mod limits;
@@ -81,6 +82,8 @@ pub struct Bound {
     http: Option<std::net::TcpListener>,
     config: Config,
     dictionary: Arc<Dictionary>,
+    /// The store the directory syncs write to (`serve` sets it).
+    directories: Option<Arc<dyn Store>>,
 }
 
 /// HTTP requests (callbacks, metrics) waiting for the loop, at most; more
@@ -182,7 +185,15 @@ impl Bound {
             http,
             config: config.clone(),
             dictionary,
+            directories: None,
         })
+    }
+
+    /// Runs the `[[directory]]` syncs into `store` while serving: at start,
+    /// every interval, and as reloads change the sources.
+    pub fn with_directories(mut self, store: Arc<dyn Store>) -> Bound {
+        self.directories = Some(store);
+        self
     }
 
     /// The address of the HTTP listener, if there is one.
@@ -215,6 +226,10 @@ impl Bound {
         let (http_tx, mut http_rx) = mpsc::channel(HTTP_QUEUE);
         let udp = kernel_drops::UdpSockets::new(&self.listeners, &self.upstream);
         tokio::spawn(udp.clone().watch());
+        let syncs = self
+            .directories
+            .map(|store| directories::Scheduler::spawn(store, self.config.directories.clone()))
+            .transpose()?;
         let mut tls = None;
         if let Some(l) = self.http {
             let server = &self.config.server;
@@ -228,7 +243,12 @@ impl Bound {
                 );
             }
             let gate = http::Gate::new(total, server.http_max_connections_per_address.min(total));
-            let app = http::router(http_tx.clone(), gate.stats.clone(), udp.clone());
+            let app = http::router(
+                http_tx.clone(),
+                gate.stats.clone(),
+                udp.clone(),
+                syncs.as_ref().map(|s| s.status.clone()),
+            );
             let listener = tokio::net::TcpListener::from_std(l)?;
             let (tx, rx) = watch::channel(server.http_tls.clone().map(|t| t.0));
             tls = Some(tx);
@@ -270,6 +290,7 @@ impl Bound {
             status: ReloadStatus::started(unix_now()),
             tls,
             udp,
+            syncs,
         };
         let mut shutdown = std::pin::pin!(shutdown);
         std::future::poll_fn(|cx| {
@@ -346,6 +367,8 @@ struct Shell {
     tls: Option<watch::Sender<Option<Arc<rustls::ServerConfig>>>>,
     /// The UDP sockets, for the kernel's drop counts.
     udp: kernel_drops::UdpSockets,
+    /// The directory syncs, when `serve` runs them.
+    syncs: Option<directories::Scheduler>,
 }
 
 impl Shell {
