@@ -14,6 +14,7 @@ mod hex;
 pub mod io;
 pub mod mfa;
 pub mod policy;
+pub mod portal;
 pub mod radius;
 pub mod secret;
 pub mod store;

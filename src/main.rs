@@ -200,6 +200,15 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 UserCmd::Show { name } => {
                     cli::user_show(store, &name, now, &mut out).map_err(fail)?
                 }
+                UserCmd::OpenEnrollment { name, duration } => {
+                    let until = cli::open_enrollment(store, &name, &duration, now).map_err(fail)?;
+                    match until {
+                        Some(t) => println!(
+                            "{name} may enroll at the portal with the password alone until {t}"
+                        ),
+                        None => println!("the enrollment window of {name} is closed"),
+                    }
+                }
                 UserCmd::Forget { name } => {
                     let n = store.forget(&name).map_err(|e| fail(e.into()))?;
                     println!(
@@ -588,7 +597,7 @@ fn serve(path: &Path, allow_empty_store: bool) -> ExitCode {
             .map(|s| s as Arc<dyn mfa_proxy::store::LoginStore>);
         let bound = match Bound::bind(&config, dictionary, login_store) {
             Ok(b) => match &store {
-                Some(s) => b.with_directories(s.clone()),
+                Some(s) => b.with_admin_store(s.clone()),
                 None => b,
             },
             Err(e) => {

@@ -356,6 +356,20 @@ pub enum UserCmd {
         /// The user's name.
         name: String,
     },
+    /// Let a user enroll at the portal with the first factor alone, for a
+    /// while (when no invitation mail can reach them).
+    ///
+    /// Until the window closes, signing in at `{public_url}/portal/` with the
+    /// password is enough to set up an authenticator app or a phone; `--for
+    /// 0s` closes it at once.
+    #[command(after_help = "Example:\n  mfa-proxy user open-enrollment alice --for 24h")]
+    OpenEnrollment {
+        /// The user's name.
+        name: String,
+        /// How long the window stays open (1 minute to 30 days).
+        #[arg(long = "for", default_value = "24h")]
+        duration: String,
+    },
     /// Revoke every remembered login of a user.
     ///
     /// The user's next login asks for the second factor again, wherever it

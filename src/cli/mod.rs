@@ -334,6 +334,30 @@ pub fn user_show(
     Ok(())
 }
 
+/// Opens (or with a zero duration closes) a user's enrollment window;
+/// when it closes, as text, or `None` if closed.
+pub fn open_enrollment(
+    store: &dyn Store,
+    name: &str,
+    duration: &str,
+    now: UnixTime,
+) -> Result<Option<String>, AdminError> {
+    let d = crate::config::parse_duration(
+        duration,
+        "--for",
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(30 * 86_400),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
+    let mut u = store
+        .user(name)?
+        .ok_or_else(|| StoreError::NoSuchUser(name.to_owned()))?;
+    let until = (!d.is_zero()).then(|| now.saturating_add(d.as_secs() as i64));
+    u.enroll_until = until;
+    store.update_user(&u)?;
+    Ok(until.map(show_time))
+}
+
 /// A new TOTP enrollment: the `otpauth://` URI for the user's app.
 #[derive(Debug)]
 pub struct Enrollment {
@@ -350,9 +374,16 @@ pub fn totp_enroll(store: &dyn Store, name: &str, issuer: &str) -> Result<Enroll
     let params = TotpParams::default();
     store.remove_pending_tokens(&user.name, TokenKind::Totp)?;
     store.add_token(&Token::totp(user.name.clone(), params), seed.as_ref())?;
+    Ok(Enrollment {
+        uri: totp_uri(issuer, &user.name, seed.as_ref(), &params),
+    })
+}
+
+/// The `otpauth://` URI of a TOTP secret, for an app to scan.
+pub fn totp_uri(issuer: &str, user: &str, seed: &[u8], params: &TotpParams) -> Zeroizing<String> {
     let secret = Zeroizing::new(base32::encode(
         base32::Alphabet::Rfc4648 { padding: false },
-        seed.as_ref(),
+        seed,
     ));
     let enc = |s: &str| -> String {
         s.bytes()
@@ -364,16 +395,16 @@ pub fn totp_enroll(store: &dyn Store, name: &str, issuer: &str) -> Result<Enroll
             })
             .collect()
     };
-    let uri = Zeroizing::new(format!(
-        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={}&period={}",
+    Zeroizing::new(format!(
+        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&period={}",
         enc(issuer),
-        enc(&user.name),
+        enc(user),
         secret.as_str(),
         enc(issuer),
+        params.algorithm.as_str(),
         params.digits,
         params.step
-    ));
-    Ok(Enrollment { uri })
+    ))
 }
 
 /// A user may hold this many hardware tokens (besides an authenticator app).

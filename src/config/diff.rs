@@ -195,6 +195,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             key: "primary.mode",
         });
     }
+    if old.portal != new.portal {
+        out.push(Change::NeedsRestart { key: "portal" });
+    }
     mfa(&old.mfa, &new.mfa, &mut out);
     section(
         Section::Lockout,
@@ -282,6 +285,7 @@ pub fn in_force(old: &Config, new: &Config) -> Config {
     c.server.http_max_connections_per_address = old.server.http_max_connections_per_address;
     c.store = old.store.clone();
     c.primary = old.primary;
+    c.portal = old.portal.clone();
     c.mfa.enabled = old.mfa.enabled;
     c
 }

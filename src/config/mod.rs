@@ -23,6 +23,7 @@ mod error;
 mod lockout;
 mod mfa;
 mod policy;
+mod portal;
 mod primary;
 mod providers;
 mod proxy;
@@ -54,6 +55,7 @@ pub use directory::{Directory, DirectoryTls};
 pub use error::ConfigError;
 pub use mfa::{Mfa, Texts, parse_language_tag};
 pub use policy::GroupsFrom;
+pub use portal::Portal;
 pub use primary::Primary;
 pub use providers::{Notify, Provider, ProviderKind, SmtpTls};
 pub use proxy::{Proxy, Selection, WhenAllDown};
@@ -88,6 +90,8 @@ pub struct Config {
     pub groups: Option<GroupsFrom>,
     /// `[[directory]]`: LDAP sources users are synced from, in file order.
     pub directories: Vec<Directory>,
+    /// `[portal]`: the self-service portal, when enabled.
+    pub portal: Option<Portal>,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
 }
@@ -123,6 +127,7 @@ struct RawConfig {
     policy: Vec<policy::RawPolicy>,
     #[serde(default)]
     directory: Vec<directory::RawDirectory>,
+    portal: Option<portal::RawPortal>,
 }
 
 impl Config {
@@ -176,6 +181,13 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
     let notify = raw.notify.map(providers::validate_notify).transpose()?;
     let groups = raw.groups.map(policy::validate_groups).transpose()?;
     let directories = directory::validate(raw.directory, base, env, &mut warnings)?;
+    let portal = portal::validate(raw.portal, &server)?;
+    if portal.is_some() && !mfa_enabled {
+        return Err(invalid(
+            "portal.enabled",
+            "the portal manages the second factor, and [mfa] enabled is false",
+        ));
+    }
     let rules = policy::validate(
         raw.trusted_network,
         raw.policy,
@@ -200,6 +212,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         rules,
         groups,
         directories,
+        portal,
         warnings,
     })
 }

@@ -150,6 +150,23 @@ impl fmt::Display for Summary<'_> {
         if let Some(n) = &c.notify {
             writeln!(f, "fraud email: {} via {}", n.to.join(", "), n.smtp)?;
         }
+        if let Some(p) = &c.portal {
+            writeln!(
+                f,
+                "portal: {}/portal/ (sessions end {} after the last page, {} after sign-in; \
+                 {} failed sign-ins per user, {} per address, per {})",
+                c.server
+                    .public_url
+                    .as_deref()
+                    .unwrap_or("")
+                    .trim_end_matches('/'),
+                humantime::format_duration(p.session_idle),
+                humantime::format_duration(p.session_max),
+                p.signin_per_user,
+                p.signin_per_address,
+                humantime::format_duration(p.signin_window),
+            )?;
+        }
         let rules = &c.rules;
         if !rules.networks.is_empty() {
             writeln!(f, "trusted networks ({}):", rules.networks.len())?;

@@ -61,6 +61,18 @@ impl Deliverer {
         }
     }
 
+    /// Emails the administrators about a "not me" reported at the portal,
+    /// if `[notify]` is set.
+    pub(super) fn report_portal_fraud(&self, r: crate::portal::Reported) {
+        self.report_fraud(FraudReport {
+            user: r.user,
+            result: crate::mfa::ResultCode::FailedFraudReported,
+            client: format!("portal report: {}", r.what),
+            client_ip: r.address,
+            blocked_for: r.blocked_for,
+        });
+    }
+
     /// Emails the administrators about a fraud report, if `[notify]` is
     /// set. Failures are logged; the block is already in the store.
     pub(super) fn report_fraud(&self, r: FraudReport) {

@@ -43,18 +43,22 @@ pub(super) fn router(
     http: Arc<HttpStats>,
     udp: super::kernel_drops::UdpSockets,
     syncs: Option<Arc<super::directories::SyncStatus>>,
+    portal: Option<Arc<crate::portal::Portal>>,
 ) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/v1/verifications/{id}", post(callback))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
             commands,
             http,
             udp: Arc::new(udp),
             syncs,
-        })
+        });
+    if let Some(p) = portal {
+        r = r.merge(crate::portal::router(p));
+    }
+    r.layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// How long a client has to finish the TLS handshake.
@@ -265,6 +269,8 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(false);
+    // The portal's rate limits and audit records need the address.
+    let app = app.layer(axum::Extension(crate::portal::Peer(peer)));
     if let Err(e) = b
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .await

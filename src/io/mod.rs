@@ -82,8 +82,9 @@ pub struct Bound {
     http: Option<std::net::TcpListener>,
     config: Config,
     dictionary: Arc<Dictionary>,
-    /// The store the directory syncs write to (`serve` sets it).
-    directories: Option<Arc<dyn Store>>,
+    /// The whole store, for what administers users while serving: the
+    /// directory syncs and the portal (`serve` sets it).
+    admin: Option<Arc<dyn Store>>,
 }
 
 /// HTTP requests (callbacks, metrics) waiting for the loop, at most; more
@@ -185,14 +186,15 @@ impl Bound {
             http,
             config: config.clone(),
             dictionary,
-            directories: None,
+            admin: None,
         })
     }
 
-    /// Runs the `[[directory]]` syncs into `store` while serving: at start,
-    /// every interval, and as reloads change the sources.
-    pub fn with_directories(mut self, store: Arc<dyn Store>) -> Bound {
-        self.directories = Some(store);
+    /// Serves what needs the whole store: the `[[directory]]` syncs (at
+    /// start, every interval, and as reloads change the sources) and the
+    /// `[portal]`.
+    pub fn with_admin_store(mut self, store: Arc<dyn Store>) -> Bound {
+        self.admin = Some(store);
         self
     }
 
@@ -227,9 +229,19 @@ impl Bound {
         let udp = kernel_drops::UdpSockets::new(&self.listeners, &self.upstream);
         tokio::spawn(udp.clone().watch());
         let syncs = self
-            .directories
+            .admin
+            .clone()
             .map(|store| directories::Scheduler::spawn(store, self.config.directories.clone()))
             .transpose()?;
+        let portal = self.admin.clone().and_then(|store| {
+            let mail =
+                deliver::Deliverer::new(self.config.notify.clone(), &self.config.server.name);
+            crate::portal::Portal::new(
+                &self.config,
+                store,
+                Box::new(move |r| mail.report_portal_fraud(r)),
+            )
+        });
         let mut tls = None;
         if let Some(l) = self.http {
             let server = &self.config.server;
@@ -248,6 +260,7 @@ impl Bound {
                 gate.stats.clone(),
                 udp.clone(),
                 syncs.as_ref().map(|s| s.status.clone()),
+                portal,
             );
             let listener = tokio::net::TcpListener::from_std(l)?;
             let (tx, rx) = watch::channel(server.http_tls.clone().map(|t| t.0));

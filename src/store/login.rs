@@ -632,7 +632,7 @@ fn open_answers(
 /// unknown user costs the same time as a wrong password.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$2ipzOm0nnbhzi+1SmbmAoU3cB9nLGOqL2nykq5lvLpo";
 
-fn check_password(hash: Option<&str>, password: &[u8]) -> bool {
+pub(crate) fn check_password(hash: Option<&str>, password: &[u8]) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     let (phc, real) = match hash {
         Some(h) => (h, true),
@@ -649,7 +649,7 @@ fn check_password(hash: Option<&str>, password: &[u8]) -> bool {
 /// Tries the code on every active token; the first that matches claims its
 /// step atomically, so of two concurrent answers with the same code only one
 /// wins (the other sees a duplicate).
-fn verify(
+pub(crate) fn verify(
     store: &dyn LoginStore,
     tx: &mut dyn LoginTx,
     tokens: &[(Token, SealedSeed)],

@@ -642,6 +642,10 @@ pub trait Store: LoginStore {
     /// Removes the hardware token with this serial, and forgets its user's
     /// remembered logins; `false` if there is none.
     fn remove_token(&self, serial: &str) -> Result<bool, StoreError>;
+    /// Removes the token with this id if it is `user`'s (an app removed at
+    /// the portal), and forgets the user's remembered logins; `false` if
+    /// the user has no such token.
+    fn remove_user_token(&self, user: &str, id: i64) -> Result<bool, StoreError>;
     fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError>;
 
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;

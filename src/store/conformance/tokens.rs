@@ -71,3 +71,19 @@ pub(super) fn hardware_serials_belong_to_one_user(f: &Fixture) {
         Err(StoreError::SerialTaken(_))
     ));
 }
+
+pub(super) fn a_user_removes_only_their_own_token(f: &Fixture) {
+    let s = f.store();
+    s.add_user(&user("ann")).expect("add");
+    s.add_user(&user("ben")).expect("add");
+    let ann = s
+        .add_token(&totp("ann"), b"0123456789abcdefghij")
+        .expect("t");
+    in_tx(s.as_login(), |tx| tx.remember("ann", &vpn(None, 2_000), 0)).expect("remember");
+    assert!(!s.remove_user_token("ben", ann).expect("rm"), "not ben's");
+    assert_eq!(s.tokens("ann").expect("t").len(), 1);
+    assert_eq!(s.remembered("ann").expect("r").len(), 1);
+    assert!(s.remove_user_token("ANN", ann).expect("rm"));
+    assert!(s.tokens("ann").expect("t").is_empty());
+    assert!(s.remembered("ann").expect("r").is_empty(), "revoked");
+}

@@ -448,6 +448,10 @@ impl Store for PgStore {
         self.tx(|c| tokens::remove_token(c, serial))
     }
 
+    fn remove_user_token(&self, user: &str, id: i64) -> Result<bool, StoreError> {
+        self.tx(|c| tokens::remove_user_token(c, user, id))
+    }
+
     fn activate_token(&self, id: i64) -> Result<(), StoreError> {
         self.tx(|c| tokens::activate_token(c, id))
     }

@@ -140,6 +140,20 @@ pub(super) fn remove_token(c: &mut Conn, serial: &str) -> Result<bool, StoreErro
     Ok(c.exec("DELETE FROM tokens WHERE serial = $1", &[&serial])? > 0)
 }
 
+/// Removes token `id` if it is `user`'s, and forgets the user's
+/// remembered logins.
+pub(super) fn remove_user_token(c: &mut Conn, user: &str, id: i64) -> Result<bool, StoreError> {
+    let key = fold(user);
+    let n = c.exec(
+        "DELETE FROM tokens WHERE id = $2 AND user_key = $1",
+        &[&key, &id],
+    )?;
+    if n > 0 {
+        c.exec("DELETE FROM remembered WHERE user_key = $1", &[&key])?;
+    }
+    Ok(n > 0)
+}
+
 pub(super) fn activate_token(c: &mut Conn, id: i64) -> Result<(), StoreError> {
     c.exec("UPDATE tokens SET active = TRUE WHERE id = $1", &[&id])?;
     Ok(())

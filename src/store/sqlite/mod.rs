@@ -409,6 +409,10 @@ impl Store for SqliteStore {
         tokens::remove_token(&self.conn(), serial)
     }
 
+    fn remove_user_token(&self, user: &str, id: i64) -> Result<bool, StoreError> {
+        tokens::remove_user_token(&self.conn(), user, id)
+    }
+
     fn activate_token(&self, id: i64) -> Result<(), StoreError> {
         tokens::activate_token(&self.conn(), id)
     }

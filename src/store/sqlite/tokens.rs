@@ -134,6 +134,22 @@ pub(super) fn remove_token(c: &Connection, serial: &str) -> Result<bool, StoreEr
     })
 }
 
+/// Removes token `id` if it is `user`'s, and forgets the user's
+/// remembered logins.
+pub(super) fn remove_user_token(c: &Connection, user: &str, id: i64) -> Result<bool, StoreError> {
+    atomic(c, |tx| {
+        let n = x(
+            tx,
+            "DELETE FROM tokens WHERE id = ?2 AND user = ?1 COLLATE NOCASE",
+            params![user, id],
+        )?;
+        if n > 0 {
+            x(tx, "DELETE FROM remembered WHERE user = ?1", [user])?;
+        }
+        Ok(n > 0)
+    })
+}
+
 pub(super) fn activate_token(c: &Connection, id: i64) -> Result<(), StoreError> {
     x(c, "UPDATE tokens SET active = 1 WHERE id = ?1", [id])?;
     Ok(())

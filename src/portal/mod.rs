@@ -1,0 +1,269 @@
+//! The self-service portal at `{public_url}/portal/` (`[portal]`).
+//!
+//! A user signs in with the first factor as logins check it (`[primary]`),
+//! then, once enrolled, with a code from their app or token. A first
+//! enrollment needs the invitation link (`mfa-proxy user invite`) or an
+//! enrollment window the administrator opened (`user set --enroll-for`).
+//! Signed in, the user enrolls an authenticator app (QR code and the key
+//! as text, active only once a code it shows is typed), removes a device,
+//! sets the phone number, the default method and the call PIN, sees the
+//! recent sign-ins and reports one as "not me" (blocked, and the
+//! administrators mailed, as a fraud report at a call is), or reports a
+//! lost device (every app and token removed).
+//!
+//! - [`session`]: sealed cookies, expiry, CSRF tokens.
+//! - [`limit`]: sign-in rate limits per user and per address.
+//! - [`first_factor`]: the password, checked as `[primary]` says.
+//! - [`pages`]: what each page shows; [`html`] and [`text`] its markup and
+//!   words.
+//!
+//! Every page is answered with `Cache-Control: no-store`, a strict
+//! Content-Security-Policy (no script at all), `Referrer-Policy:
+//! no-referrer` (the invitation link's token never leaves in a Referer) and
+//! framing denied. Every sign-in and every change is in the audit trail
+//! (mode `portal`).
+
+mod actions;
+pub mod first_factor;
+mod html;
+pub mod limit;
+mod pages;
+pub mod session;
+mod text;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::Config;
+use crate::mfa::ResultCode;
+use crate::store::{AuditRecord, Store, UnixTime};
+use session::Session;
+
+/// The address a request came from, which the HTTP server puts in each
+/// request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// A fraud report from the portal, for the administrators' mail.
+#[derive(Clone, Debug)]
+pub struct Reported {
+    pub user: String,
+    /// The sign-in reported, as the audit trail has it.
+    pub what: String,
+    pub address: Option<String>,
+    pub blocked_for: std::time::Duration,
+}
+
+/// What the portal needs, shared by its handlers.
+pub struct Portal {
+    config: Config,
+    settings: crate::config::Portal,
+    store: Arc<dyn Store>,
+    limiter: Mutex<limit::Limiter>,
+    /// Cookies get `Secure` (HTTPS on http_listen, or an https public_url
+    /// behind a proxy that terminates TLS).
+    secure: bool,
+    /// Mails the administrators about a fraud report.
+    report: Box<dyn Fn(Reported) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Portal {
+    /// The portal of `config` (whose `[portal]` is set), on `store`.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        report: Box<dyn Fn(Reported) + Send + Sync>,
+    ) -> Option<Arc<Portal>> {
+        let settings = config.portal.clone()?;
+        let secure = config.server.http_tls.is_some()
+            || config
+                .server
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"));
+        Some(Arc::new(Portal {
+            limiter: Mutex::new(limit::Limiter::new(
+                settings.signin_window,
+                settings.signin_per_user,
+                settings.signin_per_address,
+            )),
+            config: config.clone(),
+            settings,
+            store,
+            secure,
+            report,
+        }))
+    }
+
+    /// The session of this request, if it has a live one.
+    fn session(&self, headers: &HeaderMap, now: UnixTime) -> Option<Session> {
+        let cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Session::from_cookies(
+            self.store.as_login(),
+            Some(&cookies),
+            now,
+            secs(self.settings.session_idle),
+            secs(self.settings.session_max),
+        )
+    }
+
+    fn limiter(&self) -> std::sync::MutexGuard<'_, limit::Limiter> {
+        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a portal event of `user` in the audit trail, durably before
+    /// the page that tells of it is sent.
+    async fn audit(
+        &self,
+        user: &str,
+        result: ResultCode,
+        accepted: bool,
+        reason: &str,
+        peer: Peer,
+    ) {
+        let rec = AuditRecord {
+            at: now(),
+            user: user.to_owned(),
+            result,
+            accepted,
+            mode: "portal".into(),
+            server: self.config.server.name.clone(),
+            client: "portal".into(),
+            client_ip: Some(peer.0.ip().to_string()),
+            reason: Some(reason.to_owned()),
+        };
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            crate::store::in_tx(store.as_login(), |tx| tx.append_audit(&rec))
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(user, error = %e, "portal: cannot record {reason} in the audit trail")
+            }
+            Err(e) => {
+                tracing::error!(user, error = %e, "portal: cannot record {reason} in the audit trail")
+            }
+        }
+    }
+
+    /// The language of a page for `user`'s session or this browser.
+    fn language(&self, session: Option<&Session>, headers: &HeaderMap) -> String {
+        if let Some(l) = session.and_then(|s| s.lang.clone()) {
+            return l;
+        }
+        let browser = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(',')
+                    .map(|part| {
+                        part.split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
+                    .find(|l| text::speaks(l))
+            });
+        browser.unwrap_or_else(|| self.config.mfa.language.clone())
+    }
+}
+
+/// The portal's routes, under `/portal`.
+pub fn router(portal: Arc<Portal>) -> Router {
+    Router::new()
+        .route("/portal", get(|| async { redirect("/portal/") }))
+        .route("/portal/", get(actions::home))
+        .route("/portal/invite/{token}", get(actions::invite))
+        .route("/portal/signin", post(actions::signin))
+        .route("/portal/code", post(actions::code))
+        .route("/portal/app/new", post(actions::app_new))
+        .route("/portal/app/activate", post(actions::app_activate))
+        .route("/portal/token/remove", post(actions::token_remove))
+        .route("/portal/phone", post(actions::phone))
+        .route("/portal/pin", post(actions::pin))
+        .route("/portal/report", post(actions::report))
+        .route("/portal/lost", post(actions::lost))
+        .route("/portal/signout", post(actions::signout))
+        .with_state(portal)
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// An HTML page with the portal's headers, and the cookie if any.
+fn respond(status: StatusCode, html: String, cookie: Option<String>) -> Response {
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure_headers(h);
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// 303 See Other to `to` (after a form: a reload does not post again).
+fn redirect(to: &'static str) -> Response {
+    redirect_with(to, None)
+}
+
+fn redirect_with(to: &'static str, cookie: Option<String>) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_static(to));
+    secure_headers(h);
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::SET_COOKIE, c);
+    }
+    r
+}
+
+fn secure_headers(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+}

