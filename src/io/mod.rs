@@ -234,13 +234,19 @@ impl Bound {
             .map(|store| directories::Scheduler::spawn(store, self.config.directories.clone()))
             .transpose()?;
         let portal = self.admin.clone().and_then(|store| {
-            let mail =
-                deliver::Deliverer::new(self.config.notify.clone(), &self.config.server.name);
-            crate::portal::Portal::new(
-                &self.config,
-                store,
-                Box::new(move |r| mail.report_portal_fraud(r)),
-            )
+            let out = deliver::Deliverer::new(self.config.notify.clone(), &self.config.server.name);
+            let mail = out.clone();
+            let (done, mut outcomes) = mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                while let Some((id, outcome)) = outcomes.recv().await {
+                    info!(verification = %id, ?outcome, "portal test delivery");
+                }
+            });
+            let hooks = crate::portal::Hooks {
+                report: Box::new(move |r| mail.report_portal_fraud(r)),
+                deliver: Box::new(move |d| out.spawn(d, done.clone())),
+            };
+            crate::portal::Portal::new(&self.config, store, hooks)
         });
         let mut tls = None;
         if let Some(l) = self.http {

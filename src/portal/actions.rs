@@ -132,6 +132,7 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
                             tokens: &tokens,
                             signins: &signins,
                             enrolling: s.enrolling,
+                            testable: &p.testable(),
                         },
                     );
                     respond(
@@ -845,7 +846,7 @@ pub(super) async fn report(
                 peer,
             )
             .await;
-            (p.report)(Reported {
+            (p.hooks.report)(Reported {
                 user,
                 what,
                 address,
@@ -924,4 +925,36 @@ pub(super) async fn signout(
         return refused(&p, &headers);
     }
     redirect_with("/portal/", Some(Session::cleared(p.secure)))
+}
+
+/// A test push or call: delivered by the first provider for the method,
+/// with a message that says it is a test.
+pub(super) async fn test(
+    State(p): State<Arc<Portal>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Form(f): Form<Fields>,
+) -> Response {
+    let Some(s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+        return refused(&p, &headers);
+    };
+    let lang = s.lang.clone().unwrap_or_else(|| p.language(Some(&s), &headers));
+    let user = s.user.clone().unwrap_or_default();
+    let method = match crate::mfa::Method::parse(&f.method) {
+        Some(m @ (crate::mfa::Method::Push | crate::mfa::Method::Call)) => m,
+        _ => return back(&p, s, true, t(&lang, T::TestFailed)),
+    };
+    let store = p.store.clone();
+    let name = user.clone();
+    let phone = blocking(move || store.user(&name).ok().flatten().and_then(|u| u.phone))
+        .await
+        .flatten();
+    let Some(d) = super::test::delivery(&p.config, &user, method, phone.as_deref(), &lang, peer)
+    else {
+        return back(&p, s, true, t(&lang, T::TestFailed));
+    };
+    (p.hooks.deliver)(d);
+    p.audit(&user, ResultCode::SuccessNoPin, true, &format!("portal: test {} sent", method.as_str()), peer)
+        .await;
+    back(&p, s, false, t(&lang, T::TestSent))
 }

@@ -29,6 +29,7 @@ mod html;
 pub mod limit;
 mod pages;
 pub mod session;
+mod test;
 mod text;
 
 use std::net::SocketAddr;
@@ -68,8 +69,23 @@ pub struct Portal {
     /// Cookies get `Secure` (HTTPS on http_listen, or an https public_url
     /// behind a proxy that terminates TLS).
     secure: bool,
+    /// What the portal asks of the rest of the proxy.
+    hooks: Hooks,
+}
+
+/// What the portal asks of the proxy around it.
+pub struct Hooks {
     /// Mails the administrators about a fraud report.
-    report: Box<dyn Fn(Reported) + Send + Sync>,
+    pub report: Box<dyn Fn(Reported) + Send + Sync>,
+    /// Sends a test push or call through its provider (the answer, if
+    /// any, comes back to a verification nobody waits for, and is refused).
+    pub deliver: Box<dyn Fn(crate::engine::Delivery) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hooks")
+    }
 }
 
 impl std::fmt::Debug for Portal {
@@ -85,7 +101,7 @@ impl Portal {
     pub fn new(
         config: &Config,
         store: Arc<dyn Store>,
-        report: Box<dyn Fn(Reported) + Send + Sync>,
+        hooks: Hooks,
     ) -> Option<Arc<Portal>> {
         let settings = config.portal.clone()?;
         let secure = config.server.http_tls.is_some()
@@ -104,7 +120,7 @@ impl Portal {
             settings,
             store,
             secure,
-            report,
+            hooks,
         }))
     }
 
@@ -166,6 +182,16 @@ impl Portal {
         }
     }
 
+    /// The methods a test can be sent for: push and call, where a provider
+    /// delivers them.
+    fn testable(&self) -> Vec<crate::mfa::Method> {
+        use crate::mfa::Method;
+        [Method::Push, Method::Call]
+            .into_iter()
+            .filter(|m| self.config.providers.iter().any(|p| p.methods.contains(m)))
+            .collect()
+    }
+
     /// The language of a page for `user`'s session or this browser.
     fn language(&self, session: Option<&Session>, headers: &HeaderMap) -> String {
         if let Some(l) = session.and_then(|s| s.lang.clone()) {
@@ -204,6 +230,7 @@ pub fn router(portal: Arc<Portal>) -> Router {
         .route("/portal/pin", post(actions::pin))
         .route("/portal/report", post(actions::report))
         .route("/portal/lost", post(actions::lost))
+        .route("/portal/test", post(actions::test))
         .route("/portal/signout", post(actions::signout))
         .with_state(portal)
 }

@@ -51,6 +51,8 @@ pub struct Home<'a> {
     pub tokens: &'a [Token],
     pub signins: &'a [AuditRecord],
     pub enrolling: bool,
+    /// The methods a test can be sent for (a provider delivers them).
+    pub testable: &'a [Method],
 }
 
 pub fn home(lang: &str, csrf: &str, message: Option<Message>, h: &Home<'_>) -> String {
@@ -196,6 +198,28 @@ pub fn home(lang: &str, csrf: &str, message: Option<Message>, h: &Home<'_>) -> S
         b.push_str("</tbody></table>");
     }
     b.push_str("</section>");
+
+    // A test push or call.
+    if !h.testable.is_empty() {
+        let _ = write!(
+            b,
+            "<section aria-labelledby=\"test-h\"><h3 id=\"test-h\">{}</h3><p>{}</p>",
+            t(lang, T::TestHeading),
+            t(lang, T::TestIntro)
+        );
+        for m in h.testable {
+            let (label, ok) = match m {
+                Method::Push => (T::TestPush, true),
+                Method::Call => (T::TestCall, h.user.phone.is_some()),
+                _ => (T::TestPush, false),
+            };
+            if ok {
+                let fields = format!("<input type=\"hidden\" name=\"method\" value=\"{}\">", m.as_str());
+                b.push_str(&form("/portal/test", csrf, &fields, t(lang, label)));
+            }
+        }
+        b.push_str("</section>");
+    }
 
     // Lost device.
     let _ = write!(

@@ -71,6 +71,12 @@ pub enum T {
     LostButton,
     LostDone,
     Enrolling,
+    TestHeading,
+    TestIntro,
+    TestPush,
+    TestCall,
+    TestSent,
+    TestFailed,
 }
 
 /// The phrase in `lang` (a tag such as "de" or "de-ch"; English when the
@@ -228,6 +234,21 @@ fn pair(key: T) -> (&'static str, &'static str) {
         LostDone => (
             "Your apps and tokens were removed. Set up a new one below.",
             "Ihre Apps und Token wurden entfernt. Richten Sie unten ein neues Gerät ein.",
+        ),
+        TestHeading => ("Try it", "Ausprobieren"),
+        TestIntro => (
+            "Send a test to your phone to see that it arrives. You need not answer it.",
+            "Senden Sie einen Test an Ihr Telefon, um zu sehen, dass er ankommt. Sie müssen ihn nicht beantworten.",
+        ),
+        TestPush => ("Send a test notification", "Testbenachrichtigung senden"),
+        TestCall => ("Call me for a test", "Testanruf"),
+        TestSent => (
+            "The test is on its way to your phone.",
+            "Der Test ist auf dem Weg zu Ihrem Telefon.",
+        ),
+        TestFailed => (
+            "The test cannot be sent: no provider for it, or no phone number.",
+            "Der Test kann nicht gesendet werden: kein Anbieter dafür oder keine Telefonnummer.",
         ),
         Enrolling => (
             "Set up a way to confirm your sign-ins.",
