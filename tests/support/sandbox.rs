@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 /// gone: its stdin is a pipe whose only writer is this process, so `cat`
 /// sees end of file when the process exits, however it exits. Arguments:
 /// the directory, the server's pid file within it, the signal that stops
-/// the server.
+/// the server, and `group` when the pid is a process group's leader whose
+/// whole group is to be stopped (chromedriver and the browsers it starts).
+/// A pid that is not a number above 1 without leading zeros is ignored:
+/// `kill -TERM -1` would signal every process on the machine.
 const WATCHDOG_SCRIPT: &str = r#"
 trap '' INT HUP TERM QUIT PIPE
 cat >/dev/null
@@ -28,11 +31,13 @@ d="$1"
 f="$d/$2"
 if [ -f "$f" ]; then
   pid=$(head -n 1 "$f" 2>/dev/null)
-  case "$pid" in ''|*[!0-9]*) pid= ;; esac
-  if [ -n "$pid" ] && kill "-$3" "$pid" 2>/dev/null; then
+  case "$pid" in ''|0*|1|*[!0-9]*) pid= ;; esac
+  t="$pid"
+  if [ -n "$pid" ] && [ "$4" = group ]; then t="-$pid"; fi
+  if [ -n "$pid" ] && kill "-$3" "$t" 2>/dev/null; then
     i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-    kill -KILL "$pid" 2>/dev/null
+    while kill -0 "$t" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+    kill -KILL "$t" 2>/dev/null
   fi
 fi
 rm -rf "$d"
@@ -109,6 +114,17 @@ pub fn make_dir(
 /// server whose pid is in `dir/pid_file` with `signal`, and removes `dir`,
 /// when this process exits. `None` (no watchdog) if `sh` cannot be run.
 pub fn spawn_watchdog(name: &str, dir: &Path, pid_file: &str, signal: &str) -> Option<Child> {
+    watchdog(name, dir, pid_file, signal, "")
+}
+
+/// Like [`spawn_watchdog`], for a server started in a process group of its
+/// own (`process_group(0)`) that starts processes of its own in it: the
+/// whole group gets `signal`.
+pub fn spawn_group_watchdog(name: &str, dir: &Path, pid_file: &str, signal: &str) -> Option<Child> {
+    watchdog(name, dir, pid_file, signal, "group")
+}
+
+fn watchdog(name: &str, dir: &Path, pid_file: &str, signal: &str, mode: &str) -> Option<Child> {
     Command::new("sh")
         .arg("-c")
         .arg(WATCHDOG_SCRIPT)
@@ -116,6 +132,7 @@ pub fn spawn_watchdog(name: &str, dir: &Path, pid_file: &str, signal: &str) -> O
         .arg(dir)
         .arg(pid_file)
         .arg(signal)
+        .arg(mode)
         .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
