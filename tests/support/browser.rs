@@ -28,7 +28,7 @@
 
 #[path = "sandbox.rs"]
 mod sandbox;
-use sandbox::{free_port, make_dir, spawn_group_watchdog, tail};
+use sandbox::{free_port, make_dir, release_watchdog, spawn_group_watchdog, tail};
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -699,16 +699,7 @@ impl Drop for Browser {
             thread::sleep(Duration::from_millis(100));
             let _ = fs::remove_dir_all(&self.dir);
         }
-        if let Some(mut child) = self.watchdog.take() {
-            drop(child.stdin.take());
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                match child.try_wait() {
-                    Ok(None) => thread::sleep(Duration::from_millis(5)),
-                    _ => break,
-                }
-            }
-        }
+        release_watchdog(self.watchdog.take());
     }
 }
 

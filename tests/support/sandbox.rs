@@ -142,6 +142,22 @@ fn watchdog(name: &str, dir: &Path, pid_file: &str, signal: &str, mode: &str) ->
         .ok()
 }
 
+/// Lets a watchdog go once its server is stopped and its directory
+/// removed (so that it finds no pid file): closes its stdin and waits up
+/// to 2 s for it to exit.
+pub fn release_watchdog(watchdog: Option<Child>) {
+    if let Some(mut child) = watchdog {
+        drop(child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(None) => thread::sleep(Duration::from_millis(5)),
+                _ => break,
+            }
+        }
+    }
+}
+
 #[path = "ports.rs"]
 // Also included by the other harness when a test uses both.
 #[allow(clippy::duplicate_mod)]
