@@ -34,7 +34,9 @@
 
 #[path = "sandbox.rs"]
 mod sandbox;
-use sandbox::{free_port, make_dir, random_hex, run, run_as, spawn_watchdog, tail};
+use sandbox::{
+    free_port, make_dir, random_hex, release_watchdog, run, run_as, spawn_watchdog, tail,
+};
 
 use std::fmt::Write as _;
 use std::fs;
@@ -692,21 +694,12 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop_quietly();
         let _ = fs::remove_dir_all(&self.dir);
-        let watchdog = self
-            .watchdog
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(mut child) = watchdog {
-            drop(child.stdin.take());
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                match child.try_wait() {
-                    Ok(None) => thread::sleep(Duration::from_millis(5)),
-                    _ => break,
-                }
-            }
-        }
+        release_watchdog(
+            self.watchdog
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 }
 
