@@ -938,7 +938,10 @@ pub(super) async fn test(
     let Some(s) = posted(&p, &headers, &f.csrf, Level::Full) else {
         return refused(&p, &headers);
     };
-    let lang = s.lang.clone().unwrap_or_else(|| p.language(Some(&s), &headers));
+    let lang = s
+        .lang
+        .clone()
+        .unwrap_or_else(|| p.language(Some(&s), &headers));
     let user = s.user.clone().unwrap_or_default();
     let method = match crate::mfa::Method::parse(&f.method) {
         Some(m @ (crate::mfa::Method::Push | crate::mfa::Method::Call)) => m,
@@ -954,7 +957,13 @@ pub(super) async fn test(
         return back(&p, s, true, t(&lang, T::TestFailed));
     };
     (p.hooks.deliver)(d);
-    p.audit(&user, ResultCode::SuccessNoPin, true, &format!("portal: test {} sent", method.as_str()), peer)
-        .await;
+    p.audit(
+        &user,
+        ResultCode::SuccessNoPin,
+        true,
+        &format!("portal: test {} sent", method.as_str()),
+        peer,
+    )
+    .await;
     back(&p, s, false, t(&lang, T::TestSent))
 }

@@ -98,11 +98,7 @@ impl std::fmt::Debug for Portal {
 
 impl Portal {
     /// The portal of `config` (whose `[portal]` is set), on `store`.
-    pub fn new(
-        config: &Config,
-        store: Arc<dyn Store>,
-        hooks: Hooks,
-    ) -> Option<Arc<Portal>> {
+    pub fn new(config: &Config, store: Arc<dyn Store>, hooks: Hooks) -> Option<Arc<Portal>> {
         let settings = config.portal.clone()?;
         let secure = config.server.http_tls.is_some()
             || config

@@ -214,7 +214,10 @@ pub fn home(lang: &str, csrf: &str, message: Option<Message>, h: &Home<'_>) -> S
                 _ => (T::TestPush, false),
             };
             if ok {
-                let fields = format!("<input type=\"hidden\" name=\"method\" value=\"{}\">", m.as_str());
+                let fields = format!(
+                    "<input type=\"hidden\" name=\"method\" value=\"{}\">",
+                    m.as_str()
+                );
                 b.push_str(&form("/portal/test", csrf, &fields, t(lang, label)));
             }
         }

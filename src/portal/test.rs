@@ -25,7 +25,10 @@ pub(super) fn delivery(
     if method == Method::Call && phone.is_none() {
         return None;
     }
-    let provider = config.providers.iter().find(|p| p.methods.contains(&method))?;
+    let provider = config
+        .providers
+        .iter()
+        .find(|p| p.methods.contains(&method))?;
     let id = crate::hex::hex_encode(&rand::random::<[u8; 16]>());
     let message = match lang.split('-').next() {
         Some("de") => "Test aus dem Anmeldeportal: Sie müssen nichts tun.",
@@ -33,7 +36,12 @@ pub(super) fn delivery(
     };
     let callback_url = format!(
         "{}/v1/verifications/{id}",
-        config.server.public_url.as_deref().unwrap_or("").trim_end_matches('/')
+        config
+            .server
+            .public_url
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/')
     );
     let ip = peer.0.ip().to_string();
     let body = serde_json::to_vec(&DeliveryBody {
