@@ -423,6 +423,9 @@ pub enum DirectoryCmd {
     /// cannot be read whole changes nothing; neither does one whose sync
     /// would disable more than its `max_disable` (or everyone) unless
     /// --force is given.
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy directory sync --dry-run\n  \
+        mfa-proxy directory sync corp --force")]
     Sync {
         /// Only this source (default: every one, in file order).
         name: Option<String>,
