@@ -295,8 +295,8 @@ fn user_groups_and_forgetting_remembered_logins() {
     );
     let users = site.ok(&["report", "users", "--format", "csv"]);
     assert!(
-        users.starts_with("user,mfa,default_method,methods,groups\n")
-            && users.contains("fay,not registered,totp,none,ops\n"),
+        users.starts_with("user,mfa,default_method,methods,groups,source,state\n")
+            && users.contains("fay,not registered,totp,none,ops,-,active\n"),
         "{users}"
     );
     let users = site.ok(&["report", "users", "--format", "json"]);

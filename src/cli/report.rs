@@ -189,12 +189,25 @@ pub fn report_users(
             u.method.as_str().to_owned(),
             methods(store, &u.name)?,
             u.groups.join(", "),
+            u.source.clone().unwrap_or_else(|| "-".to_owned()),
+            match u.disabled_at {
+                Some(at) => format!("disabled since {}", super::show_time(at)),
+                None => "active".to_owned(),
+            },
         ]);
     }
     write_rows(
         out,
         format,
-        &["user", "mfa", "default_method", "methods", "groups"],
+        &[
+            "user",
+            "mfa",
+            "default_method",
+            "methods",
+            "groups",
+            "source",
+            "state",
+        ],
         &rows,
     )
 }
@@ -307,19 +320,16 @@ mod tests {
         report_users(&s, Format::Csv, &mut out).expect("csv");
         let csv = String::from_utf8(out).expect("utf8");
         assert!(
-            csv.starts_with("user,mfa,default_method,methods,groups\n")
-                && csv.contains(",\"Admins, vpn\"\n"),
+            csv.starts_with("user,mfa,default_method,methods,groups,source,state\n")
+                && csv.contains(",\"Admins, vpn\",-,active\n"),
             "{csv}"
         );
         let mut out = Vec::new();
         report_users(&s, Format::Table, &mut out).expect("table");
         let table = String::from_utf8(out).expect("utf8");
         assert!(
-            table
-                .lines()
-                .next()
-                .is_some_and(|h| h.ends_with("  groups"))
-                && table.contains("  Admins, vpn\n"),
+            table.lines().next().is_some_and(|h| h.ends_with("  state"))
+                && table.contains("  Admins, vpn  -       active\n"),
             "{table}"
         );
         let mut out = Vec::new();
