@@ -6,14 +6,27 @@
 //! else against the system's roots, with the host name of the URL. Every
 //! operation is bounded by the source's `timeout`. Errors name the
 //! directory and what failed; the bind password is never in one.
+//!
+//! For a first factor from the directory ([`super::auth`]): a bind as a
+//! user whose every answer is a [`BindAnswer`] (why it was refused, from
+//! AD's diagnostic message or the password policy control: `refusal.rs`),
+//! a search for one user's entry, and the RFC 4515 escape of a login name
+//! in a filter.
+
+mod refusal;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use ldap3::controls::RawControl;
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions,
+    SearchResult,
+};
 
 use crate::config::{Directory, DirectoryTls};
+pub use refusal::Refusal;
 
 /// A directory could not be read. Never carries a password.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +62,49 @@ pub enum LdapFailure {
         filter: String,
         source: Box<LdapError>,
     },
+    /// A user's bind got no answer: the connection broke, or the server
+    /// is busy or unavailable (results 51, 52).
+    #[error("directory {name}: a user's bind failed: {source}")]
+    UserBind {
+        name: String,
+        source: Box<LdapError>,
+    },
+}
+
+impl LdapFailure {
+    /// The connection was gone before the operation left: nothing reached
+    /// the server, so the operation may be tried again on another
+    /// connection (a kept one the server closed while it was idle).
+    pub fn connection_was_closed(&self) -> bool {
+        let source = match self {
+            LdapFailure::Bind { source, .. }
+            | LdapFailure::Search { source, .. }
+            | LdapFailure::UserBind { source, .. } => source,
+            _ => return false,
+        };
+        matches!(**source, LdapError::OpSend { .. })
+    }
+}
+
+/// What a bind as a user came to. Every answer of the server is one of
+/// these; only a bind that got no answer is an [`LdapFailure`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindAnswer {
+    /// The password is right and nothing in the answer objects.
+    Bound,
+    Refused(Refusal),
+}
+
+/// The filter finding the entry whose `attribute` is `name`, among the
+/// entries `filter` selects: `(&FILTER(ATTRIBUTE=NAME))`, the name
+/// escaped as RFC 4515 §3 says (`*`, `(`, `)`, `\` and NUL as `\XX`), so
+/// that a login name is only ever a value, never a wildcard or a filter.
+pub fn name_filter(filter: &str, attribute: &str, name: &str) -> String {
+    format!(
+        "(&{}({attribute}={}))",
+        filter.trim(),
+        ldap3::ldap_escape(name)
+    )
 }
 
 /// One entry as a search returned it: its DN, and its attributes by name
@@ -247,5 +303,111 @@ impl Connection {
     /// Says goodbye; errors do not matter any more.
     pub async fn close(mut self) {
         let _ = self.ldap.unbind().await;
+    }
+
+    /// Whether the connection is known to be gone (the server closed it).
+    pub fn is_closed(&mut self) -> bool {
+        self.ldap.is_closed()
+    }
+
+    /// The DNs of at most `limit` entries under `base` matching `filter`:
+    /// one request, not paged, no attributes, for finding one user's entry.
+    /// More than `limit` matching is not an error: `limit` DNs come back.
+    pub async fn find_dns(
+        &mut self,
+        base: &str,
+        filter: &str,
+        limit: u8,
+    ) -> Result<Vec<String>, LdapFailure> {
+        let fail = |source| LdapFailure::Search {
+            name: self.name.clone(),
+            base: base.to_owned(),
+            filter: filter.to_owned(),
+            source: Box::new(source),
+        };
+        let SearchResult(entries, done) = self
+            .ldap
+            .with_timeout(self.timeout)
+            .with_search_options(SearchOptions::new().sizelimit(i32::from(limit)))
+            .search(base, Scope::Subtree, filter, vec!["1.1"])
+            .await
+            .map_err(fail)?;
+        // 4, sizeLimitExceeded: more matched than asked for.
+        if done.rc != 0 && done.rc != 4 {
+            return Err(fail(LdapError::from(done)));
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| SearchEntry::construct(e).dn)
+            .collect())
+    }
+
+    /// A simple bind as the user `dn` with the password they typed, asking
+    /// for the password policy response control (OpenLDAP's ppolicy says
+    /// with it why it refused; AD ignores it and says so in its diagnostic
+    /// message instead). An empty password is refused here without a
+    /// bind. The connection is bound as the user afterwards (or anonymous,
+    /// after a refusal): only another user's bind may follow on it.
+    pub async fn bind_user(&mut self, dn: &str, password: &str) -> Result<BindAnswer, LdapFailure> {
+        if password.is_empty() {
+            return Ok(BindAnswer::Refused(Refusal::EmptyPassword));
+        }
+        let fail = |source| LdapFailure::UserBind {
+            name: self.name.clone(),
+            source: Box::new(source),
+        };
+        let ppolicy = RawControl {
+            ctype: refusal::PPOLICY_OID.to_owned(),
+            crit: false,
+            val: None,
+        };
+        let r = self
+            .ldap
+            .with_timeout(self.timeout)
+            .with_controls(ppolicy)
+            .simple_bind(dn, password)
+            .await
+            .map_err(fail)?;
+        // busy, unavailable: the server's state, not the user's.
+        if r.rc == 51 || r.rc == 52 {
+            return Err(fail(LdapError::from(r)));
+        }
+        let control = r
+            .ctrls
+            .iter()
+            .find(|c| c.1.ctype == refusal::PPOLICY_OID)
+            .and_then(|c| c.1.val.as_deref());
+        Ok(match refusal::of_bind(r.rc, &r.text, control) {
+            None => BindAnswer::Bound,
+            Some(why) => BindAnswer::Refused(why),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_name_is_only_ever_a_value_in_the_filter() {
+        let f = |name| name_filter("(objectClass=user)", "sAMAccountName", name);
+        assert_eq!(f("alice"), "(&(objectClass=user)(sAMAccountName=alice))");
+        assert_eq!(f("*"), "(&(objectClass=user)(sAMAccountName=\\2a))");
+        assert_eq!(
+            f("a)(|(sAMAccountName=*"),
+            "(&(objectClass=user)(sAMAccountName=a\\29\\28|\\28sAMAccountName=\\2a))"
+        );
+        assert_eq!(
+            f("CORP\\alice"),
+            "(&(objectClass=user)(sAMAccountName=CORP\\5calice))"
+        );
+        assert_eq!(f("nul\0"), "(&(objectClass=user)(sAMAccountName=nul\\00))");
+        // UTF-8 stays as it is (RFC 4515 allows it in a value).
+        assert_eq!(f("jörg"), "(&(objectClass=user)(sAMAccountName=jörg))");
+        // The configured filter is taken as written, without its padding.
+        assert_eq!(
+            name_filter(" (uid=*) ", "uid", "bob"),
+            "(&(uid=*)(uid=bob))"
+        );
     }
 }
