@@ -1,6 +1,8 @@
 //! Users from LDAP directories (`[[directory]]`): Active Directory or
 //! OpenLDAP, read by a sync at start and every `interval`.
 //!
+//! - [`auth`]: a first factor from the directory (`[primary] mode =
+//!   "ldap"`): the user's entry found, then a bind as the user.
 //! - [`ldap`]: connecting, binding and paged searches (I/O only).
 //! - [`plan`]: what a sync changes, from the entries and the store's
 //!   users (pure: no I/O, no clock).
@@ -8,6 +10,7 @@
 //!   then write in batches. A directory that cannot be read whole changes
 //!   nothing.
 
+pub mod auth;
 pub mod ldap;
 pub mod plan;
 pub mod scope;
