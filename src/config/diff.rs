@@ -13,7 +13,8 @@
 //! it), `dictionary`, `http_listen` and the HTTP connection limits (the
 //! HTTP listener is bound once), `[store]` (the database is opened once),
 //! `[primary] mode` and `[mfa] enabled` (they decide whether a store runs
-//! at all). A changed `[[directory]]` is live: its next sync uses it.
+//! at all), `[primary] directory` with them. A changed `[[directory]]` is
+//! live: its next sync, and the next login it checks, use it.
 
 use std::fmt;
 
@@ -190,9 +191,13 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             key: "store.audit_keep",
         });
     }
-    if old.primary != new.primary {
+    if old.primary.mode() != new.primary.mode() {
         out.push(Change::NeedsRestart {
             key: "primary.mode",
+        });
+    } else if old.primary != new.primary {
+        out.push(Change::NeedsRestart {
+            key: "primary.directory",
         });
     }
     if old.portal != new.portal {
@@ -284,7 +289,7 @@ pub fn in_force(old: &Config, new: &Config) -> Config {
     c.server.http_max_connections = old.server.http_max_connections;
     c.server.http_max_connections_per_address = old.server.http_max_connections_per_address;
     c.store = old.store.clone();
-    c.primary = old.primary;
+    c.primary = old.primary.clone();
     c.portal = old.portal.clone();
     c.mfa.enabled = old.mfa.enabled;
     c

@@ -165,13 +165,23 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
     let mfa_enabled = raw.mfa.enabled;
     let mfa = mfa::validate(raw.mfa, raw.messages)?;
     let clients = clients::validate(raw.client, &mfa, base, env, &mut warnings)?;
-    let primary = primary::validate(raw.primary)?;
-    let upstreams = upstreams::validate(raw.upstream, primary, &server, base, env, &mut warnings)?;
-    if primary == Primary::Local && !mfa_enabled {
-        return Err(invalid(
-            "mfa.enabled",
-            "must be true with [primary] mode = \"local\": local passwords live in the store",
-        ));
+    let directories = directory::validate(raw.directory, base, env, &mut warnings)?;
+    let primary = primary::validate(raw.primary, &directories)?;
+    let upstreams = upstreams::validate(raw.upstream, &primary, &server, base, env, &mut warnings)?;
+    match primary {
+        Primary::Local if !mfa_enabled => {
+            return Err(invalid(
+                "mfa.enabled",
+                "must be true with [primary] mode = \"local\": local passwords live in the store",
+            ));
+        }
+        Primary::Ldap { .. } if !mfa_enabled => {
+            return Err(invalid(
+                "mfa.enabled",
+                "must be true with [primary] mode = \"ldap\": the second factor follows the directory's bind, and every login is recorded in the store",
+            ));
+        }
+        _ => {}
     }
     let lockout = lockout::validate(raw.lockout)?;
     mfa::warn(&mfa, &mut warnings);
@@ -180,7 +190,6 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
     let providers = providers::validate(raw.provider, &server, base, env, &mut warnings)?;
     let notify = raw.notify.map(providers::validate_notify).transpose()?;
     let groups = raw.groups.map(policy::validate_groups).transpose()?;
-    let directories = directory::validate(raw.directory, base, env, &mut warnings)?;
     let portal = portal::validate(raw.portal, &server)?;
     if portal.is_some() && !mfa_enabled {
         return Err(invalid(

@@ -76,13 +76,15 @@ impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.0;
         writeln!(f, "server \"{}\"", c.server.name)?;
+        let primary = match &c.primary {
+            Primary::Ldap { directory } => {
+                format!("ldap (a bind as the user to directory {directory})")
+            }
+            other => other.mode().to_owned(),
+        };
         writeln!(
             f,
-            "primary: {}, second factor: {}",
-            match c.primary {
-                Primary::Upstream => "upstream",
-                Primary::Local => "local",
-            },
+            "primary: {primary}, second factor: {}",
             if c.mfa.enabled { "on" } else { "off" }
         )?;
         for a in &c.server.auth_listen {

@@ -91,16 +91,16 @@ const MAX_UPSTREAMS: usize = 64;
 
 pub(super) fn validate(
     raw: Vec<RawUpstream>,
-    primary: Primary,
+    primary: &Primary,
     server: &Server,
     base: &Path,
     env: EnvLookup<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Upstream>, ConfigError> {
-    if raw.is_empty() && primary == Primary::Upstream {
+    if raw.is_empty() && *primary == Primary::Upstream {
         return Err(invalid(
             "upstream",
-            "at least one [[upstream]] is needed: the first factor goes there (or set [primary] mode = \"local\")",
+            "at least one [[upstream]] is needed: the first factor goes there (or set [primary] mode = \"local\" or \"ldap\")",
         ));
     }
     // A request remembers which upstreams it tried in 64 bits.

@@ -35,8 +35,8 @@ use crate::radius::{AUTH_LEN, Authenticator, Code, Packet, PacketBuilder, attr, 
 use clients::{ClientRef, ClientTable};
 use dedup::{DedupCache, DedupKey, Lookup};
 pub use login::{
-    CallbackStatus, CallbackTaken, Delivery, DeliveryOutcome, FraudReport, GroupSource, StoreJob,
-    sign, signature_ok,
+    CallbackStatus, CallbackTaken, Delivery, DeliveryOutcome, DirectoryCheck, FraudReport,
+    GroupSource, StoreJob, sign, signature_ok,
 };
 use reload::ListenerState;
 pub use reload::{ReloadPlan, Reloaded};
@@ -237,7 +237,7 @@ impl Engine {
             proxy_state_seq: 0,
             next_sweep: now,
             logins,
-            primary: config.primary,
+            primary: config.primary.clone(),
             stats: Stats::new(),
             throttle: Throttle::default(),
         };
@@ -585,8 +585,8 @@ impl Engine {
                 nas.inline_code = Some(code);
             }
         }
-        if self.primary == config::Primary::Local && p.code() == Code::ACCESS_REQUEST {
-            return self.local_first_factor(now, nas);
+        if self.primary.checked_here() && p.code() == Code::ACCESS_REQUEST {
+            return self.first_factor_here(now, nas);
         }
         self.forward(now, nas);
     }
@@ -674,6 +674,9 @@ mod tests_cluster;
 
 #[cfg(test)]
 mod tests_hardening;
+
+#[cfg(test)]
+mod tests_ldap;
 
 #[cfg(test)]
 mod tests_oob;

@@ -87,6 +87,28 @@ counters! {
     MfaOobStarted => "mfa_oob_started",
     MfaDeliveryFailures => "mfa_delivery_failures",
     MfaFraudReports => "mfa_fraud_reports",
+    // The first factor from a directory ([primary] mode = "ldap"): checks
+    // asked for, then one verdict each.
+    DirectoryChecks => "directory_checks",
+    DirectoryAccepted => "directory_accepted",
+    DirectoryWrongPassword => "directory_wrong_password_or_unknown_user",
+    DirectoryAccountLocked => "directory_account_locked",
+    DirectoryAccountDisabled => "directory_account_disabled",
+    DirectoryAccountExpired => "directory_account_expired",
+    DirectoryPasswordExpired => "directory_password_expired",
+    DirectoryPasswordMustChange => "directory_password_must_change",
+    DirectoryLogonRestricted => "directory_logon_restricted",
+    DirectoryEmptyPassword => "directory_empty_password",
+    DirectoryAmbiguousName => "directory_ambiguous_name",
+    DirectoryRefusedOther => "directory_refused_other",
+    DirectoryUnreachable => "directory_unreachable",
+    DirectoryNoAnswer => "directory_no_answer",
+    DirectoryServiceAccountRefused => "directory_service_account_refused",
+    DirectorySearchRefused => "directory_search_refused",
+    DirectoryOverloaded => "directory_overloaded",
+    // The shell never answered within the check's time (a backstop: it
+    // answers NoAnswer first).
+    DirectoryLost => "directory_checks_lost",
     // Provider callbacks.
     CallbackAccepted => "callback_accepted",
     CallbackUnknown => "callback_unknown",

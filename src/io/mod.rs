@@ -35,6 +35,7 @@ const BATCH: usize = 64;
 
 mod deliver;
 mod directories;
+mod directory;
 mod http;
 mod kernel_drops;
 mod limits;
@@ -310,6 +311,7 @@ impl Bound {
             tls,
             udp,
             syncs,
+            directory: directory::Checker::new(),
         };
         let mut shutdown = std::pin::pin!(shutdown);
         std::future::poll_fn(|cx| {
@@ -388,6 +390,8 @@ struct Shell {
     udp: kernel_drops::UdpSockets,
     /// The directory syncs, when `serve` runs them.
     syncs: Option<directories::Scheduler>,
+    /// Password checks with a directory (`[primary] mode = "ldap"`).
+    directory: directory::Checker,
 }
 
 impl Shell {
@@ -573,6 +577,7 @@ impl Shell {
                     progressed = true;
                 }
             }
+            progressed |= self.directory.poll(cx, &mut self.engine, now);
             progressed |= self.out_of_band(cx, now);
             progressed |= self.flush(cx);
             self.close_listeners();

@@ -282,9 +282,18 @@ pub(super) async fn signin(
     let portal = p.clone();
     let name = user.clone();
     let invite = visitor.invite.clone();
+    // A directory is asked on the runtime (its client is async); the
+    // store and the other first factors block.
+    let by_directory = match &p.ldap {
+        Some(ldap) => Some(ldap.check(&user, f.password.as_bytes()).await),
+        None => None,
+    };
     let outcome = blocking(move || {
         let p = portal.as_ref();
-        match first_factor::check(&p.config, p.store.as_ref(), &name, f.password.as_bytes()) {
+        let first = by_directory.unwrap_or_else(|| {
+            first_factor::check(&p.config, p.store.as_ref(), &name, f.password.as_bytes())
+        });
+        match first {
             Err(Refused::Wrong(why)) => return AfterPassword::Failed(T::WrongCredentials, why),
             Err(Refused::Unavailable(why)) => return AfterPassword::Failed(T::Unavailable, why),
             Ok(()) => {}

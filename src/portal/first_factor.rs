@@ -45,6 +45,57 @@ pub fn check(
             }
         }
         Primary::Upstream => upstream(&config.upstreams, user, password),
+        // Asked by [`Ldap::check`] on the runtime, never here.
+        Primary::Ldap { .. } => Err(Refused::Unavailable(
+            "the directory is asked asynchronously".into(),
+        )),
+    }
+}
+
+/// `[primary] mode = "ldap"`: the password checked by a bind to the
+/// directory as the user, as logins check it (its connections are the
+/// portal's own).
+pub struct Ldap {
+    dir: crate::config::Directory,
+    pool: crate::directory::auth::Pool,
+}
+
+impl std::fmt::Debug for Ldap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ldap")
+            .field("directory", &self.dir.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ldap {
+    /// The directory `[primary]` names, if it checks passwords.
+    pub fn of(config: &Config) -> Option<Ldap> {
+        let Primary::Ldap { directory } = &config.primary else {
+            return None;
+        };
+        let dir = config
+            .directories
+            .iter()
+            .find(|d| &d.name == directory)?
+            .clone();
+        Some(Ldap {
+            pool: crate::directory::auth::Pool::new(&dir),
+            dir,
+        })
+    }
+
+    pub async fn check(&self, user: &str, password: &[u8]) -> Result<(), Refused> {
+        use crate::directory::ldap::BindAnswer;
+        let secret = crate::secret::Secret::new(password.to_vec());
+        match self.pool.check(&self.dir, user, &secret).await {
+            Ok(BindAnswer::Bound) => Ok(()),
+            Ok(BindAnswer::Refused(why)) => Err(Refused::Wrong(format!(
+                "directory {}: {why}",
+                self.dir.name
+            ))),
+            Err(e) => Err(Refused::Unavailable(e.to_string())),
+        }
     }
 }
 

@@ -71,6 +71,8 @@ pub struct Portal {
     secure: bool,
     /// What the portal asks of the rest of the proxy.
     hooks: Hooks,
+    /// The directory that checks passwords (`[primary] mode = "ldap"`).
+    ldap: Option<first_factor::Ldap>,
 }
 
 /// What the portal asks of the proxy around it.
@@ -117,6 +119,7 @@ impl Portal {
             store,
             secure,
             hooks,
+            ldap: first_factor::Ldap::of(config),
         }))
     }
 

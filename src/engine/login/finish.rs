@@ -240,12 +240,20 @@ impl Engine {
         self.store_job(now, StoreOp::Audit(record))
     }
 
-    /// A wrong local password: a delayed reject, like the upstream's would
-    /// be, recorded as `FAILED_PRIMARY_AUTH`.
-    pub(in crate::engine) fn reject_first_factor(&mut self, now: Instant, s: Session) {
-        let (result, why) = (ResultCode::FailedPrimaryAuth, Some("wrong password"));
+    /// A first factor checked here that failed (a wrong local password, a
+    /// directory's refusal, or no directory to ask): a delayed reject with
+    /// no Reply-Message, like the upstream's would be, recorded as `result`
+    /// with `why`.
+    pub(in crate::engine) fn reject_first_factor(
+        &mut self,
+        now: Instant,
+        s: Session,
+        result: ResultCode,
+        why: &str,
+    ) {
         let client = s.client.clone();
         let ip = s.client_ip.clone();
+        let why = Some(why);
         let audit = self.record(now, &s.user, &client, ip, result, false, "password", why);
         let reply = self.reject_reply(&client, &s.request(), None);
         let to = answering(s.current, client, &s.user);
@@ -434,6 +442,10 @@ impl Engine {
                     s,
                     stage: Stage::OutOfBand(f, oob),
                 }) if oob.deadline <= now => self.oob_expired(now, s, f, oob),
+                Some(Login {
+                    s,
+                    stage: Stage::Directory(_, until),
+                }) if until <= now => self.directory_lost(now, s),
                 Some(Login {
                     s,
                     stage: Stage::Challenged(f, c),

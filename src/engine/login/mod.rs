@@ -4,10 +4,12 @@
 //! Its steps, each in the file named after it:
 //! - `stage.rs`: what a login is, a session and a stage of a state machine
 //!   whose states carry their own data;
-//! - here: the logins in progress ([`Logins`]), a login's start (after an
-//!   upstream Access-Accept, or a local password) and the store's answers,
-//!   routed by the stage the login waits in; every question to the store
-//!   has a deadline (`STORE_LIMIT`);
+//! - here: the logins in progress ([`Logins`]), a login's start after an
+//!   upstream Access-Accept, and the store's answers, routed by the stage
+//!   the login waits in; every question to the store has a deadline
+//!   (`STORE_LIMIT`);
+//! - `first.rs`: the first factor checked here instead: a local password,
+//!   or a bind to a directory as the user;
 //! - `decide.rs`: the request's facts beside the store's, `policy::decide`,
 //!   and what its decision starts;
 //! - `challenge.rs`: Access-Challenges, their answers, and code checks;
@@ -32,7 +34,7 @@ use super::warn::Topic;
 use super::{Counter, Engine, HashMap, NasRequest, Transmit};
 use crate::config;
 use crate::mfa::ResultCode;
-use crate::radius::{Authenticator, Packet, attr, crypto};
+use crate::radius::{Authenticator, Packet, attr};
 use crate::store::NodeSeen;
 use crate::store::login::{StoreAnswer, StoreOp};
 
@@ -41,6 +43,7 @@ mod callback;
 mod challenge;
 mod decide;
 mod finish;
+mod first;
 mod handover;
 mod oob;
 mod outcome;
@@ -50,6 +53,7 @@ mod stage;
 pub use address::GroupSource;
 pub use callback::{CallbackStatus, CallbackTaken};
 pub(super) use finish::{Answering, Final};
+pub use first::DirectoryCheck;
 use oob::VerificationId;
 pub use oob::{Delivery, DeliveryOutcome, FraudReport, sign, signature_ok};
 pub(super) use outcome::Outcome;
@@ -169,6 +173,8 @@ pub(super) struct Logins {
     relay: callback::Relay,
     pub(super) deliveries: VecDeque<Delivery>,
     pub(super) fraud: VecDeque<FraudReport>,
+    /// Passwords for the shell to check with the directory.
+    checks: VecDeque<DirectoryCheck>,
     /// An instant and the Unix time then, for `expires_at` in deliveries.
     wall: Option<(Instant, i64)>,
     /// When this node next tells the store it is alive, and since when it
@@ -203,6 +209,7 @@ impl Logins {
             relay: callback::Relay::default(),
             deliveries: VecDeque::new(),
             fraud: VecDeque::new(),
+            checks: VecDeque::new(),
             wall: None,
             heartbeat: None,
         }
@@ -459,43 +466,6 @@ impl Engine {
         self.begin(now, s, given);
     }
 
-    /// `[primary] mode = "local"`: the password is checked by the store,
-    /// then the login continues as after an upstream Access-Accept.
-    pub(super) fn local_first_factor(&mut self, now: Instant, mut nas: NasRequest) {
-        let secret = nas.client.secret.clone();
-        let settings = self.logins.settings.clone();
-        let given = Given {
-            groups: Vec::new(),
-            inline_code: nas.inline_code.take(),
-        };
-        let password = nas.password.take();
-        let current = Current::from_nas(&mut nas);
-        let id = self.logins.id();
-        let s = Session::new(id, nas.client, settings, current, None);
-        let req = s.request();
-        let password = password.or_else(|| {
-            req.find(attr::USER_PASSWORD)
-                .and_then(|a| {
-                    crypto::unhide_password(a.value, secret.expose(), req.authenticator()).ok()
-                })
-                .map(|p| crate::secret::Secret::new(p.to_vec()))
-        });
-        let Some(password) = password else {
-            let outcome = Outcome::reject(ResultCode::ConfigIssue)
-                .because("local mode checks PAP passwords only");
-            return self.end(now, s, stage::Ends::none(), outcome);
-        };
-        if let Some(refused) = self.refuse_new(&s) {
-            return self.end(now, s, stage::Ends::none(), refused);
-        }
-        let op = StoreOp::Password {
-            user: s.user.clone(),
-            password,
-        };
-        let stage = Stage::Password(given);
-        self.ask_store(now, Login { s, stage }, op);
-    }
-
     /// Starts a login after its first factor: the store reads the facts.
     fn begin(&mut self, now: Instant, s: Session, given: Given) {
         if let Some(refused) = self.refuse_new(&s) {
@@ -551,7 +521,10 @@ impl Engine {
             (Stage::Password(given), StoreAnswer::Password(true)) => {
                 self.read_facts(now, s, given, Lost::default())
             }
-            (Stage::Password(_), StoreAnswer::Password(false)) => self.reject_first_factor(now, s),
+            (Stage::Password(_), StoreAnswer::Password(false)) => {
+                let why = "wrong password";
+                self.reject_first_factor(now, s, ResultCode::FailedPrimaryAuth, why)
+            }
             (Stage::Facts { given, lost }, StoreAnswer::Facts(facts)) => {
                 let mut facts = facts.map(|f| *f);
                 // Once is enough: no second claim of either.

@@ -5,6 +5,8 @@
 //! ```text
 //! Password ──► Facts ──► policy::decide ──► end (skip, deny, busy, remembered…)
 //! (local)        ▲           │
+//! Directory ─────┤           │
+//! (ldap)         │           │
 //!                │           ├──► Claim ──► end (bypassed, or grace after a push)
 //!                └───────────┼──────┘ (claim lost: the facts are read again)
 //!                            ├──► Verify ◄──► Challenged(Code) ──► end
@@ -119,6 +121,9 @@ pub(in crate::engine) struct Login {
 pub(in crate::engine) enum Stage {
     /// Local first factor: the store checks the password.
     Password(Given),
+    /// A first factor from the directory: the shell binds as the user
+    /// (the check's id is the login's); not waited for after the instant.
+    Directory(Given, Instant),
     /// The store reads what it knows of the user. `lost`: claims that
     /// failed, which are not made again.
     Facts { given: Given, lost: Lost },
@@ -161,6 +166,7 @@ impl Stage {
     pub(super) fn into_ends(self) -> Ends {
         let (factor, oob, state) = match self {
             Stage::Password(_)
+            | Stage::Directory(..)
             | Stage::Facts { .. }
             | Stage::Claim(..)
             | Stage::Fetching(_)
