@@ -28,6 +28,10 @@
 //! dropping it. Under CI=true a missing slapd fails the test
 //! ([`Slapd::start_or_skip`]); otherwise the test is skipped with a note.
 //!
+//! [`Slapd::start_with`] adds what [`Options`] asks for: the ppolicy
+//! overlay (`slapd_policy.rs`: locked accounts, passwords to be changed)
+//! and a log line per operation.
+//!
 //! Include it with `#[path = "support/slapd.rs"] mod slapd;` from an
 //! integration test.
 #![allow(dead_code)]
@@ -37,6 +41,9 @@ mod sandbox;
 use sandbox::{
     free_port, make_dir, random_hex, release_watchdog, run, run_as, spawn_watchdog, tail,
 };
+
+#[path = "slapd_policy.rs"]
+pub mod policy;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -93,6 +100,18 @@ attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName'
 objectclass ( 1.3.6.1.4.1.4203.666.11.1 NAME 'mfaTestAccount' AUXILIARY
   MAY ( sAMAccountName $ userPrincipalName ) )
 ";
+
+/// What a server has beyond its tree. All off by default, so that a server
+/// started with [`Slapd::start`] is the same as before these existed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// The ppolicy overlay with a default policy (`slapd_policy.rs`):
+    /// accounts can be locked and passwords marked to be changed.
+    pub ppolicy: bool,
+    /// slapd writes every operation to its log (`-d stats`), for tests
+    /// that count binds and searches ([`Slapd::log_text`]).
+    pub log_operations: bool,
+}
 
 /// The directory's content: see the module documentation.
 #[derive(Clone, Copy, Debug)]
@@ -250,6 +269,7 @@ pub struct Slapd {
     /// (uid, gid) the server runs as, when this process is root.
     run_as: Option<(u32, u32)>,
     memberof: bool,
+    options: Options,
     /// The server process (foreground, `-d 0`); None while stopped.
     child: Mutex<Option<Child>>,
     watchdog: Mutex<Option<Child>>,
@@ -270,8 +290,16 @@ impl Slapd {
     /// first start. Err says why (slapd missing, no `openldap` user when
     /// root, slapadd or start failed, with the tail of the log).
     pub fn start(tree: Tree) -> Result<Slapd, String> {
+        Slapd::start_with(tree, Options::default())
+    }
+
+    /// As [`Slapd::start`], with `options`.
+    pub fn start_with(tree: Tree, options: Options) -> Result<Slapd, String> {
         let slapd = find_binary("slapd")?;
         let modules = find_modules()?;
+        if options.ppolicy {
+            policy::check_module(modules.as_deref())?;
+        }
         for tool in ["ldapsearch", "ldapmodify", "ldapdelete"] {
             find_binary(tool)?;
         }
@@ -290,6 +318,7 @@ impl Slapd {
             sync_password: random_hex(12),
             run_as,
             memberof,
+            options,
             child: Mutex::new(None),
             watchdog: Mutex::new(watchdog),
         };
@@ -318,7 +347,12 @@ impl Slapd {
     /// server that cannot be started is a failure (panics with the reason);
     /// otherwise returns None and prints "skipped: <reason>" to stderr.
     pub fn start_or_skip(tree: Tree) -> Option<Slapd> {
-        match Slapd::start(tree) {
+        Slapd::start_or_skip_with(tree, Options::default())
+    }
+
+    /// As [`Slapd::start_or_skip`], with `options`.
+    pub fn start_or_skip_with(tree: Tree, options: Options) -> Option<Slapd> {
+        match Slapd::start_with(tree, options) {
             Ok(server) => Some(server),
             Err(reason) => {
                 if std::env::var("CI").as_deref() == Ok("true") {
@@ -561,6 +595,9 @@ impl Slapd {
             if self.memberof {
                 conf.push_str("moduleload memberof\n");
             }
+            if self.options.ppolicy {
+                conf.push_str("moduleload ppolicy\n");
+            }
         }
         let _ = write!(
             conf,
@@ -578,6 +615,9 @@ impl Slapd {
         );
         if self.memberof {
             conf.push_str("overlay memberof\nmemberof-refint TRUE\n");
+        }
+        if self.options.ppolicy {
+            conf.push_str(&policy::config());
         }
         let db = d.join("db");
         fs::DirBuilder::new()
@@ -601,7 +641,11 @@ impl Slapd {
     /// Loads `tree` into the (stopped) database with `slapadd -q`.
     fn slapadd(&self, tree: &Tree) -> Result<(), String> {
         let path = self.dir.join("tree.ldif");
-        self.write_owned(&path, &tree.ldif(&self.sync_password, self.memberof))?;
+        let mut ldif = tree.ldif(&self.sync_password, self.memberof);
+        if self.options.ppolicy {
+            ldif.push_str(&policy::ldif());
+        }
+        self.write_owned(&path, &ldif)?;
         let mut cmd = self.server_command("slapadd");
         cmd.arg("-q")
             .arg("-f")
@@ -627,7 +671,14 @@ impl Slapd {
             .arg(self.dir.join("slapd.conf"))
             .arg("-h")
             .arg(format!("{}/ {}/", self.ldap_url(), self.ldaps_url()))
-            .args(["-d", "0"]);
+            .args([
+                "-d",
+                if self.options.log_operations {
+                    "256"
+                } else {
+                    "0"
+                },
+            ]);
         if self.run_as.is_some() {
             cmd.args(["-u", "openldap", "-g", "openldap"]);
         }
