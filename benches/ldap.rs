@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use mfa_proxy::config::Config;
 use mfa_proxy::directory::auth::{Operations, Pool, Verdict};
+use mfa_proxy::directory::ldap::Refusal;
 use mfa_proxy::secret::Secret;
 use slapd::{BASE_DN, SYNC_DN, Slapd, Tree, user_name, user_password};
 
@@ -29,6 +30,28 @@ struct Kind {
     want: fn(Verdict) -> bool,
     times: Vec<Duration>,
     ops: Operations,
+}
+
+impl Kind {
+    fn new(
+        name: &'static str,
+        user: fn(usize) -> String,
+        password: fn(usize) -> String,
+        want: fn(Verdict) -> bool,
+    ) -> Kind {
+        Kind {
+            name,
+            user,
+            password,
+            want,
+            times: Vec::new(),
+            ops: Operations::default(),
+        }
+    }
+}
+
+fn wrong(_: usize) -> String {
+    "not-the-password".to_owned()
 }
 
 fn main() {
@@ -60,39 +83,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let refused = |v| v == Verdict::Refused(Refusal::WrongPasswordOrUnknownUser);
     let mut kinds = [
-        Kind {
-            name: "wrong password",
-            user: |i| user_name(1 + i % USERS),
-            password: |_| "not-the-password".to_owned(),
-            want: |v| {
-                v == Verdict::Refused(
-                    mfa_proxy::directory::ldap::Refusal::WrongPasswordOrUnknownUser,
-                )
-            },
-            times: Vec::with_capacity(rounds),
-            ops: Operations::default(),
-        },
-        Kind {
-            name: "unknown user",
-            user: |i| format!("nobody{i:06}"),
-            password: |_| "not-the-password".to_owned(),
-            want: |v| {
-                v == Verdict::Refused(
-                    mfa_proxy::directory::ldap::Refusal::WrongPasswordOrUnknownUser,
-                )
-            },
-            times: Vec::with_capacity(rounds),
-            ops: Operations::default(),
-        },
-        Kind {
-            name: "right password",
-            user: |i| user_name(1 + i % USERS),
-            password: |i| user_password(1 + i % USERS),
-            want: |v| v == Verdict::Accepted,
-            times: Vec::with_capacity(rounds),
-            ops: Operations::default(),
-        },
+        Kind::new(
+            "wrong password",
+            |i| user_name(1 + i % USERS),
+            wrong,
+            refused,
+        ),
+        Kind::new("unknown user", |i| format!("nobody{i:06}"), wrong, refused),
+        Kind::new(
+            "right password",
+            |i| user_name(1 + i % USERS),
+            |i| user_password(1 + i % USERS),
+            |v| v == Verdict::Accepted,
+        ),
     ];
     let check = |user: &str, password: &str| {
         let r = rt.block_on(pool.check(dir, user, &Secret::new(password.as_bytes().to_vec())));

@@ -148,6 +148,15 @@ struct Idle {
     since: Instant,
 }
 
+/// What a kept connection is bound as, and so what it may serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The service account: searches.
+    Searcher,
+    /// Some user, or anonymous after a refusal: users' binds only.
+    Binder,
+}
+
 /// The connections to one directory for password checks, shared by the
 /// checks running at once.
 pub struct Pool {
@@ -242,26 +251,15 @@ impl Pool {
     /// At most two DNs of entries matching `filter`: one is the user's.
     async fn find(&self, dir: &Directory, filter: &str) -> Result<Vec<String>, LdapFailure> {
         loop {
-            let (mut conn, kept) = match take(&self.searchers) {
-                Some(c) => (c, true),
-                None => (self.connect(dir, true).await?, false),
-            };
-            match conn.find_dns(&dir.base_dn, filter, 2).await {
-                Ok(dns) => {
-                    self.counts.searches.fetch_add(1, Ordering::Relaxed);
-                    keep(&self.searchers, conn);
-                    return Ok(dns);
-                }
-                Err(e) if kept && e.connection_was_closed() => continue,
-                Err(e) => {
-                    self.counts.searches.fetch_add(1, Ordering::Relaxed);
-                    return Err(e);
-                }
+            let (mut conn, kept) = self.connection(dir, Role::Searcher).await?;
+            let result = conn.find_dns(&dir.base_dn, filter, 2).await;
+            if let Some(result) = self.settle(Role::Searcher, conn, kept, result) {
+                return result;
             }
         }
     }
 
-    /// A bind as `dn` on a connection that serves users' binds only.
+    /// A bind as `dn`, on a connection that serves users' binds only.
     async fn bind(
         &self,
         dir: &Directory,
@@ -269,31 +267,66 @@ impl Pool {
         password: &str,
     ) -> Result<BindAnswer, LdapFailure> {
         loop {
-            let (mut conn, kept) = match take(&self.binders) {
-                Some(c) => (c, true),
-                None => (self.connect(dir, false).await?, false),
-            };
-            match conn.bind_user(dn, password).await {
-                Ok(answer) => {
-                    self.counts.user_binds.fetch_add(1, Ordering::Relaxed);
-                    keep(&self.binders, conn);
-                    return Ok(answer);
-                }
-                // Nothing was sent: no wrong password counted twice.
-                Err(e) if kept && e.connection_was_closed() => continue,
-                Err(e) => {
-                    self.counts.user_binds.fetch_add(1, Ordering::Relaxed);
-                    return Err(e);
-                }
+            let (mut conn, kept) = self.connection(dir, Role::Binder).await?;
+            let result = conn.bind_user(dn, password).await;
+            if let Some(result) = self.settle(Role::Binder, conn, kept, result) {
+                return result;
             }
         }
     }
 
+    fn kept(&self, role: Role) -> &Mutex<Vec<Idle>> {
+        match role {
+            Role::Searcher => &self.searchers,
+            Role::Binder => &self.binders,
+        }
+    }
+
+    /// A kept connection of `role`, else a new one; and whether it was kept.
+    async fn connection(
+        &self,
+        dir: &Directory,
+        role: Role,
+    ) -> Result<(Connection, bool), LdapFailure> {
+        match take(self.kept(role)) {
+            Some(conn) => Ok((conn, true)),
+            None => Ok((self.connect(dir, role).await?, false)),
+        }
+    }
+
+    /// The operation's `result` on `conn`, which is kept if it succeeded;
+    /// `None` when a kept connection turned out closed by the server: then
+    /// nothing was sent, and the operation is tried on the next connection
+    /// without reaching the server twice (no wrong password counted twice
+    /// toward a lockout).
+    fn settle<T>(
+        &self,
+        role: Role,
+        conn: Connection,
+        kept: bool,
+        result: Result<T, LdapFailure>,
+    ) -> Option<Result<T, LdapFailure>> {
+        if let Err(e) = &result {
+            if kept && e.connection_was_closed() {
+                return None;
+            }
+        }
+        let count = match role {
+            Role::Searcher => &self.counts.searches,
+            Role::Binder => &self.counts.user_binds,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        if result.is_ok() {
+            keep(self.kept(role), conn);
+        }
+        Some(result)
+    }
+
     /// A new connection, bound as the service account for searches.
-    async fn connect(&self, dir: &Directory, service: bool) -> Result<Connection, LdapFailure> {
+    async fn connect(&self, dir: &Directory, role: Role) -> Result<Connection, LdapFailure> {
         let mut conn = ldap::connect(dir).await?;
         self.counts.connections.fetch_add(1, Ordering::Relaxed);
-        if service {
+        if role == Role::Searcher {
             let password =
                 Zeroizing::new(String::from_utf8_lossy(dir.bind_password.expose()).into_owned());
             self.counts.service_binds.fetch_add(1, Ordering::Relaxed);
