@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod provider;
+pub mod web;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
