@@ -225,40 +225,13 @@ pub(super) fn validate(
 
 /// `[notify]`.
 pub(super) fn validate_notify(n: RawNotify) -> Result<Notify, ConfigError> {
-    if !n.smtp.contains(':') {
-        return Err(invalid(
-            "notify.smtp",
-            format!("\"{}\" is not host:port, e.g. \"127.0.0.1:25\"", n.smtp),
-        ));
-    }
-    let tls = match n.tls.as_str() {
-        "none" => SmtpTls::None,
-        "starttls" => SmtpTls::StartTls,
-        "tls" => SmtpTls::Tls,
-        other => {
-            return Err(invalid(
-                "notify.tls",
-                format!("\"{other}\" is not one of \"none\", \"starttls\", \"tls\""),
-            ));
-        }
-    };
-    let email = |s: &str| s.contains('@') && !s.contains(char::is_whitespace);
-    if !email(&n.from) {
-        return Err(invalid(
-            "notify.from",
-            format!("\"{}\" is not an email address", n.from),
-        ));
-    }
+    let tls = smtp_relay(&n.smtp, &n.tls, "notify")?;
+    email(&n.from, "notify.from")?;
     if n.to.is_empty() {
         return Err(invalid("notify.to", "missing: at least one address"));
     }
     for (i, t) in n.to.iter().enumerate() {
-        if !email(t) {
-            return Err(invalid(
-                format!("notify.to[{i}]"),
-                format!("\"{t}\" is not an email address"),
-            ));
-        }
+        email(t, &format!("notify.to[{i}]"))?;
     }
     Ok(Notify {
         smtp: n.smtp,
@@ -266,4 +239,40 @@ pub(super) fn validate_notify(n: RawNotify) -> Result<Notify, ConfigError> {
         from: n.from,
         to: n.to,
     })
+}
+
+/// An SMTP relay's `smtp` (`host:port`, an IPv6 host in brackets) and
+/// `tls` under `section` (`[notify]`, `[enrollment]`): how it is reached.
+pub(super) fn smtp_relay(smtp: &str, tls: &str, section: &str) -> Result<SmtpTls, ConfigError> {
+    let port_ok = smtp
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        return Err(invalid(
+            format!("{section}.smtp"),
+            format!("\"{smtp}\" is not host:port, e.g. \"127.0.0.1:25\""),
+        ));
+    }
+    match tls {
+        "none" => Ok(SmtpTls::None),
+        "starttls" => Ok(SmtpTls::StartTls),
+        "tls" => Ok(SmtpTls::Tls),
+        other => Err(invalid(
+            format!("{section}.tls"),
+            format!("\"{other}\" is not one of \"none\", \"starttls\", \"tls\""),
+        )),
+    }
+}
+
+/// An email address, as far as a configuration can tell: lettre judges it
+/// when a message is built.
+pub(super) fn email(address: &str, key: &str) -> Result<(), ConfigError> {
+    if address.contains('@') && !address.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("\"{address}\" is not an email address"),
+        ))
+    }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::config::{Notify, Provider, ProviderKind, SmtpTls};
+use super::smtp::{self, MailError, Relay};
+use crate::config::{Notify, Provider, ProviderKind};
 use crate::engine::{Delivery, DeliveryOutcome, FraudReport};
 
 /// Sends deliveries and fraud emails.
@@ -147,16 +148,16 @@ fn out_of_descriptors(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-async fn send_mail(n: &Notify, server: &str, r: &FraudReport) -> Result<(), String> {
-    use lettre::message::Mailbox;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-    let from: Mailbox = n.from.parse().map_err(|e| format!("from: {e}"))?;
-    let mut m = Message::builder().from(from).subject(format!(
-        "[mfa-proxy] fraud reported by {} ({})",
-        r.user, r.result
-    ));
+/// The fraud report to the administrators of `[notify]`.
+async fn send_mail(n: &Notify, server: &str, r: &FraudReport) -> Result<(), MailError> {
+    let mut m = lettre::Message::builder()
+        .from(smtp::mailbox(&n.from, "notify.from")?)
+        .subject(format!(
+            "[mfa-proxy] fraud reported by {} ({})",
+            r.user, r.result
+        ));
     for t in &n.to {
-        m = m.to(t.parse().map_err(|e| format!("to {t}: {e}"))?);
+        m = m.to(smtp::mailbox(t, "notify.to")?);
     }
     let body = format!(
         "User {user} reported fraud on a sign-in attempt ({result}).\n\
@@ -169,27 +170,8 @@ async fn send_mail(n: &Notify, server: &str, r: &FraudReport) -> Result<(), Stri
         ip = r.client_ip.as_deref().unwrap_or("unknown"),
         days = r.blocked_for.as_secs() / 86400,
     );
-    let msg = m.body(body).map_err(|e| e.to_string())?;
-    let (host, port) = n.smtp.rsplit_once(':').ok_or("smtp is not host:port")?;
-    let port: u16 = port.parse().map_err(|_| "smtp port is not a number")?;
-    let builder = match n.tls {
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-        SmtpTls::StartTls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| e.to_string())?
-        }
-        SmtpTls::Tls => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| e.to_string())?
-        }
-    };
-    let mailer = builder
-        .port(port)
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
-    mailer
-        .send(msg)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let msg = smtp::plain_text(m, body)?;
+    Relay::new(&n.smtp, n.tls)?.send(msg).await
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ mod http;
 mod kernel_drops;
 mod limits;
 mod reload;
+pub mod smtp;
 mod store_threads;
 
 use store_threads::{StoreChannels, by_thread, store_workers};
