@@ -1,15 +1,20 @@
 //! A provider simulator (the webhook side of push, call and SMS: it checks
 //! each delivery's signature and plays the phone by script, answering on the
-//! callback URL) and an SMTP sink for the fraud emails.
+//! callback URL); and the SMTP sink of `tests/support/smtp_sink.rs` for
+//! the fraud emails.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mfa_proxy::engine::{sign, signature_ok};
+
+#[path = "../support/smtp_sink.rs"]
+pub mod smtp_sink;
+#[allow(unused_imports)]
+pub use smtp_sink::SmtpSink;
 
 pub const PROVIDER_KEY: &str = "provider-key-for-tests-0123456789";
 
@@ -189,88 +194,4 @@ pub fn post_signed(url: &str, body: &str) -> u16 {
         body,
         Some(&sign(PROVIDER_KEY.as_bytes(), body.as_bytes())),
     )
-}
-
-/// An SMTP server that accepts every message and keeps it.
-pub struct SmtpSink {
-    pub addr: SocketAddr,
-    messages: Arc<Mutex<Vec<String>>>,
-    pub sessions: Arc<AtomicUsize>,
-}
-
-impl SmtpSink {
-    pub fn start() -> SmtpSink {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let sessions = Arc::new(AtomicUsize::new(0));
-        let (kept, count) = (messages.clone(), sessions.clone());
-        std::thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(conn) = conn else { continue };
-                count.fetch_add(1, Ordering::SeqCst);
-                if let Some(m) = smtp_session(conn) {
-                    kept.lock().expect("lock").push(m);
-                }
-            }
-        });
-        SmtpSink {
-            addr,
-            messages,
-            sessions,
-        }
-    }
-
-    /// Waits up to `limit` for `n` messages; returns what has come (the
-    /// envelope lines, then the message).
-    pub fn wait(&self, n: usize, limit: Duration) -> Vec<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let got = self.messages.lock().expect("lock").clone();
-            if got.len() >= n || Instant::now() >= deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// One SMTP session (RFC 5321, the plain subset lettre uses); returns the
-/// envelope lines and the message.
-fn smtp_session(mut conn: TcpStream) -> Option<String> {
-    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut r = BufReader::new(conn.try_clone().ok()?);
-    conn.write_all(b"220 sink ESMTP\r\n").ok()?;
-    let mut out = String::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return (!out.is_empty()).then_some(out);
-        }
-        let cmd = line.trim_end().to_ascii_uppercase();
-        let reply: &[u8] = if cmd.starts_with("EHLO") {
-            b"250-sink\r\n250 8BITMIME\r\n"
-        } else if cmd.starts_with("MAIL") || cmd.starts_with("RCPT") {
-            out.push_str(line.trim_end());
-            out.push('\n');
-            b"250 OK\r\n"
-        } else if cmd == "DATA" {
-            conn.write_all(b"354 go ahead\r\n").ok()?;
-            loop {
-                line.clear();
-                if r.read_line(&mut line).ok()? == 0 || line == ".\r\n" {
-                    break;
-                }
-                out.push_str(&line);
-            }
-            b"250 queued\r\n"
-        } else if cmd == "QUIT" {
-            conn.write_all(b"221 bye\r\n").ok()?;
-            return Some(out);
-        } else {
-            b"250 OK\r\n"
-        };
-        conn.write_all(reply).ok()?;
-    }
 }
