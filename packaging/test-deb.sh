@@ -96,6 +96,7 @@ owned /etc/mfa-proxy root:root 755
 owned "$config" root:mfa-proxy 640
 owned /usr/share/mfa-proxy/dictionaries/dictionary root:root 644
 owned /usr/share/mfa-proxy/dictionaries/dictionary.rfc2865 root:root 644
+owned /usr/share/mfa-proxy/templates/totp.en.txt root:root 644
 owned /usr/share/doc/mfa-proxy/README.md root:root 644
 owned /var/lib/mfa-proxy mfa-proxy:mfa-proxy 750
 check "the unit installed is packaging/mfa-proxy.service" cmp -s "$unit" "$here/mfa-proxy.service"

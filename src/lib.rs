@@ -2,7 +2,8 @@
 //!
 //! The layout follows the design (`ARCHITECTURE.md`): [`radius`] is the wire,
 //! [`engine`] the sans-IO core, [`io`] the tokio shell that moves bytes,
-//! [`config`] the `proxy.toml` contract.
+//! [`config`] the `proxy.toml` contract; [`enroll`] mails users the
+//! invitations to enroll.
 
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod engine;
+pub mod enroll;
 mod hex;
 pub mod io;
 pub mod mfa;

@@ -40,6 +40,14 @@ const SYSTEM_PATHS: &[(&str, &str)] = &[
         "key_file = \"data/seed.key\"   #",
         "key_file = \"/var/lib/mfa-proxy/seed.key\"   #",
     ),
+    (
+        "# templates = \"templates\"                #",
+        "# templates = \"/etc/mfa-proxy/templates\" #",
+    ),
+    (
+        "# in templates/ beside this file):",
+        "# in /usr/share/mfa-proxy/templates):",
+    ),
 ];
 
 const CONFIG: &str = "/etc/mfa-proxy/proxy.toml";
@@ -153,6 +161,11 @@ fn unit_package_and_maintainer_scripts_agree() {
     assert_eq!(
         dest("dictionaries/*").0,
         DICTIONARIES.trim_start_matches('/')
+    );
+    assert_eq!(
+        dest("templates/*"),
+        ("usr/share/mfa-proxy/templates/".into(), "644".into()),
+        "the shipped mail templates, for administrators to copy"
     );
     let conf_files = deb["conf-files"].as_array().expect("conf-files");
     assert!(conf_files.iter().any(|f| f.as_str() == Some(CONFIG)));

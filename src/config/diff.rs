@@ -14,13 +14,14 @@
 //! HTTP listener is bound once), `[store]` (the database is opened once),
 //! `[primary] mode` and `[mfa] enabled` (they decide whether a store runs
 //! at all), `[primary] directory` with them. A changed `[[directory]]` is
-//! live: its next sync, and the next login it checks, use it.
+//! live: its next sync, and the next login it checks, use it. A changed
+//! `[enrollment]` (its template files included) is live too.
 
 use std::fmt;
 
 use subtle::ConstantTimeEq;
 
-use super::{Client, Config, Directory, Mfa, Notify, Provider, Proxy, Texts, Upstream};
+use super::{Client, Config, Directory, Enrollment, Mfa, Notify, Provider, Proxy, Texts, Upstream};
 use crate::mfa::LockoutPolicy;
 use crate::policy::{Policy, Rules, TrustedNetwork};
 
@@ -49,6 +50,8 @@ pub enum Section {
     Proxy,
     /// `[[directory]]`: taken on at the source's next sync.
     Directory,
+    /// `[enrollment]`: taken on by the next invitation.
+    Enrollment,
 }
 
 impl Section {
@@ -69,6 +72,7 @@ impl Section {
             Section::Lockout => "[lockout]",
             Section::Proxy => "[proxy]",
             Section::Directory => "[[directory]]",
+            Section::Enrollment => "[enrollment]",
         }
     }
 }
@@ -274,6 +278,13 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         |d| &d.name,
         directory_keys,
         false,
+        &mut out,
+    );
+    optional(
+        Section::Enrollment,
+        old.enrollment.as_ref(),
+        new.enrollment.as_ref(),
+        enrollment_keys,
         &mut out,
     );
     out
@@ -536,6 +547,21 @@ fn notify_keys(a: &Notify, b: &Notify) -> Vec<&'static str> {
         ("tls", a.tls != b.tls),
         ("from", a.from != b.from),
         ("to", a.to != b.to),
+    ])
+}
+
+/// A template file edited in place shows as `templates`: the files are
+/// read again on every reload.
+fn enrollment_keys(a: &Enrollment, b: &Enrollment) -> Vec<&'static str> {
+    keys_of(&[
+        ("from", a.from != b.from),
+        ("invite_valid", a.invite_valid != b.invite_valid),
+        (
+            "templates",
+            a.templates_dir != b.templates_dir || a.templates != b.templates,
+        ),
+        ("smtp", a.smtp != b.smtp),
+        ("tls", a.tls != b.tls),
     ])
 }
 

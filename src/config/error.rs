@@ -20,6 +20,12 @@ pub enum ConfigError {
     },
     #[error("`{key}`: {problem}")]
     Invalid { key: String, problem: String },
+    /// A broken enrollment mail template: the file and what is wrong.
+    #[error("`enrollment.templates`: {source}")]
+    Template {
+        #[source]
+        source: crate::enroll::template::TemplateError,
+    },
     /// A problem in one named entry of an array of tables, such as
     /// `[[policy]] "contractors": networks`.
     #[error("[[{table}]] \"{name}\": {key}: {problem}")]

@@ -12,13 +12,15 @@
 //! its validated type and its `validate`: `[server]` in `server.rs`,
 //! `[[client]]` in `clients.rs`, `[mfa]` and `[messages.LANG]` in `mfa.rs`,
 //! `[[policy]]`, `[[trusted_network]]` and `[groups]` in `policy.rs`,
-//! `[[directory]]` in `directory.rs`, and so on. This module reads the file and calls them in order; values
+//! `[[directory]]` in `directory.rs`, `[enrollment]` in `enrollment.rs`,
+//! and so on. This module reads the file and calls them in order; values
 //! every section parses alike (durations, ranges, secrets) are in
 //! `values.rs`.
 
 mod clients;
 pub mod diff;
 mod directory;
+mod enrollment;
 mod error;
 mod lockout;
 mod mfa;
@@ -40,6 +42,8 @@ mod tests_diff;
 #[cfg(test)]
 mod tests_directory;
 #[cfg(test)]
+mod tests_enrollment;
+#[cfg(test)]
 mod tests_policy;
 
 use std::path::Path;
@@ -52,6 +56,7 @@ pub use crate::secret::Secret;
 pub use clients::{Client, UserAddressFrom};
 pub use diff::{Change, Section, diff, in_force};
 pub use directory::{Directory, DirectoryTls};
+pub use enrollment::Enrollment;
 pub use error::ConfigError;
 pub use mfa::{Mfa, Texts, parse_language_tag};
 pub use policy::GroupsFrom;
@@ -92,6 +97,8 @@ pub struct Config {
     pub directories: Vec<Directory>,
     /// `[portal]`: the self-service portal, when enabled.
     pub portal: Option<Portal>,
+    /// `[enrollment]`: the mail inviting users to enroll.
+    pub enrollment: Option<Enrollment>,
     /// Things that work but that an administrator should hear about.
     pub warnings: Vec<String>,
 }
@@ -128,6 +135,7 @@ struct RawConfig {
     #[serde(default)]
     directory: Vec<directory::RawDirectory>,
     portal: Option<portal::RawPortal>,
+    enrollment: Option<enrollment::RawEnrollment>,
 }
 
 impl Config {
@@ -197,6 +205,18 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
             "the portal manages the second factor, and [mfa] enabled is false",
         ));
     }
+    let enrollment = enrollment::validate(
+        raw.enrollment,
+        enrollment::Context {
+            server: &server,
+            notify: notify.as_ref(),
+            directories: &directories,
+            mfa: &mfa,
+            portal: portal.is_some(),
+        },
+        base,
+        &mut warnings,
+    )?;
     let rules = policy::validate(
         raw.trusted_network,
         raw.policy,
@@ -222,6 +242,7 @@ fn validate(raw: RawConfig, base: &Path, env: EnvLookup<'_>) -> Result<Config, C
         groups,
         directories,
         portal,
+        enrollment,
         warnings,
     })
 }

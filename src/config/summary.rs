@@ -169,6 +169,30 @@ impl fmt::Display for Summary<'_> {
                 humantime::format_duration(p.signin_window),
             )?;
         }
+        if let Some(e) = &c.enrollment {
+            writeln!(
+                f,
+                "enrollment mail: from {} via {}{}, links {}/portal/invite/... valid {}",
+                e.from,
+                e.smtp,
+                if e.relay_of_notify { " ([notify])" } else { "" },
+                c.server.public_url.as_deref().unwrap_or("-"),
+                humantime::format_duration(e.invite_valid)
+            )?;
+            let dir = match &e.templates_dir {
+                Some(d) => format!(
+                    ", {} of them from {}",
+                    e.templates.overrides().len(),
+                    d.display()
+                ),
+                None => String::new(),
+            };
+            writeln!(
+                f,
+                "  templates in {}{dir}",
+                e.templates.languages().join(", ")
+            )?;
+        }
         let rules = &c.rules;
         if !rules.networks.is_empty() {
             writeln!(f, "trusted networks ({}):", rules.networks.len())?;

@@ -73,7 +73,8 @@ fn defaults_and_optional_mappings() {
          default_method = \"sms\"\ndefault_language = \"pt-BR\"\ninvite = true\n\
          page_size = 1000\ntimeout = \"5s\"\n"
     );
-    let c = load(&text).expect("valid");
+    // invite = true needs [enrollment] and public_url.
+    let c = load(&super::tests_enrollment::inviting(&text)).expect("valid");
     let d = &c.directories[0];
     assert_eq!((d.host.as_str(), d.port), ("::1", 389));
     assert_eq!(d.tls, DirectoryTls::StartTls);
