@@ -103,11 +103,13 @@ pub fn mailbox(address: &str, what: &'static str) -> Result<Mailbox, MailError> 
     })
 }
 
-/// A plain-text UTF-8 message: lettre picks the transfer encoding (7bit,
+/// A plain-text UTF-8 message with a Message-ID of its own: lettre picks
+/// the transfer encoding (7bit,
 /// quoted-printable or base64) and encodes a non-ASCII subject.
 pub fn plain_text(builder: MessageBuilder, body: String) -> Result<Message, MailError> {
     builder
         .header(ContentType::TEXT_PLAIN)
+        .message_id(None)
         .body(body)
         .map_err(MailError::Message)
 }
