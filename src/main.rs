@@ -164,6 +164,7 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                 UserCmd::Set {
                     name,
                     method,
+                    email,
                     phone,
                     pin_stdin,
                     language,
@@ -174,17 +175,15 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                         .map(cli::parse_groups)
                         .transpose()
                         .map_err(fail)?;
-                    let pin = pin_stdin.then(stdin_line).transpose()?;
-                    cli::user_set(
-                        store,
-                        &name,
-                        method.as_deref(),
-                        phone.as_deref(),
-                        pin,
-                        language.as_deref(),
+                    let changes = cli::UserChanges {
+                        method: method.as_deref(),
+                        email: email.as_deref(),
+                        phone: phone.as_deref(),
+                        pin: pin_stdin.then(stdin_line).transpose()?,
+                        language: language.as_deref(),
                         groups,
-                    )
-                    .map_err(fail)?;
+                    };
+                    cli::user_set(store, &name, changes).map_err(fail)?;
                     println!("updated {name}");
                     let known = |l: &str| {
                         l == cfg.mfa.language || cfg.mfa.languages.contains_key(&l.to_lowercase())
@@ -194,6 +193,29 @@ fn admin(cmd: Command) -> Result<(), AdminFailure> {
                             "warning: {config}: no [messages.{l}]; {name} gets the default language's texts",
                             config = config.display()
                         );
+                    }
+                }
+                UserCmd::Invite { names, all_pending } => {
+                    let who = if all_pending {
+                        cli::Invitees::AllPending
+                    } else {
+                        cli::Invitees::Named(names)
+                    };
+                    let mut err = std::io::stderr().lock();
+                    let invited = cli::user_invite(store, &cfg, who, now, &mut out, &mut err)
+                        .map_err(|e| match e {
+                            cli::AdminError::Invite(
+                                e @ mfa_proxy::enroll::SetupError::Runtime(_),
+                            ) => AdminFailure::Command(e.to_string()),
+                            cli::AdminError::Invite(e) => AdminFailure::Config(e.to_string()),
+                            e => fail(e),
+                        })?;
+                    if invited.failed > 0 {
+                        return Err(AdminFailure::Command(format!(
+                            "{} of {} users not invited",
+                            invited.failed,
+                            invited.failed + invited.sent
+                        )));
                     }
                 }
                 UserCmd::List => cli::user_list(store, &mut out).map_err(fail)?,

@@ -316,9 +316,10 @@ pub enum UserCmd {
         #[arg(long)]
         groups: Option<String>,
     },
-    /// Change a user's default method, phone number, call PIN, language or groups.
+    /// Change a user's default method, email, phone number, call PIN, language or groups.
     #[command(after_help = "Examples:\n  \
         mfa-proxy user set alice --method call --phone +4930123456\n  \
+        mfa-proxy user set alice --email alice@example.org\n  \
         echo 4711 | mfa-proxy user set alice --pin-stdin\n  \
         mfa-proxy user set alice --groups vpn,admins")]
     Set {
@@ -327,6 +328,9 @@ pub enum UserCmd {
         /// push, call, sms or totp.
         #[arg(long)]
         method: Option<String>,
+        /// The user's email address (enrollment invitations go there); "" removes it.
+        #[arg(long)]
+        email: Option<String>,
         /// + and the country code; "" removes it.
         #[arg(long)]
         phone: Option<String>,
@@ -378,6 +382,27 @@ pub enum UserCmd {
     Forget {
         /// The user's name.
         name: String,
+    },
+    /// Mail users an invitation to enroll, with a single-use link.
+    ///
+    /// Each user gets the [enrollment] template of their method (app, push,
+    /// call, SMS, or a call with a PIN) in their language. The link,
+    /// {public_url}/portal/invite/TOKEN, works once until [enrollment]
+    /// invite_valid; inviting a user again replaces it. The store keeps
+    /// the invitation before the mail leaves. One line per user; the exit
+    /// status is 1 if any user was not invited.
+    #[command(after_help = "Examples:\n  \
+        mfa-proxy user invite alice bob\n  \
+        mfa-proxy user invite --all-pending")]
+    #[command(group = clap::ArgGroup::new("who").required(true).multiple(false))]
+    Invite {
+        /// The users' names.
+        #[arg(group = "who")]
+        names: Vec<String>,
+        /// Every user not disabled, with an email address and no active
+        /// token (app or hardware) yet: call and SMS users too.
+        #[arg(long, group = "who")]
+        all_pending: bool,
     },
     /// Import users from CSV with the header name,email,phone.
     ///

@@ -17,6 +17,7 @@ use crate::store::{Store, StoreError, Token, TokenKind, UnixTime, User, normaliz
 pub mod args;
 mod directory;
 mod import;
+mod invite;
 pub mod ops;
 pub mod policy;
 mod progress;
@@ -29,6 +30,7 @@ pub use args::{
 };
 pub use directory::directory_sync;
 pub use import::{SecretFormat, apply_user_map, pskc_import, token_import, user_import};
+pub use invite::{Invited, Invitees, user_invite};
 pub use progress::Progress;
 pub use report::{
     Format, report_blocked, report_bypassed, report_signins, report_status, report_users,
@@ -44,6 +46,10 @@ pub enum AdminError {
     Invalid(String),
     #[error("output: {0}")]
     Output(#[from] std::io::Error),
+    /// Invitations cannot be mailed at all (the configuration lacks what
+    /// they need, or the relay's address is wrong).
+    #[error(transparent)]
+    Invite(#[from] crate::enroll::SetupError),
 }
 
 fn invalid(s: impl Into<String>) -> AdminError {
@@ -138,24 +144,65 @@ pub fn user_add(
     Ok(())
 }
 
-/// Changes a user's default method, phone number (`""` removes it), call
-/// PIN (4 to 8 digits, stored as an argon2id hash; `""` removes it),
-/// language or groups (replaced by those given, see [`parse_groups`]).
-pub fn user_set(
-    store: &dyn Store,
-    name: &str,
-    method: Option<&str>,
-    phone: Option<&str>,
-    pin: Option<Zeroizing<String>>,
-    language: Option<&str>,
-    groups: Option<Vec<String>>,
-) -> Result<(), AdminError> {
+/// The changes `user set` makes; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChanges<'a> {
+    /// push, call, sms or totp.
+    pub method: Option<&'a str>,
+    /// `""` removes it.
+    pub email: Option<&'a str>,
+    /// `""` removes it.
+    pub phone: Option<&'a str>,
+    /// The call PIN, 4 to 8 digits, stored as an argon2id hash; `""`
+    /// removes it.
+    pub pin: Option<Zeroizing<String>>,
+    /// `""`: the default language.
+    pub language: Option<&'a str>,
+    /// Replaces the user's groups (see [`parse_groups`]).
+    pub groups: Option<Vec<String>>,
+}
+
+/// Email addresses, as far as the command line can tell (the mail relay
+/// judges the rest): an @ and no spaces.
+pub fn check_email(email: &str) -> Result<(), AdminError> {
+    if email.contains('@')
+        && !email.contains(char::is_whitespace)
+        && !email.contains(char::is_control)
+    {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "\"{}\" is not an email address",
+            email.escape_default()
+        )))
+    }
+}
+
+/// Changes a user's default method, email address, phone number, call
+/// PIN, language or groups.
+pub fn user_set(store: &dyn Store, name: &str, changes: UserChanges<'_>) -> Result<(), AdminError> {
+    let UserChanges {
+        method,
+        email,
+        phone,
+        pin,
+        language,
+        groups,
+    } = changes;
     let mut u = store
         .user(name)?
         .ok_or_else(|| StoreError::NoSuchUser(name.to_owned()))?;
     if let Some(m) = method {
         u.method = Method::parse(m)
             .ok_or_else(|| invalid(format!("\"{m}\" is not one of push, call, sms, totp")))?;
+    }
+    if let Some(e) = email {
+        if e.is_empty() {
+            u.email = None;
+        } else {
+            check_email(e)?;
+            u.email = Some(e.to_owned());
+        }
     }
     if let Some(p) = phone {
         if p.is_empty() {
@@ -622,7 +669,11 @@ mod tests {
             "{text}"
         );
         let groups = parse_groups("vpn,admins").expect("parse");
-        user_set(&s, "UTE", None, None, None, None, Some(groups)).expect("set");
+        let changes = UserChanges {
+            groups: Some(groups),
+            ..UserChanges::default()
+        };
+        user_set(&s, "UTE", changes).expect("set");
         for (app, address, at) in [
             ("vpn", Some("192.0.2.7"), 1_700_000_000),
             ("evil\u{1b}[2J", None, 1_700_000_100),
@@ -645,7 +696,11 @@ mod tests {
             "newest first, times as elsewhere, a NAS's text escaped: {text}"
         );
         assert!(!text.contains('\u{1b}'));
-        user_set(&s, "ute", None, None, None, None, Some(Vec::new())).expect("clear");
+        let changes = UserChanges {
+            groups: Some(Vec::new()),
+            ..UserChanges::default()
+        };
+        user_set(&s, "ute", changes).expect("clear");
         assert!(show(&s).contains("groups:    (none)\n"));
     }
 

@@ -302,16 +302,11 @@ mod tests {
             json.contains("\"user\":\"dave\"") && json.contains("\"mfa\":\"registered\""),
             "{json}"
         );
-        crate::cli::user_set(
-            &s,
-            "dave",
-            None,
-            None,
-            None,
-            None,
-            Some(vec!["vpn".into(), "Admins".into()]),
-        )
-        .expect("set");
+        let changes = crate::cli::UserChanges {
+            groups: Some(vec!["vpn".into(), "Admins".into()]),
+            ..Default::default()
+        };
+        crate::cli::user_set(&s, "dave", changes).expect("set");
         let mut out = Vec::new();
         report_users(&s, Format::Json, &mut out).expect("json");
         let v: serde_json::Value = serde_json::from_slice(&out).expect("one JSON object");

@@ -728,15 +728,12 @@ pub(super) async fn phone(
     let name = user.clone();
     let method = f.method.clone();
     let saved = blocking(move || {
-        crate::cli::user_set(
-            store.as_ref(),
-            &name,
-            Some(&method),
-            Some(&number),
-            None,
-            None,
-            None,
-        )
+        let changes = crate::cli::UserChanges {
+            method: Some(&method),
+            phone: Some(&number),
+            ..Default::default()
+        };
+        crate::cli::user_set(store.as_ref(), &name, changes)
     })
     .await;
     match saved {
@@ -780,7 +777,11 @@ pub(super) async fn pin(
     let name = user.clone();
     let pin = f.pin.clone();
     match blocking(move || {
-        crate::cli::user_set(store.as_ref(), &name, None, None, Some(pin), None, None)
+        let changes = crate::cli::UserChanges {
+            pin: Some(pin),
+            ..Default::default()
+        };
+        crate::cli::user_set(store.as_ref(), &name, changes)
     })
     .await
     {
