@@ -3,44 +3,14 @@
 
 mod common;
 
-use std::process::Output;
-
 use common::*;
 use mfa_proxy::mfa::Remembered;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 use mfa_proxy::store::Store;
 
-struct Site {
-    dir: tempfile::TempDir,
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::copy(
-            workspace().join("proxy.toml"),
-            dir.path().join("proxy.toml"),
-        )
-        .expect("copy config");
-        let o = run_bin(dir.path(), &["init"], None);
-        assert!(o.status.success(), "init: {}", text(&o));
-        Site { dir }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        run_bin(self.dir.path(), args, stdin)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args, None);
-        assert!(o.status.success(), "{args:?} failed: {}", text(&o));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
 #[test]
 fn enroll_activate_block_bypass_and_report() {
-    let site = Site::new();
+    let site = Site::shipped();
     site.ok(&["user", "add", "alice", "--email", "alice@example.org"]);
     let enroll = site.ok(&[
         "totp",
@@ -129,7 +99,7 @@ fn enroll_activate_block_bypass_and_report() {
 
 #[test]
 fn local_password_from_stdin_and_bad_input() {
-    let site = Site::new();
+    let site = Site::shipped();
     let o = site.run(
         &["user", "add", "carol", "--password-stdin"],
         Some("pa55word\n"),
@@ -161,7 +131,7 @@ fn local_password_from_stdin_and_bad_input() {
 
 #[test]
 fn hardware_tokens_import_resync_and_remove() {
-    let site = Site::new();
+    let site = Site::shipped();
     let csv = site.dir.path().join("tokens.csv");
     std::fs::write(
         &csv,
@@ -204,7 +174,7 @@ fn hardware_tokens_import_resync_and_remove() {
 
 #[test]
 fn user_set_method_phone_and_pin() {
-    let site = Site::new();
+    let site = Site::shipped();
     site.ok(&["user", "add", "erik"]);
     let o = site.run(&["user", "set", "erik", "--method", "call"], None);
     assert!(
@@ -267,7 +237,7 @@ fn user_set_method_phone_and_pin() {
 
 #[test]
 fn user_groups_and_forgetting_remembered_logins() {
-    let site = Site::new();
+    let site = Site::shipped();
     site.ok(&["user", "add", "fay", "--groups", "vpn, Admins,VPN"]);
     let show = site.ok(&["user", "show", "fay"]);
     assert!(
@@ -358,7 +328,7 @@ fn user_groups_and_forgetting_remembered_logins() {
 /// that reads back field for field, without the secrets.
 #[test]
 fn imports_read_quoted_csv_with_crlf_and_a_bom() {
-    let site = Site::new();
+    let site = Site::shipped();
     let read_back = |p: &std::path::Path| -> Vec<Vec<String>> {
         let text = std::fs::read_to_string(p).expect("errors file");
         let mut lines = Vec::new();
@@ -427,7 +397,7 @@ fn imports_read_quoted_csv_with_crlf_and_a_bom() {
 
 #[test]
 fn policy_explain_through_the_binary() {
-    let site = Site::new();
+    let site = Site::shipped();
     let config = site.dir.path().join("proxy.toml");
     let mut text_ = std::fs::read_to_string(&config).expect("config");
     text_.push_str(
@@ -493,7 +463,7 @@ fn policy_explain_through_the_binary() {
 
 #[test]
 fn pskc_import_with_a_password_from_the_environment() {
-    let site = Site::new();
+    let site = Site::shipped();
     let pskc = |name: &str| workspace().join("tests/pskc").join(name);
     // RFC 6030 Figure 7 (password "qwerty"), with the user the key is for;
     // the MAC covers the secret only.
@@ -558,7 +528,7 @@ fn pskc_import_with_a_password_from_the_environment() {
 /// is not a terminal (a bar when it is), nothing for short ones.
 #[test]
 fn long_imports_count_their_progress() {
-    let site = Site::new();
+    let site = Site::shipped();
     let mut csv = String::from("name,email,phone\n");
     for i in 0..2_500 {
         csv.push_str(&format!("user{i},,\n"));

@@ -196,22 +196,21 @@ pub fn user_set(store: &dyn Store, name: &str, changes: UserChanges<'_>) -> Resu
         u.method = Method::parse(m)
             .ok_or_else(|| invalid(format!("\"{m}\" is not one of push, call, sms, totp")))?;
     }
-    if let Some(e) = email {
-        if e.is_empty() {
-            u.email = None;
-        } else {
-            check_email(e)?;
-            u.email = Some(e.to_owned());
+    // A value given replaces the field once checked; "" clears it.
+    let replace = |field: &mut Option<String>,
+                   value: Option<&str>,
+                   check: fn(&str) -> Result<(), AdminError>| {
+        match value {
+            None => Ok(()),
+            Some("") => {
+                *field = None;
+                Ok(())
+            }
+            Some(v) => check(v).map(|()| *field = Some(v.to_owned())),
         }
-    }
-    if let Some(p) = phone {
-        if p.is_empty() {
-            u.phone = None;
-        } else {
-            check_phone(p)?;
-            u.phone = Some(p.to_owned());
-        }
-    }
+    };
+    replace(&mut u.email, email, check_email)?;
+    replace(&mut u.phone, phone, check_phone)?;
     if let Some(pin) = pin {
         if pin.is_empty() {
             u.pin_hash = None;

@@ -26,6 +26,23 @@ timeout = "2s"
 retries = 1
 "#;
 
+/// The commented example in the shipped proxy.toml that starts at the
+/// line `# {header}`, uncommented, without its comment-only lines.
+pub(super) fn shipped_example(header: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("proxy.toml")).expect("proxy.toml");
+    let first = format!("# {header}");
+    let example: String = shipped
+        .lines()
+        .skip_while(|l| *l != first)
+        .take_while(|l| l.starts_with('#'))
+        .filter(|l| !l.starts_with("#  "))
+        .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+        .collect();
+    assert!(example.starts_with(header), "{example}");
+    example
+}
+
 pub(super) fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, Path::new("test.toml"))
 }

@@ -1,7 +1,6 @@
 //! `[[directory]]`: the contract of issue 17 parses, defaults are sound,
 //! and every mistake names its key without showing the bind password.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::tests::{GOOD, expect_err, load};
@@ -334,15 +333,7 @@ fn a_reload_takes_sources_on_live() {
 /// uncommented, is valid (with its files beside it).
 #[test]
 fn the_shipped_example_is_valid() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shipped = std::fs::read_to_string(root.join("proxy.toml")).expect("proxy.toml");
-    let example: String = shipped
-        .lines()
-        .skip_while(|l| *l != "# [[directory]]")
-        .take_while(|l| l.starts_with('#'))
-        .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
-        .collect();
-    assert!(example.starts_with("[[directory]]"), "{example}");
+    let example = super::tests::shipped_example("[[directory]]");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("corp.secret"), "pw\n").expect("write");
     let cert = rcgen::generate_simple_self_signed(vec!["dc1".into()]).expect("cert");

@@ -230,15 +230,7 @@ fn a_reload_shows_what_changed_in_the_section_and_its_templates() {
 #[test]
 fn the_shipped_example_is_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shipped = std::fs::read_to_string(root.join("proxy.toml")).expect("proxy.toml");
-    let example: String = shipped
-        .lines()
-        .skip_while(|l| *l != "# [enrollment]")
-        .take_while(|l| l.starts_with('#'))
-        .filter(|l| !l.starts_with("#  "))
-        .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
-        .collect();
-    assert!(example.starts_with("[enrollment]"), "{example}");
+    let example = super::tests::shipped_example("[enrollment]");
     let c = Config::from_toml(&with(&example), &root.join("proxy.toml")).expect("valid");
     let e = c.enrollment.expect("section");
     assert_eq!(

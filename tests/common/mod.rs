@@ -447,6 +447,45 @@ pub fn run_bin(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     c.wait_with_output().expect("wait for mfa-proxy")
 }
 
+/// A configuration and an initialised store in a temporary directory, for
+/// running the administrator's verbs through the binary.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// The shipped `proxy.toml`.
+    pub fn shipped() -> Site {
+        let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
+        Site::with_config(&shipped)
+    }
+
+    /// `config` as `proxy.toml`.
+    pub fn with_config(config: &str) -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("proxy.toml"), config).expect("write config");
+        Site::init(dir)
+    }
+
+    /// `dir`, which holds `proxy.toml` and what it names, with its store.
+    pub fn init(dir: tempfile::TempDir) -> Site {
+        let o = run_bin(dir.path(), &["init"], None);
+        assert!(o.status.success(), "init: {}", text(&o));
+        Site { dir }
+    }
+
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_bin(self.dir.path(), args, stdin)
+    }
+
+    /// Runs `args`, which must succeed; its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args, None);
+        assert!(o.status.success(), "{args:?} failed: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
 /// The shipped `proxy.toml` written into `dir` with its RADIUS and HTTP
 /// listeners on free ports and each `(from, to)` replaced; returns the
 /// RADIUS address and the HTTP port.
