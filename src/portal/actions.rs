@@ -10,7 +10,6 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::first_factor::{self, Refused};
@@ -182,11 +181,6 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
     }
 }
 
-/// The SHA-256 of an invitation token, as the store keeps it.
-pub(crate) fn invitation_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
 /// The invitation link: the sign-in page, with the invitation in the
 /// session (rendered here, not redirected: a cookie set by a redirect
 /// from a mail client's link would not come back under SameSite=Strict).
@@ -197,7 +191,7 @@ pub(super) async fn invite(
 ) -> Response {
     let now = now();
     let lang = p.language(None, &headers);
-    let hash = invitation_hash(&token);
+    let hash = crate::enroll::invitation_hash(&token).to_vec();
     let store = p.store.clone();
     let h = hash.clone();
     let user = blocking(move || store.invitation(&h, now)).await;
