@@ -501,3 +501,37 @@ fn serve_syncs_at_start_and_on_reload_and_reports_metrics() {
     assert!(log.contains("directory down: cannot connect"), "{log}");
     assert!(log.contains("the users stay as they are"), "{log}");
 }
+
+#[test]
+fn a_sync_mails_an_invitation_to_each_user_it_adds() {
+    let Some(server) = Slapd::start_or_skip(Tree {
+        users: 6,
+        disabled: 0,
+    }) else {
+        return;
+    };
+    let sink = common::provider::smtp_sink::SmtpSink::start();
+    let site = Site::new(
+        &server,
+        &server.ldaps_url(),
+        &format!(
+            "invite = true\n[enrollment]\nfrom = \"it@example.org\"\nsmtp = \"{}\"\n",
+            sink.addr
+        ),
+    );
+    let (ok, out) = site.sync(&[]);
+    assert!(ok, "{out}");
+    let added = (1..=6).filter(|&i| in_vpn_group(i)).count();
+    assert_eq!(out.matches("\ninvited user").count(), added, "{out}");
+    let mails = sink.wait_mails(added, std::time::Duration::from_secs(20));
+    assert_eq!(mails.len(), added);
+    assert!(
+        mails.iter().all(|m| m.body().contains("/portal/invite/")),
+        "a link in each"
+    );
+    // Nobody new on the next sync: nobody mailed again.
+    let (ok, out) = site.sync(&[]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("invited"), "{out}");
+    assert_eq!(sink.mails().len(), added);
+}

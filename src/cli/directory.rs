@@ -36,7 +36,27 @@ pub fn directory_sync(
         let result = sync::run(dir, store, options, now, &mut |s| shown.step(&dir.name, s));
         shown.end();
         match result {
-            Ok(report) => print_report(&report, out)?,
+            Ok(report) => {
+                print_report(&report, out)?;
+                match sync::invite_added(config, dir, store, &report, now) {
+                    Some(Ok(invited)) => {
+                        for o in &invited.outcomes {
+                            match &o.result {
+                                Ok(_) => writeln!(out, "invited {}", o.user)?,
+                                Err(e) => {
+                                    all_ok = false;
+                                    writeln!(out, "not invited {}: {e}", o.user)?;
+                                }
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        all_ok = false;
+                        writeln!(out, "error: no enrollment invitation sent: {e}")?;
+                    }
+                    None => {}
+                }
+            }
             Err(e) => {
                 all_ok = false;
                 writeln!(out, "error: {e}")?;

@@ -119,6 +119,41 @@ impl Report {
     }
 }
 
+/// Mails an enrollment invitation to each user the sync `report` added,
+/// when its source says `invite = true` and the changes were written
+/// (blocking). `None` when there is nobody to invite; the error when no
+/// invitation can be sent at all (no `[enrollment]`).
+pub fn invite_added(
+    config: &crate::config::Config,
+    dir: &Directory,
+    store: &dyn Store,
+    report: &Report,
+    now: UnixTime,
+) -> Option<Result<crate::enroll::InviteReport, crate::enroll::SetupError>> {
+    if !dir.invite || !report.applied {
+        return None;
+    }
+    let added: Vec<String> = report
+        .plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            crate::store::UserChange::Add(u) => Some(u.name.clone()),
+            _ => None,
+        })
+        .collect();
+    if added.is_empty() {
+        return None;
+    }
+    Some(crate::enroll::invite_users(
+        store,
+        config,
+        &added,
+        now,
+        &mut |_| {},
+    ))
+}
+
 /// Runs one sync of `dir` against `store` at `now` (blocking: call it
 /// from a thread of its own, never the packet loop's).
 pub fn run(

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use crate::config::Directory;
+use crate::config::Config;
 use crate::directory::sync::{self, Options, Report};
 use crate::store::Store;
 
@@ -165,47 +165,46 @@ impl SyncStatus {
     }
 }
 
-/// The sync thread: its sources are replaced through `update`; it ends
-/// when the scheduler is dropped.
+/// The sync thread: its configuration (the sources, and `[enrollment]`
+/// for the invitations of `invite = true`) is replaced through `update`;
+/// it ends when the scheduler is dropped.
 #[derive(Debug)]
 pub(crate) struct Scheduler {
-    sources: mpsc::Sender<Vec<Directory>>,
+    sources: mpsc::Sender<Config>,
     pub(crate) status: Arc<SyncStatus>,
 }
 
 impl Scheduler {
-    pub(crate) fn spawn(
-        store: Arc<dyn Store>,
-        sources: Vec<Directory>,
-    ) -> std::io::Result<Scheduler> {
+    pub(crate) fn spawn(store: Arc<dyn Store>, config: Config) -> std::io::Result<Scheduler> {
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(SyncStatus::default());
         let figures = status.clone();
         std::thread::Builder::new()
             .name("directory-sync".into())
-            .spawn(move || schedule(store.as_ref(), sources, &rx, &figures))?;
+            .spawn(move || schedule(store.as_ref(), config, &rx, &figures))?;
         Ok(Scheduler {
             sources: tx,
             status,
         })
     }
 
-    /// A reload's sources.
-    pub(crate) fn update(&self, sources: Vec<Directory>) {
-        let _ = self.sources.send(sources);
+    /// A reload's configuration.
+    pub(crate) fn update(&self, config: Config) {
+        let _ = self.sources.send(config);
     }
 }
 
 fn schedule(
     store: &dyn Store,
-    mut sources: Vec<Directory>,
-    updates: &mpsc::Receiver<Vec<Directory>>,
+    mut config: Config,
+    updates: &mpsc::Receiver<Config>,
     status: &SyncStatus,
 ) {
     let mut due: HashMap<String, Instant> = HashMap::new();
     loop {
+        let sources = &config.directories;
         let now = Instant::now();
-        for d in &sources {
+        for d in sources {
             due.entry(d.name.clone()).or_insert(now);
         }
         due.retain(|name, _| sources.iter().any(|d| &d.name == name));
@@ -218,7 +217,7 @@ fn schedule(
         });
         match updates.recv_timeout(wait) {
             Ok(new) => {
-                sources = new;
+                config = new;
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -240,6 +239,11 @@ fn schedule(
         let after = match &result {
             Ok(report) => {
                 log_report(report);
+                if let Some(Err(e)) =
+                    sync::invite_added(&config, dir, store, report, super::unix_now())
+                {
+                    error!("directory {}: no enrollment invitation sent: {e}", dir.name);
+                }
                 dir.interval
             }
             Err(e) => {

@@ -233,7 +233,7 @@ impl Bound {
         let syncs = self
             .admin
             .clone()
-            .map(|store| directories::Scheduler::spawn(store, self.config.directories.clone()))
+            .map(|store| directories::Scheduler::spawn(store, self.config.clone()))
             .transpose()?;
         let portal = self.admin.clone().and_then(|store| {
             let out = deliver::Deliverer::new(self.config.notify.clone(), &self.config.server.name);

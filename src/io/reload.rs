@@ -153,7 +153,7 @@ impl Shell {
         }
         self.deliverer.set_notify(next.notify.clone());
         if let Some(syncs) = &self.syncs {
-            syncs.update(next.directories.clone());
+            syncs.update(next.clone());
         }
         if let Some(tls) = &self.tls {
             tls.send_replace(next.server.http_tls.clone().map(|t| t.0));
