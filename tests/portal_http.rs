@@ -9,7 +9,7 @@
 mod common;
 
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::web::{enc, request};
@@ -65,13 +65,24 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
         &["user", "add", "bob", "--password-stdin"],
         Some("bob-pass\n"),
     );
+    ok(
+        &[
+            "user",
+            "add",
+            "carol",
+            "--phone",
+            "+4930555000",
+            "--password-stdin",
+        ],
+        Some("carol-pass\n"),
+    );
     let opened = ok(&["user", "open-enrollment", "alice", "--for", "1h"], None);
     assert!(opened.contains("may enroll at the portal"), "{opened}");
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
             .args(["serve", "--config"])
             .arg(dir.path().join("proxy.toml"))
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("log"))
             .spawn()
             .expect("serve"),
     );
@@ -268,6 +279,63 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
         &format!("csrf={}&code=123", pw.csrf()),
     );
     assert!(bad.body.contains("That code is not right"), "{}", bad.body);
+
+    // A user with a phone and no app: a code by text message (the trial's
+    // console provider writes it to the log), the wrong one refused.
+    let page = request(http, "GET", "/portal/", None, "");
+    let (visitor, csrf) = (page.cookie().expect("cookie"), page.csrf());
+    let sent = request(
+        http,
+        "POST",
+        "/portal/signin",
+        Some(&visitor),
+        &format!("csrf={csrf}&user=carol&password=carol-pass"),
+    );
+    assert!(
+        sent.body.contains("We sent a code to your phone"),
+        "{}",
+        sent.body
+    );
+    let carol = sent.cookie().expect("cookie");
+    let log_deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("sms for carol")) {
+            let at = line.find("Your sign-in code is ").expect("the code") + 21;
+            break line[at..at + 6].to_owned();
+        }
+        assert!(Instant::now() < log_deadline, "no text message: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let wrong_code = if code == "000000" { "000001" } else { "000000" };
+    let bad = request(
+        http,
+        "POST",
+        "/portal/code",
+        Some(&carol),
+        &format!("csrf={}&code={wrong_code}", sent.csrf()),
+    );
+    assert!(bad.body.contains("That code is not right"), "{}", bad.body);
+    let good = request(
+        http,
+        "POST",
+        "/portal/code",
+        Some(&carol),
+        &format!("csrf={}&code={code}", sent.csrf()),
+    );
+    assert_eq!(good.status, 303, "{}", good.body);
+    let home = request(
+        http,
+        "GET",
+        "/portal/",
+        Some(&good.cookie().expect("session")),
+        "",
+    );
+    assert!(
+        home.body.contains("Your sign-in verification – carol"),
+        "{}",
+        home.body
+    );
 
     // The sign-ins the user sees include the RADIUS login, with "not me".
     let report = ok(&["report", "signins", "--format", "csv"], None);

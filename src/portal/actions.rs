@@ -21,6 +21,20 @@ use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
 use crate::store::{Store, TokenKind};
 
+/// How long a code sent by text message counts.
+const SMS_VALID: i64 = 300;
+
+/// What the session keeps of a code sent by text message: bound to the
+/// session's CSRF token, so it checks nowhere else.
+fn sms_hash(code: &str, csrf: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(csrf.as_bytes());
+    h.update(b"\0");
+    h.update(code.as_bytes());
+    crate::hex::hex_encode(&h.finalize())
+}
+
 /// Sign-ins the signed-in page lists, newest first.
 const SIGNINS_SHOWN: usize = 20;
 /// How far back they are looked for.
@@ -225,6 +239,8 @@ pub(super) async fn invite(
 /// What the first factor led to.
 enum AfterPassword {
     Code,
+    /// No app or token, but a phone: a code by text message.
+    Sms(String),
     Enroll,
     Refused(T, ResultCode, String),
     Failed(T, String),
@@ -292,7 +308,12 @@ pub(super) async fn signin(
             Err(Refused::Unavailable(why)) => return AfterPassword::Failed(T::Unavailable, why),
             Ok(()) => {}
         }
-        after_password(p.store.as_ref(), &name, invite.as_deref(), now)
+        let sms = p
+            .config
+            .providers
+            .iter()
+            .any(|pr| pr.methods.contains(&crate::mfa::Method::Sms));
+        after_password(p.store.as_ref(), &name, invite.as_deref(), now, sms)
     })
     .await;
     match outcome {
@@ -300,6 +321,42 @@ pub(super) async fn signin(
             let mut s = Session::signed_in(user.clone(), Level::Password, now);
             s.lang = Some(lang.clone());
             let html = pages::code(&lang, &s.csrf, None);
+            respond(
+                StatusCode::OK,
+                html,
+                Some(s.cookie(p.store.as_login(), now, p.secure)),
+            )
+        }
+        Some(AfterPassword::Sms(phone)) => {
+            let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+            let Some(d) = super::test::delivery(
+                &p.config,
+                &user,
+                crate::mfa::Method::Sms,
+                Some(&phone),
+                &lang,
+                peer,
+                super::test::Outbound::Code(&code),
+            ) else {
+                return again(&p, T::Unavailable, StatusCode::SERVICE_UNAVAILABLE);
+            };
+            (p.hooks.deliver)(d);
+            p.audit(
+                &user,
+                ResultCode::SuccessSmsSent,
+                true,
+                "portal sign-in: code sent by text message",
+                peer,
+            )
+            .await;
+            let mut s = Session::signed_in(user.clone(), Level::Password, now);
+            s.lang = Some(lang.clone());
+            s.sms = Some((sms_hash(&code, &s.csrf), now + SMS_VALID));
+            let html = pages::code(
+                &lang,
+                &s.csrf,
+                Some(Message::Notice(t(&lang, T::CodeSent).into())),
+            );
             respond(
                 StatusCode::OK,
                 html,
@@ -356,7 +413,13 @@ pub(super) async fn signin(
 /// After a right password: a code for an enrolled user; for one with no
 /// app or token, enrollment if invited (the invitation is used up) or
 /// inside an enrollment window.
-fn after_password(store: &dyn Store, user: &str, invite: Option<&str>, now: i64) -> AfterPassword {
+fn after_password(
+    store: &dyn Store,
+    user: &str,
+    invite: Option<&str>,
+    now: i64,
+    sms_possible: bool,
+) -> AfterPassword {
     let facts = match crate::store::in_tx(store.as_login(), |tx| tx.facts(user, now)) {
         Ok(f) => f,
         Err(e) => return AfterPassword::Failed(T::Unavailable, format!("store: {e}")),
@@ -391,6 +454,9 @@ fn after_password(store: &dyn Store, user: &str, invite: Option<&str>, now: i64)
     }
     if facts.oath() {
         return AfterPassword::Code;
+    }
+    if let Some(phone) = facts.phone.clone().filter(|_| sms_possible) {
+        return AfterPassword::Sms(phone);
     }
     if let Some(hash) = invite.and_then(crate::hex::hex_decode) {
         match store.invitation(&hash, now) {
@@ -447,6 +513,48 @@ pub(super) async fn code(
         );
         return respond(
             StatusCode::TOO_MANY_REQUESTS,
+            html,
+            Some(s.cookie(p.store.as_login(), now, p.secure)),
+        );
+    }
+    if let Some((want, until)) = s.sms.clone() {
+        use subtle::ConstantTimeEq;
+        let typed = sms_hash(f.code.trim(), &s.csrf);
+        let right = now < until && bool::from(typed.as_bytes().ct_eq(want.as_bytes()));
+        if right {
+            p.audit(
+                &user,
+                ResultCode::SuccessSmsAuthenticated,
+                true,
+                "portal sign-in",
+                peer,
+            )
+            .await;
+            let mut full = Session::signed_in(user, Level::Full, now);
+            full.lang = Some(lang);
+            return redirect_with(
+                "/portal/",
+                Some(full.cookie(p.store.as_login(), now, p.secure)),
+            );
+        }
+        p.limiter()
+            .failed(&user, peer.0.ip(), std::time::Instant::now());
+        p.audit(
+            &user,
+            ResultCode::FailedSmsOtpIncorrect,
+            false,
+            "portal sign-in: wrong or expired code",
+            peer,
+        )
+        .await;
+        let mut s = s;
+        let html = pages::code(
+            &lang,
+            &s.csrf,
+            Some(Message::Error(t(&lang, T::WrongCode).into())),
+        );
+        return respond(
+            StatusCode::OK,
             html,
             Some(s.cookie(p.store.as_login(), now, p.secure)),
         );
@@ -956,8 +1064,15 @@ pub(super) async fn test(
     let phone = blocking(move || store.user(&name).ok().flatten().and_then(|u| u.phone))
         .await
         .flatten();
-    let Some(d) = super::test::delivery(&p.config, &user, method, phone.as_deref(), &lang, peer)
-    else {
+    let Some(d) = super::test::delivery(
+        &p.config,
+        &user,
+        method,
+        phone.as_deref(),
+        &lang,
+        peer,
+        super::test::Outbound::Test,
+    ) else {
         return back(&p, s, true, t(&lang, T::TestFailed));
     };
     (p.hooks.deliver)(d);

@@ -53,6 +53,11 @@ pub struct Session {
     /// The page's language, chosen at sign-in.
     #[serde(default)]
     pub lang: Option<String>,
+    /// A sign-in code sent by text message: its SHA-256 (hex) and when it
+    /// stops counting. Sealed in the cookie like the rest; wrong guesses
+    /// count toward the sign-in rate limit, whatever cookie they come with.
+    #[serde(default)]
+    pub sms: Option<(String, UnixTime)>,
 }
 
 impl Session {
@@ -68,6 +73,7 @@ impl Session {
             seen: now,
             notice: None,
             lang: None,
+            sms: None,
         }
     }
 

@@ -1,7 +1,8 @@
-//! A test push or call from the portal: the same signed webhook body a
-//! login's verification has, with a message saying it is a test, for a
-//! verification id that no login waits for (the provider's callback, if it
-//! sends one, is answered 404 like any unknown verification).
+//! What the portal sends through a provider, with the same signed webhook
+//! body a login's verification has: a test push or call (a message saying
+//! it is a test), and the code of a sign-in by text message. Both go out
+//! for a verification id that no login waits for (the provider's callback,
+//! if it sends one, is answered 404 like any unknown verification).
 
 use super::Peer;
 use crate::config::{Config, ProviderKind};
@@ -12,8 +13,17 @@ use crate::mfa::webhook::{DeliveryBody, sign};
 /// How long the provider may try (the expiry it is given).
 const TEST_SECONDS: i64 = 60;
 
-/// The delivery of a test `method` to `user`, or `None` when no provider
-/// delivers that method, or a call has no phone number.
+/// What goes out.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Outbound<'a> {
+    /// A test of the method.
+    Test,
+    /// A sign-in code by text message.
+    Code(&'a str),
+}
+
+/// The delivery of `what` by `method` to `user`, or `None` when no
+/// provider delivers that method, or a call or text has no phone number.
 pub(super) fn delivery(
     config: &Config,
     user: &str,
@@ -21,8 +31,9 @@ pub(super) fn delivery(
     phone: Option<&str>,
     lang: &str,
     peer: Peer,
+    what: Outbound<'_>,
 ) -> Option<Delivery> {
-    if method == Method::Call && phone.is_none() {
+    if matches!(method, Method::Call | Method::Sms) && phone.is_none() {
         return None;
     }
     let provider = config
@@ -30,9 +41,23 @@ pub(super) fn delivery(
         .iter()
         .find(|p| p.methods.contains(&method))?;
     let id = crate::hex::hex_encode(&rand::random::<[u8; 16]>());
-    let message = match lang.split('-').next() {
-        Some("de") => "Test aus dem Anmeldeportal: Sie müssen nichts tun.",
-        _ => "Test from the sign-in portal: there is nothing to do.",
+    let (message, code) = match (what, lang.split('-').next()) {
+        (Outbound::Test, Some("de")) => (
+            "Test aus dem Anmeldeportal: Sie müssen nichts tun.".to_owned(),
+            None,
+        ),
+        (Outbound::Test, _) => (
+            "Test from the sign-in portal: there is nothing to do.".to_owned(),
+            None,
+        ),
+        (Outbound::Code(c), _) => (
+            config
+                .mfa
+                .texts(Some(lang))
+                .sms_message
+                .replace("{code}", c),
+            Some(c),
+        ),
     };
     let callback_url = format!(
         "{}/v1/verifications/{id}",
@@ -49,8 +74,8 @@ pub(super) fn delivery(
         method: method.as_str(),
         user,
         phone,
-        message,
-        code: None,
+        message: &message,
+        code,
         number: None,
         language: lang,
         pin_mode: false,

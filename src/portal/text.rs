@@ -16,6 +16,7 @@ pub enum T {
     SignOut,
     CodeHeading,
     CodeIntro,
+    CodeSent,
     Code,
     Continue,
     WrongCredentials,
@@ -114,6 +115,10 @@ fn pair(key: T) -> (&'static str, &'static str) {
         CodeIntro => (
             "Enter the code your authenticator app or token shows now.",
             "Geben Sie den Code ein, den Ihre Authenticator-App oder Ihr Token jetzt anzeigt.",
+        ),
+        CodeSent => (
+            "We sent a code to your phone by text message. Enter it here.",
+            "Wir haben Ihnen einen Code per SMS geschickt. Geben Sie ihn hier ein.",
         ),
         Code => ("Code", "Code"),
         Continue => ("Continue", "Weiter"),
