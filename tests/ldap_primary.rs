@@ -193,6 +193,18 @@ fn ldaps_first_factor_refusals_outage_and_equal_work_for_unknown_users() {
         "the bind to nobody is refused: {bind_results:?}"
     );
 
+    // A name the directory matches more loosely than the store (a
+    // full-width letter, which OpenLDAP's NFKC comparison folds): not user
+    // 3, whom the policy lets in without a second factor as "user000003",
+    // nor anyone.
+    let loose = login(
+        to,
+        &u3.replacen('u', "\u{ff55}", 1),
+        &user_password(3),
+        None,
+    );
+    assert!(loose.contains("Received Access-Reject"), "{loose}");
+
     // An account the administrator locked, a password to be changed.
     server.lock_account(&user_dn(4));
     let out = login(to, &user_name(4), &user_password(4), None);
@@ -245,14 +257,15 @@ fn ldaps_first_factor_refusals_outage_and_equal_work_for_unknown_users() {
     let stats = proxy.stats();
     for (counter, n) in [
         (Counter::DirectoryAccepted, 3),
-        (Counter::DirectoryWrongPassword, 2),
+        // The wrong password, the unknown user, the loosely matched name.
+        (Counter::DirectoryWrongPassword, 3),
         (Counter::DirectoryAccountLocked, 1),
         (Counter::DirectoryPasswordMustChange, 1),
         (Counter::DirectoryUnreachable, 1),
     ] {
         assert_eq!(stats.get(counter), n, "{}", counter.name());
     }
-    assert_eq!(stats.get(Counter::DirectoryChecks), 8);
+    assert_eq!(stats.get(Counter::DirectoryChecks), 9);
 }
 
 #[test]

@@ -233,7 +233,7 @@ impl Pool {
         // replaced, and bound (and refused) like any wrong password.
         let password = Zeroizing::new(String::from_utf8_lossy(password.expose()).into_owned());
         let filter = ldap::name_filter(&dir.filter, &dir.name_attribute, user);
-        let dns = self.find(dir, &filter).await?;
+        let dns = self.find(dir, &filter, user).await?;
         let absent = format!("CN=mfa-proxy absent {},{}", self.absent, dir.base_dn);
         let dn = match dns.as_slice() {
             [one] => one.as_str(),
@@ -249,10 +249,17 @@ impl Pool {
     }
 
     /// At most two DNs of entries matching `filter`: one is the user's.
-    async fn find(&self, dir: &Directory, filter: &str) -> Result<Vec<String>, LdapFailure> {
+    async fn find(
+        &self,
+        dir: &Directory,
+        filter: &str,
+        user: &str,
+    ) -> Result<Vec<String>, LdapFailure> {
         loop {
             let (mut conn, kept) = self.connection(dir, Role::Searcher).await?;
-            let result = conn.find_dns(&dir.base_dn, filter, 2).await;
+            let result = conn
+                .find_dns(&dir.base_dn, filter, 2, (&dir.name_attribute, user))
+                .await;
             if let Some(result) = self.settle(Role::Searcher, conn, kept, result) {
                 return result;
             }

@@ -318,6 +318,7 @@ impl Connection {
         base: &str,
         filter: &str,
         limit: u8,
+        named: (&str, &str),
     ) -> Result<Vec<String>, LdapFailure> {
         let fail = |source| LdapFailure::Search {
             name: self.name.clone(),
@@ -329,16 +330,30 @@ impl Connection {
             .ldap
             .with_timeout(self.timeout)
             .with_search_options(SearchOptions::new().sizelimit(i32::from(limit)))
-            .search(base, Scope::Subtree, filter, vec!["1.1"])
+            .search(base, Scope::Subtree, filter, vec![named.0])
             .await
             .map_err(fail)?;
         // 4, sizeLimitExceeded: more matched than asked for.
         if done.rc != 0 && done.rc != 4 {
             return Err(fail(LdapError::from(done)));
         }
+        // The directory matches names more loosely than the store does
+        // (OpenLDAP ignores spaces at the ends and compares NFKC forms:
+        // "alice " and a full-width "ａｌｉｃｅ" find alice). An entry counts
+        // only when its name is the one typed, case aside, so the login
+        // goes on under the name the store knows, or not at all.
+        let want = crate::store::fold(named.1);
         Ok(entries
             .into_iter()
-            .map(|e| SearchEntry::construct(e).dn)
+            .map(SearchEntry::construct)
+            .filter(|e| {
+                e.attrs
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(named.0))
+                    .flat_map(|(_, v)| v)
+                    .any(|v| crate::store::fold(v) == want)
+            })
+            .map(|e| e.dn)
             .collect())
     }
 
