@@ -536,7 +536,7 @@ pub fn totp_activate(
     let pending: Vec<Token> = store
         .tokens(name)?
         .into_iter()
-        .filter(|t| !t.active && t.kind == TokenKind::Totp)
+        .filter(|t| !t.active && t.kind == TokenKind::Totp && t.serial.is_none())
         .collect();
     let Some(t) = pending.last() else {
         return Err(invalid(format!(

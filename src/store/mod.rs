@@ -646,6 +646,9 @@ pub trait Store: LoginStore {
     /// the portal), and forgets the user's remembered logins; `false` if
     /// the user has no such token.
     fn remove_user_token(&self, user: &str, id: i64) -> Result<bool, StoreError>;
+    /// Removes the user's pending authenticator apps of `kind` (a new
+    /// enrollment replaces them); pending hardware tokens (with a serial)
+    /// stay for `token activate`.
     fn remove_pending_tokens(&self, user: &str, kind: TokenKind) -> Result<(), StoreError>;
 
     fn locked_until(&self, user: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;

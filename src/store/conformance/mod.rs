@@ -103,6 +103,7 @@ conformance! {
     tokens::concurrent_claims_of_one_step_have_one_winner,
     tokens::hardware_serials_belong_to_one_user,
     tokens::a_user_removes_only_their_own_token,
+    tokens::a_new_app_enrollment_leaves_pending_hardware_tokens,
     login::login_state_in_one_query,
     login::lockout_counts_resets_and_unlocks,
     login::block_unblock_and_history,

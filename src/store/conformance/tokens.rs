@@ -87,3 +87,17 @@ pub(super) fn a_user_removes_only_their_own_token(f: &Fixture) {
     assert!(s.tokens("ann").expect("t").is_empty());
     assert!(s.remembered("ann").expect("r").is_empty(), "revoked");
 }
+
+pub(super) fn a_new_app_enrollment_leaves_pending_hardware_tokens(f: &Fixture) {
+    let s = f.store();
+    s.add_user(&user("hal")).expect("add");
+    let mut hw = totp("hal");
+    hw.serial = Some("HW-1".into());
+    s.add_token(&hw, b"0123456789abcdefghij").expect("hardware");
+    s.add_token(&totp("hal"), b"abcdefghij0123456789")
+        .expect("app");
+    s.remove_pending_tokens("hal", TokenKind::Totp).expect("rm");
+    let left = s.tokens("hal").expect("t");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].serial.as_deref(), Some("HW-1"));
+}

@@ -166,7 +166,7 @@ pub(super) fn remove_pending_tokens(
 ) -> Result<(), StoreError> {
     let key = fold(user);
     c.exec(
-        "DELETE FROM tokens WHERE user_key = $1 AND kind = $2 AND NOT active",
+        "DELETE FROM tokens WHERE user_key = $1 AND kind = $2 AND NOT active AND serial IS NULL",
         &[&key, &kind_str(kind)],
     )?;
     Ok(())

@@ -167,7 +167,7 @@ pub(super) fn remove_pending_tokens(
     };
     x(
         c,
-        "DELETE FROM tokens WHERE user = ?1 AND kind = ?2 AND active = 0",
+        "DELETE FROM tokens WHERE user = ?1 AND kind = ?2 AND active = 0 AND serial IS NULL",
         params![user, k],
     )?;
     Ok(())
