@@ -78,6 +78,7 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
     );
     let opened = ok(&["user", "open-enrollment", "alice", "--for", "1h"], None);
     assert!(opened.contains("may enroll at the portal"), "{opened}");
+    assert!(ok(&["user", "show", "alice"], None).contains("enrollment: open at the portal"));
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
             .args(["serve", "--config"])
@@ -177,6 +178,17 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
         home.body
     );
     let csrf = home.csrf();
+    // Signed in to enroll, without a second factor: an app may be set up,
+    // nothing else changed (the phone form is not even shown).
+    assert!(!home.body.contains("action=\"/portal/phone\""));
+    let phone = request(
+        http,
+        "POST",
+        "/portal/phone",
+        Some(&session),
+        &format!("csrf={csrf}&phone=%2B4930999&method=sms"),
+    );
+    assert_eq!(phone.status, 403, "an enrolling session changes no phone");
 
     // Enroll an app: the key is on the page as text.
     let app = request(
@@ -229,6 +241,33 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
         home.body
     );
     assert!(home.body.contains("Authenticator app"));
+
+    // Enrolled now: the phone form works, and the enrollment window closed.
+    let csrf = home.csrf();
+    let saved = request(
+        http,
+        "POST",
+        "/portal/phone",
+        Some(&session),
+        &format!("csrf={csrf}&phone=%2B4930123456&method=totp"),
+    );
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let session = saved.cookie().expect("cookie");
+    assert!(
+        !ok(&["user", "show", "alice"], None).contains("enrollment: open"),
+        "the window closed"
+    );
+    // A block ends what the session may do at once.
+    ok(&["block", "alice", "--reason", "test", "--for", "1h"], None);
+    let blocked = request(
+        http,
+        "POST",
+        "/portal/phone",
+        Some(&session),
+        &format!("csrf={csrf}&phone=%2B4930123457&method=totp"),
+    );
+    assert_eq!(blocked.status, 403, "a blocked user's session acts no more");
+    ok(&["unblock", "alice", "--reason", "test over"], None);
 
     // A RADIUS login with the next code.
     let to: std::net::SocketAddr = format!("127.0.0.1:{auth}").parse().expect("addr");

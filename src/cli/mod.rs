@@ -340,6 +340,13 @@ pub fn user_show(
             None => "added by hand".to_owned(),
         }
     )?;
+    if let Some(until) = u.enroll_until.filter(|&t| t > now) {
+        writeln!(
+            out,
+            "enrollment: open at the portal until {} (the password alone signs in)",
+            show_time(until)
+        )?;
+    }
     if let Some(at) = u.disabled_at {
         writeln!(
             out,

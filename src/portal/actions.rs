@@ -100,6 +100,38 @@ fn posted(p: &Portal, headers: &HeaderMap, csrf: &str, level: Level) -> Option<S
         .filter(|s| s.csrf_ok(csrf) && s.level == level)
 }
 
+/// What a signed-in session may do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// Enroll an app, or try a method: a session that signed in to enroll
+    /// (invitation or window, no second factor) may.
+    Enroll,
+    /// Anything else (phone, method, PIN, devices, reports): only a session
+    /// that passed the second factor.
+    Manage,
+}
+
+/// The signed-in session of a POST (CSRF token matching) whose user may
+/// still do `act` now: the session level allows it, and the user is still
+/// in the store and not blocked, disabled or locked out since the session
+/// began (a block, a fraud report or a sync ends what a session may do at
+/// once, not when the cookie expires).
+async fn signed_in(p: &Arc<Portal>, headers: &HeaderMap, csrf: &str, act: Act) -> Option<Session> {
+    let s = posted(p, headers, csrf, Level::Full)?;
+    if act == Act::Manage && s.enrolling {
+        return None;
+    }
+    let store = p.store.clone();
+    let user = s.user.clone()?;
+    let now = now();
+    let standing =
+        blocking(move || crate::store::in_tx(store.as_login(), |tx| tx.facts(&user, now))).await?;
+    match standing {
+        Ok(Some(f)) if !f.blocked && !f.locked && f.disabled.is_none() => Some(s),
+        _ => None,
+    }
+}
+
 /// Back to the signed-in page with `note` (an error if `error`).
 fn back(p: &Portal, mut s: Session, error: bool, note: &str) -> Response {
     s.notice = Some((error, note.to_owned()));
@@ -681,7 +713,7 @@ pub(super) async fn app_new(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(mut s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(mut s) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await else {
         return refused(&p, &headers);
     };
     let lang = s
@@ -716,7 +748,7 @@ pub(super) async fn app_activate(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(mut s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(mut s) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await else {
         return refused(&p, &headers);
     };
     let lang = s
@@ -730,7 +762,12 @@ pub(super) async fn app_activate(
     let done = blocking(move || {
         let now = u64::try_from(now()).unwrap_or(0);
         match crate::cli::totp_activate(store.as_ref(), &name, &code, now, 1) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Enrolled: the window the administrator opened has done
+                // its work, and closes.
+                let _ = crate::cli::open_enrollment(store.as_ref(), &name, "0s", now as i64);
+                Ok(())
+            }
             Err(_) => Err(pending_app(store.as_ref(), &name, &issuer)),
         }
     })
@@ -772,7 +809,7 @@ pub(super) async fn token_remove(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
     let lang = s
@@ -807,7 +844,7 @@ pub(super) async fn phone(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
     let lang = s
@@ -861,7 +898,7 @@ pub(super) async fn pin(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
     let lang = s
@@ -908,7 +945,7 @@ pub(super) async fn report(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
     let now = now();
@@ -987,7 +1024,7 @@ pub(super) async fn lost(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(mut s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(mut s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
     let lang = s
@@ -1047,7 +1084,7 @@ pub(super) async fn test(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = posted(&p, &headers, &f.csrf, Level::Full) else {
+    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await else {
         return refused(&p, &headers);
     };
     let lang = s

@@ -82,123 +82,127 @@ pub fn home(lang: &str, csrf: &str, message: Option<Message>, h: &Home<'_>) -> S
                 (None, TokenKind::Totp | TokenKind::Hotp) => t(lang, T::App).to_owned(),
             };
             let fields = format!("<input type=\"hidden\" name=\"id\" value=\"{}\">", tok.id);
-            let _ = write!(
-                b,
-                "<li>{what} {}</li>",
+            // Removing needs the second factor; an enrolling session only adds.
+            let remove = if h.enrolling {
+                String::new()
+            } else {
                 form(
                     "/portal/token/remove",
                     csrf,
                     &fields,
-                    &format!("{} – {}", t(lang, T::Remove), strip(&what))
+                    &format!("{} – {}", t(lang, T::Remove), strip(&what)),
                 )
-            );
+            };
+            let _ = write!(b, "<li>{what} {remove}</li>");
         }
         b.push_str("</ul>");
     }
     b.push_str(&form("/portal/app/new", csrf, "", t(lang, T::AddApp)));
     b.push_str("</section>");
 
-    // Phone and method.
-    let _ = write!(
-        b,
-        "<section aria-labelledby=\"phone-h\"><h3 id=\"phone-h\">{}</h3>",
-        t(lang, T::PhoneHeading)
-    );
-    let mut fields = input(
-        "phone",
-        t(lang, T::Phone),
-        "tel",
-        h.user.phone.as_deref().unwrap_or(""),
-        "autocomplete=\"tel\" aria-describedby=\"phone-hint\"",
-    );
-    let _ = write!(
-        fields,
-        "<p id=\"phone-hint\" class=\"hint\">{}</p>",
-        t(lang, T::PhoneHint)
-    );
-    let _ = write!(
-        fields,
-        "<label for=\"method\">{}</label><select id=\"method\" name=\"method\">",
-        t(lang, T::DefaultMethod)
-    );
-    for (m, label) in [
-        (Method::Totp, T::MethodApp),
-        (Method::Push, T::MethodPush),
-        (Method::Call, T::MethodCall),
-        (Method::Sms, T::MethodSms),
-    ] {
-        let _ = write!(
-            fields,
-            "<option value=\"{}\"{}>{}</option>",
-            m.as_str(),
-            if h.user.method == m { " selected" } else { "" },
-            t(lang, label)
-        );
-    }
-    fields.push_str("</select>");
-    b.push_str(&form("/portal/phone", csrf, &fields, t(lang, T::Save)));
-    b.push_str("</section>");
-
-    // PIN.
-    let _ = write!(
-        b,
-        "<section aria-labelledby=\"pin-h\"><h3 id=\"pin-h\">{}</h3><p>{}</p>",
-        t(lang, T::PinHeading),
-        t(lang, T::PinIntro)
-    );
-    let fields = input(
-        "pin",
-        t(lang, T::NewPin),
-        "password",
-        "",
-        "inputmode=\"numeric\" autocomplete=\"new-password\" pattern=\"[0-9]{4,8}\" required",
-    ) + &input(
-        "pin2",
-        t(lang, T::RepeatPin),
-        "password",
-        "",
-        "inputmode=\"numeric\" autocomplete=\"new-password\" pattern=\"[0-9]{4,8}\" required",
-    );
-    b.push_str(&form("/portal/pin", csrf, &fields, t(lang, T::SetPin)));
-    b.push_str("</section>");
-
-    // Recent sign-ins.
-    let _ = write!(
-        b,
-        "<section aria-labelledby=\"signins-h\"><h3 id=\"signins-h\">{}</h3>",
-        t(lang, T::SignInsHeading)
-    );
-    if h.signins.is_empty() {
-        let _ = write!(b, "<p>{}</p>", t(lang, T::NoSignIns));
-    } else {
+    if !h.enrolling {
+        // Phone and method: only after the second factor (an enrolling
+        // session may set up an app, nothing more).
         let _ = write!(
             b,
-            "<table><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\"></th></tr></thead><tbody>",
-            t(lang, T::When),
-            t(lang, T::Result),
-            t(lang, T::From)
+            "<section aria-labelledby=\"phone-h\"><h3 id=\"phone-h\">{}</h3>",
+            t(lang, T::PhoneHeading)
         );
-        for (i, r) in h.signins.iter().enumerate() {
-            let report = if r.mode == "portal" {
-                String::new()
-            } else {
-                let fields = format!("<input type=\"hidden\" name=\"at\" value=\"{}\">", r.at);
-                form("/portal/report", csrf, &fields, t(lang, T::NotMe))
-            };
+        let mut fields = input(
+            "phone",
+            t(lang, T::Phone),
+            "tel",
+            h.user.phone.as_deref().unwrap_or(""),
+            "autocomplete=\"tel\" aria-describedby=\"phone-hint\"",
+        );
+        let _ = write!(
+            fields,
+            "<p id=\"phone-hint\" class=\"hint\">{}</p>",
+            t(lang, T::PhoneHint)
+        );
+        let _ = write!(
+            fields,
+            "<label for=\"method\">{}</label><select id=\"method\" name=\"method\">",
+            t(lang, T::DefaultMethod)
+        );
+        for (m, label) in [
+            (Method::Totp, T::MethodApp),
+            (Method::Push, T::MethodPush),
+            (Method::Call, T::MethodCall),
+            (Method::Sms, T::MethodSms),
+        ] {
             let _ = write!(
-                b,
-                "<tr id=\"signin-{i}\"><td>{}</td><td>{} {}</td><td>{} {}</td><td>{report}</td></tr>",
-                esc(&crate::cli::show_time(r.at)),
-                if r.accepted { "✔" } else { "✘" },
-                esc(r.result.as_str()),
-                esc(&r.client),
-                esc(r.client_ip.as_deref().unwrap_or("")),
+                fields,
+                "<option value=\"{}\"{}>{}</option>",
+                m.as_str(),
+                if h.user.method == m { " selected" } else { "" },
+                t(lang, label)
             );
         }
-        b.push_str("</tbody></table>");
-    }
-    b.push_str("</section>");
+        fields.push_str("</select>");
+        b.push_str(&form("/portal/phone", csrf, &fields, t(lang, T::Save)));
+        b.push_str("</section>");
 
+        // PIN.
+        let _ = write!(
+            b,
+            "<section aria-labelledby=\"pin-h\"><h3 id=\"pin-h\">{}</h3><p>{}</p>",
+            t(lang, T::PinHeading),
+            t(lang, T::PinIntro)
+        );
+        let fields = input(
+            "pin",
+            t(lang, T::NewPin),
+            "password",
+            "",
+            "inputmode=\"numeric\" autocomplete=\"new-password\" pattern=\"[0-9]{4,8}\" required",
+        ) + &input(
+            "pin2",
+            t(lang, T::RepeatPin),
+            "password",
+            "",
+            "inputmode=\"numeric\" autocomplete=\"new-password\" pattern=\"[0-9]{4,8}\" required",
+        );
+        b.push_str(&form("/portal/pin", csrf, &fields, t(lang, T::SetPin)));
+        b.push_str("</section>");
+
+        // Recent sign-ins.
+        let _ = write!(
+            b,
+            "<section aria-labelledby=\"signins-h\"><h3 id=\"signins-h\">{}</h3>",
+            t(lang, T::SignInsHeading)
+        );
+        if h.signins.is_empty() {
+            let _ = write!(b, "<p>{}</p>", t(lang, T::NoSignIns));
+        } else {
+            let _ = write!(
+                b,
+                "<table><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\"></th></tr></thead><tbody>",
+                t(lang, T::When),
+                t(lang, T::Result),
+                t(lang, T::From)
+            );
+            for (i, r) in h.signins.iter().enumerate() {
+                let report = if r.mode == "portal" {
+                    String::new()
+                } else {
+                    let fields = format!("<input type=\"hidden\" name=\"at\" value=\"{}\">", r.at);
+                    form("/portal/report", csrf, &fields, t(lang, T::NotMe))
+                };
+                let _ = write!(
+                    b,
+                    "<tr id=\"signin-{i}\"><td>{}</td><td>{} {}</td><td>{} {}</td><td>{report}</td></tr>",
+                    esc(&crate::cli::show_time(r.at)),
+                    if r.accepted { "✔" } else { "✘" },
+                    esc(r.result.as_str()),
+                    esc(&r.client),
+                    esc(r.client_ip.as_deref().unwrap_or("")),
+                );
+            }
+            b.push_str("</tbody></table>");
+        }
+        b.push_str("</section>");
+    }
     // A test push or call.
     if !h.testable.is_empty() {
         let _ = write!(
@@ -224,15 +228,17 @@ pub fn home(lang: &str, csrf: &str, message: Option<Message>, h: &Home<'_>) -> S
         b.push_str("</section>");
     }
 
-    // Lost device.
-    let _ = write!(
-        b,
-        "<section aria-labelledby=\"lost-h\"><h3 id=\"lost-h\">{}</h3><p>{}</p>",
-        t(lang, T::LostHeading),
-        t(lang, T::LostIntro)
-    );
-    b.push_str(&form("/portal/lost", csrf, "", t(lang, T::LostButton)));
-    b.push_str("</section>");
+    if !h.enrolling {
+        // Lost device.
+        let _ = write!(
+            b,
+            "<section aria-labelledby=\"lost-h\"><h3 id=\"lost-h\">{}</h3><p>{}</p>",
+            t(lang, T::LostHeading),
+            t(lang, T::LostIntro)
+        );
+        b.push_str(&form("/portal/lost", csrf, "", t(lang, T::LostButton)));
+        b.push_str("</section>");
+    }
     let heading = format!("{} – {}", t(lang, T::Welcome), h.user.name);
     page(lang, &heading, message, Some(csrf), &b)
 }
