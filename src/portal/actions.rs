@@ -309,7 +309,7 @@ pub(super) async fn signin(
     }
     if !p
         .limiter()
-        .allows(&user, peer.0.ip(), std::time::Instant::now())
+        .attempt(&user, peer.0.ip(), std::time::Instant::now())
     {
         p.audit(
             &user,
@@ -350,6 +350,7 @@ pub(super) async fn signin(
     .await;
     match outcome {
         Some(AfterPassword::Code) => {
+            p.limiter().give_back(&user, peer.0.ip());
             let mut s = Session::signed_in(user.clone(), Level::Password, now);
             s.lang = Some(lang.clone());
             let html = pages::code(&lang, &s.csrf, None);
@@ -360,6 +361,7 @@ pub(super) async fn signin(
             )
         }
         Some(AfterPassword::Sms(phone)) => {
+            p.limiter().give_back(&user, peer.0.ip());
             let code = format!("{:06}", rand::random_range(0..1_000_000u32));
             let Some(d) = super::test::delivery(
                 &p.config,
@@ -396,6 +398,7 @@ pub(super) async fn signin(
             )
         }
         Some(AfterPassword::Enroll) => {
+            p.limiter().give_back(&user, peer.0.ip());
             p.audit(
                 &user,
                 ResultCode::SuccessBypassedAuth,
@@ -424,9 +427,9 @@ pub(super) async fn signin(
             again(&p, key, StatusCode::FORBIDDEN)
         }
         Some(AfterPassword::Failed(key, why)) => {
-            if key == T::WrongCredentials {
-                p.limiter()
-                    .failed(&user, peer.0.ip(), std::time::Instant::now());
+            if key != T::WrongCredentials {
+                // Not the user's doing: the attempt is given back.
+                p.limiter().give_back(&user, peer.0.ip());
             }
             p.audit(
                 &user,
@@ -535,7 +538,7 @@ pub(super) async fn code(
     let user = s.user.clone().unwrap_or_default();
     if !p
         .limiter()
-        .allows(&user, peer.0.ip(), std::time::Instant::now())
+        .attempt(&user, peer.0.ip(), std::time::Instant::now())
     {
         let mut s = s;
         let html = pages::code(
@@ -554,6 +557,7 @@ pub(super) async fn code(
         let typed = sms_hash(f.code.trim(), &s.csrf);
         let right = now < until && bool::from(typed.as_bytes().ct_eq(want.as_bytes()));
         if right {
+            p.limiter().give_back(&user, peer.0.ip());
             p.audit(
                 &user,
                 ResultCode::SuccessSmsAuthenticated,
@@ -569,8 +573,6 @@ pub(super) async fn code(
                 Some(full.cookie(p.store.as_login(), now, p.secure)),
             );
         }
-        p.limiter()
-            .failed(&user, peer.0.ip(), std::time::Instant::now());
         p.audit(
             &user,
             ResultCode::FailedSmsOtpIncorrect,
@@ -616,6 +618,7 @@ pub(super) async fn code(
     .await;
     match verdict {
         Some(Ok(Some(Verdict::Valid { .. }))) => {
+            p.limiter().give_back(&user, peer.0.ip());
             p.audit(
                 &user,
                 ResultCode::SuccessOathCodeVerified,
@@ -637,8 +640,6 @@ pub(super) async fn code(
                 Verdict::Old => ResultCode::FailedOathCodeOld,
                 _ => ResultCode::FailedOathCodeIncorrect,
             };
-            p.limiter()
-                .failed(&user, peer.0.ip(), std::time::Instant::now());
             p.audit(&user, code, false, "portal sign-in: wrong code", peer)
                 .await;
             let mut s = s;

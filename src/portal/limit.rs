@@ -1,9 +1,12 @@
-//! Sign-in rate limits: failed sign-ins are counted per user and per
-//! address over a sliding window; past the limit a sign-in is refused at
-//! once, before any password is checked (so a guesser learns nothing and
-//! the upstream or directory does not lock the account on our behalf).
-//! A node counts its own failures; behind a load balancer the limits hold
-//! per node.
+//! Sign-in rate limits: attempts are counted per user and per address over
+//! a sliding window; past the limit a sign-in is refused at once, before
+//! any password is checked (so a guesser learns nothing and the upstream
+//! or directory does not lock the account on our behalf). An attempt is
+//! counted before it is checked, so attempts made at once cannot all slip
+//! under the limit, and given back when it succeeds or could not be
+//! checked. IPv6 addresses count by their /64 (one host holds a whole
+//! /64). A node counts its own attempts; behind a load balancer the limits
+//! hold per node.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -32,8 +35,29 @@ impl Limiter {
         }
     }
 
+    /// Counts an attempt of `user` from `address` at `now` if the limits
+    /// allow one: `false` (nothing counted) if they do not.
+    pub fn attempt(&mut self, user: &str, address: std::net::IpAddr, now: Instant) -> bool {
+        if !self.allows(user, address, now) {
+            return false;
+        }
+        self.failed(user, address, now);
+        true
+    }
+
+    /// Gives back an attempt that succeeded or could not be checked.
+    pub fn give_back(&mut self, user: &str, address: std::net::IpAddr) {
+        if let Some(q) = self.users.get_mut(&crate::store::fold(user)) {
+            q.pop_back();
+        }
+        if let Some(q) = self.addresses.get_mut(&network(address)) {
+            q.pop_back();
+        }
+    }
+
     /// Whether a sign-in of `user` from `address` may be tried at `now`.
     pub fn allows(&mut self, user: &str, address: std::net::IpAddr, now: Instant) -> bool {
+        let address = network(address);
         let user = crate::store::fold(user);
         let w = self.window;
         let recent = |q: Option<&mut VecDeque<Instant>>| {
@@ -57,7 +81,10 @@ impl Limiter {
             .entry(crate::store::fold(user))
             .or_default()
             .push_back(now);
-        self.addresses.entry(address).or_default().push_back(now);
+        self.addresses
+            .entry(network(address))
+            .or_default()
+            .push_back(now);
     }
 
     fn prune(&mut self, now: Instant) {
@@ -69,6 +96,17 @@ impl Limiter {
         if self.users.len() >= MAX_KEYS {
             self.users.clear();
         }
+    }
+}
+
+/// The key an address counts under: IPv4 as it is, IPv6 by its /64.
+fn network(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -94,5 +132,27 @@ mod tests {
         assert!(l.allows("dave", b, t0));
         let later = t0 + Duration::from_secs(60);
         assert!(l.allows("alice", a, later), "the window moved on");
+    }
+
+    #[test]
+    fn attempts_count_before_the_check_and_ipv6_by_its_64() {
+        let t0 = Instant::now();
+        let x: std::net::IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let y: std::net::IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let z: std::net::IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        let mut l = Limiter::new(Duration::from_secs(60), 2, 100);
+        assert!(l.attempt("eve", x, t0));
+        assert!(l.attempt("eve", x, t0), "two at once");
+        assert!(
+            !l.attempt("eve", x, t0),
+            "the third waits for neither check"
+        );
+        l.give_back("eve", x);
+        assert!(l.attempt("eve", x, t0), "a success gives its attempt back");
+        let mut l = Limiter::new(Duration::from_secs(60), 100, 2);
+        assert!(l.attempt("a", x, t0));
+        assert!(l.attempt("b", y, t0));
+        assert!(!l.attempt("c", y, t0), "one /64, two attempts");
+        assert!(l.attempt("c", z, t0), "another /64");
     }
 }
