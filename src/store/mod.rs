@@ -620,7 +620,7 @@ pub trait Store: LoginStore {
     /// An `Add` of a user that exists is [`StoreError::UserExists`]; an
     /// `Update`, `Disable` or `Remove` of one that does not is skipped (an
     /// administrator removed them meanwhile). `Disable` leaves one already
-    /// disabled as it was.
+    /// disabled as it was; `Remove` removes only a user still disabled.
     fn apply_directory(&self, changes: &[UserChange]) -> Result<(), StoreError>;
 
     /// Keeps an enrollment invitation for its user, replacing the user's

@@ -105,6 +105,19 @@ pub(super) fn a_sync_adds_changes_owned_fields_disables_and_removes(f: &Fixture)
     .expect("enable");
     assert_eq!(s.user("dave").expect("q").expect("u").disabled_at, None);
 
+    // A removal planned while the user was disabled does not remove one
+    // enabled again since (another sync listed them).
+    s.apply_directory(&[UserChange::Remove {
+        name: "dave".into(),
+    }])
+    .expect("remove enabled");
+    assert!(s.user("dave").expect("q").is_some(), "enabled: kept");
+    s.apply_directory(&[UserChange::Disable {
+        name: "dave".into(),
+        at: 8_500,
+    }])
+    .expect("disable");
+
     // Removed with tokens; the audit trail stays.
     s.add_token(&totp("dave"), b"0123456789abcdefghij")
         .expect("token");

@@ -193,8 +193,13 @@ pub(super) fn apply_directory(c: &mut Conn, changes: &[UserChange]) -> Result<()
                     &[&fold(name), at],
                 )?;
             }
+            // Only a user still disabled: one the directory listed again
+            // meanwhile (another sync) stays.
             UserChange::Remove { name } => {
-                remove_user(c, name)?;
+                c.exec(
+                    "DELETE FROM users WHERE name_key = $1 AND disabled_at IS NOT NULL",
+                    &[&fold(name)],
+                )?;
             }
         }
     }

@@ -155,8 +155,14 @@ pub(super) fn apply_directory(c: &Connection, changes: &[UserChange]) -> Result<
                         params![name, at],
                     )?;
                 }
+                // Only a user still disabled: one the directory listed
+                // again meanwhile (another sync) stays.
                 UserChange::Remove { name } => {
-                    remove_user(tx, name)?;
+                    x(
+                        tx,
+                        "DELETE FROM users WHERE name = ?1 AND disabled_at IS NOT NULL",
+                        [name],
+                    )?;
                 }
             }
         }
