@@ -381,3 +381,68 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
     assert!(report.contains("portal"), "{report}");
     assert!(report.contains("FAILED_OATH_CODE_INCORRECT"), "{report}");
 }
+
+/// `[primary] mode = "upstream"`: the portal asks the upstream (a real
+/// FreeRADIUS) with an Access-Request of its own, signed and checked as the
+/// proxy's forwarding is.
+#[test]
+fn the_portal_asks_the_upstream_for_the_password() {
+    if !have("freeradius") {
+        return;
+    }
+    let upstream = common::FreeRadius::start(common::UPSTREAM_SECRET);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (auth, http) = (free_port(), free_port());
+    let shipped = std::fs::read_to_string(workspace().join("proxy.toml")).expect("read");
+    let config = shipped
+        .replace("127.0.0.1:1812\"]", &format!("127.0.0.1:{auth}\"]"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
+        .replace("\nmode = \"local\"", "\nmode = \"upstream\"")
+        + &format!(
+            "\n[[upstream]]\nname = \"nps\"\naddress = \"{}\"\nsecret = \"{}\"\ntimeout = \"2s\"\n\
+             require_message_authenticator = false  # FreeRADIUS 3.2.1 signs no reply\n",
+            upstream.auth,
+            common::UPSTREAM_SECRET
+        );
+    std::fs::write(dir.path().join("proxy.toml"), config).expect("write");
+    let ok = |args: &[&str]| {
+        let o = run_bin(dir.path(), args, None);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    };
+    ok(&["init"]);
+    ok(&["user", "add", "bob"]);
+    ok(&["user", "open-enrollment", "bob", "--for", "1h"]);
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+            .args(["serve", "--config"])
+            .arg(dir.path().join("proxy.toml"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "the portal did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sign_in = |password: &str| {
+        let page = request(http, "GET", "/portal/", None, "");
+        let cookie = page.cookie().expect("cookie");
+        request(
+            http,
+            "POST",
+            "/portal/signin",
+            Some(&cookie),
+            &format!("csrf={}&user=bob&password={password}", page.csrf()),
+        )
+    };
+    let wrong = sign_in("nope");
+    assert!(
+        wrong.body.contains("Wrong user name or password"),
+        "{}",
+        wrong.body
+    );
+    let right = sign_in("bob-pass");
+    assert_eq!(right.status, 303, "{}", right.body);
+    assert!(upstream.auth_attempts("bob") >= 2, "{}", upstream.log());
+}

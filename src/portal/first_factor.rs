@@ -172,6 +172,23 @@ fn ask(u: &Upstream, user: &str, password: &[u8]) -> Result<Code, String> {
             if p.identifier() != id || !crypto::verify_packet_authenticator(reply, &auth, secret) {
                 continue;
             }
+            // As the proxy's own forwarding checks (Blast-RADIUS): a wrong
+            // Message-Authenticator is a forgery, a missing one is refused
+            // where the upstream is required to sign.
+            match p.message_authenticator_offset() {
+                Some(off)
+                    if !crypto::verify_message_authenticator(reply, off, &auth, &u.secret) =>
+                {
+                    continue;
+                }
+                None if u.require_message_authenticator => {
+                    return Err(
+                        "the reply has no Message-Authenticator, which this upstream must send"
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
             return Ok(p.code());
         }
     }
