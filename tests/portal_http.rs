@@ -399,12 +399,18 @@ fn the_portal_asks_the_upstream_for_the_password() {
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
         .replace("\nmode = \"local\"", "\nmode = \"upstream\"")
         + &format!(
-            "\n[[upstream]]\nname = \"nps\"\naddress = \"{}\"\nsecret = \"{}\"\ntimeout = \"2s\"\n\
-             require_message_authenticator = false  # FreeRADIUS 3.2.1 signs no reply\n",
+            "\n[[upstream]]\nname = \"nps\"\naddress = \"{}\"\nsecret = \"{}\"\ntimeout = \"1s\"\n\
+             retries = 0\nrequire_message_authenticator = false  # FreeRADIUS 3.2.1 signs no reply\n",
             upstream.auth,
             common::UPSTREAM_SECRET
         );
-    std::fs::write(dir.path().join("proxy.toml"), config).expect("write");
+    // Started with a wrong secret, which the reload below puts right.
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        config.replace(common::UPSTREAM_SECRET, "a-wrong-secret-0123456789"),
+    )
+    .expect("write");
     let ok = |args: &[&str]| {
         let o = run_bin(dir.path(), args, None);
         assert!(o.status.success(), "{args:?}: {}", text(&o));
@@ -436,6 +442,19 @@ fn the_portal_asks_the_upstream_for_the_password() {
             &format!("csrf={}&user=bob&password={password}", page.csrf()),
         )
     };
+    let unanswered = sign_in("bob-pass");
+    assert!(
+        unanswered.body.contains("cannot be checked right now"),
+        "{}",
+        unanswered.body
+    );
+    // A reload reaches the portal: the upstream's secret as the proxy's.
+    std::fs::write(&path, &config).expect("write");
+    Command::new("kill")
+        .args(["-HUP", &_serve.0.id().to_string()])
+        .status()
+        .expect("kill");
+    std::thread::sleep(Duration::from_millis(500));
     let wrong = sign_in("nope");
     assert!(
         wrong.body.contains("Wrong user name or password"),

@@ -268,7 +268,7 @@ impl Bound {
                 gate.stats.clone(),
                 udp.clone(),
                 syncs.as_ref().map(|s| s.status.clone()),
-                portal,
+                portal.clone(),
             );
             let listener = tokio::net::TcpListener::from_std(l)?;
             let (tx, rx) = watch::channel(server.http_tls.clone().map(|t| t.0));
@@ -312,6 +312,7 @@ impl Bound {
             tls,
             udp,
             syncs,
+            portal,
             directory: directory::Checker::new(),
         };
         let mut shutdown = std::pin::pin!(shutdown);
@@ -391,6 +392,8 @@ struct Shell {
     udp: kernel_drops::UdpSockets,
     /// The directory syncs, when `serve` runs them.
     syncs: Option<directories::Scheduler>,
+    /// The portal, which follows reloads.
+    portal: Option<Arc<crate::portal::Portal>>,
     /// Password checks with a directory (`[primary] mode = "ldap"`).
     directory: directory::Checker,
 }

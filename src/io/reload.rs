@@ -155,6 +155,9 @@ impl Shell {
         if let Some(syncs) = &self.syncs {
             syncs.update(next.clone());
         }
+        if let Some(portal) = &self.portal {
+            portal.reconfigure(&next);
+        }
         if let Some(tls) = &self.tls {
             tls.send_replace(next.server.http_tls.clone().map(|t| t.0));
         }

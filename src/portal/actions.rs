@@ -326,14 +326,14 @@ pub(super) async fn signin(
     let invite = visitor.invite.clone();
     // A directory is asked on the runtime (its client is async); the
     // store and the other first factors block.
-    let by_directory = match &p.ldap {
+    let by_directory = match &p.ldap() {
         Some(ldap) => Some(ldap.check(&user, f.password.as_bytes()).await),
         None => None,
     };
     let outcome = blocking(move || {
         let p = portal.as_ref();
         let first = by_directory.unwrap_or_else(|| {
-            first_factor::check(&p.config, p.store.as_ref(), &name, f.password.as_bytes())
+            first_factor::check(&p.config(), p.store.as_ref(), &name, f.password.as_bytes())
         });
         match first {
             Err(Refused::Wrong(why)) => return AfterPassword::Failed(T::WrongCredentials, why),
@@ -341,7 +341,7 @@ pub(super) async fn signin(
             Ok(()) => {}
         }
         let sms = p
-            .config
+            .config()
             .providers
             .iter()
             .any(|pr| pr.methods.contains(&crate::mfa::Method::Sms));
@@ -364,7 +364,7 @@ pub(super) async fn signin(
             p.limiter().give_back(&user, peer.0.ip());
             let code = format!("{:06}", rand::random_range(0..1_000_000u32));
             let Some(d) = super::test::delivery(
-                &p.config,
+                &p.config(),
                 &user,
                 crate::mfa::Method::Sms,
                 Some(&phone),
@@ -594,7 +594,7 @@ pub(super) async fn code(
         );
     }
     let store = p.store.clone();
-    let lockout = p.config.lockout;
+    let lockout = p.config().lockout;
     let (name, typed) = (user.clone(), f.code.trim().to_owned());
     let verdict = blocking(move || {
         crate::store::in_tx(store.as_login(), |tx| {
@@ -723,7 +723,7 @@ pub(super) async fn app_new(
         .unwrap_or_else(|| p.language(Some(&s), &headers));
     let user = s.user.clone().unwrap_or_default();
     let store = p.store.clone();
-    let issuer = p.config.server.name.clone();
+    let issuer = p.config().server.name.clone();
     let made = blocking(move || {
         crate::cli::totp_enroll(store.as_ref(), &user, &issuer).ok()?;
         pending_app(store.as_ref(), &user, &issuer)
@@ -758,7 +758,7 @@ pub(super) async fn app_activate(
         .unwrap_or_else(|| p.language(Some(&s), &headers));
     let user = s.user.clone().unwrap_or_default();
     let store = p.store.clone();
-    let issuer = p.config.server.name.clone();
+    let issuer = p.config().server.name.clone();
     let (name, code) = (user.clone(), f.code.trim().to_owned());
     let done = blocking(move || {
         let now = u64::try_from(now()).unwrap_or(0);
@@ -960,7 +960,7 @@ pub(super) async fn report(
     };
     let store = p.store.clone();
     let name = user.clone();
-    let block_for = p.config.mfa.fraud_block;
+    let block_for = p.config().mfa.fraud_block;
     let found = blocking(move || {
         let recs = store.audit(Some(&name), Some(at)).ok()?;
         let r = recs
@@ -1103,7 +1103,7 @@ pub(super) async fn test(
         .await
         .flatten();
     let Some(d) = super::test::delivery(
-        &p.config,
+        &p.config(),
         &user,
         method,
         phone.as_deref(),

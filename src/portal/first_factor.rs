@@ -85,6 +85,15 @@ impl Ldap {
         })
     }
 
+    /// Whether this one's connections serve `other`'s directory as well.
+    pub fn serves(&self, other: &Ldap) -> bool {
+        self.dir.name == other.dir.name
+            && self.pool.serves(&other.dir)
+            && self.dir.base_dn == other.dir.base_dn
+            && self.dir.filter == other.dir.filter
+            && self.dir.name_attribute == other.dir.name_attribute
+    }
+
     pub async fn check(&self, user: &str, password: &[u8]) -> Result<(), Refused> {
         use crate::directory::ldap::BindAnswer;
         let secret = crate::secret::Secret::new(password.to_vec());

@@ -62,7 +62,10 @@ pub struct Reported {
 
 /// What the portal needs, shared by its handlers.
 pub struct Portal {
-    config: Config,
+    /// The configuration in force: a reload replaces it ([`Portal::reconfigure`]),
+    /// so the portal signs in against the upstreams, directory and
+    /// providers the proxy uses. `[portal]`'s own settings need a restart.
+    config: std::sync::RwLock<Arc<Config>>,
     settings: crate::config::Portal,
     store: Arc<dyn Store>,
     limiter: Mutex<limit::Limiter>,
@@ -71,8 +74,9 @@ pub struct Portal {
     secure: bool,
     /// What the portal asks of the rest of the proxy.
     hooks: Hooks,
-    /// The directory that checks passwords (`[primary] mode = "ldap"`).
-    ldap: Option<first_factor::Ldap>,
+    /// The directory that checks passwords (`[primary] mode = "ldap"`),
+    /// made again when a reload changes how it is reached.
+    ldap: std::sync::RwLock<Option<Arc<first_factor::Ldap>>>,
 }
 
 /// What the portal asks of the proxy around it.
@@ -114,13 +118,44 @@ impl Portal {
                 settings.signin_per_user,
                 settings.signin_per_address,
             )),
-            config: config.clone(),
+            config: std::sync::RwLock::new(Arc::new(config.clone())),
             settings,
             store,
             secure,
             hooks,
-            ldap: first_factor::Ldap::of(config),
+            ldap: std::sync::RwLock::new(first_factor::Ldap::of(config).map(Arc::new)),
         }))
+    }
+
+    /// The configuration in force.
+    fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The directory that checks passwords, if `[primary]` says one does.
+    fn ldap(&self) -> Option<Arc<first_factor::Ldap>> {
+        self.ldap
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A reload's configuration: sign-ins use its upstreams, directory,
+    /// providers, texts and lockout from now on (the directory's kept
+    /// connections only while it is reached the same way).
+    pub fn reconfigure(&self, config: &Config) {
+        let ldap = first_factor::Ldap::of(config);
+        {
+            let mut kept = self.ldap.write().unwrap_or_else(PoisonError::into_inner);
+            *kept = match (kept.take(), ldap) {
+                (Some(old), Some(new)) if old.serves(&new) => Some(old),
+                (_, new) => new.map(Arc::new),
+            };
+        }
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
     }
 
     /// The session of this request, if it has a live one.
@@ -160,7 +195,7 @@ impl Portal {
             result,
             accepted,
             mode: "portal".into(),
-            server: self.config.server.name.clone(),
+            server: self.config().server.name.clone(),
             client: "portal".into(),
             client_ip: Some(peer.0.ip().to_string()),
             reason: Some(reason.to_owned()),
@@ -187,7 +222,12 @@ impl Portal {
         use crate::mfa::Method;
         [Method::Push, Method::Call]
             .into_iter()
-            .filter(|m| self.config.providers.iter().any(|p| p.methods.contains(m)))
+            .filter(|m| {
+                self.config()
+                    .providers
+                    .iter()
+                    .any(|p| p.methods.contains(m))
+            })
             .collect()
     }
 
@@ -210,7 +250,7 @@ impl Portal {
                     })
                     .find(|l| text::speaks(l))
             });
-        browser.unwrap_or_else(|| self.config.mfa.language.clone())
+        browser.unwrap_or_else(|| self.config().mfa.language.clone())
     }
 }
 
