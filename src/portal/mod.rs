@@ -23,12 +23,14 @@
 //! framing denied. Every sign-in and every change is in the audit trail
 //! (mode `portal`).
 
+mod account;
 mod actions;
 pub mod first_factor;
 mod html;
 pub mod limit;
 mod pages;
 pub mod session;
+mod signin;
 mod test;
 mod text;
 
@@ -259,18 +261,18 @@ pub fn router(portal: Arc<Portal>) -> Router {
     Router::new()
         .route("/portal", get(|| async { redirect("/portal/") }))
         .route("/portal/", get(actions::home))
-        .route("/portal/invite/{token}", get(actions::invite))
-        .route("/portal/signin", post(actions::signin))
-        .route("/portal/code", post(actions::code))
-        .route("/portal/app/new", post(actions::app_new))
-        .route("/portal/app/activate", post(actions::app_activate))
-        .route("/portal/token/remove", post(actions::token_remove))
-        .route("/portal/phone", post(actions::phone))
-        .route("/portal/pin", post(actions::pin))
-        .route("/portal/report", post(actions::report))
-        .route("/portal/lost", post(actions::lost))
-        .route("/portal/test", post(actions::test))
-        .route("/portal/signout", post(actions::signout))
+        .route("/portal/invite/{token}", get(signin::invite))
+        .route("/portal/signin", post(signin::signin))
+        .route("/portal/code", post(signin::code))
+        .route("/portal/app/new", post(account::app_new))
+        .route("/portal/app/activate", post(account::app_activate))
+        .route("/portal/token/remove", post(account::token_remove))
+        .route("/portal/phone", post(account::phone))
+        .route("/portal/pin", post(account::pin))
+        .route("/portal/report", post(account::report))
+        .route("/portal/lost", post(account::lost))
+        .route("/portal/test", post(account::test))
+        .route("/portal/signout", post(account::signout))
         .with_state(portal)
 }
 
