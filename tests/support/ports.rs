@@ -4,11 +4,18 @@
 //! (seen in CI: an HTTP listener failing with "Address already in use"
 //! after a test that opened many connections). So ports are picked at
 //! random below that range and kept only when TCP and UDP can both bind
-//! them at that moment.
+//! them at that moment, and never twice in one test process (tests run
+//! in parallel threads: one may hold a port it picked and has not bound
+//! yet when another picks).
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::net::{TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// The ports this process handed out.
+static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// Below Linux's default ephemeral range (32768..=60999) and above the
 /// ports daemons usually own.
@@ -28,9 +35,15 @@ pub fn pick() -> std::io::Result<u16> {
     for _ in 0..200 {
         let n = seed.wrapping_add(NEXT.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
         let port = LOW + (n % u64::from(HIGH - LOW)) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+        let given = given.get_or_insert_with(HashSet::new);
+        if given.contains(&port) {
+            continue;
+        }
         let tcp = TcpListener::bind(("127.0.0.1", port));
         let udp = UdpSocket::bind(("127.0.0.1", port));
         if tcp.is_ok() && udp.is_ok() {
+            given.insert(port);
             return Ok(port);
         }
     }
