@@ -54,6 +54,10 @@ pub fn plan(dir: &Directory, listed: Vec<Listed>, users: &[User], now: UnixTime)
     for l in listed {
         let key = fold(&l.name);
         seen.insert(key.clone());
+        if l.ambiguous {
+            p.unchanged += usize::from(by_name.contains_key(&key));
+            continue;
+        }
         match by_name.get(&key) {
             None => {
                 p.added += 1;

@@ -11,6 +11,7 @@ fn listed(name: &str) -> Listed {
         language: Some("de".into()),
         groups: vec!["VPN Users".into()],
         unusable: Vec::new(),
+        ambiguous: false,
     }
 }
 
@@ -173,4 +174,17 @@ fn a_sync_that_would_disable_everyone_or_too_many_is_refused() {
         plan(&dir, listing(5), &users[..15], 0).too_many_disabled(20),
         None
     );
+}
+
+#[test]
+fn a_name_two_entries_share_neither_adds_changes_nor_disables() {
+    let dir = Directory::example();
+    let mut both = listed("alice");
+    both.ambiguous = true;
+    both.phone = Some("+15550666".into());
+    let mut new = listed("bob");
+    new.ambiguous = true;
+    let p = plan(&dir, vec![both, new], &[synced("alice")], 0);
+    assert!(p.changes.is_empty(), "{p:#?}");
+    assert_eq!((p.unchanged, p.disabled, p.added), (1, 0, 0));
 }

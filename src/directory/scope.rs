@@ -28,6 +28,9 @@ pub struct Listed {
     /// Fields whose value the entry had but which were unusable (a phone
     /// number that is not one): left as they are in the store.
     pub unusable: Vec<&'static str>,
+    /// Another entry has the same name: the user is neither added nor
+    /// changed, only kept from being disabled.
+    pub ambiguous: bool,
 }
 
 /// A group entry: its name and the groups it is a member of.
@@ -152,7 +155,8 @@ pub fn listed(
     let groups_attr = groups_attribute(dir);
     let mut out: Vec<Listed> = Vec::with_capacity(entries.len());
     let mut problems = Vec::new();
-    let mut names: HashMap<String, String> = HashMap::new();
+    // Each name's first entry: its DN and where it is in `out`.
+    let mut names: HashMap<String, (String, usize)> = HashMap::new();
     for e in entries {
         let reached = if dir.groups_attribute.is_some() || scope.is_some() {
             nesting.closure(e.all(groups_attr))
@@ -177,14 +181,19 @@ pub fn listed(
             ));
             continue;
         }
-        if let Some(first) = names.insert(crate::store::fold(name), e.dn.clone()) {
+        // Two entries with one name: which comes first is the server's
+        // whim, so neither may write the user (the other's phone could be
+        // set one sync and reverted the next). The user stays as they are,
+        // listed (not disabled), until one entry is renamed.
+        if let Some((first, at)) = names.get(&crate::store::fold(name)) {
             problems.push(format!(
-                "{}: the name \"{name}\" is also {first}'s; the first one is kept",
+                "{}: the name \"{name}\" is also {first}'s; the user is left as they are until one is renamed",
                 e.dn
             ));
-            names.insert(crate::store::fold(name), first);
+            out[*at].ambiguous = true;
             continue;
         }
+        names.insert(crate::store::fold(name), (e.dn.clone(), out.len()));
         let mut unusable = Vec::new();
         let text = |attr: &Option<String>| {
             attr.as_deref()
@@ -239,6 +248,7 @@ pub fn listed(
             language,
             groups,
             unusable,
+            ambiguous: false,
         });
     }
     (out, problems)

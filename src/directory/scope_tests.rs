@@ -147,4 +147,6 @@ fn unusable_entries_are_left_out_or_keep_the_field_and_say_why() {
     assert!(problems[2].contains("no sAMAccountName"));
     assert!(problems[3].contains("cannot be a user name"));
     assert!(problems[4].contains("also CN=alice"));
+    assert!(listed[0].ambiguous, "alice's name is also another entry's");
+    assert!(!listed[1].ambiguous);
 }
