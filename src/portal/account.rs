@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::html::Message;
 use super::session::Session;
 use super::text::{T, t};
-use super::{Peer, Portal, Reported, now, pages, redirect_with, respond};
+use super::{Peer, Portal, Reported, now, pages, redirect_with};
 use crate::mfa::ResultCode;
 use crate::store::{Store, TokenKind};
 
@@ -40,14 +40,10 @@ pub(super) async fn app_new(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(mut s) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await else {
+    let Some(Signed { mut s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await
+    else {
         return refused(&p, &headers);
     };
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     let store = p.store.clone();
     let issuer = p.config().server.name.clone();
     let made = blocking(move || {
@@ -59,11 +55,7 @@ pub(super) async fn app_new(
     match made {
         Some((secret, qr)) => {
             let html = pages::app(&lang, &s.csrf, None, &secret, &qr);
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now(), p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now())
         }
         None => back(&p, s, true, t(&lang, T::Unavailable)),
     }
@@ -75,14 +67,10 @@ pub(super) async fn app_activate(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(mut s) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await else {
+    let Some(Signed { mut s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await
+    else {
         return refused(&p, &headers);
     };
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     let store = p.store.clone();
     let issuer = p.config().server.name.clone();
     let (name, code) = (user.clone(), f.code.trim().to_owned());
@@ -120,11 +108,7 @@ pub(super) async fn app_activate(
                 &secret,
                 &qr,
             );
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now(), p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now())
         }
         _ => back(&p, s, true, t(&lang, T::Unavailable)),
     }
@@ -136,14 +120,9 @@ pub(super) async fn token_remove(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
+    let Some(Signed { s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     let Ok(id) = f.id.parse::<i64>() else {
         return back(&p, s, true, t(&lang, T::Unavailable));
     };
@@ -171,14 +150,9 @@ pub(super) async fn phone(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
+    let Some(Signed { s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     let number: String = f
         .phone
         .chars()
@@ -225,14 +199,9 @@ pub(super) async fn pin(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
+    let Some(Signed { s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     if !(4..=8).contains(&f.pin.len()) || !f.pin.bytes().all(|b| b.is_ascii_digit()) {
         return back(&p, s, true, t(&lang, T::BadPin));
     }
@@ -272,15 +241,10 @@ pub(super) async fn report(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
+    let Some(Signed { s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
     let now = now();
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     let Ok(at) = f.at.parse::<i64>() else {
         return back(&p, s, true, t(&lang, T::Unavailable));
     };
@@ -335,11 +299,7 @@ pub(super) async fn report(
                 Some(Message::Notice(t(&lang, T::ReportedBlocked).into())),
                 None,
             );
-            respond(
-                StatusCode::OK,
-                html,
-                Some(v.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut v, now)
         }
         None => back(&p, s, true, t(&lang, T::Unavailable)),
     }
@@ -351,14 +311,10 @@ pub(super) async fn lost(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(mut s) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
+    let Some(Signed { mut s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Manage).await
+    else {
         return refused(&p, &headers);
     };
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     let store = p.store.clone();
     let name = user.clone();
     let removed = blocking(move || {
@@ -411,14 +367,9 @@ pub(super) async fn test(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    let Some(s) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await else {
+    let Some(Signed { s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Enroll).await else {
         return refused(&p, &headers);
     };
-    let lang = s
-        .lang
-        .clone()
-        .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
     let method = match crate::mfa::Method::parse(&f.method) {
         Some(m @ (crate::mfa::Method::Push | crate::mfa::Method::Call)) => m,
         _ => return back(&p, s, true, t(&lang, T::TestFailed)),

@@ -71,11 +71,7 @@ pub(super) fn refused(p: &Portal, headers: &HeaderMap) -> Response {
         Some(Message::Error(t(&lang, T::Expired).into())),
         None,
     );
-    respond(
-        StatusCode::FORBIDDEN,
-        html,
-        Some(s.cookie(p.store.as_login(), now, p.secure)),
-    )
+    p.page(StatusCode::FORBIDDEN, html, &mut s, now)
 }
 
 /// The session of a POST, if live and its CSRF token matches.
@@ -95,6 +91,13 @@ pub(super) enum Act {
     Manage,
 }
 
+/// A signed-in session with its page language and user.
+pub(super) struct Signed {
+    pub(super) s: Session,
+    pub(super) lang: String,
+    pub(super) user: String,
+}
+
 /// The signed-in session of a POST (CSRF token matching) whose user may
 /// still do `act` now: the session level allows it, and the user is still
 /// in the store and not blocked, disabled or locked out since the session
@@ -105,7 +108,7 @@ pub(super) async fn signed_in(
     headers: &HeaderMap,
     csrf: &str,
     act: Act,
-) -> Option<Session> {
+) -> Option<Signed> {
     let s = posted(p, headers, csrf, Level::Full)?;
     if act == Act::Manage && s.enrolling {
         return None;
@@ -116,7 +119,14 @@ pub(super) async fn signed_in(
     let standing =
         blocking(move || crate::store::in_tx(store.as_login(), |tx| tx.facts(&user, now))).await?;
     match standing {
-        Ok(Some(f)) if !f.blocked && !f.locked && f.disabled.is_none() => Some(s),
+        Ok(Some(f)) if !f.blocked && !f.locked && f.disabled.is_none() => {
+            let lang = s
+                .lang
+                .clone()
+                .unwrap_or_else(|| p.language(Some(&s), headers));
+            let user = s.user.clone()?;
+            Some(Signed { s, lang, user })
+        }
         _ => None,
     }
 }
@@ -169,21 +179,13 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
                             testable: &p.testable(),
                         },
                     );
-                    respond(
-                        StatusCode::OK,
-                        html,
-                        Some(s.cookie(p.store.as_login(), now, p.secure)),
-                    )
+                    p.page(StatusCode::OK, html, &mut s, now)
                 }
                 // Removed meanwhile: signed out.
                 Some(Ok((None, ..))) => {
                     let mut v = Session::visitor(now);
                     let html = pages::signin(&lang, &v.csrf, None, None);
-                    respond(
-                        StatusCode::OK,
-                        html,
-                        Some(v.cookie(p.store.as_login(), now, p.secure)),
-                    )
+                    p.page(StatusCode::OK, html, &mut v, now)
                 }
                 _ => respond(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -199,19 +201,11 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
         }
         (Level::Password, Some(_)) => {
             let html = pages::code(&lang, &s.csrf, message);
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now)
         }
         _ => {
             let html = pages::signin(&lang, &s.csrf, message, None);
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now)
         }
     }
 }

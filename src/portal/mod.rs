@@ -160,6 +160,21 @@ impl Portal {
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
     }
 
+    /// A page that keeps `session`, renewed at `now`.
+    fn page(
+        &self,
+        status: StatusCode,
+        html: String,
+        session: &mut Session,
+        now: UnixTime,
+    ) -> Response {
+        respond(
+            status,
+            html,
+            Some(session.cookie(self.store.as_login(), now, self.secure)),
+        )
+    }
+
     /// The session of this request, if it has a live one.
     fn session(&self, headers: &HeaderMap, now: UnixTime) -> Option<Session> {
         let cookies = headers

@@ -15,7 +15,7 @@ use super::first_factor::{self, Refused};
 use super::html::Message;
 use super::session::{Level, Session};
 use super::text::{T, t};
-use super::{Peer, Portal, now, pages, redirect_with, respond};
+use super::{Peer, Portal, now, pages, redirect_with};
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
 use crate::store::Store;
@@ -53,11 +53,7 @@ pub(super) async fn invite(
         Some(Ok(Some(user))) => {
             s.invite = Some(crate::hex::hex_encode(&hash));
             let html = pages::signin(&lang, &s.csrf, None, Some(&user));
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now)
         }
         _ => {
             let html = pages::signin(
@@ -66,11 +62,7 @@ pub(super) async fn invite(
                 Some(Message::Error(t(&lang, T::NeedInvitation).into())),
                 None,
             );
-            respond(
-                StatusCode::NOT_FOUND,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::NOT_FOUND, html, &mut s, now)
         }
     }
 }
@@ -105,11 +97,7 @@ pub(super) async fn signin(
             Some(Message::Error(t(&lang, key).into())),
             None,
         );
-        respond(
-            status,
-            html,
-            Some(v.cookie(p.store.as_login(), now, p.secure)),
-        )
+        p.page(status, html, &mut v, now)
     };
     if !crate::store::user_name_ok(&user) {
         return again(&p, T::WrongCredentials, StatusCode::OK);
@@ -161,11 +149,7 @@ pub(super) async fn signin(
             let mut s = Session::signed_in(user.clone(), Level::Password, now);
             s.lang = Some(lang.clone());
             let html = pages::code(&lang, &s.csrf, None);
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now)
         }
         Some(AfterPassword::Sms(phone)) => {
             p.limiter().give_back(&user, peer.0.ip());
@@ -198,11 +182,7 @@ pub(super) async fn signin(
                 &s.csrf,
                 Some(Message::Notice(t(&lang, T::CodeSent).into())),
             );
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now)
         }
         Some(AfterPassword::Enroll) => {
             p.limiter().give_back(&user, peer.0.ip());
@@ -342,7 +322,10 @@ pub(super) async fn code(
         .lang
         .clone()
         .unwrap_or_else(|| p.language(Some(&s), &headers));
-    let user = s.user.clone().unwrap_or_default();
+    // A Password-level session always names its user.
+    let Some(user) = s.user.clone() else {
+        return refused(&p, &headers);
+    };
     if !p
         .limiter()
         .attempt(&user, peer.0.ip(), std::time::Instant::now())
@@ -353,11 +336,7 @@ pub(super) async fn code(
             &s.csrf,
             Some(Message::Error(t(&lang, T::TooManyAttempts).into())),
         );
-        return respond(
-            StatusCode::TOO_MANY_REQUESTS,
-            html,
-            Some(s.cookie(p.store.as_login(), now, p.secure)),
-        );
+        return p.page(StatusCode::TOO_MANY_REQUESTS, html, &mut s, now);
     }
     if let Some((want, until)) = s.sms.clone() {
         use subtle::ConstantTimeEq;
@@ -394,11 +373,7 @@ pub(super) async fn code(
             &s.csrf,
             Some(Message::Error(t(&lang, T::WrongCode).into())),
         );
-        return respond(
-            StatusCode::OK,
-            html,
-            Some(s.cookie(p.store.as_login(), now, p.secure)),
-        );
+        return p.page(StatusCode::OK, html, &mut s, now);
     }
     let store = p.store.clone();
     let lockout = p.config().lockout;
@@ -455,11 +430,7 @@ pub(super) async fn code(
                 &s.csrf,
                 Some(Message::Error(t(&lang, T::WrongCode).into())),
             );
-            respond(
-                StatusCode::OK,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::OK, html, &mut s, now)
         }
         Some(Ok(None)) => {
             p.audit(
@@ -477,11 +448,7 @@ pub(super) async fn code(
                 Some(Message::Error(t(&lang, T::LockedOut).into())),
                 None,
             );
-            respond(
-                StatusCode::FORBIDDEN,
-                html,
-                Some(v.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::FORBIDDEN, html, &mut v, now)
         }
         _ => {
             let mut s = s;
@@ -490,11 +457,7 @@ pub(super) async fn code(
                 &s.csrf,
                 Some(Message::Error(t(&lang, T::Unavailable).into())),
             );
-            respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                html,
-                Some(s.cookie(p.store.as_login(), now, p.secure)),
-            )
+            p.page(StatusCode::SERVICE_UNAVAILABLE, html, &mut s, now)
         }
     }
 }
