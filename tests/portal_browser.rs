@@ -14,10 +14,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use browser::{Browser, Key};
+use common::web::Serve;
 use common::{free_port, have, radclient, run_bin, text, workspace};
 use mfa_proxy::config::Config;
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
@@ -25,15 +25,6 @@ use mfa_proxy::store::Invitation;
 use sha2::Digest;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn unix() -> u64 {
     std::time::SystemTime::now()
@@ -122,19 +113,7 @@ fn enroll_in_a_browser_then_log_in_over_radius() {
             })
             .expect("invitation");
     }
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(Instant::now() < deadline, "the portal did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _serve = Serve::start(&path, None, http);
     let base = format!("http://127.0.0.1:{http}");
 
     // The invitation link: the sign-in page, the name filled in.

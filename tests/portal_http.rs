@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::web::{enc, request};
+use common::web::{self, Serve, enc, request};
 use common::{free_port, have, radclient, run_bin, text, workspace};
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 
@@ -21,15 +20,6 @@ fn unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs()
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -79,19 +69,11 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
     let opened = ok(&["user", "open-enrollment", "alice", "--for", "1h"], None);
     assert!(opened.contains("may enroll at the portal"), "{opened}");
     assert!(ok(&["user", "show", "alice"], None).contains("enrollment: open at the portal"));
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
-            .args(["serve", "--config"])
-            .arg(dir.path().join("proxy.toml"))
-            .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("log"))
-            .spawn()
-            .expect("serve"),
+    let _serve = Serve::start(
+        &dir.path().join("proxy.toml"),
+        Some(&dir.path().join("serve.log")),
+        http,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(Instant::now() < deadline, "the portal did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 
     // The sign-in page, its cookie and headers.
     let first = request(http, "GET", "/portal/", None, "");
@@ -157,8 +139,6 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
     );
     assert_eq!(limited.status, 429);
     assert!(limited.body.contains("Too many failed sign-ins"));
-    // Bob has no app and no invitation: even right, he cannot enroll.
-    // (Checked below for carol's sake through alice's window instead.)
 
     // Alice, inside her enrollment window: signed in with the password.
     let signed = request(
@@ -418,30 +398,8 @@ fn the_portal_asks_the_upstream_for_the_password() {
     ok(&["init"]);
     ok(&["user", "add", "bob"]);
     ok(&["user", "open-enrollment", "bob", "--for", "1h"]);
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
-            .args(["serve", "--config"])
-            .arg(dir.path().join("proxy.toml"))
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(Instant::now() < deadline, "the portal did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let sign_in = |password: &str| {
-        let page = request(http, "GET", "/portal/", None, "");
-        let cookie = page.cookie().expect("cookie");
-        request(
-            http,
-            "POST",
-            "/portal/signin",
-            Some(&cookie),
-            &format!("csrf={}&user=bob&password={password}", page.csrf()),
-        )
-    };
+    let _serve = Serve::start(&dir.path().join("proxy.toml"), None, http);
+    let sign_in = |password: &str| web::sign_in(http, "bob", password);
     let unanswered = sign_in("bob-pass");
     assert!(
         unanswered.body.contains("cannot be checked right now"),

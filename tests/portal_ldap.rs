@@ -9,22 +9,11 @@ mod common;
 #[path = "support/slapd.rs"]
 mod slapd;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::web::{enc, request};
+use common::web::{self, Serve, request};
 use common::{free_port, run_bin, text, workspace};
 use slapd::{Options, SYNC_DN, Slapd, Tree, user_dn, user_name, user_password};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn synced_users_sign_in_at_the_portal_with_their_directory_password() {
@@ -70,14 +59,7 @@ fn synced_users_sign_in_at_the_portal_with_their_directory_password() {
         text(&o)
     };
     ok(&["init"]);
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
-            .args(["serve", "--config"])
-            .arg(dir.path().join("proxy.toml"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve"),
-    );
+    let _serve = Serve::start(&dir.path().join("proxy.toml"), None, http);
     // The sync at start adds the directory's users.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -89,10 +71,6 @@ fn synced_users_sign_in_at_the_portal_with_their_directory_password() {
         assert!(Instant::now() < deadline, "no sync at start: {}", text(&o));
         std::thread::sleep(Duration::from_millis(200));
     }
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(Instant::now() < deadline, "the portal did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     for i in [2, 3] {
         ok(&["user", "open-enrollment", &user_name(i), "--for", "1h"]);
     }
@@ -102,21 +80,7 @@ fn synced_users_sign_in_at_the_portal_with_their_directory_password() {
         user_dn(3)
     ));
 
-    let sign_in = |user: &str, password: &str| {
-        let page = request(http, "GET", "/portal/", None, "");
-        let cookie = page.cookie().expect("cookie");
-        request(
-            http,
-            "POST",
-            "/portal/signin",
-            Some(&cookie),
-            &format!(
-                "csrf={}&user={user}&password={}",
-                page.csrf(),
-                enc(password)
-            ),
-        )
-    };
+    let sign_in = |user: &str, password: &str| web::sign_in(http, user, password);
     let wrong = sign_in(&user_name(2), "not-it");
     assert_eq!(wrong.status, 200);
     assert!(

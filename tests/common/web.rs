@@ -83,3 +83,60 @@ pub fn enc(s: &str) -> String {
         })
         .collect()
 }
+
+/// A `mfa-proxy serve` of the tests, killed when dropped.
+pub struct Serve(pub std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Serve {
+    /// Starts `serve` on `config`, its log to `log` (or nowhere), and waits
+    /// (30 s at most) until its HTTP listener on `http_port` takes
+    /// connections.
+    pub fn start(config: &std::path::Path, log: Option<&std::path::Path>, http_port: u16) -> Serve {
+        let stderr = match log {
+            Some(path) => std::process::Stdio::from(std::fs::File::create(path).expect("log")),
+            None => std::process::Stdio::null(),
+        };
+        let serve = Serve(
+            std::process::Command::new(env!("CARGO_BIN_EXE_mfa-proxy"))
+                .args(["serve", "--config"])
+                .arg(config)
+                .stderr(stderr)
+                .spawn()
+                .expect("serve"),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the portal did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        serve
+    }
+}
+
+/// A sign-in at the portal on `port` from a fresh visitor's page.
+pub fn sign_in(port: u16, user: &str, password: &str) -> Answer {
+    let page = request(port, "GET", "/portal/", None, "");
+    let cookie = page.cookie().expect("cookie");
+    request(
+        port,
+        "POST",
+        "/portal/signin",
+        Some(&cookie),
+        &format!(
+            "csrf={}&user={}&password={}",
+            page.csrf(),
+            enc(user),
+            enc(password)
+        ),
+    )
+}
