@@ -203,7 +203,7 @@ pub fn listed(
                 .map(str::to_owned)
         };
         let phone = match text(&dir.phone_attribute) {
-            Some(p) => match phone_number(&p) {
+            Some(p) => match crate::mfa::normalize_phone(&p) {
                 Some(p) => Some(p),
                 None => {
                     unusable.push("phone");
@@ -252,17 +252,6 @@ pub fn listed(
         });
     }
     (out, problems)
-}
-
-/// A directory's phone number as ours: `+49 (30) 1234-567` is
-/// `+49301234567`; `None` if it is not + and digits once the usual
-/// separators are gone.
-fn phone_number(raw: &str) -> Option<String> {
-    let n: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '/'))
-        .collect();
-    crate::mfa::check_phone(&n).ok().map(|()| n)
 }
 
 #[cfg(test)]

@@ -15,6 +15,17 @@ pub use method::Method;
 pub use remember::Remembered;
 pub use result::ResultCode;
 
+/// A phone number as people write it, as we keep it: `+49 (30) 1234-567`
+/// is `+49301234567`; `None` if it is not one once the usual separators
+/// (spaces, `-`, `(`, `)`, `.`, `/`) are gone.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let n: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '/'))
+        .collect();
+    check_phone(&n).ok().map(|()| n)
+}
+
 /// Phone numbers (SPEC §3): `+` and the country code, then at most 15
 /// digits in all (E.164), spaces and dashes ignored; an extension after `x` holds digits, `,`, `*`, `#` only.
 pub fn check_phone(phone: &str) -> Result<(), ResultCode> {

@@ -153,14 +153,13 @@ pub(super) async fn phone(
     let Some(Signed { s, lang, user }) = signed_in(&p, &headers, &f.csrf, Act::Manage).await else {
         return refused(&p, &headers);
     };
-    let number: String = f
-        .phone
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '/'))
-        .collect();
-    if !number.is_empty() && crate::mfa::check_phone(&number).is_err() {
-        return back(&p, s, true, t(&lang, T::BadPhone));
-    }
+    let number = match f.phone.trim() {
+        "" => String::new(),
+        typed => match crate::mfa::normalize_phone(typed) {
+            Some(n) => n,
+            None => return back(&p, s, true, t(&lang, T::BadPhone)),
+        },
+    };
     if crate::mfa::Method::parse(&f.method).is_none() {
         return back(&p, s, true, t(&lang, T::Unavailable));
     }

@@ -34,13 +34,7 @@ pub fn signin(lang: &str, csrf: &str, message: Option<Message>, invited: Option<
 
 pub fn code(lang: &str, csrf: &str, message: Option<Message>) -> String {
     let mut body = format!("<p>{}</p>", t(lang, T::CodeIntro));
-    let fields = input(
-        "code",
-        t(lang, T::Code),
-        "text",
-        "",
-        "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6,8}\" required autofocus",
-    );
+    let fields = code_input(lang);
     body.push_str(&form("/portal/code", csrf, &fields, t(lang, T::Continue)));
     page(lang, t(lang, T::CodeHeading), message, Some(csrf), &body)
 }
@@ -255,13 +249,7 @@ pub fn app(lang: &str, csrf: &str, message: Option<Message>, secret: &str, qr_sv
         esc(&group4(secret)),
         t(lang, T::AppTypeCode)
     );
-    let fields = input(
-        "code",
-        t(lang, T::Code),
-        "text",
-        "",
-        "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6,8}\" required autofocus",
-    );
+    let fields = code_input(lang);
     b.push_str(&form(
         "/portal/app/activate",
         csrf,
@@ -269,6 +257,17 @@ pub fn app(lang: &str, csrf: &str, message: Option<Message>, secret: &str, qr_sv
         t(lang, T::Activate),
     ));
     page(lang, t(lang, T::AppHeading), message, Some(csrf), &b)
+}
+
+/// The field a one-time code is typed into.
+fn code_input(lang: &str) -> String {
+    input(
+        "code",
+        t(lang, T::Code),
+        "text",
+        "",
+        "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6,8}\" required autofocus",
+    )
 }
 
 /// A base32 key in groups of four, as apps show it.
