@@ -291,14 +291,8 @@ pub(super) async fn report(
                 address,
                 blocked_for: block_for,
             });
-            let mut v = Session::visitor(now);
-            let html = pages::signin(
-                &lang,
-                &v.csrf,
-                Some(Message::Notice(t(&lang, T::ReportedBlocked).into())),
-                None,
-            );
-            p.page(StatusCode::OK, html, &mut v, now)
+            let reported = Message::Notice(t(&lang, T::ReportedBlocked).into());
+            p.visitor_page(StatusCode::OK, &lang, Some(reported), now)
         }
         None => back(&p, s, true, t(&lang, T::Unavailable)),
     }

@@ -64,14 +64,8 @@ pub(super) async fn blocking<T: Send + 'static>(
 pub(super) fn refused(p: &Portal, headers: &HeaderMap) -> Response {
     let now = now();
     let lang = p.language(None, headers);
-    let mut s = Session::visitor(now);
-    let html = pages::signin(
-        &lang,
-        &s.csrf,
-        Some(Message::Error(t(&lang, T::Expired).into())),
-        None,
-    );
-    p.page(StatusCode::FORBIDDEN, html, &mut s, now)
+    let expired = Message::Error(t(&lang, T::Expired).into());
+    p.visitor_page(StatusCode::FORBIDDEN, &lang, Some(expired), now)
 }
 
 /// The session of a POST, if live and its CSRF token matches.
@@ -182,11 +176,7 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
                     p.page(StatusCode::OK, html, &mut s, now)
                 }
                 // Removed meanwhile: signed out.
-                Some(Ok((None, ..))) => {
-                    let mut v = Session::visitor(now);
-                    let html = pages::signin(&lang, &v.csrf, None, None);
-                    p.page(StatusCode::OK, html, &mut v, now)
-                }
+                Some(Ok((None, ..))) => p.visitor_page(StatusCode::OK, &lang, None, now),
                 _ => respond(
                     StatusCode::SERVICE_UNAVAILABLE,
                     pages::signin(

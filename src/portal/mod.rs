@@ -175,6 +175,20 @@ impl Portal {
         )
     }
 
+    /// The sign-in page for a new visitor, saying `message`: where a
+    /// session ends (refused, reported, locked, gone).
+    fn visitor_page(
+        &self,
+        status: StatusCode,
+        lang: &str,
+        message: Option<html::Message>,
+        now: UnixTime,
+    ) -> Response {
+        let mut v = Session::visitor(now);
+        let html = pages::signin(lang, &v.csrf, message, None);
+        self.page(status, html, &mut v, now)
+    }
+
     /// The session of this request, if it has a live one.
     fn session(&self, headers: &HeaderMap, now: UnixTime) -> Option<Session> {
         let cookies = headers

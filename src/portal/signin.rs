@@ -441,14 +441,8 @@ pub(super) async fn code(
                 peer,
             )
             .await;
-            let mut v = Session::visitor(now);
-            let html = pages::signin(
-                &lang,
-                &v.csrf,
-                Some(Message::Error(t(&lang, T::LockedOut).into())),
-                None,
-            );
-            p.page(StatusCode::FORBIDDEN, html, &mut v, now)
+            let locked = Message::Error(t(&lang, T::LockedOut).into());
+            p.visitor_page(StatusCode::FORBIDDEN, &lang, Some(locked), now)
         }
         _ => {
             let mut s = s;
