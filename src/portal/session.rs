@@ -31,7 +31,7 @@ pub enum Level {
 }
 
 /// A session as its cookie holds it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     pub level: Level,
     /// The user, from the first factor on.
@@ -58,6 +58,20 @@ pub struct Session {
     /// count toward the sign-in rate limit, whatever cookie they come with.
     #[serde(default)]
     pub sms: Option<(String, UnixTime)>,
+}
+
+impl std::fmt::Debug for Session {
+    // The CSRF token, the invitation's hash and a texted code's hash stay
+    // out of any print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("level", &self.level)
+            .field("user", &self.user)
+            .field("enrolling", &self.enrolling)
+            .field("started", &self.started)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
