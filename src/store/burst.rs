@@ -2,9 +2,12 @@
 //! ([`stage_batch`]): run again when it loses a conflict, answered as failed
 //! (and logged, a few lines at a time) when it cannot commit, and the end
 //! of an outage said once. A burst's challenges and audit records, which
-//! nothing in it reads back, are written in one statement each.
+//! nothing in it reads back, are written in one statement each; its
+//! facts, challenges taken and steps claimed go together where they can
+//! ([`together`]).
 
 use super::login::{HashCheck, Outcome, Staged, StoreAnswer, StoreOp, challenge_seal, stage};
+use super::together::together;
 use super::{AuditRecord, LoginStore, Retry, StoreError, StoredChallenge, UnixTime};
 
 /// Runs a burst of jobs in one store transaction. Password and PIN hashes
@@ -23,12 +26,17 @@ pub fn stage_batch(store: &dyn LoginStore, ops: &[StoreOp], at: &[UnixTime]) -> 
             // burst takes its own), its audit records last.
             let (puts, records) = grouped(store, ops, at);
             let put = (!puts.is_empty()).then(|| tx.put_challenges(&puts));
+            // The facts and code checks that can go together first, in a
+            // statement per kind; the other jobs then run in turn.
+            let done = together(store, &mut *tx, ops, at);
             let mut staged: Vec<Result<Staged, StoreError>> = ops
                 .iter()
                 .zip(at)
-                .map(|(op, &now)| match op {
-                    StoreOp::PutChallenge { .. } | StoreOp::Audit(_) => Ok(Staged::Grouped),
-                    _ => stage(store, &mut *tx, op, now),
+                .zip(done)
+                .map(|((op, &now), done)| match (done, op) {
+                    (Some(s), _) => s,
+                    (None, StoreOp::PutChallenge { .. } | StoreOp::Audit(_)) => Ok(Staged::Grouped),
+                    (None, _) => stage(store, &mut *tx, op, now),
                 })
                 .collect();
             let audited = (!records.is_empty()).then(|| tx.append_audits(&records));

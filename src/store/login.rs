@@ -485,16 +485,7 @@ pub(super) fn stage(
                 }
             }
             let verdict = verify(store, tx, tokens, code, *window, now)?;
-            let locked = match verdict {
-                Verdict::Valid { .. } => {
-                    if *denied {
-                        tx.clear_denials(user)?;
-                    }
-                    false
-                }
-                _ => tx.record_denial(user, now, lockout)?.is_some(),
-            };
-            StoreAnswer::Verify { verdict, locked }
+            settle(tx, user, verdict, *denied, lockout, now)?
         }
         StoreOp::StartVerification(v) => StoreAnswer::Claimed(tx.start_verification(v)?),
         StoreOp::EndVerification { user, id, node } => {
@@ -574,6 +565,28 @@ pub(super) fn stage(
         StoreOp::PutChallenge { .. } | StoreOp::Audit(_) => return Ok(Staged::Grouped),
     };
     Ok(Staged::Answer(answer))
+}
+
+/// A code's verdict, counted: a right code clears the user's wrong ones
+/// (if the facts showed some), a wrong one counts toward a lockout.
+pub(super) fn settle(
+    tx: &mut dyn LoginTx,
+    user: &str,
+    verdict: Verdict,
+    denied: bool,
+    lockout: &LockoutPolicy,
+    now: UnixTime,
+) -> Result<StoreAnswer, StoreError> {
+    let locked = match verdict {
+        Verdict::Valid { .. } => {
+            if denied {
+                tx.clear_denials(user)?;
+            }
+            false
+        }
+        _ => tx.record_denial(user, now, lockout)?.is_some(),
+    };
+    Ok(StoreAnswer::Verify { verdict, locked })
 }
 
 /// [`StoreOp::PassAnswer`]: the verification `id`, the callback checked
@@ -657,6 +670,28 @@ pub(crate) fn verify(
     window: u8,
     now: UnixTime,
 ) -> Result<Verdict, StoreError> {
+    match find(store, tokens, code, window, now)? {
+        Found::Claim { id, step } => Ok(claimed(step, tx.claim_step(id, step)?)),
+        Found::Not(v) => Ok(v),
+    }
+}
+
+/// What the code is, before any claim: valid at a token's step (which the
+/// claim decides), or not valid.
+pub(super) enum Found {
+    Claim { id: i64, step: u64 },
+    Not(Verdict),
+}
+
+/// The first active token the code matches, without claiming its step
+/// (no database work: the seeds came with the facts).
+pub(super) fn find(
+    store: &dyn LoginStore,
+    tokens: &[(Token, SealedSeed)],
+    code: &str,
+    window: u8,
+    now: UnixTime,
+) -> Result<Found, StoreError> {
     let unix = u64::try_from(now).unwrap_or(0);
     let mut worst = Verdict::Incorrect;
     for (t, sealed) in tokens {
@@ -673,18 +708,21 @@ pub(crate) fn verify(
             ),
         };
         match v {
-            Verdict::Valid { step } => {
-                return Ok(if tx.claim_step(t.id, step)? {
-                    v
-                } else {
-                    Verdict::Duplicate
-                });
-            }
+            Verdict::Valid { step } => return Ok(Found::Claim { id: t.id, step }),
             Verdict::Duplicate | Verdict::Old => worst = v,
             Verdict::Incorrect => {}
         }
     }
-    Ok(worst)
+    Ok(Found::Not(worst))
+}
+
+/// The verdict on a code valid at `step`, once the claim of that step
+/// said whether this answer was the first to use it.
+pub(super) fn claimed(step: u64, won: bool) -> Verdict {
+    match won {
+        true => Verdict::Valid { step },
+        false => Verdict::Duplicate,
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub(crate) mod seal;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod testkit;
+mod together;
 
 use std::fmt;
 
@@ -457,6 +458,9 @@ pub trait LoginStore: Send + Sync + fmt::Debug {
     }
 }
 
+/// A challenge to take: its State, the node taking it, and when.
+pub type Take<'a> = (&'a [u8], &'a str, UnixTime);
+
 /// What [`LoginStore::subscribe`] calls: `Some(id)` for an answer kept for
 /// verification `id`, `None` for "look again, some may have been missed";
 /// `false` back stops it.
@@ -470,6 +474,14 @@ pub trait LoginTx {
     /// What a login needs to know about `user` at `now`, or `None` for an
     /// unknown user, in one query: this runs for every login.
     fn facts(&mut self, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError>;
+    /// The facts of several users, each at its own time, in order: a
+    /// burst's logins in one query where the backend can.
+    fn facts_of(
+        &mut self,
+        asked: &[(&str, UnixTime)],
+    ) -> Result<Vec<Option<UserFacts>>, StoreError> {
+        asked.iter().map(|&(u, now)| self.facts(u, now)).collect()
+    }
     /// The user's password hash (argon2id PHC), if the user has one.
     fn password_hash(&mut self, user: &str) -> Result<Option<String>, StoreError>;
     /// The user's phone-call PIN hash (argon2id PHC), if the user has one.
@@ -478,6 +490,14 @@ pub trait LoginTx {
     /// atomic statement. `false` means another request used it (or a newer
     /// one) first, or the token is gone.
     fn claim_step(&mut self, id: i64, step: u64) -> Result<bool, StoreError>;
+    /// Claims the steps of several distinct tokens, as [`LoginTx::claim_step`],
+    /// in one statement where the backend can: whether each was won.
+    fn claim_steps(&mut self, claims: &[(i64, u64)]) -> Result<Vec<bool>, StoreError> {
+        claims
+            .iter()
+            .map(|&(id, step)| self.claim_step(id, step))
+            .collect()
+    }
     /// Counts a denial; returns `Some(until)` when this denial locks the
     /// user, which also forgets the user's remembered logins.
     fn record_denial(
@@ -587,6 +607,14 @@ pub trait LoginTx {
     /// The challenge with `state` expired unanswered at `node`, which sent
     /// it: removed, and `true` if another node had taken its answer over
     /// (that node ends the login), `false` if it is this node's to end.
+    /// Takes several distinct challenges, each `(state, node, now)` as
+    /// [`LoginTx::take_challenge`], in one statement where the backend can.
+    fn take_challenges(&mut self, takes: &[Take<'_>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        takes
+            .iter()
+            .map(|&(state, node, now)| self.take_challenge(state, node, now))
+            .collect()
+    }
     fn drop_challenge(&mut self, state: &[u8], node: &str) -> Result<bool, StoreError>;
     /// Makes everything this transaction wrote durable, or nothing.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -8,6 +8,7 @@ pub(super) use super::testkit::{Steps, totp, user, vpn};
 use super::*;
 
 mod audit;
+mod burst;
 mod directory;
 mod login;
 mod tokens;
@@ -114,6 +115,8 @@ conformance! {
     audit::audit_round_trip_and_filters,
     audit::a_burst_writes_its_records_and_challenges_together,
     audit::old_audit_records_are_pruned_oldest_first,
+    burst::a_burst_reads_and_checks_its_logins_together,
+    burst::racing_bursts_accept_each_code_once,
     verifications::one_verification_per_user_across_connections,
     verifications::concurrent_starts_have_one_winner,
     verifications::grace_is_used_once,

@@ -13,69 +13,92 @@ use super::pool::Conn;
 use super::tokens::{TOKEN_COLS_N, token_at, token_cols};
 use super::users::{exists, groups_at, json_at};
 use crate::mfa::{LockoutPolicy, Method, Remembered};
-use crate::store::{SealedSeed, StoreError, UnixTime, UserFacts, fold};
+use crate::store::{Retry, SealedSeed, StoreError, UnixTime, UserFacts, fold};
 
-/// What a login reads about its user, in one statement: a row per active
-/// token, or one with no token (see
-/// [`LoginTx::facts`](crate::store::LoginTx::facts)).
+/// What logins read about their users, in one statement: a row per
+/// active token, or one with no token (see
+/// [`LoginTx::facts`](crate::store::LoginTx::facts)), each with the place
+/// of its user among those asked (`$1` the name keys, `$2` each one's time).
 const LOGIN_STATE_SQL: &str = concat!(
-    "SELECT COALESCE(u.blocked_until > $2, FALSE),
+    "SELECT q.i,
+         COALESCE(u.blocked_until > q.now, FALSE),
          EXISTS (SELECT 1 FROM bypasses b
-                 WHERE b.user_key = u.name_key AND b.used_at IS NULL AND b.until > $2),
-         COALESCE((SELECT l.locked_until > $2 FROM lockouts l WHERE l.user_key = u.name_key), FALSE),
+                 WHERE b.user_key = u.name_key AND b.used_at IS NULL AND b.until > q.now),
+         COALESCE((SELECT l.locked_until > q.now FROM lockouts l WHERE l.user_key = u.name_key), FALSE),
          u.method, u.phone, u.pin_hash IS NOT NULL, u.language,
          COALESCE((SELECT json_agg(g.name) FROM user_groups g WHERE g.user_key = u.name_key),
                   '[]')::text,
          COALESCE((SELECT json_agg(json_build_array(m.auth_type, m.app, m.address, m.at))
                    FROM remembered m WHERE m.user_key = u.name_key), '[]')::text,
-         EXISTS (SELECT 1 FROM verifications v WHERE v.user_key = u.name_key AND v.expires_at > $2),
+         EXISTS (SELECT 1 FROM verifications v WHERE v.user_key = u.name_key AND v.expires_at > q.now),
          COALESCE((SELECT json_agg(g.client) FROM grace g
-                   WHERE g.user_key = u.name_key AND g.until > $2), '[]')::text,
+                   WHERE g.user_key = u.name_key AND g.until > q.now), '[]')::text,
          COALESCE((SELECT l.denials > 0 FROM lockouts l WHERE l.user_key = u.name_key), FALSE),
          CASE WHEN u.disabled_at IS NOT NULL THEN COALESCE(u.source, '') END,
          ",
     token_cols!(),
     ", t.seed
-  FROM users u LEFT JOIN tokens t ON t.user_key = u.name_key AND t.active
-  WHERE u.name_key = $1 ORDER BY t.id"
+  FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS q(key, now, i)
+  JOIN users u ON u.name_key = q.key
+  LEFT JOIN tokens t ON t.user_key = u.name_key AND t.active
+  ORDER BY q.i, t.id"
 );
 /// Where the token columns start in [`LOGIN_STATE_SQL`].
-const LOGIN_STATE_TOKEN_AT: usize = 13;
+const LOGIN_STATE_TOKEN_AT: usize = 14;
 
-pub(super) fn facts(
+/// The facts of each user asked at its time, in order (see
+/// [`LoginTx::facts_of`](crate::store::LoginTx::facts_of)).
+pub(super) fn facts_of(
     c: &mut Conn,
-    user: &str,
-    now: UnixTime,
-) -> Result<Option<UserFacts>, StoreError> {
-    let key = fold(user);
-    let rows = c.rows(LOGIN_STATE_SQL, &[&key, &now])?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
+    asked: &[(&str, UnixTime)],
+) -> Result<Vec<Option<UserFacts>>, StoreError> {
+    let keys: Vec<String> = asked.iter().map(|(u, _)| fold(u)).collect();
+    let nows: Vec<UnixTime> = asked.iter().map(|&(_, now)| now).collect();
+    let rows = c.rows(LOGIN_STATE_SQL, &[&keys, &nows])?;
+    let mut found: Vec<Option<UserFacts>> = asked.iter().map(|_| None).collect();
+    let places: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut at = 0;
+    for run in places.chunk_by(|a, b| a == b) {
+        let slot = usize::try_from(run[0] - 1)
+            .ok()
+            .and_then(|i| found.get_mut(i))
+            .ok_or_else(|| StoreError::database("facts of a user not asked", Retry::No))?;
+        *slot = Some(user_facts(&rows[at..at + run.len()])?);
+        at += run.len();
+    }
+    Ok(found)
+}
+
+/// One user's facts from its rows of [`LOGIN_STATE_SQL`] (one at least).
+fn user_facts(rows: &[Row]) -> Result<UserFacts, StoreError> {
+    let first = &rows[0];
     let mut tokens = Vec::new();
-    for r in &rows {
+    for r in rows {
         if r.try_get::<_, Option<i64>>(LOGIN_STATE_TOKEN_AT)?.is_some() {
             let sealed = r.try_get(LOGIN_STATE_TOKEN_AT + TOKEN_COLS_N)?;
             tokens.push((token_at(r, LOGIN_STATE_TOKEN_AT)?, SealedSeed(sealed)));
         }
     }
-    let method: String = first.try_get(3)?;
-    Ok(Some(UserFacts {
-        blocked: first.try_get(0)?,
-        bypass_waiting: first.try_get(1)?,
-        locked: first.try_get(2)?,
+    let method: String = first.try_get(4)?;
+    Ok(UserFacts {
+        blocked: first.try_get(1)?,
+        bypass_waiting: first.try_get(2)?,
+        locked: first.try_get(3)?,
         tokens: tokens.into(),
         method: Method::parse(&method).unwrap_or(Method::Totp),
-        phone: first.try_get(4)?,
-        pin: first.try_get(5)?,
-        language: first.try_get(6)?,
-        groups: groups_at(first, 7)?,
-        remembered: remembered_at(first, 8)?,
-        busy: first.try_get(9)?,
-        graced: json_at(first, 10)?,
-        denied: first.try_get(11)?,
-        disabled: first.try_get(12)?,
-    }))
+        phone: first.try_get(5)?,
+        pin: first.try_get(6)?,
+        language: first.try_get(7)?,
+        groups: groups_at(first, 8)?,
+        remembered: remembered_at(first, 9)?,
+        busy: first.try_get(10)?,
+        graced: json_at(first, 11)?,
+        denied: first.try_get(12)?,
+        disabled: first.try_get(13)?,
+    })
 }
 
 /// A time column for `user` (`sql` selects it by key), if set and after

@@ -192,7 +192,16 @@ struct PgTx<'a> {
 
 impl LoginTx for PgTx<'_> {
     fn facts(&mut self, user: &str, now: UnixTime) -> Result<Option<UserFacts>, StoreError> {
-        login::facts(&mut self.c, user, now)
+        Ok(login::facts_of(&mut self.c, &[(user, now)])?
+            .pop()
+            .flatten())
+    }
+
+    fn facts_of(
+        &mut self,
+        asked: &[(&str, UnixTime)],
+    ) -> Result<Vec<Option<UserFacts>>, StoreError> {
+        login::facts_of(&mut self.c, asked)
     }
 
     fn password_hash(&mut self, user: &str) -> Result<Option<String>, StoreError> {
@@ -212,7 +221,13 @@ impl LoginTx for PgTx<'_> {
     }
 
     fn claim_step(&mut self, id: i64, step: u64) -> Result<bool, StoreError> {
-        tokens::claim_step(&mut self.c, id, step)
+        Ok(tokens::claim_steps(&mut self.c, &[(id, step)])?
+            .pop()
+            .unwrap_or(false))
+    }
+
+    fn claim_steps(&mut self, claims: &[(i64, u64)]) -> Result<Vec<bool>, StoreError> {
+        tokens::claim_steps(&mut self.c, claims)
     }
 
     fn record_denial(
@@ -328,7 +343,15 @@ impl LoginTx for PgTx<'_> {
         node: &str,
         now: UnixTime,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        verifications::take_challenge(&mut self.c, state, node, now)
+        Ok(
+            verifications::take_challenges(&mut self.c, &[(state, node, now)])?
+                .pop()
+                .flatten(),
+        )
+    }
+
+    fn take_challenges(&mut self, takes: &[Take<'_>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        verifications::take_challenges(&mut self.c, takes)
     }
 
     fn drop_challenge(&mut self, state: &[u8], node: &str) -> Result<bool, StoreError> {

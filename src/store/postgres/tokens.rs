@@ -31,14 +31,17 @@ const BY_SERIAL_SQL: &str = concat!(
     " FROM tokens t WHERE t.serial = $1"
 );
 
-/// Claims a step of a token: changes one row, or none if the step was used,
-/// if the token was removed since the login read it, or if it is pending.
-/// A concurrent claim of the same row waits for this one, then finds the
+/// Claims a step of each token (`$1` the ids, `$2` the steps): changes a
+/// row per claim won, and none for a step already used, a token removed
+/// since the login read it, or a pending one; the ids of those won. A
+/// concurrent claim of the same row waits for this one, then finds the
 /// step used (PostgreSQL checks the condition again on the row it waited
 /// for).
-pub(super) const CLAIM_SQL: &str =
-    "UPDATE tokens SET last_step = $2, counter = GREATEST(counter, $2 + 1)
- WHERE id = $1 AND active AND (last_step IS NULL OR last_step < $2)";
+pub(super) const CLAIM_SQL: &str = "UPDATE tokens t
+ SET last_step = q.step, counter = GREATEST(t.counter, q.step + 1)
+ FROM unnest($1::bigint[], $2::bigint[]) AS q(id, step)
+ WHERE t.id = q.id AND t.active AND (t.last_step IS NULL OR t.last_step < q.step)
+ RETURNING t.id";
 
 fn kind_str(kind: TokenKind) -> &'static str {
     match kind {
@@ -172,7 +175,23 @@ pub(super) fn remove_pending_tokens(
     Ok(())
 }
 
-pub(super) fn claim_step(c: &mut Conn, id: i64, step: u64) -> Result<bool, StoreError> {
-    let s = step as i64;
-    Ok(c.exec(CLAIM_SQL, &[&id, &s])? == 1)
+/// Claims the steps of distinct tokens in one statement: whether each was
+/// won. The same token twice is claimed in turn, so that one claim wins.
+pub(super) fn claim_steps(c: &mut Conn, claims: &[(i64, u64)]) -> Result<Vec<bool>, StoreError> {
+    let mut ids: Vec<i64> = claims.iter().map(|&(id, _)| id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return claims
+            .iter()
+            .map(|&claim| Ok(claim_steps(c, &[claim])?.pop().unwrap_or(false)))
+            .collect();
+    }
+    let ids: Vec<i64> = claims.iter().map(|&(id, _)| id).collect();
+    let steps: Vec<i64> = claims.iter().map(|&(_, s)| s as i64).collect();
+    let won: Vec<i64> = c
+        .rows(CLAIM_SQL, &[&ids, &steps])?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    Ok(ids.iter().map(|id| won.contains(id)).collect())
 }

@@ -7,7 +7,7 @@
 use super::pool::Conn;
 use crate::mfa::Method;
 use crate::store::{
-    EXPIRED_KEPT, KeptAnswers, NodeSeen, StoreError, StoredAnswer, StoredChallenge, UnixTime,
+    EXPIRED_KEPT, KeptAnswers, NodeSeen, StoreError, StoredAnswer, StoredChallenge, Take, UnixTime,
     Verification, fold,
 };
 
@@ -188,20 +188,48 @@ pub(super) fn put_challenges(c: &mut Conn, cs: &[StoredChallenge]) -> Result<(),
     Ok(())
 }
 
-pub(super) fn take_challenge(
+/// Takes the challenges (`$1` the States, `$2` the nodes taking them, `$3`
+/// when) that have not expired then and that nobody took: the States taken
+/// and what they held. A challenge another transaction is taking is waited
+/// for, then found taken.
+const TAKE_SQL: &str = "WITH t AS (
+     SELECT c.state, c.sealed, q.node
+     FROM unnest($1::bytea[], $2::text[], $3::bigint[]) AS q(state, node, now)
+     JOIN challenges c ON c.state = q.state
+     WHERE c.expires_at > q.now AND c.taken_by IS NULL
+     FOR UPDATE OF c)
+ UPDATE challenges c SET taken_by = t.node, sealed = ''::bytea FROM t
+ WHERE c.state = t.state RETURNING t.state, t.sealed";
+
+/// Takes distinct challenges in one statement: what each held, or `None`.
+/// The same State twice is taken in turn, so that one take gets it.
+pub(super) fn take_challenges(
     c: &mut Conn,
-    state: &[u8],
-    node: &str,
-    now: UnixTime,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let row = c.opt(
-        "WITH t AS (SELECT state, sealed FROM challenges
-                    WHERE state = $1 AND expires_at > $2 AND taken_by IS NULL FOR UPDATE)
-         UPDATE challenges c SET taken_by = $3, sealed = ''::bytea FROM t
-         WHERE c.state = t.state RETURNING t.sealed",
-        &[&state, &now, &node],
-    )?;
-    row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+    takes: &[Take<'_>],
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let mut states: Vec<&[u8]> = takes.iter().map(|&(s, _, _)| s).collect();
+    states.sort_unstable();
+    if states.windows(2).any(|w| w[0] == w[1]) {
+        return takes
+            .iter()
+            .map(|&take| Ok(take_challenges(c, &[take])?.pop().flatten()))
+            .collect();
+    }
+    let states: Vec<&[u8]> = takes.iter().map(|&(s, _, _)| s).collect();
+    let nodes: Vec<&str> = takes.iter().map(|&(_, n, _)| n).collect();
+    let nows: Vec<UnixTime> = takes.iter().map(|&(_, _, now)| now).collect();
+    let mut taken: Vec<(Vec<u8>, Vec<u8>)> = c
+        .rows(TAKE_SQL, &[&states, &nodes, &nows])?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
+    Ok(states
+        .iter()
+        .map(|s| {
+            let at = taken.iter().position(|(t, _)| t == s)?;
+            Some(taken.swap_remove(at).1)
+        })
+        .collect())
 }
 
 pub(super) fn drop_challenge(c: &mut Conn, state: &[u8], node: &str) -> Result<bool, StoreError> {
