@@ -170,6 +170,10 @@ psql -d postgres -c "CREATE DATABASE mfa_pg1"
 MFA_BENCH_DB_URL=$(url mfa_pg1) "$BIN" migrate --to-env MFA_BENCH_DB_URL \
   --config "$work/sqlite/proxy.toml" >/dev/null
 psql -d postgres -c "CREATE DATABASE mfa_pg2 TEMPLATE mfa_pg1"
+# As a database in service would be: statistics gathered and the load's
+# dead rows and WAL behind it, not autovacuum's work inside the first runs.
+for db in mfa_pg1 mfa_pg2; do psql -d "$db" -qc "VACUUM ANALYZE"; done
+psql -d postgres -qc "CHECKPOINT"
 config "$work/pg1" pg1 "${PORT[pg1]}" "url = \"$(url mfa_pg1)\"
 pool_size = $POOL"
 config "$work/pg2a" pg2a "${PORT[pg2a]}" "url = \"$(url mfa_pg2)\"

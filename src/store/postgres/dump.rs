@@ -208,9 +208,11 @@ impl PgStore {
     /// Loads every row of `d` into this database, which must be empty (no
     /// users, tokens, audit records or anything else), in one transaction:
     /// all of it or, on any error, nothing. What the database then has,
-    /// checked against the dump before the commit.
+    /// checked against the dump before the commit. Then the tables are
+    /// analyzed, so that the first logins are planned with statistics and
+    /// not on guesses until autovacuum comes round.
     pub fn load(&self, d: &Dump) -> Result<Counts, StoreError> {
-        self.tx(|c| {
+        let counts = self.tx(|c| {
             // No other node writes while this runs, nor between the check
             // and the load.
             c.batch(
@@ -240,6 +242,10 @@ impl PgStore {
                 ));
             }
             Ok(after)
-        })
+        })?;
+        if let Err(e) = self.tx(|c| c.batch("ANALYZE")) {
+            tracing::warn!(error = %e, "the copy is complete, but ANALYZE failed: autovacuum will gather the statistics");
+        }
+        Ok(counts)
     }
 }
