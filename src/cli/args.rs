@@ -399,8 +399,9 @@ pub enum UserCmd {
         /// The users' names.
         #[arg(group = "who")]
         names: Vec<String>,
-        /// Every user not disabled, with an email address and no active
-        /// token (app or hardware) yet: call and SMS users too.
+        /// Every user not disabled, with an email address, no active token
+        /// (app or hardware) yet and no invitation still open; call and
+        /// SMS users, who need no token, once only.
         #[arg(long, group = "who")]
         all_pending: bool,
     },

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use crate::config::Config;
 use crate::enroll::{self, InviteError, Outcome};
+use crate::mfa::Method;
 use crate::store::{Store, UnixTime};
 
 use super::{AdminError, show_time};
@@ -16,9 +17,11 @@ use super::{AdminError, show_time};
 pub enum Invitees {
     /// These users, by name.
     Named(Vec<String>),
-    /// Every user who is not disabled, has an email address and has no
-    /// active token (app or hardware) yet: call and SMS users, who need
-    /// none, included (their mail says what to expect).
+    /// Every user who is not disabled, has an email address, has no
+    /// active token (app or hardware) yet and no invitation still open.
+    /// Call and SMS users, who need no token, are invited once (their mail
+    /// says what to expect): never again once they have had one. So the
+    /// command can run every day without mailing anyone twice.
     AllPending,
 }
 
@@ -29,6 +32,9 @@ pub struct Invited {
     pub failed: usize,
     /// `AllPending` only: users passed over for want of an email address.
     pub without_email: usize,
+    /// `AllPending` only: users passed over because their invitation is
+    /// still open, or because they need no token and had one already.
+    pub invited_before: usize,
 }
 
 /// Invites `who`: a line on `out` per user mailed, a line on `err` per user
@@ -55,6 +61,14 @@ pub fn user_invite(
                 }
                 if u.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
                     invited.without_email += 1;
+                    continue;
+                }
+                let needs_no_token = matches!(u.method, Method::Call | Method::Sms);
+                let before = store
+                    .invitation_of(&u.name)?
+                    .is_some_and(|i| needs_no_token || (i.used_at.is_none() && i.expires_at > now));
+                if before {
+                    invited.invited_before += 1;
                     continue;
                 }
                 names.push(u.name);
@@ -100,6 +114,15 @@ pub fn user_invite(
             "passed over {} user{} without an email address (`mfa-proxy user list` shows them)",
             invited.without_email,
             if invited.without_email == 1 { "" } else { "s" }
+        )?;
+    }
+    if invited.invited_before > 0 {
+        writeln!(
+            out,
+            "passed over {} user{} invited before (an open invitation, or a call or SMS user \
+             told already; `mfa-proxy user invite NAME` mails one again)",
+            invited.invited_before,
+            if invited.invited_before == 1 { "" } else { "s" }
         )?;
     }
     writeln!(

@@ -347,6 +347,19 @@ pub fn user_show(
             show_time(until)
         )?;
     }
+    if let Some(i) = store.invitation_of(&u.name)? {
+        let state = match i.used_at {
+            Some(at) => format!("used {}", show_time(at)),
+            None if i.expires_at > now => format!("open until {}", show_time(i.expires_at)),
+            None => format!("expired {}", show_time(i.expires_at)),
+        };
+        writeln!(
+            out,
+            "invited:   {} (mailed {})",
+            state,
+            show_time(i.created_at)
+        )?;
+    }
     if let Some(at) = u.disabled_at {
         writeln!(
             out,

@@ -97,7 +97,8 @@ pub enum SetupError {
 }
 
 /// Why one user was not invited. Only [`InviteError::NotDelivered`] comes
-/// after the invitation was stored.
+/// after the invitation was stored; it is withdrawn then (nobody has its
+/// link).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InviteError {
@@ -118,7 +119,7 @@ pub enum InviteError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error(
-        "the invitation is stored but the mail was not delivered: {source}; inviting again replaces it"
+        "the mail was not delivered: {source}; the invitation was withdrawn, so inviting again sends a new one"
     )]
     NotDelivered {
         #[source]
@@ -143,6 +144,8 @@ pub struct Sent {
 pub struct Prepared {
     message: lettre::Message,
     sent: Sent,
+    /// The stored invitation's hash, withdrawn if the mail does not leave.
+    hash: Vec<u8>,
 }
 
 impl fmt::Debug for Prepared {
@@ -225,14 +228,16 @@ impl<'a> Inviter<'a> {
             .to(smtp::mailbox(&to, "the user's email").map_err(InviteError::Mail)?)
             .subject(subject);
         let message = smtp::plain_text(builder, body).map_err(InviteError::Mail)?;
+        let hash = token.hash().to_vec();
         store.add_invitation(&Invitation {
-            hash: token.hash().to_vec(),
+            hash: hash.clone(),
             user: user.name.clone(),
             created_at: now,
             expires_at,
             used_at: None,
         })?;
         Ok(Prepared {
+            hash,
             message,
             sent: Sent {
                 user: user.name,
@@ -244,13 +249,45 @@ impl<'a> Inviter<'a> {
         })
     }
 
-    /// Hands a prepared mail to the relay.
-    pub async fn send(&self, p: Prepared) -> Result<Sent, InviteError> {
-        self.relay
-            .send(p.message)
-            .await
-            .map_err(|source| InviteError::NotDelivered { source })?;
-        Ok(p.sent)
+    /// Hands a prepared mail to the relay. If it does not take it, the
+    /// caller withdraws the invitation ([`Undelivered::withdraw`]).
+    pub async fn send(&self, p: Prepared) -> Result<Sent, Undelivered> {
+        match self.relay.send(p.message).await {
+            Ok(_) => Ok(p.sent),
+            Err(source) => Err(Undelivered {
+                hash: p.hash,
+                source,
+            }),
+        }
+    }
+}
+
+/// A mail the relay did not take, with the invitation it carried.
+pub struct Undelivered {
+    hash: Vec<u8>,
+    source: MailError,
+}
+
+impl fmt::Debug for Undelivered {
+    // Like an invitation's, without the hash of its token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Undelivered")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Undelivered {
+    /// Removes the invitation whose mail did not leave, so that nobody is
+    /// taken for invited: [`InviteError::NotDelivered`]. A store failure
+    /// here is logged, and the invitation then expires unused.
+    pub fn withdraw(self, store: &dyn Store) -> InviteError {
+        if let Err(e) = store.withdraw_invitation(&self.hash) {
+            warn!(error = %e, "an undelivered invitation could not be withdrawn: it expires unused");
+        }
+        InviteError::NotDelivered {
+            source: self.source,
+        }
     }
 }
 
@@ -305,7 +342,7 @@ pub fn invite_users(
     for name in names {
         let result = inviter
             .prepare(store, name, now)
-            .and_then(|p| rt.block_on(inviter.send(p)));
+            .and_then(|p| rt.block_on(inviter.send(p)).map_err(|u| u.withdraw(store)));
         match &result {
             Ok(s) => {
                 info!(user = %s.user, to = %s.to, template = s.kind.name(), language = %s.language, "enrollment invitation mailed")

@@ -336,7 +336,7 @@ fn without_enrollment_nothing_can_be_sent() {
 
 /// The sync may run on a blocking thread of serve's runtime: sending
 /// from there (a runtime of its own inside `spawn_blocking`) works, and a
-/// relay that is down leaves the invitation stored and says so.
+/// relay that is down withdraws the invitation it stored and says so.
 #[test]
 fn invite_users_runs_inside_spawn_blocking() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -358,6 +358,11 @@ fn invite_users_runs_inside_spawn_blocking() {
             let names = ["ghost".to_owned(), "bob".to_owned()];
             let r = invite_users(&store, &config, &names, 0, &mut |_| seen += 1).expect("runs");
             assert_eq!(seen, 2);
+            assert_eq!(
+                store.invitation_of("bob").expect("store"),
+                None,
+                "withdrawn: nobody has its link"
+            );
             r
         })
         .await
@@ -371,9 +376,8 @@ fn invite_users_runs_inside_spawn_blocking() {
     let e = report.outcomes[1].result.as_ref().expect_err("relay down");
     assert!(matches!(e, InviteError::NotDelivered { .. }), "{e}");
     assert!(
-        e.to_string().starts_with(
-            "the invitation is stored but the mail was not delivered: the relay 127.0.0.1:"
-        ),
+        e.to_string()
+            .starts_with("the mail was not delivered: the relay 127.0.0.1:"),
         "{e}"
     );
 }

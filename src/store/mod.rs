@@ -660,6 +660,12 @@ pub trait Store: LoginStore {
     /// Uses up the invitation with this hash, atomically: its user if it
     /// was unused and lasted past `now`, else `None`.
     fn take_invitation(&self, hash: &[u8], now: UnixTime) -> Result<Option<String>, StoreError>;
+    /// The user's invitation (a user has one at most, the newest), used,
+    /// expired or open.
+    fn invitation_of(&self, user: &str) -> Result<Option<Invitation>, StoreError>;
+    /// Removes the invitation with this hash, if it is still unused (its
+    /// mail never left): `true` if there was one.
+    fn withdraw_invitation(&self, hash: &[u8]) -> Result<bool, StoreError>;
 
     /// Adds a token (pending unless `active`); returns its id.
     fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;

@@ -174,6 +174,7 @@ pub(super) fn invitations_are_single_use_expire_and_replace_older_ones(f: &Fixtu
         }),
         Err(StoreError::NoSuchUser(_))
     ));
+    assert_eq!(s.invitation_of("gwen").expect("of"), None, "never invited");
     s.add_invitation(&inv(b"h1", 2_000)).expect("first");
     assert_eq!(
         s.invitation(b"h1", 1_500).expect("q").as_deref(),
@@ -188,9 +189,27 @@ pub(super) fn invitations_are_single_use_expire_and_replace_older_ones(f: &Fixtu
     );
     assert_eq!(s.take_invitation(b"h2", 1_999).expect("take"), None, "used");
     assert_eq!(s.invitation(b"h2", 1_999).expect("q"), None);
+    assert_eq!(
+        s.invitation_of("GWEN").expect("of"),
+        Some(Invitation {
+            user: "Gwen".into(),
+            used_at: Some(1_999),
+            ..inv(b"h2", 2_000)
+        }),
+        "the newest, used"
+    );
     // Go with their user.
     s.add_invitation(&inv(b"h3", 2_000)).expect("third");
     s.remove_user("gwen").expect("rm");
     s.add_user(&user("gwen")).expect("add again");
     assert_eq!(s.invitation(b"h3", 1_500).expect("q"), None);
+    assert_eq!(s.invitation_of("gwen").expect("of"), None);
+    // Withdrawn while unused (its mail never left), not once used.
+    s.add_invitation(&inv(b"h4", 2_000)).expect("fourth");
+    assert!(s.withdraw_invitation(b"h4").expect("withdraw"));
+    assert!(!s.withdraw_invitation(b"h4").expect("withdraw"), "gone");
+    assert_eq!(s.invitation_of("gwen").expect("of"), None);
+    s.add_invitation(&inv(b"h5", 2_000)).expect("fifth");
+    s.take_invitation(b"h5", 1_500).expect("take");
+    assert!(!s.withdraw_invitation(b"h5").expect("withdraw"), "used");
 }

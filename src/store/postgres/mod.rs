@@ -449,6 +449,19 @@ impl Store for PgStore {
         self.tx(|c| users::take_invitation(c, hash, now))
     }
 
+    fn invitation_of(&self, user: &str) -> Result<Option<Invitation>, StoreError> {
+        self.tx(|c| users::invitation_of(c, user))
+    }
+
+    fn withdraw_invitation(&self, hash: &[u8]) -> Result<bool, StoreError> {
+        self.tx(|c| {
+            Ok(c.exec(
+                "DELETE FROM invitations WHERE hash = $1 AND used_at IS NULL",
+                &[&hash],
+            )? == 1)
+        })
+    }
+
     fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
         let sealed = seal::seal_token_seed(&self.key, t, seed);
         self.tx(|c| tokens::add_token(c, t, &sealed))

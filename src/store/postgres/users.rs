@@ -276,6 +276,24 @@ pub(super) fn invitation(
     .transpose()
 }
 
+pub(super) fn invitation_of(c: &mut Conn, user: &str) -> Result<Option<Invitation>, StoreError> {
+    c.opt(
+        "SELECT i.hash, u.name, i.created_at, i.expires_at, i.used_at
+         FROM invitations i JOIN users u ON u.name_key = i.user_key WHERE i.user_key = $1",
+        &[&fold(user)],
+    )?
+    .map(|r| {
+        Ok(Invitation {
+            hash: r.try_get(0)?,
+            user: r.try_get(1)?,
+            created_at: r.try_get(2)?,
+            expires_at: r.try_get(3)?,
+            used_at: r.try_get(4)?,
+        })
+    })
+    .transpose()
+}
+
 pub(super) fn take_invitation(
     c: &mut Conn,
     hash: &[u8],

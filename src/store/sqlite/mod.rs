@@ -387,6 +387,14 @@ impl Store for SqliteStore {
         users::take_invitation(&self.conn(), hash, now)
     }
 
+    fn invitation_of(&self, user: &str) -> Result<Option<Invitation>, StoreError> {
+        users::invitation_of(&self.conn(), user)
+    }
+
+    fn withdraw_invitation(&self, hash: &[u8]) -> Result<bool, StoreError> {
+        users::withdraw_invitation(&self.conn(), hash)
+    }
+
     fn add_token(&self, t: &Token, seed: &[u8]) -> Result<i64, StoreError> {
         let sealed = tokens::seal(&self.key, t, seed);
         tokens::add_token(&self.conn(), t, &sealed)

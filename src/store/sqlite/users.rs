@@ -258,19 +258,42 @@ pub(super) fn take_invitation(
     .optional()?)
 }
 
+/// An invitation from the columns hash, user, created_at, expires_at,
+/// used_at.
+fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Invitation> {
+    Ok(Invitation {
+        hash: r.get(0)?,
+        user: r.get(1)?,
+        created_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        used_at: r.get(4)?,
+    })
+}
+
+pub(super) fn invitation_of(c: &Connection, user: &str) -> Result<Option<Invitation>, StoreError> {
+    Ok(q(
+        c,
+        "SELECT hash, user, created_at, expires_at, used_at FROM invitations WHERE user = ?1",
+        [user],
+        invitation_row,
+    )
+    .optional()?)
+}
+
+pub(super) fn withdraw_invitation(c: &Connection, hash: &[u8]) -> Result<bool, StoreError> {
+    let n = x(
+        c,
+        "DELETE FROM invitations WHERE hash = ?1 AND used_at IS NULL",
+        [hash],
+    )?;
+    Ok(n == 1)
+}
+
 /// Every invitation, for a dump.
 pub(super) fn invitations(c: &Connection) -> Result<Vec<Invitation>, StoreError> {
     let mut st = c.prepare_cached(
         "SELECT hash, user, created_at, expires_at, used_at FROM invitations ORDER BY user, hash",
     )?;
-    let rows = st.query_map([], |r| {
-        Ok(Invitation {
-            hash: r.get(0)?,
-            user: r.get(1)?,
-            created_at: r.get(2)?,
-            expires_at: r.get(3)?,
-            used_at: r.get(4)?,
-        })
-    })?;
+    let rows = st.query_map([], invitation_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
