@@ -486,6 +486,27 @@ fn serve_syncs_at_start_and_on_reload_and_reports_metrics() {
         .expect("kill");
     wait_for("mfa_directory_syncs_total{directory=\"down\",result=\"failed\"} 1");
     assert_eq!(site.store().users().expect("users").len(), in_scope);
+    assert!(
+        !http_get(http, "/metrics")
+            .unwrap_or_default()
+            .contains("orphaned")
+    );
+
+    // A reload that renames the source: its users are nobody's now (the
+    // renamed source leaves them to their own). They stay enabled, and the
+    // log and /metrics say so.
+    std::fs::write(
+        &path,
+        config.replace("name = \"corp\"", "name = \"corp-new\""),
+    )
+    .expect("write");
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    wait_for(&format!(
+        "mfa_directory_orphaned_users{{directory=\"corp\",state=\"enabled\"}} {in_scope}"
+    ));
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -500,6 +521,12 @@ fn serve_syncs_at_start_and_on_reload_and_reports_metrics() {
     );
     assert!(log.contains("directory down: cannot connect"), "{log}");
     assert!(log.contains("the users stay as they are"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{in_scope} users came from directory corp, which is no longer configured: nothing syncs them"
+        )),
+        "{log}"
+    );
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! `mfa-proxy directory sync`: each source synced now, every change
-//! printed on a line of its own, then the sync's summary line.
+//! printed on a line of its own, then the sync's summary line; after a
+//! sync of every source, the users of sources no longer configured.
 
 use std::io::Write;
 
 use super::{AdminError, invalid};
 use crate::config::Config;
+use crate::directory::orphans::orphans;
 use crate::directory::sync::{self, Options, Report, Step};
 use crate::store::{Store, UnixTime, UserChange};
 
@@ -61,6 +63,11 @@ pub fn directory_sync(
                 all_ok = false;
                 writeln!(out, "error: {e}")?;
             }
+        }
+    }
+    if name.is_none() {
+        for x in orphans(&store.users()?, &config.directories) {
+            writeln!(out, "warning: {}", x.warning())?;
         }
     }
     Ok(all_ok)

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::directory::orphans::{Orphans, orphans};
 use crate::directory::sync::{self, Options, Report};
 use crate::store::Store;
 
@@ -29,6 +30,8 @@ const PROBLEMS_LOGGED: usize = 10;
 #[derive(Debug, Default)]
 pub(crate) struct SyncStatus {
     by_source: Mutex<HashMap<String, Figures>>,
+    /// Users of sources no longer configured ([`orphans`]).
+    orphans: Mutex<Vec<Orphans>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -73,8 +76,50 @@ impl SyncStatus {
         }
     }
 
+    /// Users of sources no longer configured, by source and state.
+    fn render_orphans(&self, o: &mut String) {
+        let orphans = self.orphans.lock().unwrap_or_else(PoisonError::into_inner);
+        if orphans.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "# HELP mfa_directory_orphaned_users Users of a [[directory]] no longer configured: nothing syncs them.\n# TYPE mfa_directory_orphaned_users gauge"
+        );
+        for x in orphans.iter() {
+            for (state, n) in [("enabled", x.enabled), ("disabled", x.disabled)] {
+                let _ = writeln!(
+                    o,
+                    "mfa_directory_orphaned_users{{directory=\"{}\",state=\"{state}\"}} {n}",
+                    x.source
+                );
+            }
+        }
+    }
+
+    /// Looks for users of sources `config` no longer has; says so in the
+    /// log when that changed since the last look (at start, after a
+    /// reload), and keeps the figures for `/metrics`.
+    fn look_for_orphans(&self, store: &dyn Store, config: &Config) {
+        let found = match store.users() {
+            Ok(users) => orphans(&users, &config.directories),
+            Err(e) => {
+                warn!(error = %e, "cannot read the users to look for those of sources no longer configured");
+                return;
+            }
+        };
+        let mut kept = self.orphans.lock().unwrap_or_else(PoisonError::into_inner);
+        if *kept != found {
+            for x in &found {
+                warn!("{}", x.warning());
+            }
+        }
+        *kept = found;
+    }
+
     /// The Prometheus text of every source's figures.
     pub(crate) fn render(&self, o: &mut String) {
+        self.render_orphans(o);
         let map = self
             .by_source
             .lock()
@@ -201,6 +246,7 @@ fn schedule(
     status: &SyncStatus,
 ) {
     let mut due: HashMap<String, Instant> = HashMap::new();
+    status.look_for_orphans(store, &config);
     loop {
         let sources = &config.directories;
         let now = Instant::now();
@@ -218,6 +264,7 @@ fn schedule(
         match updates.recv_timeout(wait) {
             Ok(new) => {
                 config = new;
+                status.look_for_orphans(store, &config);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -252,6 +299,8 @@ fn schedule(
             }
         };
         due.insert(name, Instant::now() + after);
+        // An administrator may have removed some since.
+        status.look_for_orphans(store, &config);
     }
 }
 
