@@ -480,15 +480,21 @@ mod tests {
         );
         let (n, errors) = user_import(
             &s,
-            "name,email,phone\nhelga@contoso.com,helga@contoso.com,+4930123456\nbad name,,\nhelga@contoso.com,,\nkim,,+821012345678\n",
+            "name,email,phone\nhelga@contoso.com,helga@contoso.com,+4930123456\nbad name,,\nhelga@contoso.com,,\nkim,,+821012345678\nolaf,olaf at contoso,\nper,Per <per@contoso.com>,\n",
             0, &mut || {},
         )
         .expect("import");
         assert_eq!(n, 2);
-        assert_eq!(errors.lines().count(), 3, "{errors}");
+        assert_eq!(errors.lines().count(), 5, "{errors}");
         assert!(
             errors.contains("3,bad name") && errors.contains("4,helga@contoso.com"),
             "{errors}"
+        );
+        assert!(
+            errors.contains("6,olaf,")
+                && errors.contains("7,per,")
+                && errors.contains("is not an email address"),
+            "no address a mail could not go to: {errors}"
         );
         assert!(user_import(&s, "user,mail\n", 0, &mut || {}).is_err());
     }

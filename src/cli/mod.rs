@@ -123,6 +123,9 @@ pub fn user_add(
     now: UnixTime,
 ) -> Result<(), AdminError> {
     check_user_name(name)?;
+    if let Some(e) = &email {
+        check_email(e)?;
+    }
     if let Some(p) = &phone {
         check_phone(p)?;
     }
@@ -162,13 +165,9 @@ pub struct UserChanges<'a> {
     pub groups: Option<Vec<String>>,
 }
 
-/// Email addresses, as far as the command line can tell (the mail relay
-/// judges the rest): an @ and no spaces.
+/// Email addresses, as [`crate::store::email_ok`] takes them.
 pub fn check_email(email: &str) -> Result<(), AdminError> {
-    if email.contains('@')
-        && !email.contains(char::is_whitespace)
-        && !email.contains(char::is_control)
-    {
+    if crate::store::email_ok(email) {
         Ok(())
     } else {
         Err(invalid(format!(

@@ -241,9 +241,22 @@ pub fn listed(
         } else {
             Vec::new()
         };
+        let email = match text(&dir.email_attribute) {
+            Some(m) if !crate::store::email_ok(&m) => {
+                unusable.push("email");
+                problems.push(format!(
+                    "{}: {} \"{}\" is not an email address; the address on file is kept",
+                    e.dn,
+                    dir.email_attribute.as_deref().unwrap_or_default(),
+                    m.escape_default()
+                ));
+                None
+            }
+            m => m,
+        };
         out.push(Listed {
             name: name.to_owned(),
-            email: text(&dir.email_attribute),
+            email,
             phone,
             language,
             groups,

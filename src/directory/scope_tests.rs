@@ -127,6 +127,9 @@ fn unusable_entries_are_left_out_or_keep_the_field_and_say_why() {
     bad_phone
         .attrs
         .insert("preferredlanguage".into(), vec!["deutsch!".into()]);
+    bad_phone
+        .attrs
+        .insert("mail".into(), vec!["Carol <carol@corp.example>".into()]);
     let no_name = entry("CN=x,OU=Users,DC=corp,DC=example", &[("memberOf", &[VPN])]);
     let spaced = person("has space", &[VPN]);
     let twice = entry(
@@ -141,12 +144,14 @@ fn unusable_entries_are_left_out_or_keep_the_field_and_say_why() {
     let names: Vec<&str> = listed.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["alice", "carol"]);
     assert_eq!(listed[1].phone, None);
-    assert_eq!(listed[1].unusable, ["phone", "language"]);
-    assert_eq!(problems.len(), 5, "{problems:#?}");
+    assert_eq!(listed[1].email, None);
+    assert_eq!(listed[1].unusable, ["phone", "language", "email"]);
+    assert_eq!(problems.len(), 6, "{problems:#?}");
     assert!(problems[0].contains("is not an international number"));
-    assert!(problems[2].contains("no sAMAccountName"));
-    assert!(problems[3].contains("cannot be a user name"));
-    assert!(problems[4].contains("also CN=alice"));
+    assert!(problems[2].contains("is not an email address; the address on file is kept"));
+    assert!(problems[3].contains("no sAMAccountName"));
+    assert!(problems[4].contains("cannot be a user name"));
+    assert!(problems[5].contains("also CN=alice"));
     assert!(listed[0].ambiguous, "alice's name is also another entry's");
     assert!(!listed[1].ambiguous);
 }

@@ -277,6 +277,16 @@ pub fn user_name_ok(name: &str) -> bool {
         && !name.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
+/// Whether `email` can be a user's address, as mail is addressed
+/// (`local@domain`, no display name, no spaces): an address accepted here
+/// is one an invitation or a notice can be sent to; the relay judges the
+/// rest.
+pub fn email_ok(email: &str) -> bool {
+    email.parse::<lettre::Address>().is_ok()
+        && !email.contains(char::is_whitespace)
+        && !email.contains(char::is_control)
+}
+
 /// A user or group name folded for comparing without case: the key both
 /// backends look names up by, and the name a token's seed is bound to.
 pub fn fold(name: &str) -> String {
