@@ -346,22 +346,28 @@ fn imports_read_quoted_csv_with_crlf_and_a_bom() {
     std::fs::write(
         &users,
         "\u{feff}\"Name\",\"Email\",\"Phone\"\r\n\
-         \"greta@contoso.com\",\"Greta \"\"G\"\", Contoso\",\"+4930123456\"\r\n\
-         \"hans, the second\",,\r\n",
+         \"greta@contoso.com\",\"greta.g@contoso.com\",\"+4930123456\"\r\n\
+         \"hans, the \"\"second\"\"\",,\r\n\
+         \"olaf\",\"Olaf \"\"O\"\", Contoso\",\r\n",
     )
     .expect("users.csv");
     let out = site.ok(&["user", "import", users.to_str().expect("utf8")]);
     assert!(out.contains("imported 1 users"), "{out}");
     let show = site.ok(&["user", "show", "greta@contoso.com"]);
     assert!(
-        show.contains("Greta \"G\", Contoso") && show.contains("+4930123456"),
+        show.contains("greta.g@contoso.com") && show.contains("+4930123456"),
         "{show}"
     );
     let rows = read_back(&site.dir.path().join("users.errors.csv"));
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[0], ["line", "name", "error"]);
-    assert_eq!(rows[1][..2], ["3", "hans, the second"], "{rows:?}");
+    assert_eq!(rows[1][..2], ["3", "hans, the \"second\""], "{rows:?}");
     assert!(rows[1][2].contains("not a valid user name"), "{rows:?}");
+    assert_eq!(rows[2][..2], ["4", "olaf"], "{rows:?}");
+    assert!(
+        rows[2][2].contains("\\\"O\\\", Contoso\" is not an email address"),
+        "the value escaped, quotes and all: {rows:?}"
+    );
 
     let tokens = site.dir.path().join("tokens.csv");
     std::fs::write(
