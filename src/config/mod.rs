@@ -45,6 +45,8 @@ mod tests_directory;
 mod tests_enrollment;
 #[cfg(test)]
 mod tests_policy;
+#[cfg(test)]
+mod tests_portal;
 
 use std::path::Path;
 

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::error::{ConfigError, invalid};
 use super::server::Server;
-use super::values::{bounded, parse_duration};
+use super::values::{bounded, parse_duration, parse_network};
 
 /// The portal's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,11 @@ pub struct Portal {
     pub signin_per_user: u32,
     pub signin_per_address: u32,
     pub signin_window: Duration,
+    /// The reverse proxies in front of the portal: a request from one of
+    /// them is taken to come from the address its `X-Forwarded-For` names
+    /// (see `portal::client`). Empty: every request comes from its TCP
+    /// peer.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +41,7 @@ pub(super) struct RawPortal {
     signin_per_user: Option<u64>,
     signin_per_address: Option<u64>,
     signin_window: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// `None` when the portal is off (no `[portal]`, or `enabled = false`).
@@ -73,6 +80,13 @@ pub(super) fn validate(
             "is shorter than session_idle",
         ));
     }
+    let trusted_proxies = raw
+        .trusted_proxies
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| trusted_proxy(s, &format!("portal.trusted_proxies[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Portal {
         session_idle,
         session_max,
@@ -89,5 +103,22 @@ pub(super) fn validate(
             100_000,
         )? as u32,
         signin_window: dur(raw.signin_window, "15m", "signin_window", 60, 86_400)?,
+        trusted_proxies,
     }))
+}
+
+/// One of `trusted_proxies`: an address or a network, not every address
+/// (a client could then name any address it likes).
+fn trusted_proxy(s: &str, key: &str) -> Result<IpNet, ConfigError> {
+    let net = parse_network(s).map_err(|p| invalid(key, p))?;
+    if net.prefix_len() == 0 {
+        return Err(invalid(
+            key,
+            format!(
+                "\"{s}\" trusts every address, so any client could choose the address it is \
+                 limited and recorded under; name the proxies' addresses or networks"
+            ),
+        ));
+    }
+    Ok(net)
 }

@@ -168,6 +168,15 @@ impl fmt::Display for Summary<'_> {
                 p.signin_per_address,
                 humantime::format_duration(p.signin_window),
             )?;
+            if !p.trusted_proxies.is_empty() {
+                let proxies: Vec<String> =
+                    p.trusted_proxies.iter().map(|n| n.to_string()).collect();
+                writeln!(
+                    f,
+                    "portal: behind proxies {}, client addresses from their X-Forwarded-For",
+                    proxies.join(", ")
+                )?;
+            }
         }
         if let Some(e) = &c.enrollment {
             writeln!(
