@@ -4,15 +4,17 @@
 //! window, an app enrolled from the key on the page and activated with a
 //! computed code, then a RADIUS login through radclient with the next
 //! code; a wrong code at the portal's second factor, the lost-device
-//! report, and the audit trail of it all.
+//! report, and the audit trail of it all. Behind a trusted reverse proxy,
+//! the address in X-Forwarded-For is limited and recorded; from any other
+//! peer the header is ignored.
 
 mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::web::{self, Serve, enc, request};
-use common::{free_port, have, radclient, run_bin, text, workspace};
+use common::web::{self, Answer, Serve, enc, request, request_with};
+use common::{free_port, have, radclient, run_bin, shipped_config_in, text, workspace};
 use mfa_proxy::mfa::otp::{TotpParams, totp_code};
 
 fn unix() -> u64 {
@@ -422,4 +424,131 @@ fn the_portal_asks_the_upstream_for_the_password() {
     let right = sign_in("bob-pass");
     assert_eq!(right.status, 303, "{}", right.body);
     assert!(upstream.auth_attempts("bob") >= 2, "{}", upstream.log());
+}
+
+/// The trial configuration in a new directory, with the per-address
+/// sign-in limit at 3 (the per-user one out of the way), `portal_extra`
+/// in `[portal]`, its store, and alice inside an enrollment window.
+fn forwarding_site(portal_extra: &str) -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let portal = format!(
+        "[portal]\nenabled = true\nsignin_per_user = 100\nsignin_per_address = 3\n{portal_extra}"
+    );
+    let (_, http) = shipped_config_in(dir.path(), &[("[portal]\nenabled = true\n", &portal)]);
+    for (args, stdin) in [
+        (&["init"][..], None),
+        (
+            &["user", "add", "alice", "--password-stdin"][..],
+            Some("alice-pass\n"),
+        ),
+        (
+            &["user", "open-enrollment", "alice", "--for", "1h"][..],
+            None,
+        ),
+    ] {
+        let o = run_bin(dir.path(), args, stdin);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
+    (dir, http)
+}
+
+/// A sign-in from a fresh visitor's page, the POST carrying
+/// `X-Forwarded-For: forwarded`.
+fn sign_in_forwarded(http: u16, forwarded: &str, user: &str, password: &str) -> Answer {
+    let page = request(http, "GET", "/portal/", None, "");
+    request_with(
+        http,
+        "POST",
+        "/portal/signin",
+        Some(&page.cookie().expect("cookie")),
+        &format!(
+            "csrf={}&user={}&password={}",
+            page.csrf(),
+            enc(user),
+            enc(password)
+        ),
+        &[("X-Forwarded-For", forwarded)],
+    )
+}
+
+/// The portal's audit records, as CSV lines.
+fn portal_audit(dir: &std::path::Path) -> Vec<String> {
+    let o = run_bin(dir, &["report", "signins", "--format", "csv"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(",portal,"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Behind a trusted proxy (here 127.0.0.1, the test's own address), each
+/// forwarded address has its own limit, and the audit trail names it.
+#[test]
+fn behind_a_trusted_proxy_the_forwarded_address_is_limited_and_recorded() {
+    let (dir, http) = forwarding_site("trusted_proxies = [\"127.0.0.1\"]\n");
+    let _serve = Serve::start(&dir.path().join("proxy.toml"), None, http);
+    // What a client wrote itself is left of what the proxy appended.
+    for _ in 0..3 {
+        let a = sign_in_forwarded(http, "203.0.113.66, 192.0.2.1", "mallory", "guess");
+        assert_eq!(a.status, 200);
+        assert!(a.body.contains("Wrong user name or password"), "{}", a.body);
+    }
+    let limited = sign_in_forwarded(http, "192.0.2.1", "mallory", "guess");
+    assert_eq!(limited.status, 429, "192.0.2.1 used up its attempts");
+    let other = sign_in_forwarded(http, "192.0.2.2", "mallory", "guess");
+    assert_eq!(other.status, 200, "192.0.2.2 is limited on its own");
+    assert!(other.body.contains("Wrong user name or password"));
+    // Not an address: the proxy's own, which is not limited yet.
+    let garbled = sign_in_forwarded(http, "unknown", "mallory", "guess");
+    assert_eq!(garbled.status, 200);
+    // IPv6 with a port: the port is dropped.
+    let alice = sign_in_forwarded(http, "[2001:db8::7]:4711", "alice", "alice-pass");
+    assert_eq!(alice.status, 303, "{}", alice.body);
+
+    let audit = portal_audit(dir.path());
+    let from = |user: &str, ip: &str| {
+        audit
+            .iter()
+            .filter(|l| l.contains(&format!(",{user},")) && l.contains(&format!(",{ip},")))
+            .count()
+    };
+    assert_eq!(from("mallory", "192.0.2.1"), 4, "{audit:#?}");
+    assert_eq!(from("mallory", "192.0.2.2"), 1, "{audit:#?}");
+    assert_eq!(from("mallory", "127.0.0.1"), 1, "{audit:#?}");
+    assert_eq!(from("mallory", "203.0.113.66"), 0, "{audit:#?}");
+    assert_eq!(from("alice", "2001:db8::7"), 1, "{audit:#?}");
+}
+
+/// Without trusted_proxies, X-Forwarded-For is the client's own claim and
+/// is ignored: every request here is from 127.0.0.1, limited as one.
+#[test]
+fn from_an_untrusted_peer_x_forwarded_for_is_ignored() {
+    let (dir, http) = forwarding_site("");
+    let _serve = Serve::start(&dir.path().join("proxy.toml"), None, http);
+    let alice = sign_in_forwarded(http, "198.51.100.7", "alice", "alice-pass");
+    assert_eq!(alice.status, 303, "{}", alice.body);
+    for _ in 0..3 {
+        let a = sign_in_forwarded(http, "192.0.2.1", "mallory", "guess");
+        assert_eq!(a.status, 200);
+    }
+    let other = sign_in_forwarded(http, "192.0.2.2", "mallory", "guess");
+    assert_eq!(
+        other.status, 429,
+        "one address, one limit, whatever the header says"
+    );
+
+    let audit = portal_audit(dir.path());
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains(",alice,") && l.contains(",127.0.0.1,")),
+        "{audit:#?}"
+    );
+    for claimed in ["198.51.100.7", "192.0.2.1", "192.0.2.2"] {
+        assert!(
+            !audit.iter().any(|l| l.contains(claimed)),
+            "{claimed}: {audit:#?}"
+        );
+    }
 }

@@ -5,7 +5,6 @@
 use super::actions::*;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -14,7 +13,7 @@ use zeroize::Zeroizing;
 use super::html::Message;
 use super::session::Session;
 use super::text::{T, t};
-use super::{Peer, Portal, Reported, now, pages, redirect_with};
+use super::{Client, Portal, Reported, now, pages, redirect_with};
 use crate::mfa::ResultCode;
 use crate::store::{Store, TokenKind};
 
@@ -63,7 +62,7 @@ pub(super) async fn app_new(
 
 pub(super) async fn app_activate(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -94,7 +93,7 @@ pub(super) async fn app_activate(
                 ResultCode::SuccessOathCodeVerified,
                 true,
                 "portal: enrolled an authenticator app",
-                peer,
+                client,
             )
             .await;
             s.enrolling = false;
@@ -116,7 +115,7 @@ pub(super) async fn app_activate(
 
 pub(super) async fn token_remove(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -135,7 +134,7 @@ pub(super) async fn token_remove(
                 ResultCode::SuccessNoPin,
                 true,
                 "portal: removed a device (app or token)",
-                peer,
+                client,
             )
             .await;
             back(&p, s, false, t(&lang, T::AppRemoved))
@@ -146,7 +145,7 @@ pub(super) async fn token_remove(
 
 pub(super) async fn phone(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -182,7 +181,7 @@ pub(super) async fn phone(
                 ResultCode::SuccessNoPin,
                 true,
                 &format!("portal: phone and method set (method {})", f.method),
-                peer,
+                client,
             )
             .await;
             back(&p, s, false, t(&lang, T::Saved))
@@ -194,7 +193,7 @@ pub(super) async fn phone(
 
 pub(super) async fn pin(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -225,7 +224,7 @@ pub(super) async fn pin(
                 ResultCode::SuccessNoPin,
                 true,
                 "portal: PIN set",
-                peer,
+                client,
             )
             .await;
             back(&p, s, false, t(&lang, T::PinSet))
@@ -236,7 +235,7 @@ pub(super) async fn pin(
 
 pub(super) async fn report(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -282,7 +281,7 @@ pub(super) async fn report(
                 ResultCode::FailedFraudReported,
                 false,
                 &format!("portal: reported {what} as not me; user blocked"),
-                peer,
+                client,
             )
             .await;
             (p.hooks.report)(Reported {
@@ -300,7 +299,7 @@ pub(super) async fn report(
 
 pub(super) async fn lost(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -328,7 +327,7 @@ pub(super) async fn lost(
                 ResultCode::SuccessNoPin,
                 true,
                 &format!("portal: reported a lost device; {n} apps and tokens removed"),
-                peer,
+                client,
             )
             .await;
             s.enrolling = true;
@@ -356,7 +355,7 @@ pub(super) async fn signout(
 /// with a message that says it is a test.
 pub(super) async fn test(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -378,7 +377,7 @@ pub(super) async fn test(
         method,
         phone.as_deref(),
         &lang,
-        peer,
+        client,
         super::test::Outbound::Test,
     ) else {
         return back(&p, s, true, t(&lang, T::TestFailed));
@@ -389,7 +388,7 @@ pub(super) async fn test(
         ResultCode::SuccessNoPin,
         true,
         &format!("portal: test {} sent", method.as_str()),
-        peer,
+        client,
     )
     .await;
     back(&p, s, false, t(&lang, T::TestSent))

@@ -5,8 +5,10 @@
 //! counted before it is checked, so attempts made at once cannot all slip
 //! under the limit, and given back when it succeeds or could not be
 //! checked. IPv6 addresses count by their /64 (one host holds a whole
-//! /64). A node counts its own attempts; behind a load balancer the limits
-//! hold per node.
+//! /64). The address is the client's as [`super::client`] finds it: behind
+//! a reverse proxy not listed in `trusted_proxies`, every user would share
+//! the proxy's address and its limit. A node counts its own attempts;
+//! behind a load balancer the limits hold per node.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -12,6 +12,8 @@
 //! lost device (every app and token removed).
 //!
 //! - [`session`]: sealed cookies, expiry, CSRF tokens.
+//! - [`client`]: the address a request comes from (the TCP peer, or behind
+//!   `trusted_proxies` what they forward).
 //! - [`limit`]: sign-in rate limits per user and per address.
 //! - [`first_factor`]: the password, checked as `[primary]` says.
 //! - [`pages`]: what each page shows; [`html`] and [`text`] its markup and
@@ -25,6 +27,7 @@
 
 mod account;
 mod actions;
+pub mod client;
 pub mod first_factor;
 mod html;
 pub mod limit;
@@ -45,10 +48,12 @@ use axum::routing::{get, post};
 use crate::config::Config;
 use crate::mfa::ResultCode;
 use crate::store::{AuditRecord, Store, UnixTime};
+pub use client::Client;
 use session::Session;
 
-/// The address a request came from, which the HTTP server puts in each
-/// request's extensions.
+/// The TCP peer of a request, which the HTTP server puts in each request's
+/// extensions. Handlers take the client's address ([`Client`]), which is
+/// the peer's unless the peer is a trusted proxy.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
@@ -72,7 +77,8 @@ pub struct Portal {
     store: Arc<dyn Store>,
     limiter: Mutex<limit::Limiter>,
     /// Cookies get `Secure` (HTTPS on http_listen, or an https public_url
-    /// behind a proxy that terminates TLS).
+    /// behind a proxy that terminates TLS), from the configuration alone:
+    /// never from a header such as `X-Forwarded-Proto`.
     secure: bool,
     /// What the portal asks of the rest of the proxy.
     hooks: Hooks,
@@ -206,6 +212,18 @@ impl Portal {
         )
     }
 
+    /// The client of a request from `peer` with `headers` (see [`client`]).
+    fn client(&self, peer: std::net::IpAddr, headers: &HeaderMap) -> Client {
+        let c = client::resolve(peer, &self.settings.trusted_proxies, headers);
+        if c.how == client::How::Invalid {
+            tracing::debug!(
+                %peer,
+                "portal: a trusted proxy sent no usable X-Forwarded-For; its address is used"
+            );
+        }
+        c
+    }
+
     fn limiter(&self) -> std::sync::MutexGuard<'_, limit::Limiter> {
         self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -218,7 +236,7 @@ impl Portal {
         result: ResultCode,
         accepted: bool,
         reason: &str,
-        peer: Peer,
+        client: Client,
     ) {
         let rec = AuditRecord {
             at: now(),
@@ -228,7 +246,7 @@ impl Portal {
             mode: "portal".into(),
             server: self.config().server.name.clone(),
             client: "portal".into(),
-            client_ip: Some(peer.0.ip().to_string()),
+            client_ip: Some(client.ip.to_string()),
             reason: Some(reason.to_owned()),
         };
         let store = self.store.clone();

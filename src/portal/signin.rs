@@ -6,7 +6,6 @@
 use super::actions::*;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -15,7 +14,7 @@ use super::first_factor::{self, Refused};
 use super::html::Message;
 use super::session::{Level, Session};
 use super::text::{T, t};
-use super::{Peer, Portal, now, pages, redirect_with};
+use super::{Client, Portal, now, pages, redirect_with};
 use crate::mfa::ResultCode;
 use crate::mfa::otp::Verdict;
 use crate::store::Store;
@@ -79,7 +78,7 @@ enum AfterPassword {
 
 pub(super) async fn signin(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<SignIn>,
 ) -> Response {
@@ -104,14 +103,14 @@ pub(super) async fn signin(
     }
     if !p
         .limiter()
-        .attempt(&user, peer.0.ip(), std::time::Instant::now())
+        .attempt(&user, client.ip, std::time::Instant::now())
     {
         p.audit(
             &user,
             ResultCode::FailedAuthenticationThrottled,
             false,
             "portal sign-in refused: too many failures",
-            peer,
+            client,
         )
         .await;
         return again(&p, T::TooManyAttempts, StatusCode::TOO_MANY_REQUESTS);
@@ -145,14 +144,14 @@ pub(super) async fn signin(
     .await;
     match outcome {
         Some(AfterPassword::Code) => {
-            p.limiter().give_back(&user, peer.0.ip());
+            p.limiter().give_back(&user, client.ip);
             let mut s = Session::signed_in(user.clone(), Level::Password, now);
             s.lang = Some(lang.clone());
             let html = pages::code(&lang, &s.csrf, None);
             p.page(StatusCode::OK, html, &mut s, now)
         }
         Some(AfterPassword::Sms(phone)) => {
-            p.limiter().give_back(&user, peer.0.ip());
+            p.limiter().give_back(&user, client.ip);
             let code = format!("{:06}", rand::random_range(0..1_000_000u32));
             let Some(d) = super::test::delivery(
                 &p.config(),
@@ -160,7 +159,7 @@ pub(super) async fn signin(
                 crate::mfa::Method::Sms,
                 Some(&phone),
                 &lang,
-                peer,
+                client,
                 super::test::Outbound::Code(&code),
             ) else {
                 return again(&p, T::Unavailable, StatusCode::SERVICE_UNAVAILABLE);
@@ -171,7 +170,7 @@ pub(super) async fn signin(
                 ResultCode::SuccessSmsSent,
                 true,
                 "portal sign-in: code sent by text message",
-                peer,
+                client,
             )
             .await;
             let mut s = Session::signed_in(user.clone(), Level::Password, now);
@@ -185,13 +184,13 @@ pub(super) async fn signin(
             p.page(StatusCode::OK, html, &mut s, now)
         }
         Some(AfterPassword::Enroll) => {
-            p.limiter().give_back(&user, peer.0.ip());
+            p.limiter().give_back(&user, client.ip);
             p.audit(
                 &user,
                 ResultCode::SuccessBypassedAuth,
                 true,
                 "portal sign-in to enroll (invitation or enrollment window)",
-                peer,
+                client,
             )
             .await;
             let mut s = Session::signed_in(user, Level::Full, now);
@@ -208,7 +207,7 @@ pub(super) async fn signin(
                 code,
                 false,
                 &format!("portal sign-in refused: {why}"),
-                peer,
+                client,
             )
             .await;
             again(&p, key, StatusCode::FORBIDDEN)
@@ -216,14 +215,14 @@ pub(super) async fn signin(
         Some(AfterPassword::Failed(key, why)) => {
             if key != T::WrongCredentials {
                 // Not the user's doing: the attempt is given back.
-                p.limiter().give_back(&user, peer.0.ip());
+                p.limiter().give_back(&user, client.ip);
             }
             p.audit(
                 &user,
                 ResultCode::FailedPrimaryAuth,
                 false,
                 &format!("portal sign-in: {why}"),
-                peer,
+                client,
             )
             .await;
             again(&p, key, StatusCode::OK)
@@ -310,7 +309,7 @@ fn after_password(
 
 pub(super) async fn code(
     State(p): State<Arc<Portal>>,
-    Extension(peer): Extension<Peer>,
+    client: Client,
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
@@ -328,7 +327,7 @@ pub(super) async fn code(
     };
     if !p
         .limiter()
-        .attempt(&user, peer.0.ip(), std::time::Instant::now())
+        .attempt(&user, client.ip, std::time::Instant::now())
     {
         let mut s = s;
         let html = pages::code(
@@ -343,13 +342,13 @@ pub(super) async fn code(
         let typed = sms_hash(f.code.trim(), &s.csrf);
         let right = now < until && bool::from(typed.as_bytes().ct_eq(want.as_bytes()));
         if right {
-            p.limiter().give_back(&user, peer.0.ip());
+            p.limiter().give_back(&user, client.ip);
             p.audit(
                 &user,
                 ResultCode::SuccessSmsAuthenticated,
                 true,
                 "portal sign-in",
-                peer,
+                client,
             )
             .await;
             let mut full = Session::signed_in(user, Level::Full, now);
@@ -364,7 +363,7 @@ pub(super) async fn code(
             ResultCode::FailedSmsOtpIncorrect,
             false,
             "portal sign-in: wrong or expired code",
-            peer,
+            client,
         )
         .await;
         let mut s = s;
@@ -400,13 +399,13 @@ pub(super) async fn code(
     .await;
     match verdict {
         Some(Ok(Some(Verdict::Valid { .. }))) => {
-            p.limiter().give_back(&user, peer.0.ip());
+            p.limiter().give_back(&user, client.ip);
             p.audit(
                 &user,
                 ResultCode::SuccessOathCodeVerified,
                 true,
                 "portal sign-in",
-                peer,
+                client,
             )
             .await;
             let mut full = Session::signed_in(user, Level::Full, now);
@@ -422,7 +421,7 @@ pub(super) async fn code(
                 Verdict::Old => ResultCode::FailedOathCodeOld,
                 _ => ResultCode::FailedOathCodeIncorrect,
             };
-            p.audit(&user, code, false, "portal sign-in: wrong code", peer)
+            p.audit(&user, code, false, "portal sign-in: wrong code", client)
                 .await;
             let mut s = s;
             let html = pages::code(
@@ -438,7 +437,7 @@ pub(super) async fn code(
                 ResultCode::FailedAuthenticationThrottled,
                 false,
                 "portal sign-in refused: locked, blocked or disabled",
-                peer,
+                client,
             )
             .await;
             let locked = Message::Error(t(&lang, T::LockedOut).into());

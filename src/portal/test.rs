@@ -4,7 +4,7 @@
 //! for a verification id that no login waits for (the provider's callback,
 //! if it sends one, is answered 404 like any unknown verification).
 
-use super::Peer;
+use super::Client;
 use crate::config::{Config, ProviderKind};
 use crate::engine::Delivery;
 use crate::mfa::Method;
@@ -30,7 +30,7 @@ pub(super) fn delivery(
     method: Method,
     phone: Option<&str>,
     lang: &str,
-    peer: Peer,
+    client: Client,
     what: Outbound<'_>,
 ) -> Option<Delivery> {
     if matches!(method, Method::Call | Method::Sms) && phone.is_none() {
@@ -68,7 +68,7 @@ pub(super) fn delivery(
             .unwrap_or("")
             .trim_end_matches('/')
     );
-    let ip = peer.0.ip().to_string();
+    let ip = client.ip.to_string();
     let body = serde_json::to_vec(&DeliveryBody {
         id: &id,
         method: method.as_str(),

@@ -37,6 +37,18 @@ impl Answer {
 }
 
 pub fn request(port: u16, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Answer {
+    request_with(port, method, path, cookie, form, &[])
+}
+
+/// A request with `extra` headers (`name`, `value`), each sent as given.
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &str,
+    extra: &[(&str, &str)],
+) -> Answer {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
@@ -45,6 +57,9 @@ pub fn request(port: u16, method: &str, path: &str, cookie: Option<&str>, form: 
     );
     if let Some(c) = cookie {
         req.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    for (name, value) in extra {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     if method == "POST" {
         req.push_str(&format!(
