@@ -4,9 +4,9 @@
 //! window, an app enrolled from the key on the page and activated with a
 //! computed code, then a RADIUS login through radclient with the next
 //! code; a wrong code at the portal's second factor, the lost-device
-//! report, and the audit trail of it all. Behind a trusted reverse proxy,
-//! the address in X-Forwarded-For is limited and recorded; from any other
-//! peer the header is ignored.
+//! report, and the audit trail and /metrics of it all. Behind a trusted
+//! reverse proxy, the address in X-Forwarded-For is limited and recorded;
+//! from any other peer the header is ignored.
 
 mod common;
 
@@ -362,6 +362,33 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
     let report = ok(&["report", "signins", "--format", "csv"], None);
     assert!(report.contains("portal"), "{report}");
     assert!(report.contains("FAILED_OATH_CODE_INCORRECT"), "{report}");
+
+    // What /metrics counted of it all: bob's five wrong passwords and the
+    // one refused unchecked; alice's and carol's sign-ins, and a wrong
+    // code each (alice's second sign-in stopped at the code); the two
+    // forged posts; what alice did, and her session ended by the block.
+    let m = |sample: &str| web::metric(http, sample);
+    for (sample, n) in [
+        ("mfa_portal_signins_total{result=\"ok\"}", 2),
+        ("mfa_portal_signins_total{result=\"wrong_password\"}", 5),
+        ("mfa_portal_signins_total{result=\"wrong_code\"}", 2),
+        ("mfa_portal_signins_total{result=\"limited\"}", 1),
+        ("mfa_portal_signins_total{result=\"refused\"}", 0),
+        ("mfa_portal_signins_total{result=\"unavailable\"}", 0),
+        ("mfa_portal_actions_total{action=\"enroll_app\"}", 1),
+        ("mfa_portal_actions_total{action=\"activate_app\"}", 1),
+        (
+            "mfa_portal_actions_total{action=\"set_phone_and_method\"}",
+            1,
+        ),
+        ("mfa_portal_actions_total{action=\"sign_out\"}", 1),
+        ("mfa_portal_actions_total{action=\"lost_device\"}", 0),
+        ("mfa_portal_csrf_refused_total", 2),
+        ("mfa_portal_sessions_ended_total{reason=\"refused\"}", 1),
+        ("mfa_portal_forwarded_invalid_total", 0),
+    ] {
+        assert_eq!(m(sample), n, "{sample}");
+    }
 }
 
 /// `[primary] mode = "upstream"`: the portal asks the upstream (a real
@@ -518,6 +545,12 @@ fn behind_a_trusted_proxy_the_forwarded_address_is_limited_and_recorded() {
     assert_eq!(from("mallory", "127.0.0.1"), 1, "{audit:#?}");
     assert_eq!(from("mallory", "203.0.113.66"), 0, "{audit:#?}");
     assert_eq!(from("alice", "2001:db8::7"), 1, "{audit:#?}");
+
+    let m = |sample: &str| web::metric(http, sample);
+    assert_eq!(m("mfa_portal_signins_total{result=\"wrong_password\"}"), 5);
+    assert_eq!(m("mfa_portal_signins_total{result=\"limited\"}"), 1);
+    assert_eq!(m("mfa_portal_signins_total{result=\"ok\"}"), 1);
+    assert_eq!(m("mfa_portal_forwarded_invalid_total"), 1, "\"unknown\"");
 }
 
 /// Without trusted_proxies, X-Forwarded-For is the client's own claim and
@@ -533,6 +566,7 @@ fn from_an_untrusted_peer_x_forwarded_for_is_ignored() {
         assert_eq!(a.status, 200);
     }
     let other = sign_in_forwarded(http, "192.0.2.2", "mallory", "guess");
+    assert_eq!(web::metric(http, "mfa_portal_forwarded_invalid_total"), 0);
     assert_eq!(
         other.status, 429,
         "one address, one limit, whatever the header says"

@@ -35,6 +35,7 @@ struct App {
     http: Arc<HttpStats>,
     udp: Arc<super::kernel_drops::UdpSockets>,
     syncs: Option<Arc<super::directories::SyncStatus>>,
+    portal: Option<Arc<crate::portal::Portal>>,
 }
 
 /// The router, sending its work to the loop through `commands`.
@@ -54,6 +55,7 @@ pub(super) fn router(
             http,
             udp: Arc::new(udp),
             syncs,
+            portal: portal.clone(),
         });
     if let Some(p) = portal {
         r = r.merge(crate::portal::router(p));
@@ -346,6 +348,9 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             app.http.render(&mut text);
             if let Some(syncs) = &app.syncs {
                 syncs.render(&mut text);
+            }
+            if let Some(portal) = &app.portal {
+                portal.render_metrics(&mut text);
             }
             // /proc/net/udp lists every socket of the host: read it off the
             // thread that moves the datagrams.

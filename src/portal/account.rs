@@ -11,6 +11,7 @@ use axum::response::Response;
 use zeroize::Zeroizing;
 
 use super::html::Message;
+use super::metrics::Action;
 use super::session::Session;
 use super::text::{T, t};
 use super::{Client, Portal, Reported, now, pages, redirect_with};
@@ -53,6 +54,7 @@ pub(super) async fn app_new(
     .flatten();
     match made {
         Some((secret, qr)) => {
+            p.counts.action(Action::EnrollApp);
             let html = pages::app(&lang, &s.csrf, None, &secret, &qr);
             p.page(StatusCode::OK, html, &mut s, now())
         }
@@ -88,6 +90,7 @@ pub(super) async fn app_activate(
     .await;
     match done {
         Some(Ok(())) => {
+            p.counts.action(Action::ActivateApp);
             p.audit(
                 &user,
                 ResultCode::SuccessOathCodeVerified,
@@ -129,6 +132,7 @@ pub(super) async fn token_remove(
     let name = user.clone();
     match blocking(move || store.remove_user_token(&name, id)).await {
         Some(Ok(true)) => {
+            p.counts.action(Action::RemoveDevice);
             p.audit(
                 &user,
                 ResultCode::SuccessNoPin,
@@ -176,6 +180,7 @@ pub(super) async fn phone(
     .await;
     match saved {
         Some(Ok(())) => {
+            p.counts.action(Action::SetPhoneAndMethod);
             p.audit(
                 &user,
                 ResultCode::SuccessNoPin,
@@ -219,6 +224,7 @@ pub(super) async fn pin(
     .await
     {
         Some(Ok(())) => {
+            p.counts.action(Action::SetPin);
             p.audit(
                 &user,
                 ResultCode::SuccessNoPin,
@@ -276,6 +282,7 @@ pub(super) async fn report(
     .flatten();
     match found {
         Some((what, address)) => {
+            p.counts.action(Action::ReportFraud);
             p.audit(
                 &user,
                 ResultCode::FailedFraudReported,
@@ -322,6 +329,7 @@ pub(super) async fn lost(
     .await;
     match removed {
         Some(Ok(n)) => {
+            p.counts.action(Action::LostDevice);
             p.audit(
                 &user,
                 ResultCode::SuccessNoPin,
@@ -342,12 +350,10 @@ pub(super) async fn signout(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    if p.session(&headers, now())
-        .filter(|s| s.csrf_ok(&f.csrf))
-        .is_none()
-    {
+    if live(&p, &headers, &f.csrf).is_none() {
         return refused(&p, &headers);
     }
+    p.counts.action(Action::SignOut);
     redirect_with("/portal/", Some(Session::cleared(p.secure)))
 }
 
@@ -383,6 +389,10 @@ pub(super) async fn test(
         return back(&p, s, true, t(&lang, T::TestFailed));
     };
     (p.hooks.deliver)(d);
+    p.counts.action(match method {
+        crate::mfa::Method::Call => Action::TestCall,
+        _ => Action::TestPush,
+    });
     p.audit(
         &user,
         ResultCode::SuccessNoPin,

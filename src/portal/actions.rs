@@ -13,6 +13,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::html::Message;
+use super::metrics::Ended;
 use super::session::{Level, Session};
 use super::text::{T, t};
 use super::{Portal, now, pages, redirect_with, respond};
@@ -68,10 +69,21 @@ pub(super) fn refused(p: &Portal, headers: &HeaderMap) -> Response {
     p.visitor_page(StatusCode::FORBIDDEN, &lang, Some(expired), now)
 }
 
-/// The session of a POST, if live and its CSRF token matches.
+/// The session of a POST, if live and its CSRF token matches; a POST
+/// refused here is counted (a cross-site one comes without the cookie, so
+/// it is one of these, as is a form sent after its session ended).
+pub(super) fn live(p: &Portal, headers: &HeaderMap, csrf: &str) -> Option<Session> {
+    let s = p.session(headers, now()).filter(|s| s.csrf_ok(csrf));
+    if s.is_none() {
+        p.counts.csrf_refused();
+    }
+    s
+}
+
+/// The session of a POST, if live, its CSRF token matches, and it is
+/// signed in as far as `level`.
 pub(super) fn posted(p: &Portal, headers: &HeaderMap, csrf: &str, level: Level) -> Option<Session> {
-    p.session(headers, now())
-        .filter(|s| s.csrf_ok(csrf) && s.level == level)
+    live(p, headers, csrf).filter(|s| s.level == level)
 }
 
 /// What a signed-in session may do.
@@ -96,7 +108,7 @@ pub(super) struct Signed {
 /// still do `act` now: the session level allows it, and the user is still
 /// in the store and not blocked, disabled or locked out since the session
 /// began (a block, a fraud report or a sync ends what a session may do at
-/// once, not when the cookie expires).
+/// once, not when the cookie expires; counted as a session ended).
 pub(super) async fn signed_in(
     p: &Arc<Portal>,
     headers: &HeaderMap,
@@ -121,7 +133,11 @@ pub(super) async fn signed_in(
             let user = s.user.clone()?;
             Some(Signed { s, lang, user })
         }
-        _ => None,
+        Ok(_) => {
+            p.counts.ended(Ended::Refused);
+            None
+        }
+        Err(_) => None,
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`client`]: the address a request comes from (the TCP peer, or behind
 //!   `trusted_proxies` what they forward).
 //! - [`limit`]: sign-in rate limits per user and per address.
+//! - [`metrics`]: the portal's counters on `/metrics`.
 //! - [`first_factor`]: the password, checked as `[primary]` says.
 //! - [`pages`]: what each page shows; [`html`] and [`text`] its markup and
 //!   words.
@@ -31,6 +32,7 @@ pub mod client;
 pub mod first_factor;
 mod html;
 pub mod limit;
+pub mod metrics;
 mod pages;
 pub mod session;
 mod signin;
@@ -49,7 +51,8 @@ use crate::config::Config;
 use crate::mfa::ResultCode;
 use crate::store::{AuditRecord, Store, UnixTime};
 pub use client::Client;
-use session::Session;
+use metrics::{Counts, Ended};
+use session::{NoSession, Session};
 
 /// The TCP peer of a request, which the HTTP server puts in each request's
 /// extensions. Handlers take the client's address ([`Client`]), which is
@@ -76,6 +79,8 @@ pub struct Portal {
     settings: crate::config::Portal,
     store: Arc<dyn Store>,
     limiter: Mutex<limit::Limiter>,
+    /// What `/metrics` shows of the portal.
+    counts: Counts,
     /// Cookies get `Secure` (HTTPS on http_listen, or an https public_url
     /// behind a proxy that terminates TLS), from the configuration alone:
     /// never from a header such as `X-Forwarded-Proto`.
@@ -126,6 +131,7 @@ impl Portal {
                 settings.signin_per_user,
                 settings.signin_per_address,
             )),
+            counts: Counts::default(),
             config: std::sync::RwLock::new(Arc::new(config.clone())),
             settings,
             store,
@@ -195,7 +201,13 @@ impl Portal {
         self.page(status, html, &mut v, now)
     }
 
-    /// The session of this request, if it has a live one.
+    /// The portal's counters, in Prometheus' text format, appended to `o`.
+    pub fn render_metrics(&self, o: &mut String) {
+        self.counts.render(o);
+    }
+
+    /// The session of this request, if it has a live one (a signed-in
+    /// session found expired is counted).
     fn session(&self, headers: &HeaderMap, now: UnixTime) -> Option<Session> {
         let cookies = headers
             .get_all(header::COOKIE)
@@ -203,19 +215,27 @@ impl Portal {
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join("; ");
-        Session::from_cookies(
+        let found = Session::from_cookies(
             self.store.as_login(),
             Some(&cookies),
             now,
             secs(self.settings.session_idle),
             secs(self.settings.session_max),
-        )
+        );
+        match found {
+            Ok(s) => return Some(s),
+            Err(NoSession::Idle { signed_in: true }) => self.counts.ended(Ended::Idle),
+            Err(NoSession::Max { signed_in: true }) => self.counts.ended(Ended::Max),
+            Err(_) => {}
+        }
+        None
     }
 
     /// The client of a request from `peer` with `headers` (see [`client`]).
     fn client(&self, peer: std::net::IpAddr, headers: &HeaderMap) -> Client {
         let c = client::resolve(peer, &self.settings.trusted_proxies, headers);
         if c.how == client::How::Invalid {
+            self.counts.forwarded_invalid();
             tracing::debug!(
                 %peer,
                 "portal: a trusted proxy sent no usable X-Forwarded-For; its address is used"

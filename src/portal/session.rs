@@ -30,6 +30,19 @@ pub enum Level {
     Full,
 }
 
+/// Why a request has no live session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoSession {
+    /// No cookie, or one that does not open (sealed by another key,
+    /// altered, garbled).
+    Absent,
+    /// It ended `session_idle` after its last page; `signed_in` unless it
+    /// was a visitor's.
+    Idle { signed_in: bool },
+    /// It ended `session_max` after it began.
+    Max { signed_in: bool },
+}
+
 /// A session as its cookie holds it.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -101,26 +114,41 @@ impl Session {
         }
     }
 
-    /// The session in `cookie_header`, if it opens and has not expired.
+    /// The session in `cookie_header`, if it opens and has not expired;
+    /// else why there is none.
     pub fn from_cookies(
         store: &dyn LoginStore,
         cookie_header: Option<&str>,
         now: UnixTime,
         idle: i64,
         max: i64,
-    ) -> Option<Session> {
-        let value = cookie_header?
+    ) -> Result<Session, NoSession> {
+        let value = cookie_header
+            .unwrap_or("")
             .split(';')
             .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)?
+            .find(|(k, _)| *k == COOKIE)
+            .ok_or(NoSession::Absent)?
             .1;
-        let sealed = crate::hex::hex_decode(value)?;
-        let plain = store.open(SEAL, &sealed).ok()?;
-        let s: Session = serde_json::from_slice(&plain).ok()?;
-        let alive = now >= s.started
-            && now.saturating_sub(s.seen) < idle
-            && now.saturating_sub(s.started) < max;
-        alive.then_some(s)
+        let sealed = crate::hex::hex_decode(value).ok_or(NoSession::Absent)?;
+        let plain = store.open(SEAL, &sealed).map_err(|_| NoSession::Absent)?;
+        let s: Session = serde_json::from_slice(&plain).map_err(|_| NoSession::Absent)?;
+        if now < s.started {
+            // Sealed by a node whose clock runs ahead: not ours to judge.
+            return Err(NoSession::Absent);
+        }
+        let idle_end = s.seen.saturating_add(idle);
+        let max_end = s.started.saturating_add(max);
+        if now < idle_end && now < max_end {
+            return Ok(s);
+        }
+        let signed_in = s.level != Level::Visitor;
+        // Whichever came first ended it.
+        Err(if idle_end <= max_end {
+            NoSession::Idle { signed_in }
+        } else {
+            NoSession::Max { signed_in }
+        })
     }
 
     /// Whether `token` is this session's CSRF token (in constant time).
@@ -147,5 +175,56 @@ impl Session {
             "{COOKIE}=; Path=/portal/; HttpOnly; SameSite=Strict; Max-Age=0{}",
             if secure { "; Secure" } else { "" }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SeedKey, SqliteStore, Store};
+
+    #[test]
+    fn a_cookie_opens_until_idle_or_max_and_says_which_ended_it() {
+        let store = SqliteStore::in_memory(SeedKey::from_bytes(&[7; 32])).expect("store");
+        let login = store.as_login();
+        let (idle, max) = (600, 3600);
+        let mut s = Session::signed_in("alice".into(), Level::Full, 1000);
+        let cookie = s.cookie(login, 1000, false);
+        let value = cookie.split(';').next().expect("name=value");
+        let at = |now| Session::from_cookies(login, Some(value), now, idle, max);
+        assert_eq!(at(1599).expect("alive").user.as_deref(), Some("alice"));
+        assert_eq!(
+            at(1600).expect_err("idle"),
+            NoSession::Idle { signed_in: true }
+        );
+        assert_eq!(at(999).expect_err("from the future"), NoSession::Absent);
+        // Renewed each page: the idle time restarts, the maximum does not.
+        let renewed = s.cookie(login, 4200, false);
+        let value = renewed.split(';').next().expect("name=value");
+        let at = |now| Session::from_cookies(login, Some(value), now, idle, max);
+        assert!(at(4599).is_ok(), "past the first idle end, renewed since");
+        assert_eq!(
+            at(4600).expect_err("max"),
+            NoSession::Max { signed_in: true }
+        );
+        let mut v = Session::visitor(1000);
+        let visitor = v.cookie(login, 1000, false);
+        assert_eq!(
+            Session::from_cookies(login, Some(&visitor), 2000, idle, max).expect_err("idle"),
+            NoSession::Idle { signed_in: false }
+        );
+        for header in [
+            None,
+            Some(""),
+            Some("other=1"),
+            Some("mfa_portal=zz"),
+            Some("mfa_portal=00ff"),
+        ] {
+            assert_eq!(
+                Session::from_cookies(login, header, 1000, idle, max).expect_err("none"),
+                NoSession::Absent,
+                "{header:?}"
+            );
+        }
     }
 }

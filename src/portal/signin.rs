@@ -12,6 +12,7 @@ use axum::response::Response;
 
 use super::first_factor::{self, Refused};
 use super::html::Message;
+use super::metrics::Attempt;
 use super::session::{Level, Session};
 use super::text::{T, t};
 use super::{Client, Portal, now, pages, redirect_with};
@@ -83,7 +84,7 @@ pub(super) async fn signin(
     Form(f): Form<SignIn>,
 ) -> Response {
     let now = now();
-    let Some(visitor) = p.session(&headers, now).filter(|s| s.csrf_ok(&f.csrf)) else {
+    let Some(visitor) = live(&p, &headers, &f.csrf) else {
         return refused(&p, &headers);
     };
     let lang = p.language(None, &headers);
@@ -99,6 +100,8 @@ pub(super) async fn signin(
         p.page(status, html, &mut v, now)
     };
     if !crate::store::user_name_ok(&user) {
+        // No user has such a name: as a wrong one.
+        p.counts.signin(Attempt::WrongPassword);
         return again(&p, T::WrongCredentials, StatusCode::OK);
     }
     if !p
@@ -113,6 +116,7 @@ pub(super) async fn signin(
             client,
         )
         .await;
+        p.counts.signin(Attempt::Limited);
         return again(&p, T::TooManyAttempts, StatusCode::TOO_MANY_REQUESTS);
     }
     let portal = p.clone();
@@ -162,6 +166,7 @@ pub(super) async fn signin(
                 client,
                 super::test::Outbound::Code(&code),
             ) else {
+                p.counts.signin(Attempt::Unavailable);
                 return again(&p, T::Unavailable, StatusCode::SERVICE_UNAVAILABLE);
             };
             (p.hooks.deliver)(d);
@@ -193,6 +198,7 @@ pub(super) async fn signin(
                 client,
             )
             .await;
+            p.counts.signin(Attempt::Ok);
             let mut s = Session::signed_in(user, Level::Full, now);
             s.enrolling = true;
             s.lang = Some(lang);
@@ -210,12 +216,16 @@ pub(super) async fn signin(
                 client,
             )
             .await;
+            p.counts.signin(Attempt::Refused);
             again(&p, key, StatusCode::FORBIDDEN)
         }
         Some(AfterPassword::Failed(key, why)) => {
-            if key != T::WrongCredentials {
+            if key == T::WrongCredentials {
+                p.counts.signin(Attempt::WrongPassword);
+            } else {
                 // Not the user's doing: the attempt is given back.
                 p.limiter().give_back(&user, client.ip);
+                p.counts.signin(Attempt::Unavailable);
             }
             p.audit(
                 &user,
@@ -227,7 +237,10 @@ pub(super) async fn signin(
             .await;
             again(&p, key, StatusCode::OK)
         }
-        None => again(&p, T::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        None => {
+            p.counts.signin(Attempt::Unavailable);
+            again(&p, T::Unavailable, StatusCode::SERVICE_UNAVAILABLE)
+        }
     }
 }
 
@@ -329,6 +342,7 @@ pub(super) async fn code(
         .limiter()
         .attempt(&user, client.ip, std::time::Instant::now())
     {
+        p.counts.signin(Attempt::Limited);
         let mut s = s;
         let html = pages::code(
             &lang,
@@ -351,6 +365,7 @@ pub(super) async fn code(
                 client,
             )
             .await;
+            p.counts.signin(Attempt::Ok);
             let mut full = Session::signed_in(user, Level::Full, now);
             full.lang = Some(lang);
             return redirect_with(
@@ -366,6 +381,7 @@ pub(super) async fn code(
             client,
         )
         .await;
+        p.counts.signin(Attempt::WrongCode);
         let mut s = s;
         let html = pages::code(
             &lang,
@@ -408,6 +424,7 @@ pub(super) async fn code(
                 client,
             )
             .await;
+            p.counts.signin(Attempt::Ok);
             let mut full = Session::signed_in(user, Level::Full, now);
             full.lang = Some(lang);
             redirect_with(
@@ -423,6 +440,7 @@ pub(super) async fn code(
             };
             p.audit(&user, code, false, "portal sign-in: wrong code", client)
                 .await;
+            p.counts.signin(Attempt::WrongCode);
             let mut s = s;
             let html = pages::code(
                 &lang,
@@ -440,10 +458,12 @@ pub(super) async fn code(
                 client,
             )
             .await;
+            p.counts.signin(Attempt::Refused);
             let locked = Message::Error(t(&lang, T::LockedOut).into());
             p.visitor_page(StatusCode::FORBIDDEN, &lang, Some(locked), now)
         }
         _ => {
+            p.counts.signin(Attempt::Unavailable);
             let mut s = s;
             let html = pages::code(
                 &lang,

@@ -155,3 +155,15 @@ pub fn sign_in(port: u16, user: &str, password: &str) -> Answer {
         ),
     )
 }
+
+/// The value of `sample` (a metric's name with its labels, as written) on
+/// `/metrics` of the listener on `port`.
+pub fn metric(port: u16, sample: &str) -> u64 {
+    let page = request(port, "GET", "/metrics", None, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.body
+        .lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in:\n{}", page.body))
+}
