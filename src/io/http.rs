@@ -122,11 +122,15 @@ impl HttpStats {
 /// proxy's own sockets and outgoing webhooks need; the per-address cap
 /// keeps a flood from one source from taking every place, but a flood from
 /// more sources than `total / per_address` can still fill the listener
-/// until its idle connections time out (10 s).
+/// until its idle connections time out (10 s). The portal's trusted
+/// reverse proxies count toward the total only: every user behind one
+/// shares its address.
 #[derive(Debug)]
 pub(super) struct Gate {
     total: usize,
     per_address: usize,
+    /// `[portal] trusted_proxies`: no per-address cap.
+    proxies: Vec<ipnet::IpNet>,
     by_address: Mutex<HashMap<IpAddr, usize>>,
     pub(super) stats: Arc<HttpStats>,
 }
@@ -154,10 +158,11 @@ struct Ticket {
 }
 
 impl Gate {
-    pub(super) fn new(total: usize, per_address: usize) -> Arc<Gate> {
+    pub(super) fn new(total: usize, per_address: usize, proxies: Vec<ipnet::IpNet>) -> Arc<Gate> {
         Arc::new(Gate {
             total,
             per_address,
+            proxies,
             by_address: Mutex::new(HashMap::new()),
             stats: Arc::default(),
         })
@@ -170,8 +175,9 @@ impl Gate {
             self.stats.refused_total.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        let proxy = self.proxies.iter().any(|p| p.contains(&ip));
         let n = map.entry(ip).or_insert(0);
-        if *n >= self.per_address {
+        if *n >= self.per_address && !proxy {
             self.stats.refused_address.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -505,17 +511,19 @@ mod tests {
 
     #[test]
     fn the_gate_caps_per_source_and_in_total_and_frees_on_drop() {
-        let gate = Gate::new(3, 2);
+        let gate = Gate::new(5, 2, vec!["198.51.100.0/24".parse().expect("net")]);
         let a: IpAddr = "2001:db8::1".parse().expect("ip");
         let a2: IpAddr = "2001:db8::ffff:2".parse().expect("ip");
-        let b: IpAddr = "192.0.2.1".parse().expect("ip");
+        let proxy: IpAddr = "198.51.100.7".parse().expect("ip");
         let t1 = gate.admit(a).expect("first");
         let _t2 = gate.admit(a2).expect("same /64, second");
         assert!(gate.admit(a).is_none(), "the /64 is one source");
-        let _t3 = gate.admit(b).expect("another source");
+        let _behind: Vec<Ticket> = (0..3)
+            .map(|i| gate.admit(proxy).unwrap_or_else(|| panic!("proxy {i}")))
+            .collect();
         assert!(
             gate.admit("192.0.2.2".parse().expect("ip")).is_none(),
-            "total"
+            "a trusted proxy has no per-address cap, but counts toward the total"
         );
         drop(t1);
         assert!(gate.admit(a).is_some(), "freed");

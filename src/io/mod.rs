@@ -262,7 +262,14 @@ impl Bound {
                     "only {total} HTTP connections fit in half the file descriptors: raise LimitNOFILE"
                 );
             }
-            let gate = http::Gate::new(total, server.http_max_connections_per_address.min(total));
+            let proxies = (self.config.portal.as_ref())
+                .map(|p| p.trusted_proxies.clone())
+                .unwrap_or_default();
+            let gate = http::Gate::new(
+                total,
+                server.http_max_connections_per_address.min(total),
+                proxies,
+            );
             let app = http::router(
                 http_tx.clone(),
                 gate.stats.clone(),
