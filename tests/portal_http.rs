@@ -280,6 +280,29 @@ fn enroll_at_the_portal_then_log_in_over_radius() {
             .expect("cleared")
             .contains("Max-Age=0")
     );
+    // The old cookie, replayed (copied before the sign-out): over, at the
+    // server too.
+    let replayed = request(http, "GET", "/portal/", Some(&session), "");
+    assert!(
+        replayed.body.contains("action=\"/portal/signin\""),
+        "the sign-in page, not alice's: {}",
+        replayed.body
+    );
+    let replayed = request(
+        http,
+        "POST",
+        "/portal/phone",
+        Some(&session),
+        &format!("csrf={}&phone=%2B4930123458&method=totp", home.csrf()),
+    );
+    assert_eq!(replayed.status, 403, "a signed-out session acts no more");
+    assert_eq!(
+        web::metric(
+            http,
+            "mfa_portal_sessions_ended_total{reason=\"signed_out\"}"
+        ),
+        2
+    );
     let again = request(http, "GET", "/portal/", None, "");
     let (visitor, csrf) = (again.cookie().expect("cookie"), again.csrf());
     let pw = request(

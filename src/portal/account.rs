@@ -350,8 +350,19 @@ pub(super) async fn signout(
     headers: HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
-    if live(&p, &headers, &f.csrf).is_none() {
+    let Some(s) = live(&p, &headers, &f.csrf) else {
         return refused(&p, &headers);
+    };
+    // The cookie is a sealed session any node opens: clearing it in this
+    // browser is not enough, so the store records the sign-out, which ends
+    // this session, and every one of the user's begun before it, at every
+    // node. (Not those begun since: a later sign-in elsewhere stays.)
+    if let Some(user) = s.user.clone() {
+        let (store, at) = (p.store.clone(), s.started);
+        let ended = blocking(move || store.end_portal_sessions(&user, at)).await;
+        if !matches!(ended, Some(Ok(_))) {
+            tracing::error!(user = ?s.user, "portal sign-out not recorded: the store failed; the session ends in this browser only");
+        }
     }
     p.counts.action(Action::SignOut);
     redirect_with("/portal/", Some(Session::cleared(p.secure)))

@@ -122,10 +122,17 @@ pub(super) async fn signed_in(
     let store = p.store.clone();
     let user = s.user.clone()?;
     let now = now();
-    let standing =
-        blocking(move || crate::store::in_tx(store.as_login(), |tx| tx.facts(&user, now))).await?;
+    let standing = blocking(move || {
+        let facts = crate::store::in_tx(store.as_login(), |tx| tx.facts(&user, now))?;
+        Ok::<_, crate::store::StoreError>((facts, store.user(&user)?))
+    })
+    .await?;
     match standing {
-        Ok(Some(f)) if !f.blocked && !f.locked && f.disabled.is_none() => {
+        Ok((_, Some(u))) if signed_out(&s, &u) => {
+            p.counts.ended(Ended::SignedOut);
+            None
+        }
+        Ok((Some(f), Some(_))) if !f.blocked && !f.locked && f.disabled.is_none() => {
             let lang = s
                 .lang
                 .clone()
@@ -139,6 +146,12 @@ pub(super) async fn signed_in(
         }
         Err(_) => None,
     }
+}
+
+/// Whether the user signed out (at any node) since `s` began: sessions are
+/// cookies, so a sign-out ends them through the store.
+pub(super) fn signed_out(s: &Session, u: &crate::store::User) -> bool {
+    u.portal_sessions_since.is_some_and(|t| s.started <= t)
 }
 
 /// Back to the signed-in page with `note` (an error if `error`).
@@ -176,6 +189,12 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
             })
             .await;
             match read {
+                // Signed out since, here or at another node: the cookie
+                // is cleared.
+                Some(Ok((Some(u), ..))) if signed_out(&s, &u) => {
+                    p.counts.ended(Ended::SignedOut);
+                    p.visitor_page(StatusCode::OK, &lang, None, now)
+                }
                 Some(Ok((Some(u), tokens, signins))) => {
                     let html = pages::home(
                         &lang,

@@ -76,6 +76,8 @@ labels! {
         /// Its user may no longer act: blocked, disabled, locked out or
         /// removed since sign-in.
         Refused => "refused",
+        /// Signed out (at any node) since it began: its cookie came back.
+        SignedOut => "signed_out",
     }
 }
 

@@ -55,6 +55,8 @@ fn fill(s: &SqliteStore) -> (i64, i64) {
     };
     let hw = s.add_token(&hotp, b"carol's hardware seed").expect("hotp");
     assert!(s.claim_step(hw, 41).expect("claim hotp"));
+    // A portal sign-out.
+    assert!(s.end_portal_sessions("carol", NOW - 15).expect("sign-out"));
     // A lockout in progress, a lockout in force, a block (and an unblock).
     s.record_denial("dave", NOW - 10, &POLICY).expect("denial");
     for i in 0..3 {

@@ -195,6 +195,10 @@ pub struct User {
     /// Until then the user may enroll at the portal by signing in with the
     /// first factor alone (an enrollment window an administrator opened).
     pub enroll_until: Option<UnixTime>,
+    /// The user signed out of the portal session begun then: it and every
+    /// portal session begun before it are over, at every node
+    /// ([`Store::end_portal_sessions`]).
+    pub portal_sessions_since: Option<UnixTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,6 +269,7 @@ impl User {
             source: None,
             disabled_at: None,
             enroll_until: None,
+            portal_sessions_since: None,
         }
     }
 }
@@ -676,6 +681,11 @@ pub trait Store: LoginStore {
     /// Removes the invitation with this hash, if it is still unused (its
     /// mail never left): `true` if there was one.
     fn withdraw_invitation(&self, hash: &[u8]) -> Result<bool, StoreError>;
+    /// Ends the user's portal sessions begun at or before `at` (a sign-out
+    /// of the session begun then), at every node:
+    /// [`User::portal_sessions_since`], which only moves forward. `false`
+    /// for an unknown user.
+    fn end_portal_sessions(&self, user: &str, at: UnixTime) -> Result<bool, StoreError>;
 
     /// Adds a token (pending unless `active`); returns its id.
     fn add_token(&self, token: &Token, seed: &[u8]) -> Result<i64, StoreError>;

@@ -97,6 +97,7 @@ conformance! {
     users::users_crud_and_case_insensitive_names,
     users::groups_are_kept_sorted_without_duplicates_and_replaced_whole,
     users::names_compare_without_case_beyond_ascii,
+    users::a_portal_sign_out_is_kept_and_only_moves_forward,
     directory::a_sync_adds_changes_owned_fields_disables_and_removes,
     directory::a_failed_change_leaves_the_whole_batch_unwritten,
     directory::invitations_are_single_use_expire_and_replace_older_ones,

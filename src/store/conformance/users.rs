@@ -118,3 +118,32 @@ pub(super) fn names_compare_without_case_beyond_ascii(f: &Fixture) {
     assert!(s.remove_user("ÄRGER").expect("rm"));
     assert!(s.user("Ärger").expect("q").is_none());
 }
+
+/// A portal sign-out ends the user's sessions begun until then, at every
+/// node; the time only moves forward, and a user's row rewritten by an
+/// edit keeps it.
+pub(super) fn a_portal_sign_out_is_kept_and_only_moves_forward(f: &Fixture) {
+    let s = f.store();
+    s.add_user(&user("Hana")).expect("add");
+    let since = |s: &dyn Store| {
+        s.user("hana")
+            .expect("q")
+            .expect("hana")
+            .portal_sessions_since
+    };
+    assert_eq!(since(s), None);
+    assert!(s.end_portal_sessions("HANA", 2_000).expect("sign out"));
+    assert_eq!(
+        since(f.reopen().as_ref()),
+        Some(2_000),
+        "seen by another node"
+    );
+    assert!(s.end_portal_sessions("hana", 1_500).expect("sign out"));
+    assert_eq!(since(s), Some(2_000), "never back");
+    let mut u = s.user("hana").expect("q").expect("hana");
+    u.phone = Some("+4930123456".into());
+    u.portal_sessions_since = None;
+    s.update_user(&u).expect("edit");
+    assert_eq!(since(s), Some(2_000), "an edit does not undo a sign-out");
+    assert!(!s.end_portal_sessions("nobody", 2_000).expect("unknown"));
+}

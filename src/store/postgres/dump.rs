@@ -8,8 +8,8 @@ use crate::store::{Retry, StoreError, TokenKind, fold};
 
 const USER_SQL: &str = "INSERT INTO users
      (name_key, name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language,
-      source, disabled_at, enroll_until)
- VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+      source, disabled_at, enroll_until, portal_sessions_since)
+ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 const INVITATION_SQL: &str =
     "INSERT INTO invitations (hash, user_key, created_at, expires_at, used_at)
@@ -94,6 +94,7 @@ fn load_on(c: &mut Conn, d: &Dump) -> Result<(), StoreError> {
                 &u.source,
                 &u.disabled_at,
                 &u.enroll_until,
+                &u.portal_sessions_since,
             ],
         )?;
         for g in &u.groups {

@@ -453,6 +453,10 @@ impl Store for PgStore {
         self.tx(|c| users::invitation_of(c, user))
     }
 
+    fn end_portal_sessions(&self, user: &str, at: UnixTime) -> Result<bool, StoreError> {
+        self.tx(|c| users::end_portal_sessions(c, user, at))
+    }
+
     fn withdraw_invitation(&self, hash: &[u8]) -> Result<bool, StoreError> {
         self.tx(|c| {
             Ok(c.exec(

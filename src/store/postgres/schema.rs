@@ -181,6 +181,11 @@ CREATE TABLE invitations (
 );
 CREATE INDEX invitations_user ON invitations(user_key);
 "#,
+    // Portal sessions a user signed out of: those begun at or before this
+    // time are over, at every node.
+    r#"
+ALTER TABLE users ADD COLUMN portal_sessions_since BIGINT;
+"#,
 ];
 
 /// What the key check is sealed for: no user's name (those never hold a

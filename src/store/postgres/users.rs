@@ -18,7 +18,7 @@ macro_rules! user_cols {
          u.pin_hash, u.language,
          COALESCE((SELECT json_agg(g.name) FROM user_groups g WHERE g.user_key = u.name_key),
                   '[]')::text,
-         u.source, u.disabled_at, u.enroll_until"
+         u.source, u.disabled_at, u.enroll_until, u.portal_sessions_since"
     };
 }
 
@@ -51,6 +51,7 @@ fn user_from_row(r: &Row) -> Result<User, StoreError> {
         source: r.try_get(10)?,
         disabled_at: r.try_get(11)?,
         enroll_until: r.try_get(12)?,
+        portal_sessions_since: r.try_get(13)?,
     })
 }
 
@@ -292,6 +293,19 @@ pub(super) fn invitation_of(c: &mut Conn, user: &str) -> Result<Option<Invitatio
         })
     })
     .transpose()
+}
+
+pub(super) fn end_portal_sessions(
+    c: &mut Conn,
+    user: &str,
+    at: UnixTime,
+) -> Result<bool, StoreError> {
+    let n = c.exec(
+        "UPDATE users SET portal_sessions_since = GREATEST(portal_sessions_since, $2)
+         WHERE name_key = $1",
+        &[&fold(user), &at],
+    )?;
+    Ok(n == 1)
 }
 
 pub(super) fn take_invitation(

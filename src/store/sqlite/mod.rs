@@ -391,6 +391,10 @@ impl Store for SqliteStore {
         users::invitation_of(&self.conn(), user)
     }
 
+    fn end_portal_sessions(&self, user: &str, at: UnixTime) -> Result<bool, StoreError> {
+        users::end_portal_sessions(&self.conn(), user, at)
+    }
+
     fn withdraw_invitation(&self, hash: &[u8]) -> Result<bool, StoreError> {
         users::withdraw_invitation(&self.conn(), hash)
     }

@@ -195,6 +195,11 @@ CREATE TABLE invitations (
 ) WITHOUT ROWID;
 CREATE INDEX invitations_user ON invitations(user);
 "#,
+    // Portal sessions a user signed out of: those begun at or before this
+    // time are over, at every node.
+    r#"
+ALTER TABLE users ADD COLUMN portal_sessions_since INTEGER;
+"#,
 ];
 
 /// The migration that sorts names again by the collation that folds every

@@ -14,7 +14,7 @@ use crate::store::{
 const USER_COLS: &str =
     "name, email, phone, method, password_hash, created_at, blocked_until, pin_hash, language,
  (SELECT json_group_array(g.name) FROM user_groups g WHERE g.user = u.name),
- source, disabled_at, enroll_until";
+ source, disabled_at, enroll_until, portal_sessions_since";
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let method: String = r.get(3)?;
@@ -32,6 +32,7 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         source: r.get(10)?,
         disabled_at: r.get(11)?,
         enroll_until: r.get(12)?,
+        portal_sessions_since: r.get(13)?,
     })
 }
 
@@ -285,6 +286,20 @@ pub(super) fn withdraw_invitation(c: &Connection, hash: &[u8]) -> Result<bool, S
         c,
         "DELETE FROM invitations WHERE hash = ?1 AND used_at IS NULL",
         [hash],
+    )?;
+    Ok(n == 1)
+}
+
+pub(super) fn end_portal_sessions(
+    c: &Connection,
+    user: &str,
+    at: UnixTime,
+) -> Result<bool, StoreError> {
+    let n = x(
+        c,
+        "UPDATE users SET portal_sessions_since = max(coalesce(portal_sessions_since, ?2), ?2)
+         WHERE name = ?1",
+        params![user, at],
     )?;
     Ok(n == 1)
 }
