@@ -132,11 +132,9 @@ pub(super) async fn token_remove(
     let name = user.clone();
     match blocking(move || store.remove_user_token(&name, id)).await {
         Some(Ok(true)) => {
-            p.counts.action(Action::RemoveDevice);
-            p.audit(
+            p.changed(
+                Action::RemoveDevice,
                 &user,
-                ResultCode::SuccessNoPin,
-                true,
                 "portal: removed a device (app or token)",
                 client,
             )
@@ -180,11 +178,9 @@ pub(super) async fn phone(
     .await;
     match saved {
         Some(Ok(())) => {
-            p.counts.action(Action::SetPhoneAndMethod);
-            p.audit(
+            p.changed(
+                Action::SetPhoneAndMethod,
                 &user,
-                ResultCode::SuccessNoPin,
-                true,
                 &format!("portal: phone and method set (method {})", f.method),
                 client,
             )
@@ -224,15 +220,8 @@ pub(super) async fn pin(
     .await
     {
         Some(Ok(())) => {
-            p.counts.action(Action::SetPin);
-            p.audit(
-                &user,
-                ResultCode::SuccessNoPin,
-                true,
-                "portal: PIN set",
-                client,
-            )
-            .await;
+            p.changed(Action::SetPin, &user, "portal: PIN set", client)
+                .await;
             back(&p, s, false, t(&lang, T::PinSet))
         }
         _ => back(&p, s, true, t(&lang, T::Unavailable)),
@@ -329,11 +318,9 @@ pub(super) async fn lost(
     .await;
     match removed {
         Some(Ok(n)) => {
-            p.counts.action(Action::LostDevice);
-            p.audit(
+            p.changed(
+                Action::LostDevice,
                 &user,
-                ResultCode::SuccessNoPin,
-                true,
                 &format!("portal: reported a lost device; {n} apps and tokens removed"),
                 client,
             )
@@ -400,17 +387,11 @@ pub(super) async fn test(
         return back(&p, s, true, t(&lang, T::TestFailed));
     };
     (p.hooks.deliver)(d);
-    p.counts.action(match method {
+    let action = match method {
         crate::mfa::Method::Call => Action::TestCall,
         _ => Action::TestPush,
-    });
-    p.audit(
-        &user,
-        ResultCode::SuccessNoPin,
-        true,
-        &format!("portal: test {} sent", method.as_str()),
-        client,
-    )
-    .await;
+    };
+    let what = format!("portal: test {} sent", method.as_str());
+    p.changed(action, &user, &what, client).await;
     back(&p, s, false, t(&lang, T::TestSent))
 }

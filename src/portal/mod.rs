@@ -250,6 +250,14 @@ impl Portal {
 
     /// Records a portal event of `user` in the audit trail, durably before
     /// the page that tells of it is sent.
+    /// A change a signed-in user made (`action`), counted and recorded in
+    /// the audit trail as `what`.
+    async fn changed(&self, action: metrics::Action, user: &str, what: &str, client: Client) {
+        self.counts.action(action);
+        self.audit(user, ResultCode::SuccessNoPin, true, what, client)
+            .await;
+    }
+
     async fn audit(
         &self,
         user: &str,

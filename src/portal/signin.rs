@@ -356,22 +356,15 @@ pub(super) async fn code(
         let typed = sms_hash(f.code.trim(), &s.csrf);
         let right = now < until && bool::from(typed.as_bytes().ct_eq(want.as_bytes()));
         if right {
-            p.limiter().give_back(&user, client.ip);
-            p.audit(
-                &user,
-                ResultCode::SuccessSmsAuthenticated,
-                true,
-                "portal sign-in",
+            return complete(
+                &p,
+                user,
+                lang,
                 client,
+                ResultCode::SuccessSmsAuthenticated,
+                now,
             )
             .await;
-            p.counts.signin(Attempt::Ok);
-            let mut full = Session::signed_in(user, Level::Full, now);
-            full.lang = Some(lang);
-            return redirect_with(
-                "/portal/",
-                Some(full.cookie(p.store.as_login(), now, p.secure)),
-            );
         }
         p.audit(
             &user,
@@ -415,22 +408,15 @@ pub(super) async fn code(
     .await;
     match verdict {
         Some(Ok(Some(Verdict::Valid { .. }))) => {
-            p.limiter().give_back(&user, client.ip);
-            p.audit(
-                &user,
-                ResultCode::SuccessOathCodeVerified,
-                true,
-                "portal sign-in",
+            complete(
+                &p,
+                user,
+                lang,
                 client,
+                ResultCode::SuccessOathCodeVerified,
+                now,
             )
-            .await;
-            p.counts.signin(Attempt::Ok);
-            let mut full = Session::signed_in(user, Level::Full, now);
-            full.lang = Some(lang);
-            redirect_with(
-                "/portal/",
-                Some(full.cookie(p.store.as_login(), now, p.secure)),
-            )
+            .await
         }
         Some(Ok(Some(v))) => {
             let code = match v {
@@ -473,4 +459,25 @@ pub(super) async fn code(
             p.page(StatusCode::SERVICE_UNAVAILABLE, html, &mut s, now)
         }
     }
+}
+
+/// A sign-in completed by its second factor (`result`): the attempt given
+/// back to the rate limit, recorded and counted, and a full session.
+async fn complete(
+    p: &Portal,
+    user: String,
+    lang: String,
+    client: Client,
+    result: ResultCode,
+    now: crate::store::UnixTime,
+) -> Response {
+    p.limiter().give_back(&user, client.ip);
+    p.audit(&user, result, true, "portal sign-in", client).await;
+    p.counts.signin(Attempt::Ok);
+    let mut full = Session::signed_in(user, Level::Full, now);
+    full.lang = Some(lang);
+    redirect_with(
+        "/portal/",
+        Some(full.cookie(p.store.as_login(), now, p.secure)),
+    )
 }

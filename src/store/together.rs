@@ -67,10 +67,29 @@ fn alone(ops: &[StoreOp]) -> Vec<bool> {
         .collect()
 }
 
-/// The same failure for each job of a statement that failed (the source
-/// stays with the first: it is logged once).
-fn each(e: &StoreError) -> StoreError {
-    StoreError::database(e.to_string(), e.retry())
+/// What a statement shared by `n` jobs answered, one item per job, or why
+/// not: an answer short of one per job fails them all.
+fn per_job<T>(
+    answered: Result<Vec<T>, StoreError>,
+    n: usize,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    match answered {
+        Ok(v) if v.len() == n => Ok(v),
+        Ok(_) => Err(StoreError::database(
+            format!("the {what} of a burst came back short"),
+            super::Retry::No,
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// The failure of a statement, for each of the jobs that shared it (the
+/// source stays with the first: it is logged once).
+fn fail_all(out: &mut Together, jobs: impl IntoIterator<Item = usize>, e: &StoreError) {
+    for i in jobs {
+        out[i] = Some(Err(StoreError::database(e.to_string(), e.retry())));
+    }
 }
 
 fn facts_together(
@@ -84,17 +103,13 @@ fn facts_together(
         .iter()
         .map(|&i| (ops[i].user().unwrap_or_default(), at[i]))
         .collect();
-    match tx.facts_of(&asked) {
-        Ok(found) if found.len() == jobs.len() => {
+    match per_job(tx.facts_of(&asked), jobs.len(), "facts") {
+        Ok(found) => {
             for (&i, f) in jobs.iter().zip(found) {
                 out[i] = Some(Ok(Staged::Answer(StoreAnswer::Facts(f.map(Box::new)))));
             }
         }
-        Ok(_) => {
-            let e = StoreError::database("the facts of a burst came back short", super::Retry::No);
-            jobs.iter().for_each(|&i| out[i] = Some(Err(each(&e))));
-        }
-        Err(e) => jobs.iter().for_each(|&i| out[i] = Some(Err(each(&e)))),
+        Err(e) => fail_all(out, jobs.iter().copied(), &e),
     }
 }
 
@@ -120,24 +135,15 @@ fn codes_together(
         .collect();
     if !takes.is_empty() {
         let asked: Vec<Take<'_>> = takes.iter().map(|&(_, t)| t).collect();
-        match tx.take_challenges(&asked) {
-            Ok(taken) if taken.len() == takes.len() => {
+        match per_job(tx.take_challenges(&asked), takes.len(), "challenges") {
+            Ok(taken) => {
                 for ((i, _), t) in takes.iter().zip(taken) {
                     if t.is_none() {
                         out[*i] = Some(Ok(Staged::Answer(StoreAnswer::Challenge(None))));
                     }
                 }
             }
-            Ok(_) => {
-                let e =
-                    StoreError::database("a burst's challenges came back short", super::Retry::No);
-                takes
-                    .iter()
-                    .for_each(|&(i, _)| out[i] = Some(Err(each(&e))));
-            }
-            Err(e) => takes
-                .iter()
-                .for_each(|&(i, _)| out[i] = Some(Err(each(&e)))),
+            Err(e) => fail_all(out, takes.iter().map(|&(i, _)| i), &e),
         }
     }
 
@@ -166,17 +172,13 @@ fn codes_together(
         }
     }
     if !claims.is_empty() {
-        match tx.claim_steps(&claims) {
-            Ok(won) if won.len() == claims.len() => {
+        match per_job(tx.claim_steps(&claims), claims.len(), "claims") {
+            Ok(won) => {
                 for ((&i, &(_, step)), w) in claimers.iter().zip(&claims).zip(won) {
                     verdicts[i] = Some(claimed(step, w));
                 }
             }
-            Ok(_) => {
-                let e = StoreError::database("a burst's claims came back short", super::Retry::No);
-                claimers.iter().for_each(|&i| out[i] = Some(Err(each(&e))));
-            }
-            Err(e) => claimers.iter().for_each(|&i| out[i] = Some(Err(each(&e)))),
+            Err(e) => fail_all(out, claimers.iter().copied(), &e),
         }
     }
 

@@ -175,18 +175,23 @@ pub(super) fn remove_pending_tokens(
     Ok(())
 }
 
+/// Whether some item of `v` is there twice.
+pub(super) fn has_twice<T: Ord + Clone>(v: &[T]) -> bool {
+    let mut sorted = v.to_vec();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
+}
+
 /// Claims the steps of distinct tokens in one statement: whether each was
 /// won. The same token twice is claimed in turn, so that one claim wins.
 pub(super) fn claim_steps(c: &mut Conn, claims: &[(i64, u64)]) -> Result<Vec<bool>, StoreError> {
-    let mut ids: Vec<i64> = claims.iter().map(|&(id, _)| id).collect();
-    ids.sort_unstable();
-    if ids.windows(2).any(|w| w[0] == w[1]) {
+    let ids: Vec<i64> = claims.iter().map(|&(id, _)| id).collect();
+    if has_twice(&ids) {
         return claims
             .iter()
             .map(|&claim| Ok(claim_steps(c, &[claim])?.pop().unwrap_or(false)))
             .collect();
     }
-    let ids: Vec<i64> = claims.iter().map(|&(id, _)| id).collect();
     let steps: Vec<i64> = claims.iter().map(|&(_, s)| s as i64).collect();
     let won: Vec<i64> = c
         .rows(CLAIM_SQL, &[&ids, &steps])?

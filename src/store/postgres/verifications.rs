@@ -207,15 +207,13 @@ pub(super) fn take_challenges(
     c: &mut Conn,
     takes: &[Take<'_>],
 ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-    let mut states: Vec<&[u8]> = takes.iter().map(|&(s, _, _)| s).collect();
-    states.sort_unstable();
-    if states.windows(2).any(|w| w[0] == w[1]) {
+    let states: Vec<&[u8]> = takes.iter().map(|&(s, _, _)| s).collect();
+    if super::tokens::has_twice(&states) {
         return takes
             .iter()
             .map(|&take| Ok(take_challenges(c, &[take])?.pop().flatten()))
             .collect();
     }
-    let states: Vec<&[u8]> = takes.iter().map(|&(s, _, _)| s).collect();
     let nodes: Vec<&str> = takes.iter().map(|&(_, n, _)| n).collect();
     let nows: Vec<UnixTime> = takes.iter().map(|&(_, _, now)| now).collect();
     let mut taken: Vec<(Vec<u8>, Vec<u8>)> = c
